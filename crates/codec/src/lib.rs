@@ -1,0 +1,1 @@
+//! FFmpeg decoding and libx264 encoding.

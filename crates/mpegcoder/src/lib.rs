@@ -1,0 +1,6 @@
+//! mpegcoder: decode, encode, pace and publish video, and pull it back.
+#![forbid(unsafe_code)]
+
+pub use mpegcoder_codec as codec;
+pub use mpegcoder_pacer as pacer;
+pub use mpegcoder_transport as transport;

@@ -1,0 +1,2 @@
+//! Pacing of timestamped frames against a monotonic clock.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Harness for protocol tests: fixtures, checksums and real servers on loopback.
+#![forbid(unsafe_code)]
