@@ -288,7 +288,7 @@ impl AvcDecoderConfig {
         if length_size == 3 {
             return Err(H264Error::BadLengthSize(3));
         }
-        let mut read_sets = |count: usize, pos: &mut usize| -> Result<Vec<Bytes>, H264Error> {
+        let read_sets = |count: usize, pos: &mut usize| -> Result<Vec<Bytes>, H264Error> {
             let mut sets = Vec::with_capacity(count);
             for _ in 0..count {
                 let hi = byte(pos)?;
