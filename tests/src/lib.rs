@@ -1,2 +1,544 @@
-//! Harness for protocol tests: fixtures, checksums and real servers on loopback.
+//! Harness for protocol tests against real media servers on loopback.
+//!
+//! - [`Clip`]: a generated H.264 clip (ffmpeg's `testsrc2` through libx264), with its stored
+//!   packets and avcC extradata read back through ffprobe, and the per-frame MD5 of every
+//!   decoded frame. Tests publish these packets and compare what the server recorded.
+//! - [`framemd5`]: per-frame hashes of any file, computed by the ffmpeg CLI (an independent
+//!   decoder), so a test never grades itself with its own code.
+//! - Servers: [`GstRtspRecord`] (GStreamer RTSP server in RECORD mode), [`NginxRtmp`] (nginx
+//!   with the RTMP module, recording), [`FfmpegListener`] (ffmpeg as an RTSP or RTMP listener).
+//!   Each binds a free loopback port chosen at run time and is killed by its own PID on drop.
+//!
+//! Missing tools: [`require`] skips a test with a note on a developer machine, and fails it when
+//! `CI=true`, so a real-server test never silently passes in CI.
 #![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used)]
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod servers;
+pub use servers::{FfmpegListener, GstOptions, GstRtspRecord, ListenerKind, NginxRtmp};
+
+/// True when running under CI (`CI=true`): missing servers fail instead of skipping.
+pub fn in_ci() -> bool {
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
+}
+
+/// Full path of an executable on PATH (or an absolute path that exists).
+pub fn which(name: &str) -> Option<PathBuf> {
+    let p = Path::new(name);
+    if p.is_absolute() {
+        return p.exists().then(|| p.to_path_buf());
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|c| c.is_file())
+    })
+}
+
+/// Checks that every tool in `tools` exists. When one is missing: under CI this panics (the
+/// test fails); elsewhere it prints why the test is skipped and returns false.
+pub fn require(test: &str, tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| which(t).is_none())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!(
+        "{test}: missing {} (install with `bash .ci/install-deps`)",
+        missing.join(", ")
+    );
+    if in_ci() {
+        panic!("{msg}; real-server tests may not skip under CI=true");
+    }
+    eprintln!("SKIPPED {msg}");
+    false
+}
+
+/// The tools the RTSP-server tests need.
+pub const GST_TOOLS: &[&str] = &["/usr/bin/python3", "ffmpeg", "ffprobe", "gst-launch-1.0"];
+/// The tools the RTMP-server tests need.
+pub const NGINX_TOOLS: &[&str] = &[
+    "ffmpeg",
+    "ffprobe",
+    "nginx",
+    "/usr/lib/nginx/modules/ngx_rtmp_module.so",
+];
+/// The tools the ffmpeg-listener tests need.
+pub const FFMPEG_TOOLS: &[&str] = &["ffmpeg", "ffprobe"];
+
+/// A temporary directory removed on drop (kept when `MPEGCODER_KEEP_TEST_DIRS` is set).
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// Creates a fresh directory under the system temp dir, world-writable so a server running
+    /// as another user (nginx workers run as `nobody`) can write into it.
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "mpegcoder-{tag}-{}-{n}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        set_world_writable(&path);
+        TempDir { path }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("MPEGCODER_KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.path);
+        } else {
+            eprintln!("kept {}", self.path.display());
+        }
+    }
+}
+
+fn set_world_writable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777));
+}
+
+/// A free TCP port on loopback (bound, then released; servers bind it right after).
+pub fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A free UDP port on loopback.
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// True when some socket LISTENs on TCP `port` (read from /proc, so no connection is made:
+/// ffmpeg's listeners accept exactly one connection and a probe would use it up).
+pub fn tcp_listening(port: u16) -> bool {
+    let needle = format!(":{port:04X} ");
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
+        std::fs::read_to_string(f)
+            .map(|s| {
+                s.lines().skip(1).any(|l| {
+                    let cols: Vec<&str> = l.split_whitespace().collect();
+                    cols.len() > 3 && format!("{} ", cols[1]).ends_with(&needle) && cols[3] == "0A"
+                })
+            })
+            .unwrap_or(false)
+    })
+}
+
+/// Waits until TCP `port` is listening, or panics after `timeout` with `what` in the message.
+pub fn wait_listening(port: u16, timeout: Duration, what: &str) {
+    let deadline = Instant::now() + timeout;
+    while !tcp_listening(port) {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on port {port} within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs a command to completion, panicking with its stderr when it fails.
+pub fn run(cmd: &mut Command) -> std::process::Output {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Per-frame MD5 of every decoded video frame of `path`, in output order, as the ffmpeg CLI
+/// computes it (`-f framemd5`, hash over the packed planes of each frame).
+pub fn framemd5(path: &Path) -> Vec<String> {
+    let out = run(Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(path)
+        .args([
+            "-map",
+            "0:v:0",
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "framemd5",
+            "-",
+        ]));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(',').nth(5).map(|h| h.trim().to_string()))
+        .collect()
+}
+
+/// Checks that `actual` equals `expected` from the first frame of `actual` on: `actual` must be
+/// a contiguous run of `expected` (a reader joining mid-stream starts at a later key frame).
+/// With `from_start`, `actual` must equal `expected` exactly.
+pub fn assert_frames_match(expected: &[String], actual: &[String], from_start: bool, what: &str) {
+    assert!(!actual.is_empty(), "{what}: no frames arrived");
+    let offset = if from_start {
+        0
+    } else {
+        expected
+            .iter()
+            .position(|h| h == &actual[0])
+            .unwrap_or_else(|| panic!("{what}: first arrived frame matches no source frame"))
+    };
+    let mut report = String::new();
+    let tail = &expected[offset..];
+    if actual.len() != tail.len() {
+        let _ = write!(
+            report,
+            "{what}: {} frames arrived, expected {} (from source frame {offset}); ",
+            actual.len(),
+            tail.len()
+        );
+    }
+    let mismatches: Vec<usize> = tail
+        .iter()
+        .zip(actual)
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(i, _)| i + offset)
+        .collect();
+    if !mismatches.is_empty() {
+        let _ = write!(
+            report,
+            "{what}: {} frames differ from the source, first at source frame {}",
+            mismatches.len(),
+            mismatches[0]
+        );
+    }
+    assert!(report.is_empty(), "{report}");
+}
+
+/// One stored packet of a clip, as the MP4 holds it: 4-byte length-prefixed NAL units.
+#[derive(Debug, Clone)]
+pub struct ClipPacket {
+    /// Presentation timestamp in the clip's time base.
+    pub pts: i64,
+    /// Decoding timestamp in the clip's time base.
+    pub dts: i64,
+    /// Key frame.
+    pub key: bool,
+    /// Length-prefixed NAL units.
+    pub data: Vec<u8>,
+}
+
+/// What to generate.
+#[derive(Debug, Clone, Copy)]
+pub struct ClipSpec {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// Number of frames.
+    pub frames: u32,
+    /// Maximum consecutive B-frames (0 = none).
+    pub bframes: u32,
+    /// Key frame interval in frames.
+    pub gop: u32,
+}
+
+impl Default for ClipSpec {
+    fn default() -> Self {
+        ClipSpec {
+            width: 320,
+            height: 240,
+            fps: 30,
+            frames: 60,
+            bframes: 2,
+            gop: 15,
+        }
+    }
+}
+
+/// A generated H.264 clip in MP4, with its packets, extradata and per-frame hashes.
+#[derive(Debug)]
+pub struct Clip {
+    /// The MP4 file.
+    pub mp4: PathBuf,
+    /// The spec it was made from.
+    pub spec: ClipSpec,
+    /// Time base of packet timestamps (num, den).
+    pub time_base: (u32, u32),
+    /// The avcC record.
+    pub extradata: Vec<u8>,
+    /// Packets in decoding order.
+    pub packets: Vec<ClipPacket>,
+    /// MD5 of every decoded frame, in presentation order (ffmpeg's framemd5).
+    pub framemd5: Vec<String>,
+}
+
+impl Clip {
+    /// Generates a clip into `dir` with ffmpeg's `testsrc2` and libx264 (preset veryfast), and
+    /// reads its packets back with ffprobe.
+    pub fn generate(dir: &Path, spec: ClipSpec) -> Clip {
+        let mp4 = dir.join(format!(
+            "clip-{}x{}-{}fps-{}f-b{}-g{}.mp4",
+            spec.width, spec.height, spec.fps, spec.frames, spec.bframes, spec.gop
+        ));
+        run(Command::new("ffmpeg")
+            .args(["-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i"])
+            .arg(format!(
+                "testsrc2=size={}x{}:rate={}",
+                spec.width, spec.height, spec.fps
+            ))
+            .args(["-frames:v", &spec.frames.to_string()])
+            .args([
+                "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+            ])
+            .args([
+                "-bf",
+                &spec.bframes.to_string(),
+                "-g",
+                &spec.gop.to_string(),
+            ])
+            .args(["-keyint_min", &spec.gop.to_string(), "-sc_threshold", "0"])
+            .arg(&mp4));
+        Clip::load(&mp4, spec)
+    }
+
+    /// Reads an existing MP4's video packets and hashes.
+    pub fn load(mp4: &Path, spec: ClipSpec) -> Clip {
+        let out = run(Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0"])
+            .args([
+                "-show_streams",
+                "-show_packets",
+                "-show_data",
+                "-of",
+                "json",
+            ])
+            .arg(mp4));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let stream = &json["streams"][0];
+        let tb = stream["time_base"].as_str().unwrap();
+        let (num, den) = tb.split_once('/').unwrap();
+        let time_base = (num.parse().unwrap(), den.parse().unwrap());
+        let extradata = parse_hexdump(stream["extradata"].as_str().unwrap_or(""));
+        let packets = json["packets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| ClipPacket {
+                pts: p["pts"].as_i64().unwrap(),
+                dts: p["dts"].as_i64().unwrap(),
+                key: p["flags"].as_str().unwrap_or("").starts_with('K'),
+                data: parse_hexdump(p["data"].as_str().unwrap()),
+            })
+            .collect();
+        Clip {
+            mp4: mp4.to_path_buf(),
+            spec,
+            time_base,
+            extradata,
+            packets,
+            framemd5: framemd5(mp4),
+        }
+    }
+
+    /// True when some packet's pts differs from its dts (the clip really has B-frames).
+    pub fn has_bframes(&self) -> bool {
+        self.packets.iter().any(|p| p.pts != p.dts)
+    }
+}
+
+/// Decodes ffprobe's `-show_data` hex dump ("00000000: 0164 000d ...  ascii").
+fn parse_hexdump(dump: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in dump.lines() {
+        let Some((_, rest)) = line.split_once(": ") else {
+            continue;
+        };
+        // 8 groups of up to 4 hex digits, each followed by a space: 40 characters.
+        let hex: String = rest
+            .chars()
+            .take(40)
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        for i in (0..hex.len() / 2 * 2).step_by(2) {
+            out.push(u8::from_str_radix(&hex[i..i + 2], 16).unwrap());
+        }
+    }
+    out
+}
+
+/// Result of ffprobe's check of a recording's packet timestamps.
+#[derive(Debug, Clone)]
+pub struct TimestampReport {
+    /// Number of video packets.
+    pub packets: usize,
+    /// Packets whose DTS is not greater than the previous packet's DTS.
+    pub non_monotonic_dts: usize,
+    /// Packets whose PTS is below their DTS.
+    pub pts_below_dts: usize,
+}
+
+/// Reads every video packet's timestamps of `path` with ffprobe and counts DTS that do not
+/// increase and PTS below DTS.
+pub fn check_timestamps(path: &Path) -> TimestampReport {
+    let out = run(Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["packet=pts,dts", "-of", "csv=p=0"])
+        .arg(path));
+    let mut prev: Option<i64> = None;
+    let mut report = TimestampReport {
+        packets: 0,
+        non_monotonic_dts: 0,
+        pts_below_dts: 0,
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut cols = line.split(',');
+        let pts = cols.next().and_then(|v| v.trim().parse::<i64>().ok());
+        let dts = cols.next().and_then(|v| v.trim().parse::<i64>().ok());
+        report.packets += 1;
+        if let Some(d) = dts {
+            if prev.is_some_and(|p| d <= p) {
+                report.non_monotonic_dts += 1;
+            }
+            if pts.is_some_and(|p| p < d) {
+                report.pts_below_dts += 1;
+            }
+            prev = Some(d);
+        }
+    }
+    report
+}
+
+/// A child process killed (by its own PID) when dropped, with its stderr going to a log file.
+#[derive(Debug)]
+pub struct ServerProcess {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl ServerProcess {
+    /// Spawns `cmd` with stdin closed and stderr appended to `log`.
+    pub fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> ServerProcess {
+        let err = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
+        ServerProcess {
+            name: name.to_string(),
+            child,
+            log,
+        }
+    }
+
+    /// Waits up to `timeout` for a line on the child's stdout starting with `prefix`.
+    pub fn wait_stdout_line(&mut self, prefix: &str, timeout: Duration) -> String {
+        let stdout = self.child.stdout.take().unwrap_or_else(|| {
+            panic!("{}: stdout not captured", self.name);
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let prefix_owned = prefix.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with(&prefix_owned) || line.starts_with("ERROR") {
+                    let _ = tx.send(line);
+                    return;
+                }
+            }
+        });
+        match rx.recv_timeout(timeout) {
+            Ok(line) if line.starts_with(prefix) => line,
+            Ok(line) => panic!(
+                "{} failed to start: {line}; log: {}",
+                self.name,
+                self.log_text()
+            ),
+            Err(_) => panic!(
+                "{} did not report {prefix:?} within {timeout:?}; log: {}",
+                self.name,
+                self.log_text()
+            ),
+        }
+    }
+
+    /// Waits up to `timeout` for the child to exit on its own; returns whether it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Asks the child to stop (SIGTERM), then kills it if it has not exited after `grace`.
+    pub fn stop(&mut self, grace: Duration) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        if !self.wait_exit(grace) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// The PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The log so far (for failure messages).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(2));
+    }
+}

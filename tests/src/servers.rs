@@ -1,0 +1,327 @@
+//! Real servers on loopback, each on a free port, killed by its own PID on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{free_tcp_port, wait_listening, ServerProcess};
+
+/// The script that runs GStreamer's RTSP server in RECORD mode.
+pub fn gst_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("servers/gst_rtsp_record.py")
+}
+
+/// GStreamer's RTSP server with a RECORD mount; what arrives is written as Annex B to a file.
+#[derive(Debug)]
+pub struct GstRtspRecord {
+    /// TCP port of the RTSP server.
+    pub port: u16,
+    /// The RECORD mount (e.g. "/record").
+    pub mount: String,
+    /// The PLAY relay mount, if requested.
+    pub relay_mount: Option<String>,
+    /// The Annex B file written from what arrives.
+    pub out: PathBuf,
+    proc: ServerProcess,
+}
+
+/// Options for [`GstRtspRecord::start`].
+#[derive(Debug, Clone, Default)]
+pub struct GstOptions {
+    /// Require credentials (user, password) with this method ("basic" or "digest").
+    pub auth: Option<(String, String, &'static str)>,
+    /// Also serve what arrives for PLAY at this mount.
+    pub relay_mount: Option<String>,
+    /// Lower transports the server accepts: "tcp", "udp" or "both" (default).
+    pub protocols: Option<&'static str>,
+}
+
+impl GstRtspRecord {
+    /// Starts the server in `dir` with default options.
+    pub fn start(dir: &Path) -> GstRtspRecord {
+        GstRtspRecord::start_with(dir, GstOptions::default())
+    }
+
+    /// Starts the server in `dir`.
+    pub fn start_with(dir: &Path, opts: GstOptions) -> GstRtspRecord {
+        let port = free_tcp_port();
+        let out = dir.join(format!("gst-record-{port}.h264"));
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(gst_script())
+            .args(["--port", &port.to_string(), "--mount", "/record", "--out"])
+            .arg(&out)
+            .stdout(Stdio::piped());
+        if let Some((user, pass, method)) = &opts.auth {
+            cmd.args(["--user", user, "--password", pass, "--auth", method]);
+        }
+        if let Some(relay) = &opts.relay_mount {
+            cmd.args(["--relay-mount", relay]);
+        }
+        if let Some(p) = opts.protocols {
+            cmd.args(["--protocols", p]);
+        }
+        let mut proc = ServerProcess::spawn(
+            "GStreamer RTSP server",
+            cmd,
+            dir.join(format!("gst-{port}.log")),
+        );
+        proc.wait_stdout_line("READY", Duration::from_secs(15));
+        wait_listening(port, Duration::from_secs(5), "GStreamer RTSP server");
+        GstRtspRecord {
+            port,
+            mount: "/record".into(),
+            relay_mount: opts.relay_mount,
+            out,
+            proc,
+        }
+    }
+
+    /// The RECORD URL, with optional credentials.
+    pub fn url(&self, creds: Option<(&str, &str)>) -> String {
+        let auth = creds.map(|(u, p)| format!("{u}:{p}@")).unwrap_or_default();
+        format!("rtsp://{auth}127.0.0.1:{}{}", self.port, self.mount)
+    }
+
+    /// The PLAY relay URL (panics if no relay mount was requested).
+    pub fn relay_url(&self) -> String {
+        format!(
+            "rtsp://127.0.0.1:{}{}",
+            self.port,
+            self.relay_mount.as_deref().expect("relay mount requested")
+        )
+    }
+
+    /// Waits until the recording stops growing for `quiet` (the publisher's TEARDOWN makes the
+    /// server finish the file), up to `timeout`; returns its path.
+    pub fn wait_recording(&self, quiet: Duration, timeout: Duration) -> PathBuf {
+        wait_file_settled(&self.out, quiet, timeout, || self.proc.log_text());
+        self.out.clone()
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        self.proc.log_text()
+    }
+}
+
+fn wait_file_settled(
+    path: &Path,
+    quiet: Duration,
+    timeout: Duration,
+    log: impl Fn() -> String,
+) -> u64 {
+    let deadline = Instant::now() + timeout;
+    let mut last = (u64::MAX, Instant::now());
+    loop {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if size != last.0 {
+            last = (size, Instant::now());
+        } else if size > 0 && last.1.elapsed() >= quiet {
+            return size;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "recording {} not complete within {timeout:?} (size {size}); server log: {}",
+            path.display(),
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// nginx with the RTMP module: application `live` (live on, record all).
+#[derive(Debug)]
+pub struct NginxRtmp {
+    /// TCP port of the RTMP server.
+    pub port: u16,
+    /// Directory holding the recordings (`<stream>.flv`).
+    pub record_dir: PathBuf,
+    dir: PathBuf,
+    proc: ServerProcess,
+}
+
+/// Path of the RTMP module shipped by Debian's libnginx-mod-rtmp.
+pub const NGINX_RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+
+impl NginxRtmp {
+    /// Starts nginx in `dir` (its own config, pid, logs and record directory).
+    pub fn start(dir: &Path) -> NginxRtmp {
+        let port = free_tcp_port();
+        let ndir = dir.join(format!("nginx-{port}"));
+        let record_dir = ndir.join("rec");
+        std::fs::create_dir_all(&record_dir).expect("create nginx dirs");
+        // The worker runs as `nobody`: the record directory must be writable by it.
+        for d in [&ndir, &record_dir] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777))
+                .expect("chmod nginx dirs");
+        }
+        let conf = format!(
+            r#"load_module {module};
+daemon off;
+master_process on;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log info;
+events {{ worker_connections 1024; }}
+rtmp {{
+  server {{
+    listen 127.0.0.1:{port};
+    chunk_size 4096;
+    application live {{
+      live on;
+      record all;
+      record_path {rec};
+      record_unique off;
+      exec_record_done /bin/sh -c "echo done > $dirname/$basename.done";
+    }}
+  }}
+}}
+"#,
+            module = NGINX_RTMP_MODULE,
+            dir = ndir.display(),
+            rec = record_dir.display(),
+        );
+        let conf_path = ndir.join("nginx.conf");
+        std::fs::write(&conf_path, conf).expect("write nginx.conf");
+        let mut cmd = Command::new("nginx");
+        cmd.arg("-p")
+            .arg(&ndir)
+            .arg("-e")
+            .arg(ndir.join("error.log"))
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null());
+        let proc = ServerProcess::spawn("nginx-rtmp", cmd, ndir.join("stderr.log"));
+        wait_listening(port, Duration::from_secs(10), "nginx-rtmp");
+        NginxRtmp {
+            port,
+            record_dir,
+            dir: ndir,
+            proc,
+        }
+    }
+
+    /// The publish/play URL of stream `key` in application `live`.
+    pub fn url(&self, key: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/live/{key}", self.port)
+    }
+
+    /// Waits until nginx has closed the recording of `key` (its record-done hook ran), up to
+    /// `timeout`; returns the FLV path.
+    pub fn wait_recording(&self, key: &str, timeout: Duration) -> PathBuf {
+        let flv = self.record_dir.join(format!("{key}.flv"));
+        // nginx-rtmp's $basename is the file name without its extension.
+        let done = self.record_dir.join(format!("{key}.done"));
+        let deadline = Instant::now() + timeout;
+        while !done.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not finish recording {key} within {timeout:?}; log: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        flv
+    }
+
+    /// nginx's error log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+            + &self.proc.log_text()
+    }
+}
+
+/// Which protocol an [`FfmpegListener`] accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// `ffmpeg -rtsp_flags listen -i rtsp://…` (accepts an ANNOUNCE/RECORD publisher).
+    Rtsp,
+    /// `ffmpeg -listen 1 -i rtmp://…` (accepts an RTMP publisher).
+    Rtmp,
+}
+
+/// The ffmpeg CLI as a one-shot listening server: it accepts one publisher and copies what
+/// arrives into a file (raw Annex B for RTSP, FLV for RTMP), exiting when the publisher leaves.
+#[derive(Debug)]
+pub struct FfmpegListener {
+    /// TCP port.
+    pub port: u16,
+    /// Protocol.
+    pub kind: ListenerKind,
+    /// Output file.
+    pub out: PathBuf,
+    proc: ServerProcess,
+}
+
+impl FfmpegListener {
+    /// Starts the listener; `timeout_s` bounds how long it waits for a publisher.
+    pub fn start(dir: &Path, kind: ListenerKind, timeout_s: u32) -> FfmpegListener {
+        let port = free_tcp_port();
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-v", "warning", "-nostdin", "-y"]);
+        let out = match kind {
+            ListenerKind::Rtsp => {
+                // -timeout is in seconds for the RTSP listener.
+                cmd.args(["-rtsp_flags", "listen", "-timeout", &timeout_s.to_string()])
+                    .arg("-i")
+                    .arg(format!("rtsp://127.0.0.1:{port}/live"));
+                dir.join(format!("ffmpeg-rtsp-{port}.h264"))
+            }
+            ListenerKind::Rtmp => {
+                cmd.args(["-listen", "1", "-timeout", &timeout_s.to_string()])
+                    .arg("-i")
+                    .arg(format!("rtmp://127.0.0.1:{port}/live/stream"));
+                dir.join(format!("ffmpeg-rtmp-{port}.flv"))
+            }
+        };
+        cmd.args(["-map", "0:v:0", "-c", "copy"]);
+        match kind {
+            // The parameter sets came in the SDP: write them in-band so the file decodes.
+            ListenerKind::Rtsp => cmd.args(["-bsf:v", "dump_extra=freq=keyframe", "-f", "h264"]),
+            ListenerKind::Rtmp => cmd.args(["-f", "flv"]),
+        };
+        cmd.arg(&out).stdout(Stdio::null());
+        let proc = ServerProcess::spawn(
+            "ffmpeg listener",
+            cmd,
+            dir.join(format!("ffmpeg-listener-{port}.log")),
+        );
+        wait_listening(port, Duration::from_secs(10), "ffmpeg listener");
+        FfmpegListener {
+            port,
+            kind,
+            out,
+            proc,
+        }
+    }
+
+    /// The URL a publisher should use.
+    pub fn url(&self) -> String {
+        match self.kind {
+            ListenerKind::Rtsp => format!("rtsp://127.0.0.1:{}/live", self.port),
+            ListenerKind::Rtmp => format!("rtmp://127.0.0.1:{}/live/stream", self.port),
+        }
+    }
+
+    /// Waits for ffmpeg to finish (the publisher left) and returns the output file; panics with
+    /// ffmpeg's log if it does not exit within `timeout` or exits with an error.
+    pub fn finish(mut self, timeout: Duration) -> PathBuf {
+        let exited = self.proc.wait_exit(timeout);
+        let log = self.proc.log_text();
+        assert!(
+            exited,
+            "ffmpeg listener did not exit within {timeout:?}; log: {log}"
+        );
+        assert!(
+            self.out.exists(),
+            "ffmpeg listener wrote no output; log: {log}"
+        );
+        self.out.clone()
+    }
+
+    /// ffmpeg's log so far.
+    pub fn log(&self) -> String {
+        self.proc.log_text()
+    }
+}
