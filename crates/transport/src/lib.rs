@@ -3,10 +3,17 @@
 //!
 //! Modules:
 //! - [`h264`]: Annex B / length-prefixed NAL units, avcC records, SPS facts, [`AccessUnit`].
+//! - [`rtp`], [`rtcp`]: RTP packetization of H.264 (RFC 6184) and RTCP reports.
+//! - [`rtsp`]: RTSP RECORD publisher (sans-IO core and tokio driver).
+//! - [`rtmp`]: RTMP publisher (FLV tags over rml_rtmp's sans-IO session).
 //! - [`time`]: rational time bases and exact timestamp conversion.
 #![forbid(unsafe_code)]
 
 pub mod h264;
+pub mod rtcp;
+pub mod rtmp;
+pub mod rtp;
+pub mod rtsp;
 pub mod time;
 
 pub use h264::{AccessUnit, VideoTrack};

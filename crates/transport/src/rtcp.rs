@@ -1,0 +1,1 @@
+//! RTCP sender reports, BYE, and receiver-report parsing (RFC 3550 §6).
