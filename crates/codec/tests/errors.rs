@@ -1,0 +1,285 @@
+//! Bad input gets a typed error, never a panic.
+
+mod common;
+
+use common::*;
+use mpegcoder_codec::{
+    CodecError, Decoder, DecoderOptions, Demuxer, Encoder, EncoderConfig, Frame, OpenOptions,
+    PacketDecoder, PacketDecoderOptions, PixelLayout, Rational,
+};
+
+fn scratch(name: &str, data: &[u8]) -> std::path::PathBuf {
+    let path = fixture_dir().join(format!("err-{}-{name}", std::process::id()));
+    std::fs::write(&path, data).expect("write");
+    path
+}
+
+#[test]
+fn missing_file_is_not_found() {
+    let e =
+        Decoder::open("/nonexistent/dir/clip.mp4", DecoderOptions::default()).expect_err("missing");
+    assert!(
+        matches!(e, CodecError::NotFound { ref url } if url.contains("clip.mp4")),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("/nonexistent/dir/clip.mp4"));
+    let e =
+        Demuxer::open("/nonexistent/dir/clip.mp4", &OpenOptions::default()).expect_err("missing");
+    assert!(matches!(e, CodecError::NotFound { .. }), "{e:?}");
+}
+
+#[test]
+fn empty_text_and_binary_junk_do_not_open() {
+    for (name, data) in [
+        ("empty.mp4", &b""[..]),
+        (
+            "notes.txt",
+            &b"this is not a video, just some text\nline two\n"[..],
+        ),
+        ("zeros.mp4", &[0u8; 4096][..]),
+    ] {
+        let path = scratch(name, data);
+        let e = Decoder::open(&path, DecoderOptions::default()).expect_err(name);
+        let _ = std::fs::remove_file(&path);
+        assert!(matches!(e, CodecError::Open { .. }), "{name}: {e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains(name),
+            "{name}: message names the file: {text}"
+        );
+    }
+}
+
+#[test]
+fn invalid_urls_are_rejected() {
+    let e = Decoder::open("", DecoderOptions::default()).expect_err("empty url");
+    assert!(matches!(e, CodecError::InvalidUrl { .. }), "{e:?}");
+    let e = Decoder::open("a\0b.mp4", DecoderOptions::default()).expect_err("nul");
+    assert!(matches!(e, CodecError::InvalidUrl { .. }), "{e:?}");
+    let opts = OpenOptions {
+        format_options: vec![("bad\0key".into(), "v".into())],
+        ..Default::default()
+    };
+    let e = Demuxer::open("x.mp4", &opts).expect_err("nul option");
+    assert!(matches!(e, CodecError::InvalidArgument { .. }), "{e:?}");
+    // Credentials never appear in messages.
+    let e = Decoder::open(
+        "rtsp://user:secret@127.0.0.1:1/x",
+        DecoderOptions::default(),
+    )
+    .expect_err("nothing listens on port 1");
+    assert!(!e.to_string().contains("secret"), "{e}");
+}
+
+#[test]
+fn truncated_mp4_fails_cleanly() {
+    if !have_ffmpeg("truncated_mp4_fails_cleanly") {
+        return;
+    }
+    // moov at the end (ffmpeg's default): cut in half, the header is gone.
+    let full = std::fs::read(bframes_mp4()).expect("read");
+    let path = scratch("half.mp4", &full[..full.len() / 2]);
+    let e = Decoder::open(&path, DecoderOptions::default()).expect_err("truncated");
+    assert!(matches!(e, CodecError::Open { .. }), "{e:?}");
+
+    // moov first (faststart): opens, then the data runs out early.
+    let src = bframes_mp4();
+    let s = src.to_str().expect("utf-8").to_owned();
+    let fast = clip(&["-i", &s, "-c", "copy", "-movflags", "+faststart"], "mp4");
+    let full = std::fs::read(fast).expect("read");
+    let path2 = scratch("half-faststart.mp4", &full[..full.len() / 2]);
+    let mut d = Decoder::open(&path2, DecoderOptions::default()).expect("header is intact");
+    assert_eq!(
+        d.params().frame_count,
+        60,
+        "the header still claims 60 frames"
+    );
+    let mut n = 0;
+    let result = loop {
+        match d.next_frame() {
+            Ok(Some(_)) => n += 1,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    assert!(n < 60, "decoded {n} frames of a half file");
+    if let Err(e) = result {
+        assert!(
+            matches!(e, CodecError::Read { .. } | CodecError::Decode { .. }),
+            "{e:?}"
+        );
+    }
+    // Seeking past the real data fails with an error, not a panic.
+    let _ = d.extract_frame(59, 1);
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(&path2);
+}
+
+#[test]
+fn audio_only_file_has_no_video_stream() {
+    if !have_ffmpeg("audio_only_file_has_no_video_stream") {
+        return;
+    }
+    let path = clip(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=1",
+            "-c:a",
+            "aac",
+        ],
+        "m4a",
+    );
+    let e = Decoder::open(&path, DecoderOptions::default()).expect_err("audio only");
+    assert!(matches!(e, CodecError::NoVideoStream { .. }), "{e:?}");
+    let e = Demuxer::open(&path, &OpenOptions::default()).expect_err("audio only");
+    assert!(matches!(e, CodecError::NoVideoStream { .. }), "{e:?}");
+}
+
+#[test]
+fn bad_decoder_options() {
+    if !have_ffmpeg("bad_decoder_options") {
+        return;
+    }
+    let opts = DecoderOptions {
+        width_dst: Some(0),
+        height_dst: Some(100),
+        ..Default::default()
+    };
+    let e = Decoder::open(bframes_mp4(), opts).expect_err("zero width");
+    assert!(matches!(e, CodecError::InvalidFrameSize { .. }), "{e:?}");
+}
+
+fn small_encoder() -> Encoder {
+    Encoder::new(EncoderConfig::new(64, 48, Rational::new(30, 1)).with_preset("ultrafast"))
+        .expect("encoder")
+}
+
+#[test]
+fn encoder_rejects_bad_frames() {
+    let mut enc = small_encoder();
+    let e = enc.encode_rgb24(&[]).expect_err("zero-size buffer");
+    assert!(
+        matches!(e, CodecError::BufferSize { actual: 0, expected, .. } if expected == 64 * 48 * 3),
+        "{e:?}"
+    );
+    let e = enc.encode_rgb24(&[0u8; 100]).expect_err("short buffer");
+    assert!(matches!(e, CodecError::BufferSize { .. }), "{e:?}");
+    let frame = Frame::from_packed(
+        PixelLayout::Yuv420p,
+        32,
+        24,
+        vec![0u8; 32 * 24 * 3 / 2],
+        0,
+        Rational::new(1, 30),
+    )
+    .expect("frame");
+    let e = enc.encode(&frame).expect_err("mismatched size");
+    assert!(
+        matches!(
+            e,
+            CodecError::FrameSizeMismatch {
+                expected_width: 64,
+                actual_width: 32,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(Frame::from_packed(
+        PixelLayout::Rgb24,
+        0,
+        0,
+        Vec::<u8>::new(),
+        0,
+        Rational::new(1, 30)
+    )
+    .is_err());
+
+    // Timestamps must increase.
+    let f = |pts| {
+        Frame::from_packed(
+            PixelLayout::Rgb24,
+            64,
+            48,
+            vec![128u8; 64 * 48 * 3],
+            pts,
+            Rational::new(1, 30),
+        )
+        .expect("frame")
+    };
+    let mut n = enc.encode(&f(5)).expect("first frame").len();
+    let e = enc.encode(&f(5)).expect_err("same pts");
+    assert!(matches!(e, CodecError::NonMonotonicPts { .. }), "{e:?}");
+    n += enc.encode(&f(6)).expect("next frame").len();
+    n += enc.finish().expect("finish").len();
+    assert_eq!(n, 2, "the rejected frame was not encoded");
+    assert!(matches!(enc.encode(&f(7)), Err(CodecError::Finished)));
+}
+
+#[test]
+fn encoder_rejects_bad_configs() {
+    let base = EncoderConfig::new(64, 48, Rational::new(30, 1));
+    for (what, c) in [
+        ("odd width", base.clone().with_size(63, 48)),
+        ("zero size", base.clone().with_size(0, 0)),
+        ("zero source", base.clone().with_source_size(0, 48)),
+        ("zero gop", base.clone().with_gop_size(0)),
+        ("too many B", base.clone().with_max_b_frames(17)),
+        (
+            "zero rate",
+            base.clone().with_frame_rate(Rational::new(0, 1)),
+        ),
+        (
+            "bad time base",
+            base.clone().with_time_base(Rational::new(1, 0)),
+        ),
+    ] {
+        let e = Encoder::new(c).expect_err(what);
+        assert!(
+            matches!(e, CodecError::InvalidConfig { .. }),
+            "{what}: {e:?}"
+        );
+    }
+    let e = Encoder::new(base.clone().with_preset("warp-speed")).expect_err("bad preset");
+    assert!(matches!(e, CodecError::EncoderOpen { .. }), "{e:?}");
+    // The config is plain serde data.
+    let json = serde_json::to_string(&base).expect("json");
+    let back: EncoderConfig = serde_json::from_str(&json).expect("back");
+    assert_eq!(back, base);
+}
+
+#[test]
+fn packet_decoder_survives_garbage() {
+    let mut d = PacketDecoder::new(
+        &[],
+        Rational::new(1, 90_000),
+        PacketDecoderOptions::default(),
+    )
+    .expect("decoder");
+    assert!(d.decode(&[], 0).expect("empty is ignored").is_empty());
+    for (i, junk) in [
+        &[0u8, 0, 0, 1, 0x65, 0xff, 0x00][..],
+        &[0xde, 0xad, 0xbe, 0xef],
+        &[0, 0, 1, 7, 1, 2],
+    ]
+    .iter()
+    .enumerate()
+    {
+        // Either an error or no frame; never a panic.
+        if let Ok(frames) = d.decode(junk, i as i64) {
+            assert!(frames.is_empty());
+        }
+    }
+    assert!(d.flush().expect("flush").is_empty());
+    assert!(PacketDecoder::new(&[], Rational::new(0, 1), PacketDecoderOptions::default()).is_err());
+    let avcc = [1u8, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 0];
+    let e = PacketDecoder::new(
+        &avcc,
+        Rational::new(1, 90_000),
+        PacketDecoderOptions::default(),
+    )
+    .expect_err("avcC is not Annex B");
+    assert!(matches!(e, CodecError::InvalidArgument { .. }), "{e:?}");
+}
