@@ -1,0 +1,1028 @@
+//! The state machine driven by scripted server replies, without sockets and on virtual time.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::rtsp::auth::{digest_response, parse_challenges, Challenge};
+use crate::rtsp::message::{parse_message, Incoming};
+use crate::rtsp::url::RtspUrl;
+use crate::time::TimeBase;
+
+const SPS: &[u8] = &[
+    0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9, 0x41, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10,
+    0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x42, 0x99, 0x60,
+];
+const PPS: &[u8] = &[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
+const SSRC: u32 = 0x0102_0304;
+const FIRST_SEQ: u16 = 65_530; // wraps during the tests
+const URL: &str = "rtsp://127.0.0.1:8554/live";
+const PASSWORD: &str = "s3cr3t-pw";
+
+fn track() -> VideoTrack {
+    VideoTrack::new(Bytes::from_static(SPS), Bytes::from_static(PPS))
+        .unwrap()
+        .with_frame_rate(30, 1)
+}
+
+fn options(transport: RtspTransport) -> RtspOptions {
+    let mut o = RtspOptions::default().with_transport(transport);
+    o.packetizer.ssrc = Some(SSRC);
+    o.packetizer.initial_sequence = Some(FIRST_SEQ);
+    o.packetizer.timestamp_offset = Some(1000);
+    o
+}
+
+fn conn(transport: RtspTransport) -> ConnectionInfo {
+    ConnectionInfo {
+        server_ip: "127.0.0.1".parse().unwrap(),
+        local_ip: "127.0.0.1".parse().unwrap(),
+        client_ports: (transport == RtspTransport::Udp).then_some((5000, 5001)),
+        seed: 7,
+    }
+}
+
+fn new_core(url: &str, transport: RtspTransport, t0: Instant) -> RtspPublisherCore {
+    RtspPublisherCore::new(
+        RtspUrl::parse(url).unwrap(),
+        &track(),
+        options(transport),
+        conn(transport),
+        t0,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    )
+    .unwrap()
+}
+
+/// A 30 fps access unit: frame `n`, key or not, with a slice of `size` bytes.
+fn au(n: i64, key: bool, size: usize) -> AccessUnit {
+    let mut slice = vec![if key { 0x65 } else { 0x41 }];
+    slice.extend((0..size).map(|i| (i % 251) as u8 | 1));
+    AccessUnit {
+        pts: n * 3000,
+        dts: n * 3000,
+        time_base: TimeBase::RTP_VIDEO,
+        key,
+        nalus: vec![Bytes::from(slice)],
+    }
+}
+
+/// Everything the core wrote, as (kind, bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Out {
+    Tcp(Vec<u8>),
+    UdpRtp(String, Vec<Vec<u8>>),
+    UdpRtcp(String, Vec<u8>),
+}
+
+fn drain(core: &mut RtspPublisherCore) -> Vec<Out> {
+    let mut out = Vec::new();
+    while let Some(t) = core.poll_transmit() {
+        out.push(match t {
+            Transmit::Tcp(c) => {
+                let mut v = Vec::new();
+                let mut slices = Vec::new();
+                c.io_slices(&mut slices);
+                for s in &slices {
+                    v.extend_from_slice(s);
+                }
+                assert_eq!(v.len(), c.len());
+                assert_eq!(&v[..], &c.to_bytes()[..]);
+                Out::Tcp(v)
+            }
+            Transmit::UdpRtp { dest, packets } => Out::UdpRtp(
+                dest.to_string(),
+                packets.iter().map(|p| p.to_bytes().to_vec()).collect(),
+            ),
+            Transmit::UdpRtcp { dest, data } => Out::UdpRtcp(dest.to_string(), data.to_vec()),
+        });
+    }
+    out
+}
+
+fn events(core: &mut RtspPublisherCore) -> Vec<Event> {
+    std::iter::from_fn(|| core.poll_event()).collect()
+}
+
+/// A request the core wrote: method, URI, headers, body.
+#[derive(Debug)]
+struct Req {
+    method: String,
+    uri: String,
+    headers: crate::rtsp::message::Headers,
+    body: Bytes,
+}
+
+impl Req {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)
+    }
+    fn cseq(&self) -> u32 {
+        self.headers.cseq().unwrap()
+    }
+}
+
+fn as_request(out: &Out) -> Req {
+    let Out::Tcp(bytes) = out else {
+        panic!("not TCP: {out:?}")
+    };
+    let (msg, used) = parse_message(bytes).unwrap().unwrap();
+    assert_eq!(used, bytes.len(), "one request per transmit");
+    let Incoming::Request(r) = msg else {
+        panic!("not a request: {msg:?}")
+    };
+    Req {
+        method: r.method,
+        uri: r.uri,
+        headers: r.headers,
+        body: r.body,
+    }
+}
+
+/// The single request among `outs`.
+fn only_request(outs: &[Out]) -> Req {
+    assert_eq!(outs.len(), 1, "{outs:?}");
+    as_request(&outs[0])
+}
+
+fn reply(cseq: u32, extra: &str) -> Vec<u8> {
+    format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n{extra}\r\n").into_bytes()
+}
+
+fn status(code: u16, reason: &str, cseq: u32, extra: &str) -> Vec<u8> {
+    format!("RTSP/1.0 {code} {reason}\r\nCSeq: {cseq}\r\n{extra}\r\n").into_bytes()
+}
+
+const PUBLIC: &str = "Public: OPTIONS, ANNOUNCE, SETUP, RECORD, GET_PARAMETER, TEARDOWN\r\n";
+const SESSION: &str = "Session: 4711abc;timeout=30\r\n";
+
+fn setup_reply(cseq: u32, transport: RtspTransport) -> Vec<u8> {
+    let t = match transport {
+        RtspTransport::Tcp => "Transport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\r\n",
+        RtspTransport::Udp => {
+            "Transport: RTP/AVP;unicast;client_port=5000-5001;server_port=6000-6001;\
+             ssrc=0A0B0C0D;mode=record\r\n"
+        }
+    };
+    reply(cseq, &format!("{SESSION}{t}"))
+}
+
+/// An RTCP receiver report from the server about our SSRC.
+fn receiver_report(ext_highest: u32) -> Vec<u8> {
+    let mut v = vec![0x81, 201, 0, 7];
+    v.extend_from_slice(&0xdead_beef_u32.to_be_bytes());
+    v.extend_from_slice(&SSRC.to_be_bytes());
+    v.extend_from_slice(&[0, 0, 0, 0]);
+    v.extend_from_slice(&ext_highest.to_be_bytes());
+    v.extend_from_slice(&[0; 12]);
+    v
+}
+
+fn interleaved(channel: u8, data: &[u8]) -> Vec<u8> {
+    let mut v = vec![b'$', channel];
+    v.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    v.extend_from_slice(data);
+    v
+}
+
+/// Runs OPTIONS..RECORD with plain 200 replies; returns the core in Recording.
+fn recording(transport: RtspTransport, t0: Instant) -> RtspPublisherCore {
+    let mut core = new_core(URL, transport, t0);
+    assert_eq!(only_request(&drain(&mut core)).method, "OPTIONS");
+    core.handle_input(t0, &reply(1, PUBLIC)).unwrap();
+    assert_eq!(only_request(&drain(&mut core)).method, "ANNOUNCE");
+    core.handle_input(t0, &reply(2, "")).unwrap();
+    assert_eq!(only_request(&drain(&mut core)).method, "SETUP");
+    core.handle_input(t0, &setup_reply(3, transport)).unwrap();
+    assert_eq!(only_request(&drain(&mut core)).method, "RECORD");
+    core.handle_input(t0, &reply(4, SESSION)).unwrap();
+    assert!(drain(&mut core).is_empty());
+    assert!(matches!(
+        events(&mut core).as_slice(),
+        [Event::Recording(_)]
+    ));
+    core
+}
+
+/// Splits interleaved frames `$ ch len data`.
+fn frames(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        assert_eq!(rest[0], b'$', "interleaved frame expected");
+        let len = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
+        out.push((rest[1], rest[4..4 + len].to_vec()));
+        rest = &rest[4 + len..];
+    }
+    out
+}
+
+fn rtp_seq(p: &[u8]) -> u16 {
+    u16::from_be_bytes([p[2], p[3]])
+}
+
+fn rtp_marker(p: &[u8]) -> bool {
+    p[1] & 0x80 != 0
+}
+
+fn rtcp_types(p: &[u8]) -> Vec<u8> {
+    crate::rtcp::parse_compound(p)
+        .unwrap()
+        .iter()
+        .map(|x| match x {
+            crate::rtcp::RtcpPacket::SenderReport { .. } => 200,
+            crate::rtcp::RtcpPacket::ReceiverReport { .. } => 201,
+            crate::rtcp::RtcpPacket::Bye { .. } => 203,
+            crate::rtcp::RtcpPacket::Other { packet_type, .. } => *packet_type,
+        })
+        .collect()
+}
+
+#[test]
+fn tcp_happy_path() {
+    let t0 = Instant::now();
+    let mut core = new_core(URL, RtspTransport::Tcp, t0);
+    assert_eq!(core.state(), State::Options);
+    assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(10)));
+    let r = only_request(&drain(&mut core));
+    assert_eq!((r.method.as_str(), r.uri.as_str()), ("OPTIONS", URL));
+    assert_eq!(r.cseq(), 1);
+    assert!(r.header("User-Agent").unwrap().starts_with("mpegcoder/"));
+
+    core.handle_input(t0, &reply(1, PUBLIC)).unwrap();
+    let r = only_request(&drain(&mut core));
+    assert_eq!(
+        (r.method.as_str(), r.uri.as_str(), r.cseq()),
+        ("ANNOUNCE", URL, 2)
+    );
+    assert_eq!(r.header("Content-Type"), Some("application/sdp"));
+    let sdp = std::str::from_utf8(&r.body).unwrap();
+    assert!(sdp.starts_with("v=0\r\n"), "{sdp}");
+    for line in [
+        "c=IN IP4 127.0.0.1",
+        "m=video 0 RTP/AVP 96",
+        "a=rtpmap:96 H264/90000",
+        "a=fmtp:96 packetization-mode=1;profile-level-id=64000d;sprop-parameter-sets=",
+        "a=control:streamid=0",
+        "a=framerate:30",
+    ] {
+        assert!(sdp.contains(line), "{line} missing in {sdp}");
+    }
+
+    core.handle_input(t0, &reply(2, "")).unwrap();
+    let r = only_request(&drain(&mut core));
+    assert_eq!(r.method, "SETUP");
+    assert_eq!(r.uri, "rtsp://127.0.0.1:8554/live/streamid=0");
+    assert_eq!(
+        r.header("Transport"),
+        Some("RTP/AVP/TCP;unicast;interleaved=0-1;mode=record")
+    );
+    assert_eq!(r.header("Session"), None);
+
+    core.handle_input(t0, &setup_reply(3, RtspTransport::Tcp))
+        .unwrap();
+    let r = only_request(&drain(&mut core));
+    assert_eq!((r.method.as_str(), r.uri.as_str()), ("RECORD", URL));
+    assert_eq!(r.header("Session"), Some("4711abc"));
+    assert_eq!(r.header("Range"), Some("npt=0.000-"));
+    assert!(!core.can_send());
+
+    core.handle_input(t0, &reply(4, SESSION)).unwrap();
+    let ev = events(&mut core);
+    let [Event::Recording(n)] = ev.as_slice() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(n.session_id, "4711abc");
+    assert_eq!(n.session_timeout, Duration::from_secs(30));
+    assert_eq!(n.keepalive, Method::GetParameter);
+    assert_eq!(n.ssrc, SSRC);
+    assert_eq!(
+        n.transport,
+        NegotiatedTransport::Tcp {
+            rtp_channel: 0,
+            rtcp_channel: 1
+        }
+    );
+    assert_eq!(core.state(), State::Recording);
+    assert!(core.can_send());
+
+    // Media: one transmit per access unit holding all its interleaved packets; the first
+    // sender report right after the first access unit.
+    core.send(t0, &au(0, true, 4000)).unwrap();
+    core.send(t0, &au(1, false, 500)).unwrap();
+    let outs = drain(&mut core);
+    assert_eq!(outs.len(), 3, "{outs:?}");
+    let Out::Tcp(first) = &outs[0] else { panic!() };
+    let f = frames(first);
+    assert!(f.iter().all(|(ch, _)| *ch == 0));
+    // SPS+PPS were prepended (STAP-A, RFC 6184 §5.7.1), then the 4001-byte IDR in FU-As.
+    assert_eq!(f[0].1[12] & 0x1f, 24);
+    assert_eq!(f[0].1[13..15], [0, SPS.len() as u8]);
+    assert!(f[1..].iter().all(|(_, p)| p[12] & 0x1f == 28));
+    let seqs: Vec<u16> = f.iter().map(|(_, p)| rtp_seq(p)).collect();
+    let expect: Vec<u16> = (0..f.len() as u16)
+        .map(|i| FIRST_SEQ.wrapping_add(i))
+        .collect();
+    assert_eq!(seqs, expect);
+    assert!(f.iter().rev().skip(1).all(|(_, p)| !rtp_marker(p)));
+    assert!(rtp_marker(&f.last().unwrap().1));
+    let Out::Tcp(sr) = &outs[1] else { panic!() };
+    let sr = frames(sr);
+    assert_eq!(sr[0].0, 1);
+    assert_eq!(rtcp_types(&sr[0].1), vec![200, 202]);
+    let Out::Tcp(second) = &outs[2] else { panic!() };
+    let f2 = frames(second);
+    assert_eq!(f2.len(), 1);
+    assert_eq!(rtp_seq(&f2[0].1), FIRST_SEQ.wrapping_add(f.len() as u16));
+
+    // Close: SR + SDES + BYE, then TEARDOWN (TCP needs no wait).
+    core.close(t0).unwrap();
+    let outs = drain(&mut core);
+    assert_eq!(outs.len(), 2, "{outs:?}");
+    let Out::Tcp(bye) = &outs[0] else { panic!() };
+    assert_eq!(rtcp_types(&frames(bye)[0].1), vec![200, 202, 203]);
+    let r = as_request(&outs[1]);
+    assert_eq!((r.method.as_str(), r.uri.as_str()), ("TEARDOWN", URL));
+    assert_eq!(r.header("Session"), Some("4711abc"));
+    assert_eq!(core.state(), State::Teardown);
+    core.handle_input(t0, &reply(r.cseq(), "")).unwrap();
+    assert_eq!(events(&mut core), vec![Event::Closed]);
+    assert_eq!(core.state(), State::Closed);
+    let stats = core.stats();
+    assert_eq!(stats.frames, 2);
+    assert_eq!(stats.packets, f.len() as u64 + 1);
+    assert!(stats.octets > 4500);
+    assert!(core.send(t0, &au(2, false, 10)).is_err());
+}
+
+#[test]
+fn udp_happy_path_waits_for_the_receiver_report() {
+    let t0 = Instant::now();
+    let mut core = new_core(URL, RtspTransport::Udp, t0);
+    drain(&mut core);
+    core.handle_input(t0, &reply(1, "")).unwrap();
+    drain(&mut core);
+    core.handle_input(t0, &reply(2, "")).unwrap();
+    let r = only_request(&drain(&mut core));
+    assert_eq!(
+        r.header("Transport"),
+        Some("RTP/AVP;unicast;client_port=5000-5001;mode=record")
+    );
+    core.handle_input(t0, &setup_reply(3, RtspTransport::Udp))
+        .unwrap();
+    drain(&mut core);
+    core.handle_input(t0, &reply(4, "")).unwrap();
+    let ev = events(&mut core);
+    let [Event::Recording(n)] = ev.as_slice() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(
+        n.transport,
+        NegotiatedTransport::Udp {
+            server_rtp: "127.0.0.1:6000".parse().unwrap(),
+            server_rtcp: "127.0.0.1:6001".parse().unwrap(),
+            client_ports: (5000, 5001),
+        }
+    );
+    // OPTIONS did not list GET_PARAMETER: keepalives are OPTIONS.
+    assert_eq!(n.keepalive, Method::Options);
+
+    for i in 0..10 {
+        core.send(t0, &au(i, i == 0, 2000)).unwrap();
+    }
+    let outs = drain(&mut core);
+    let mut sent = 0;
+    for o in &outs {
+        match o {
+            Out::UdpRtp(dest, packets) => {
+                assert_eq!(dest, "127.0.0.1:6000");
+                sent += packets.len();
+            }
+            Out::UdpRtcp(dest, data) => {
+                assert_eq!(dest, "127.0.0.1:6001");
+                assert_eq!(rtcp_types(data), vec![200, 202]);
+            }
+            Out::Tcp(_) => panic!("media over TCP"),
+        }
+    }
+    let last_ext = u32::from(FIRST_SEQ) + sent as u32 - 1;
+
+    core.close(t0).unwrap();
+    let outs = drain(&mut core);
+    // A sender report now; the BYE after the wait.
+    assert!(matches!(&outs[..], [Out::UdpRtcp(_, d)] if rtcp_types(d) == vec![200, 202]));
+    assert_eq!(core.state(), State::Draining);
+    assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(1)));
+    // A report short of the last packet does not end the wait; one covering it does.
+    let t1 = t0 + Duration::from_millis(100);
+    core.handle_rtcp(t1, &receiver_report(last_ext - 1));
+    assert!(drain(&mut core).is_empty());
+    core.handle_rtcp(t1, b"garbage");
+    core.handle_rtcp(t1, &receiver_report(last_ext));
+    let outs = drain(&mut core);
+    assert_eq!(outs.len(), 2, "{outs:?}");
+    assert!(matches!(&outs[0], Out::UdpRtcp(_, d) if rtcp_types(d) == vec![200, 202, 203]));
+    let r = as_request(&outs[1]);
+    assert_eq!(r.method, "TEARDOWN");
+    let ev = events(&mut core);
+    assert_eq!(ev.len(), 2);
+    assert!(matches!(ev[1], Event::ReceiverReport(b) if b.extended_highest_sequence == last_ext));
+    core.handle_input(t1, &reply(r.cseq(), "")).unwrap();
+    assert_eq!(events(&mut core), vec![Event::Closed]);
+}
+
+#[test]
+fn udp_close_without_receiver_report_times_out_then_tears_down() {
+    let t0 = Instant::now();
+    let mut core = recording(RtspTransport::Udp, t0);
+    core.send(t0, &au(0, true, 100)).unwrap();
+    drain(&mut core);
+    core.close(t0).unwrap();
+    drain(&mut core);
+    let deadline = t0 + Duration::from_secs(1);
+    core.handle_timeout(deadline - Duration::from_millis(1))
+        .unwrap();
+    assert!(drain(&mut core).is_empty());
+    core.handle_timeout(deadline).unwrap();
+    let outs = drain(&mut core);
+    assert!(matches!(&outs[0], Out::UdpRtcp(_, d) if rtcp_types(d) == vec![200, 202, 203]));
+    assert_eq!(as_request(&outs[1]).method, "TEARDOWN");
+    // A server that closes instead of answering TEARDOWN still ends the session cleanly.
+    core.handle_eof(deadline).unwrap();
+    assert_eq!(events(&mut core), vec![Event::Closed]);
+    assert_eq!(core.state(), State::Closed);
+}
+
+/// Drives OPTIONS with a 401 challenge and returns the retried OPTIONS request.
+fn challenged(url: &str, challenge_headers: &str) -> (RtspPublisherCore, Req) {
+    let t0 = Instant::now();
+    let mut core = new_core(url, RtspTransport::Tcp, t0);
+    let first = only_request(&drain(&mut core));
+    assert_eq!(first.header("Authorization"), None);
+    core.handle_input(t0, &status(401, "Unauthorized", 1, challenge_headers))
+        .unwrap();
+    let retry = only_request(&drain(&mut core));
+    assert_eq!((retry.method.as_str(), retry.cseq()), ("OPTIONS", 2));
+    (core, retry)
+}
+
+/// Checks a Digest Authorization header against the challenge.
+fn check_digest(auth: &str, challenge: &str, method: &str, uri: &str) {
+    let Challenge::Digest(d) = parse_challenges([challenge]).remove(0) else {
+        panic!()
+    };
+    let field = |name: &str| {
+        auth.split(&format!("{name}="))
+            .nth(1)
+            .map(|v| v.split(',').next().unwrap().trim_matches('"').to_string())
+    };
+    assert_eq!(field("username").as_deref(), Some("alice"));
+    assert_eq!(field("uri").as_deref(), Some(uri));
+    let qop = field("nc").map(|nc| {
+        (
+            u32::from_str_radix(&nc, 16).unwrap(),
+            field("cnonce").unwrap(),
+        )
+    });
+    let creds = crate::rtsp::url::Credentials {
+        username: "alice".into(),
+        password: PASSWORD.into(),
+    };
+    let expect = digest_response(
+        &d,
+        &creds,
+        method,
+        uri,
+        qop.as_ref().map(|(n, c)| (*n, c.as_str())),
+    );
+    assert_eq!(field("response"), Some(expect), "{auth}");
+}
+
+#[test]
+fn digest_md5_flow_reuses_the_challenge() {
+    let url = format!("rtsp://alice:{PASSWORD}@127.0.0.1:8554/live");
+    let ch = "Digest realm=\"GStreamer RTSP Server\", nonce=\"abc123\"";
+    let (mut core, retry) = challenged(&url, &format!("WWW-Authenticate: {ch}\r\n"));
+    let auth = retry.header("Authorization").unwrap();
+    assert!(auth.starts_with("Digest ") && !auth.contains("algorithm"));
+    check_digest(auth, ch, "OPTIONS", URL);
+    let t = Instant::now();
+    core.handle_input(t, &reply(2, "")).unwrap();
+    // The challenge is reused for later requests without another 401.
+    let announce = only_request(&drain(&mut core));
+    assert_eq!(announce.method, "ANNOUNCE");
+    check_digest(
+        announce.header("Authorization").unwrap(),
+        ch,
+        "ANNOUNCE",
+        URL,
+    );
+    core.handle_input(t, &reply(3, "")).unwrap();
+    let setup = only_request(&drain(&mut core));
+    check_digest(
+        setup.header("Authorization").unwrap(),
+        ch,
+        "SETUP",
+        "rtsp://127.0.0.1:8554/live/streamid=0",
+    );
+    // Nothing the core writes contains the password.
+    assert!(!String::from_utf8_lossy(&announce.body).contains(PASSWORD));
+    assert!(!setup.uri.contains("alice"));
+}
+
+#[test]
+fn digest_sha256_preferred_with_qop() {
+    let url = format!("rtsp://alice:{PASSWORD}@127.0.0.1:8554/live");
+    let md5 = "Digest realm=\"r\", nonce=\"n1\", qop=\"auth\", algorithm=MD5";
+    let sha = "Digest realm=\"r\", nonce=\"n1\", qop=\"auth\", algorithm=SHA-256, opaque=\"op\"";
+    let (mut core, retry) = challenged(
+        &url,
+        &format!("WWW-Authenticate: {md5}\r\nWWW-Authenticate: {sha}\r\n"),
+    );
+    let auth = retry.header("Authorization").unwrap();
+    assert!(
+        auth.contains("algorithm=SHA-256") && auth.contains("opaque=\"op\""),
+        "{auth}"
+    );
+    assert!(
+        auth.contains("qop=auth") && auth.contains("nc=00000001"),
+        "{auth}"
+    );
+    check_digest(auth, sha, "OPTIONS", URL);
+    core.handle_input(Instant::now(), &reply(2, "")).unwrap();
+    let announce = only_request(&drain(&mut core));
+    let auth = announce.header("Authorization").unwrap();
+    assert!(auth.contains("nc=00000002"), "{auth}");
+    check_digest(auth, sha, "ANNOUNCE", URL);
+}
+
+#[test]
+fn basic_flow() {
+    let url = format!("rtsp://alice:{PASSWORD}@127.0.0.1:8554/live");
+    let (_, retry) = challenged(&url, "WWW-Authenticate: Basic realm=\"x\"\r\n");
+    use base64::Engine as _;
+    let expect = base64::engine::general_purpose::STANDARD.encode(format!("alice:{PASSWORD}"));
+    assert_eq!(
+        retry.header("Authorization"),
+        Some(&*format!("Basic {expect}"))
+    );
+}
+
+#[test]
+fn unauthorized_after_credentials_and_without() {
+    let url = format!("rtsp://alice:{PASSWORD}@127.0.0.1:8554/live");
+    let ch = "WWW-Authenticate: Digest realm=\"r\", nonce=\"n\"\r\n";
+    let (mut core, _) = challenged(&url, ch);
+    let e = core
+        .handle_input(Instant::now(), &status(401, "Unauthorized", 2, ch))
+        .unwrap_err();
+    let RtspError::Unauthorized {
+        status: st,
+        credentials_given: true,
+    } = &e
+    else {
+        panic!("{e:?}")
+    };
+    assert_eq!((st.method, st.status, st.cseq), (Method::Options, 401, 2));
+    assert_eq!(st.reason, "Unauthorized");
+    let shown = format!("{e} {e:?}");
+    assert!(
+        shown.contains("OPTIONS") && shown.contains("401"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains(PASSWORD) && !shown.contains("alice"),
+        "{shown}"
+    );
+    assert_eq!(core.state(), State::Failed);
+    assert_eq!(e.status(), Some(401));
+
+    // stale=true: the nonce expired, the credentials were fine: retry, no error.
+    let (mut core, _) = challenged(&url, ch);
+    core.handle_input(
+        Instant::now(),
+        &status(
+            401,
+            "Unauthorized",
+            2,
+            "WWW-Authenticate: Digest realm=\"r\", nonce=\"n2\", stale=true\r\n",
+        ),
+    )
+    .unwrap();
+    let r = only_request(&drain(&mut core));
+    assert!(r.header("Authorization").unwrap().contains("nonce=\"n2\""));
+
+    // No credentials in the URL.
+    let t0 = Instant::now();
+    let mut core = new_core(URL, RtspTransport::Tcp, t0);
+    drain(&mut core);
+    let e = core
+        .handle_input(t0, &status(401, "Unauthorized", 1, ch))
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            RtspError::Unauthorized {
+                credentials_given: false,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+
+    // An unsupported scheme.
+    let mut core = new_core(&url, RtspTransport::Tcp, t0);
+    drain(&mut core);
+    let e = core
+        .handle_input(
+            t0,
+            &status(401, "Unauthorized", 1, "WWW-Authenticate: Negotiate\r\n"),
+        )
+        .unwrap_err();
+    assert!(matches!(e, RtspError::UnsupportedAuth { .. }), "{e:?}");
+}
+
+/// Runs the session up to `method` and answers it with `code`.
+fn error_at(method: &str, code: u16, reason: &str) -> RtspError {
+    let t0 = Instant::now();
+    let url = format!("rtsp://alice:{PASSWORD}@127.0.0.1:8554/live");
+    let mut core = new_core(&url, RtspTransport::Tcp, t0);
+    let replies = [
+        reply(1, PUBLIC),
+        reply(2, ""),
+        setup_reply(3, RtspTransport::Tcp),
+    ];
+    let order = ["OPTIONS", "ANNOUNCE", "SETUP", "RECORD"];
+    for (i, m) in order.iter().enumerate() {
+        let r = only_request(&drain(&mut core));
+        assert_eq!(r.method, *m);
+        assert_eq!(r.cseq(), i as u32 + 1);
+        if *m == method {
+            return core
+                .handle_input(t0, &status(code, reason, r.cseq(), ""))
+                .unwrap_err();
+        }
+        core.handle_input(t0, &replies[i]).unwrap();
+    }
+    panic!("{method} not reached")
+}
+
+#[test]
+fn each_error_status_is_typed() {
+    let e = error_at("ANNOUNCE", 404, "Not Found");
+    assert!(
+        matches!(&e, RtspError::NotFound(s) if s.method == Method::Announce && s.status == 404)
+    );
+    let e = error_at("RECORD", 454, "Session Not Found");
+    assert!(matches!(&e, RtspError::SessionNotFound(s) if s.method == Method::Record));
+    let e = error_at("RECORD", 455, "Method Not Valid in This State");
+    assert!(
+        matches!(&e, RtspError::MethodNotValidInState(s) if s.reason == "Method Not Valid in This State")
+    );
+    let e = error_at("SETUP", 461, "Unsupported transport");
+    assert!(matches!(&e, RtspError::UnsupportedTransport(s)
+        if s.method == Method::Setup && s.url == "rtsp://127.0.0.1:8554/live/streamid=0"));
+    let shown = e.to_string();
+    assert!(shown.contains("SETUP") && shown.contains("461") && shown.contains("Unsupported"));
+    assert!(!shown.contains(PASSWORD));
+    let e = error_at("OPTIONS", 500, "Internal Server Error");
+    assert!(matches!(&e, RtspError::Status(s) if s.status == 500));
+    // A server without OPTIONS: carry on.
+    let t0 = Instant::now();
+    let mut core = new_core(URL, RtspTransport::Tcp, t0);
+    drain(&mut core);
+    core.handle_input(t0, &status(501, "Not Implemented", 1, ""))
+        .unwrap();
+    assert_eq!(only_request(&drain(&mut core)).method, "ANNOUNCE");
+}
+
+#[test]
+fn setup_replies_missing_parts_are_protocol_errors() {
+    for (headers, transport, want) in [
+        (
+            "Transport: RTP/AVP/TCP;interleaved=0-1\r\n",
+            RtspTransport::Tcp,
+            "no Session",
+        ),
+        (SESSION, RtspTransport::Tcp, "no Transport"),
+        (
+            "Session: 1\r\nTransport: RTP/AVP;unicast;client_port=5000-5001\r\n",
+            RtspTransport::Udp,
+            "server_port",
+        ),
+        (
+            "Session: 1\r\nTransport: RTP/AVP;server_port=1-2\r\n",
+            RtspTransport::Tcp,
+            "asked for TCP",
+        ),
+    ] {
+        let t0 = Instant::now();
+        let mut core = new_core(URL, transport, t0);
+        drain(&mut core);
+        core.handle_input(t0, &reply(1, "")).unwrap();
+        core.handle_input(t0, &reply(2, "")).unwrap();
+        drain(&mut core);
+        let e = core.handle_input(t0, &reply(3, headers)).unwrap_err();
+        assert!(
+            matches!(&e, RtspError::Protocol { method: Method::Setup, reason, .. } if reason.contains(want)),
+            "{e:?}"
+        );
+    }
+}
+
+#[test]
+fn keepalive_timing_on_virtual_time() {
+    let t0 = Instant::now();
+    let mut core = recording(RtspTransport::Tcp, t0);
+    // timeout=30: keepalive every 15 s. No media yet: no sender reports either.
+    assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(15)));
+    core.handle_timeout(t0 + Duration::from_secs(14)).unwrap();
+    assert!(drain(&mut core).is_empty());
+    let t15 = t0 + Duration::from_secs(15);
+    core.handle_timeout(t15).unwrap();
+    let r = only_request(&drain(&mut core));
+    assert_eq!((r.method.as_str(), r.uri.as_str()), ("GET_PARAMETER", URL));
+    assert_eq!(r.header("Session"), Some("4711abc"));
+    // While it is outstanding the deadline is its reply timeout.
+    assert_eq!(core.poll_timeout(), Some(t15 + Duration::from_secs(10)));
+    core.handle_input(t15, &reply(r.cseq(), "")).unwrap();
+    assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(30)));
+    // A refused GET_PARAMETER switches keepalives to OPTIONS.
+    let t30 = t0 + Duration::from_secs(30);
+    core.handle_timeout(t30).unwrap();
+    let r = only_request(&drain(&mut core));
+    core.handle_input(t30, &status(405, "Method Not Allowed", r.cseq(), ""))
+        .unwrap();
+    let t45 = t0 + Duration::from_secs(45);
+    core.handle_timeout(t45).unwrap();
+    let r = only_request(&drain(&mut core));
+    assert_eq!(r.method, "OPTIONS");
+    // An unanswered keepalive times out.
+    let e = core
+        .handle_timeout(t45 + Duration::from_secs(10))
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            RtspError::Timeout {
+                step: Step::Request(Method::Options),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+
+    // Sender reports every 5 s once media flows; the default session timeout is 60 s.
+    let mut core = new_core(URL, RtspTransport::Tcp, t0);
+    drain(&mut core);
+    for (i, r) in [
+        reply(1, ""),
+        reply(2, ""),
+        reply(
+            3,
+            "Session: s\r\nTransport: RTP/AVP/TCP;interleaved=0-1\r\n",
+        ),
+        reply(4, ""),
+    ]
+    .iter()
+    .enumerate()
+    {
+        core.handle_input(t0, r).unwrap();
+        drain(&mut core);
+        let _ = i;
+    }
+    core.send(t0, &au(0, true, 10)).unwrap();
+    drain(&mut core);
+    assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+    let mut srs = 0;
+    let mut keepalives = 0;
+    while let Some(next) = core.poll_timeout() {
+        if next > t0 + Duration::from_secs(31) {
+            break;
+        }
+        let t = next;
+        core.handle_timeout(t).unwrap();
+        for o in drain(&mut core) {
+            let Out::Tcp(b) = &o else { panic!() };
+            if b[0] == b'$' {
+                srs += 1;
+            } else {
+                keepalives += 1;
+                let r = as_request(&o);
+                assert_eq!(r.method, "OPTIONS");
+                assert_eq!(t, t0 + Duration::from_secs(30));
+                core.handle_input(t, &reply(r.cseq(), "")).unwrap();
+            }
+        }
+    }
+    assert_eq!((srs, keepalives), (6, 1));
+}
+
+/// A scripted session with interleaved data, RTCP and a server request among the replies.
+/// Returns everything observable.
+fn scripted(chunks: &[Vec<Vec<u8>>]) -> (Vec<Out>, Vec<Event>, State, Option<String>) {
+    let t0 = Instant::now();
+    let mut core = new_core(URL, RtspTransport::Tcp, t0);
+    let mut outs = drain(&mut core);
+    let mut evs = Vec::new();
+    let mut err = None;
+    for (step, pieces) in chunks.iter().enumerate() {
+        for p in pieces {
+            if let Err(e) = core.handle_input(t0, p) {
+                err = Some(e.to_string());
+            }
+            outs.extend(drain(&mut core));
+            evs.extend(events(&mut core));
+        }
+        if step == 3 {
+            core.send(t0, &au(0, true, 3000)).unwrap();
+            core.close(t0).unwrap();
+            outs.extend(drain(&mut core));
+        }
+    }
+    (outs, evs, core.state(), err)
+}
+
+fn script() -> Vec<Vec<u8>> {
+    let server_request = b"OPTIONS * RTSP/1.0\r\nCSeq: 77\r\n\r\n".to_vec();
+    let mut s = vec![
+        [b"\r\n".to_vec(), reply(1, PUBLIC)].concat(),
+        [interleaved(5, b"stray data"), reply(2, "")].concat(),
+        [setup_reply(3, RtspTransport::Tcp), server_request].concat(),
+        [
+            interleaved(1, &receiver_report(3)),
+            interleaved(0, b"rtp?"),
+            reply(4, SESSION),
+        ]
+        .concat(),
+    ];
+    s.push(
+        [
+            interleaved(1, &receiver_report(u32::from(FIRST_SEQ) + 3)),
+            b"RTSP/1.0 200 OK\r\nCSeq: 5\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        ]
+        .concat(),
+    );
+    s
+}
+
+#[test]
+fn interleaved_data_and_server_requests_between_replies() {
+    let s = script();
+    let (outs, evs, state, err) = scripted(&s.iter().map(|c| vec![c.clone()]).collect::<Vec<_>>());
+    assert_eq!(err, None);
+    assert_eq!(state, State::Closed);
+    // The server's OPTIONS was answered with its CSeq.
+    assert!(outs
+        .iter()
+        .any(|o| matches!(o, Out::Tcp(b) if b.starts_with(b"RTSP/1.0 200 OK\r\nCSeq: 77\r\n"))));
+    let rr: Vec<u32> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::ReceiverReport(b) => Some(b.extended_highest_sequence),
+            _ => None,
+        })
+        .collect();
+    // The RR on channel 1 before RECORD's reply is read too (the channel is known after
+    // SETUP); data on other channels is skipped.
+    assert_eq!(rr, vec![3, u32::from(FIRST_SEQ) + 3]);
+    assert!(matches!(evs.get(1), Some(Event::Recording(_))), "{evs:?}");
+    assert_eq!(evs.last(), Some(&Event::Closed));
+}
+
+#[test]
+fn replies_split_at_every_byte_give_identical_outcomes() {
+    let s = script();
+    let whole = scripted(&s.iter().map(|c| vec![c.clone()]).collect::<Vec<_>>());
+    let mut runs = 0;
+    for (i, chunk) in s.iter().enumerate() {
+        for k in 0..=chunk.len() {
+            let mut chunks: Vec<Vec<Vec<u8>>> = s.iter().map(|c| vec![c.clone()]).collect();
+            chunks[i] = vec![chunk[..k].to_vec(), chunk[k..].to_vec()];
+            assert_eq!(scripted(&chunks), whole, "split of reply {i} at byte {k}");
+            runs += 1;
+        }
+    }
+    assert!(runs > 400);
+    // And byte by byte.
+    let bytes: Vec<Vec<Vec<u8>>> = s
+        .iter()
+        .map(|c| c.iter().map(|b| vec![*b]).collect())
+        .collect();
+    assert_eq!(scripted(&bytes), whole);
+}
+
+#[test]
+fn malformed_reply_and_closed_connection() {
+    let t0 = Instant::now();
+    let mut core = new_core(URL, RtspTransport::Tcp, t0);
+    drain(&mut core);
+    core.handle_input(t0, &reply(1, "")).unwrap();
+    let e = core
+        .handle_input(t0, b"RTSP/1.0 200 OK\r\nCSeq 2\r\n\r\n")
+        .unwrap_err();
+    assert!(
+        matches!(e, RtspError::MalformedReply { offset: 45, .. }),
+        "{e:?}"
+    );
+    assert_eq!(core.state(), State::Failed);
+
+    let mut core = recording(RtspTransport::Tcp, t0);
+    let e = core.handle_eof(t0).unwrap_err();
+    assert!(
+        matches!(&e, RtspError::ConnectionClosed { during, .. } if during == "while recording"),
+        "{e:?}"
+    );
+    let mut core = new_core(URL, RtspTransport::Tcp, t0);
+    let e = core.handle_eof(t0).unwrap_err();
+    assert!(e.to_string().contains("reply to OPTIONS"), "{e}");
+}
+
+#[test]
+fn stale_cseq_is_ignored_and_content_base_is_used() {
+    let t0 = Instant::now();
+    let mut core = new_core(URL, RtspTransport::Tcp, t0);
+    drain(&mut core);
+    core.handle_input(t0, &reply(9, "")).unwrap();
+    assert!(drain(&mut core).is_empty());
+    assert_eq!(core.state(), State::Options);
+    core.handle_input(t0, &reply(1, "")).unwrap();
+    drain(&mut core);
+    core.handle_input(
+        t0,
+        &reply(2, "Content-Base: rtsp://127.0.0.1:8554/other/\r\n"),
+    )
+    .unwrap();
+    let r = only_request(&drain(&mut core));
+    assert_eq!(r.uri, "rtsp://127.0.0.1:8554/other/streamid=0");
+    core.handle_input(t0, &setup_reply(3, RtspTransport::Tcp))
+        .unwrap();
+    let r = only_request(&drain(&mut core));
+    assert_eq!(r.uri, "rtsp://127.0.0.1:8554/other/");
+}
+
+#[test]
+fn send_queue_is_bounded() {
+    let t0 = Instant::now();
+    let mut core = recording(RtspTransport::Tcp, t0);
+    let mut n = 0;
+    while core.can_send() {
+        core.send(t0, &au(n, n == 0, 100_000)).unwrap();
+        n += 1;
+    }
+    assert!(core.queued_bytes() >= 1 << 20);
+    assert!(core.queued_bytes() < (1 << 20) + 110_000);
+    assert!(matches!(
+        core.send(t0, &au(n, false, 10)),
+        Err(RtspError::QueueFull { .. })
+    ));
+    // Taking transmits frees the queue.
+    while core.poll_transmit().is_some() {}
+    assert_eq!(core.queued_bytes(), 0);
+    assert!(core.can_send());
+}
+
+#[test]
+fn parameter_sets_prepended_only_when_missing() {
+    let t0 = Instant::now();
+    let mut core = recording(RtspTransport::Tcp, t0);
+    let mut with_ps = au(0, true, 50);
+    with_ps.nalus.insert(0, Bytes::from_static(PPS));
+    with_ps.nalus.insert(0, Bytes::from_static(SPS));
+    let before = core.stats().octets;
+    core.send(t0, &with_ps).unwrap();
+    let with_octets = core.stats().octets - before;
+    core.send(t0, &au(1, true, 50)).unwrap();
+    let prepended_octets = core.stats().octets - before - with_octets;
+    assert_eq!(with_octets, prepended_octets);
+    core.send(t0, &au(2, false, 50)).unwrap();
+    let plain = core.stats().octets - before - with_octets - prepended_octets;
+    assert_eq!(plain, 51);
+    // An access unit the packetizer rejects leaves the session recording.
+    let empty = AccessUnit {
+        nalus: vec![],
+        ..au(3, false, 0)
+    };
+    assert!(matches!(
+        core.send(t0, &empty),
+        Err(RtspError::Packetize(_))
+    ));
+    assert_eq!(core.state(), State::Recording);
+}
+
+#[test]
+fn absurd_session_timeout_from_the_server_is_capped() {
+    let t0 = Instant::now();
+    let mut core = new_core(URL, RtspTransport::Tcp, t0);
+    drain(&mut core);
+    core.handle_input(t0, &reply(1, "")).unwrap();
+    core.handle_input(t0, &reply(2, "")).unwrap();
+    let huge =
+        "Session: x;timeout=18446744073709551615\r\nTransport: RTP/AVP/TCP;interleaved=0-1\r\n";
+    core.handle_input(t0, &reply(3, huge)).unwrap();
+    core.handle_input(t0, &reply(4, "")).unwrap();
+    assert_eq!(core.state(), State::Recording);
+    assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(43_200)));
+}

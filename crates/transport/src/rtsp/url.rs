@@ -1,0 +1,306 @@
+//! `rtsp://` URLs with their credentials held apart, so they are never printed.
+
+use std::fmt;
+
+use url::Url;
+
+use super::error::RtspError;
+
+/// The default RTSP port (RFC 2326 §3.2).
+pub const DEFAULT_PORT: u16 = 554;
+
+/// User name and password taken from a URL's userinfo, percent-decoded.
+///
+/// `Debug` shows neither: only that credentials are present.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Credentials(<redacted>)")
+    }
+}
+
+/// An `rtsp://[user:pass@]host[:port]/path[?query]` URL.
+///
+/// The credentials are split off when parsing: [`Display`](fmt::Display), [`Debug`] and every
+/// error show the URL without them, and requests are sent to the URL without them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RtspUrl {
+    url: Url,
+    credentials: Option<Credentials>,
+}
+
+impl RtspUrl {
+    /// Parses a URL. The scheme must be `rtsp`; the port defaults to 554.
+    pub fn parse(input: &str) -> Result<RtspUrl, RtspError> {
+        let invalid = |reason: String| RtspError::InvalidUrl {
+            url: redact_unparsed(input),
+            reason,
+        };
+        let mut url = Url::parse(input.trim()).map_err(|e| invalid(e.to_string()))?;
+        if !url.scheme().eq_ignore_ascii_case("rtsp") {
+            return Err(invalid(format!(
+                "scheme {:?} is not \"rtsp\"",
+                url.scheme()
+            )));
+        }
+        match url.host_str() {
+            None | Some("") => return Err(invalid("no host".into())),
+            Some(_) => {}
+        }
+        if url.fragment().is_some() {
+            url.set_fragment(None);
+        }
+        let credentials = if !url.username().is_empty() || url.password().is_some() {
+            let username = percent_decode(url.username())
+                .ok_or_else(|| invalid("user name is not valid UTF-8".into()))?;
+            let password = percent_decode(url.password().unwrap_or(""))
+                .ok_or_else(|| invalid("password is not valid UTF-8".into()))?;
+            // Removing userinfo cannot fail for a URL with a host.
+            url.set_username("")
+                .map_err(|()| invalid("cannot remove user name".into()))?;
+            url.set_password(None)
+                .map_err(|()| invalid("cannot remove password".into()))?;
+            Some(Credentials { username, password })
+        } else {
+            None
+        };
+        Ok(RtspUrl { url, credentials })
+    }
+
+    /// The URL without credentials (what requests are sent to).
+    pub fn as_url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The URL without credentials, as a string.
+    pub fn as_str(&self) -> &str {
+        self.url.as_str()
+    }
+
+    /// The host name or address (IPv6 addresses without brackets).
+    pub fn host(&self) -> String {
+        match self.url.host() {
+            Some(url::Host::Ipv6(a)) => a.to_string(),
+            Some(h) => h.to_string(),
+            None => String::new(),
+        }
+    }
+
+    /// The port (554 when the URL names none).
+    pub fn port(&self) -> u16 {
+        self.url.port().unwrap_or(DEFAULT_PORT)
+    }
+
+    /// The credentials from the URL, percent-decoded.
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.credentials.as_ref()
+    }
+
+    /// Control URL resolution for SETUP (RFC 2326 §C.1.1): `control` is taken relative to this
+    /// URL (the base). An absolute control URL is used as is; `*` means the base itself.
+    ///
+    /// RFC 2326 resolves relative URLs as RFC 1808 does, which would replace the base's last
+    /// path segment; every server we publish to (GStreamer, ffmpeg, MediaMTX, Wowza) instead
+    /// treats the presentation URL as a directory and expects `<base>/<control>`, so a `/` is
+    /// inserted when the base path does not end in one. A query string stays at the end.
+    pub fn join_control(&self, control: &str) -> Result<RtspUrl, RtspError> {
+        let control = control.trim();
+        if control.is_empty() || control == "*" {
+            return Ok(self.clone());
+        }
+        if control
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("rtsp://"))
+        {
+            let mut joined = RtspUrl::parse(control)?;
+            joined.credentials = self.credentials.clone();
+            return Ok(joined);
+        }
+        let mut url = self.url.clone();
+        let path = url.path().to_string();
+        let new_path = if path.ends_with('/') {
+            format!("{path}{control}")
+        } else {
+            format!("{path}/{control}")
+        };
+        url.set_path(&new_path);
+        Ok(RtspUrl {
+            url,
+            credentials: self.credentials.clone(),
+        })
+    }
+
+    /// A copy with another base URL (from `Content-Base` or `Content-Location`), keeping the
+    /// credentials. Relative values are resolved against this URL.
+    pub fn with_base(&self, base: &str) -> Result<RtspUrl, RtspError> {
+        let url = self
+            .url
+            .join(base.trim())
+            .map_err(|e| RtspError::InvalidUrl {
+                url: redact_unparsed(base),
+                reason: format!("bad base URL from the server: {e}"),
+            })?;
+        let mut joined = RtspUrl::parse(url.as_str())?;
+        joined.credentials = self.credentials.clone();
+        Ok(joined)
+    }
+}
+
+impl fmt::Display for RtspUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.url.as_str())
+    }
+}
+
+impl fmt::Debug for RtspUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RtspUrl")
+            .field("url", &self.url.as_str())
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+impl std::str::FromStr for RtspUrl {
+    type Err = RtspError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RtspUrl::parse(s)
+    }
+}
+
+/// A URL string that failed to parse, safe to print: its userinfo (anything before the last `@`
+/// of the authority) is replaced by `***`.
+pub(crate) fn redact_unparsed(input: &str) -> String {
+    let (scheme, rest) = match input.find("://") {
+        Some(i) => (&input[..i + 3], &input[i + 3..]),
+        None => ("", input),
+    };
+    // Passwords may contain unescaped '/', '?' or '#': any '@' at all means userinfo may be
+    // present, and everything up to the last '@' is hidden.
+    match rest.rfind('@') {
+        Some(at) => format!("{scheme}***@{}", &rest[at + 1..]),
+        None => input.to_string(),
+    }
+}
+
+/// Decodes `%XX` escapes; `None` when the result is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    let hex = |c: Option<&u8>| c.and_then(|&c| (c as char).to_digit(16));
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            if let (Some(h), Some(l)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn parses_and_redacts_credentials() {
+        let u = RtspUrl::parse("rtsp://al%20ice:p%40ss%3Aw0rd@example.com/live/cam?x=1").unwrap();
+        assert_eq!(u.to_string(), "rtsp://example.com/live/cam?x=1");
+        assert_eq!(u.as_str(), "rtsp://example.com/live/cam?x=1");
+        assert_eq!(u.port(), 554);
+        assert_eq!(u.host(), "example.com");
+        let c = u.credentials().unwrap();
+        assert_eq!(
+            (c.username.as_str(), c.password.as_str()),
+            ("al ice", "p@ss:w0rd")
+        );
+        let dbg = format!("{u:?} {c:?}");
+        assert!(
+            !dbg.contains("ss") && !dbg.contains("al ice") && !dbg.contains("al%20ice"),
+            "{dbg}"
+        );
+        assert!(dbg.contains("redacted"));
+    }
+
+    #[test]
+    fn ports_hosts_and_ipv6() {
+        let u = RtspUrl::parse("rtsp://127.0.0.1:8554/record").unwrap();
+        assert_eq!((u.host().as_str(), u.port()), ("127.0.0.1", 8554));
+        assert!(u.credentials().is_none());
+        let u = RtspUrl::parse("rtsp://[::1]:9000/x").unwrap();
+        assert_eq!((u.host().as_str(), u.port()), ("::1", 9000));
+        let u = RtspUrl::parse("RTSP://Host").unwrap();
+        assert_eq!(u.port(), 554);
+        // The unencoded '@' in a password: the last '@' separates the userinfo.
+        let u = RtspUrl::parse("rtsp://bob:a@b@host/p").unwrap();
+        assert_eq!(u.credentials().unwrap().password, "a@b");
+        assert_eq!(u.host(), "host");
+    }
+
+    #[test]
+    fn rejects_bad_urls_without_echoing_passwords() {
+        for bad in [
+            "http://u:hunter2@host/x",
+            "rtsp://u:hunter2@/x",
+            "rtsp://u:hunter2@ho st/x",
+            "not a url hunter2@",
+        ] {
+            let e = RtspUrl::parse(bad).unwrap_err();
+            let shown = format!("{e} {e:?}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(matches!(e, RtspError::InvalidUrl { .. }), "{shown}");
+        }
+        assert_eq!(
+            redact_unparsed("rtsp://u:p/w@d@host/x"),
+            "rtsp://***@host/x"
+        );
+        assert_eq!(redact_unparsed("rtsp://host/x"), "rtsp://host/x");
+    }
+
+    #[test]
+    fn control_urls_resolve_as_servers_expect() {
+        let base = RtspUrl::parse("rtsp://u:p@h:1/live/cam?k=v").unwrap();
+        let s = base.join_control("streamid=0").unwrap();
+        assert_eq!(s.as_str(), "rtsp://h:1/live/cam/streamid=0?k=v");
+        assert_eq!(s.credentials(), base.credentials());
+        let slash = RtspUrl::parse("rtsp://h/live/").unwrap();
+        assert_eq!(
+            slash.join_control("trackID=0").unwrap().as_str(),
+            "rtsp://h/live/trackID=0"
+        );
+        assert_eq!(base.join_control("*").unwrap(), base);
+        assert_eq!(
+            base.join_control("rtsp://other:2/a/b").unwrap().as_str(),
+            "rtsp://other:2/a/b"
+        );
+        let rebased = base.with_base("rtsp://h:1/live/cam2/").unwrap();
+        assert_eq!(
+            rebased.join_control("streamid=0").unwrap().as_str(),
+            "rtsp://h:1/live/cam2/streamid=0"
+        );
+        assert_eq!(rebased.credentials(), base.credentials());
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%41%zz%4").unwrap(), "aA%zz%4");
+        assert_eq!(percent_decode("%").unwrap(), "%");
+        assert!(percent_decode("%ff").is_none());
+    }
+}
