@@ -1,0 +1,195 @@
+//! The RTMP publisher's errors.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::flv::FlvError;
+use super::url::UrlError;
+use crate::h264::H264Error;
+
+/// The step of a publish session an error or timeout happened in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Step {
+    /// Resolving the host name.
+    Resolve,
+    /// Opening the TCP connection.
+    TcpConnect,
+    /// The RTMP handshake (RTMP spec §5.2).
+    Handshake,
+    /// `connect` to the application, waiting for `NetConnection.Connect.Success` (§7.2.1.1).
+    Connect,
+    /// `createStream` and `publish`, waiting for `NetStream.Publish.Start` (§7.2.2.6).
+    Publish,
+    /// Sending media.
+    Streaming,
+    /// End of sequence, `deleteStream`, and draining the connection.
+    Closing,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Step::Resolve => "resolving the host",
+            Step::TcpConnect => "TCP connect",
+            Step::Handshake => "RTMP handshake",
+            Step::Connect => "connect",
+            Step::Publish => "publish",
+            Step::Streaming => "streaming",
+            Step::Closing => "closing",
+        })
+    }
+}
+
+/// An error of the RTMP publisher. Every variant that concerns a connection names the URL
+/// with its credentials removed (see [`RtmpUrl`](super::RtmpUrl)'s `Display`).
+///
+/// Errors are `Clone` (I/O errors are shared behind an `Arc`): once a session fails, every
+/// later call returns the same error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum RtmpError {
+    /// The URL cannot be used for publishing.
+    #[error("invalid RTMP URL {url}: {source}")]
+    InvalidUrl {
+        /// The URL as given, credentials removed.
+        url: String,
+        /// What is wrong with it.
+        #[source]
+        source: UrlError,
+    },
+    /// The options are not usable (e.g. a chunk size out of range).
+    #[error("invalid RTMP options: {0}")]
+    InvalidOptions(String),
+    /// The video track cannot be described to the server (no usable SPS/PPS).
+    #[error("cannot publish this track to {url}: {source}")]
+    Track {
+        /// The URL, credentials removed.
+        url: String,
+        /// Why.
+        #[source]
+        source: H264Error,
+    },
+    /// The host name did not resolve (DNS failure) or resolved to no address.
+    #[error("cannot resolve the host of {url}: {source}")]
+    Resolve {
+        /// The URL, credentials removed.
+        url: String,
+        /// The resolver's error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The TCP connection could not be opened (e.g. connection refused).
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        /// The URL, credentials removed.
+        url: String,
+        /// The socket error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// A step did not finish in time.
+    #[error("{step} with {url} timed out after {after:?}")]
+    Timeout {
+        /// The URL, credentials removed.
+        url: String,
+        /// The step that timed out.
+        step: Step,
+        /// The configured limit.
+        after: Duration,
+    },
+    /// The RTMP handshake failed.
+    #[error("RTMP handshake with {url} failed: {reason}")]
+    Handshake {
+        /// The URL, credentials removed.
+        url: String,
+        /// rml_rtmp's description of the failure.
+        reason: String,
+    },
+    /// The server rejected `connect` (e.g. `NetConnection.Connect.Rejected`).
+    #[error("{url} rejected the connection: {code}: {description}")]
+    ConnectRejected {
+        /// The URL, credentials removed.
+        url: String,
+        /// The server's status code (empty if it sent none).
+        code: String,
+        /// The server's description (empty if it sent none).
+        description: String,
+    },
+    /// The server rejected `createStream` or `publish` (e.g. `NetStream.Publish.BadName`).
+    #[error("{url} rejected publishing: {code}: {description}")]
+    PublishRejected {
+        /// The URL, credentials removed.
+        url: String,
+        /// The server's status code (empty if it sent none).
+        code: String,
+        /// The server's description (empty if it sent none).
+        description: String,
+    },
+    /// The server reported an error status while streaming.
+    #[error("{url} reported an error: {code}: {description}")]
+    ServerError {
+        /// The URL, credentials removed.
+        url: String,
+        /// The server's status code.
+        code: String,
+        /// The server's description.
+        description: String,
+    },
+    /// The server closed the connection.
+    #[error("{url} closed the connection during {step}")]
+    ConnectionClosed {
+        /// The URL, credentials removed.
+        url: String,
+        /// What the publisher was doing.
+        step: Step,
+    },
+    /// A socket error.
+    #[error("I/O error with {url} during {step}: {source}")]
+    Io {
+        /// The URL, credentials removed.
+        url: String,
+        /// What the publisher was doing.
+        step: Step,
+        /// The socket error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The RTMP session broke (a chunk or message rml_rtmp could not parse or build, or a
+    /// message the session did not expect).
+    #[error("RTMP protocol error with {url} during {step}: {reason}")]
+    Protocol {
+        /// The URL, credentials removed.
+        url: String,
+        /// What the publisher was doing.
+        step: Step,
+        /// What went wrong.
+        reason: String,
+    },
+    /// An access unit cannot be sent (e.g. DTS going backwards, composition time out of
+    /// range). The session is unchanged: the caller may skip the access unit and go on.
+    #[error("cannot send access unit: {0}")]
+    InvalidAccessUnit(#[from] FlvError),
+    /// The call is not allowed in the session's state (e.g. `send` before publishing started
+    /// or after `close`).
+    #[error("not allowed while {0}")]
+    InvalidState(&'static str),
+}
+
+impl RtmpError {
+    /// The server's status code, for rejections and server errors.
+    pub fn server_code(&self) -> Option<&str> {
+        match self {
+            RtmpError::ConnectRejected { code, .. }
+            | RtmpError::PublishRejected { code, .. }
+            | RtmpError::ServerError { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// True for a timeout.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, RtmpError::Timeout { .. })
+    }
+}

@@ -1,0 +1,72 @@
+//! Options of the RTMP publisher.
+
+use std::time::Duration;
+
+/// Options of an RTMP publish session. Start from [`RtmpOptions::default`] and change fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RtmpOptions {
+    /// Resolving the host and opening the TCP connection (default 5 s).
+    pub tcp_connect_timeout: Duration,
+    /// The RTMP handshake (default 10 s).
+    pub handshake_timeout: Duration,
+    /// Each command round trip: `connect`, then `createStream` + `publish` (default 10 s each).
+    pub command_timeout: Duration,
+    /// How long `send` may wait for room in the send queue when the server does not read
+    /// (default 10 s). After that the session fails with a timeout.
+    pub send_timeout: Duration,
+    /// `close`: flushing what is queued, then waiting for the server to close its side
+    /// (default 5 s).
+    pub close_timeout: Duration,
+    /// Outgoing RTMP chunk size announced with Set Chunk Size after `connect` (RTMP spec
+    /// §5.4.1; default 4096 bytes, the spec's initial size is 128). 1 ..= 16 777 215.
+    pub chunk_size: u32,
+    /// Send-queue high-water mark in bytes (default 1 MiB): `send` waits while more than this
+    /// is queued and not yet written to the socket. One access unit is always accepted into
+    /// an empty queue, whatever its size.
+    pub max_queued_bytes: usize,
+    /// `flashVer` sent in `connect` (default `FMLE/3.0 (compatible; mpegcoder)`, the form
+    /// publishing encoders use).
+    pub flash_version: String,
+}
+
+impl Default for RtmpOptions {
+    fn default() -> Self {
+        RtmpOptions {
+            tcp_connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            chunk_size: 4096,
+            max_queued_bytes: 1 << 20,
+            flash_version: "FMLE/3.0 (compatible; mpegcoder)".to_string(),
+        }
+    }
+}
+
+impl RtmpOptions {
+    /// Checks the values; the message says which one is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        // Set Chunk Size is 31 bits (§5.4.1), but a chunk never needs to be larger than the
+        // largest message (24-bit length, §5.3.1.2); rml_rtmp rejects larger messages anyway.
+        if !(1..=0xff_ffff).contains(&self.chunk_size) {
+            return Err(format!(
+                "chunk_size {} is outside 1 ..= 16777215",
+                self.chunk_size
+            ));
+        }
+        for (name, d) in [
+            ("tcp_connect_timeout", self.tcp_connect_timeout),
+            ("handshake_timeout", self.handshake_timeout),
+            ("command_timeout", self.command_timeout),
+            ("send_timeout", self.send_timeout),
+            ("close_timeout", self.close_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(format!("{name} is zero"));
+            }
+        }
+        Ok(())
+    }
+}

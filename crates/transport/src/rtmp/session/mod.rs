@@ -1,0 +1,10 @@
+//! The sans-IO publish session ([`PublisherCore`]) and the server status replies it reads.
+
+mod core;
+mod status;
+
+#[cfg(test)]
+mod tests;
+
+pub use self::core::{PublishEvent, PublishState, PublishStats, PublisherCore};
+pub use self::status::ServerStatus;

@@ -1,0 +1,155 @@
+//! Reads the server's status replies (`_error`, `onStatus`) out of the incoming byte stream.
+//!
+//! rml_rtmp's `ClientSession` reduces them to less than a user needs: a rejected `connect`
+//! keeps only the description, an `onStatus` it does not know (e.g. `NetStream.Publish.BadName`)
+//! only the code, and an `_error` to `createStream` neither. So the core runs a second chunk
+//! deserializer over the same bytes (a publisher receives only a few small messages) and takes
+//! `level`, `code` and `description` from the info object (RTMP spec §7.2.1.1 and §7.2.2:
+//! the `_error` / `onStatus` reply carries an information object with these properties).
+//! If this reader ever fails to parse, it switches itself off; the session goes on without
+//! the extra detail.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use rml_rtmp::chunk_io::ChunkDeserializer;
+use rml_rtmp::messages::RtmpMessage;
+use rml_rtmp::rml_amf0::Amf0Value;
+
+/// A status reply from the server.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServerStatus {
+    /// The command that carried it (`onStatus` or `_error`).
+    pub command: String,
+    /// `level`: `status`, `warning` or `error` (rml_rtmp's server writes `_error`).
+    pub level: String,
+    /// `code`, e.g. `NetStream.Publish.Start`.
+    pub code: String,
+    /// `description`, free text.
+    pub description: String,
+}
+
+impl ServerStatus {
+    /// True for an `_error` reply or an error-level status.
+    pub fn is_error(&self) -> bool {
+        self.command == "_error"
+            || self.level.eq_ignore_ascii_case("error")
+            || self.level.eq_ignore_ascii_case("_error")
+    }
+
+    /// The code, or the command name when the server sent no code.
+    pub fn code_or_command(&self) -> String {
+        if self.code.is_empty() {
+            self.command.clone()
+        } else {
+            self.code.clone()
+        }
+    }
+}
+
+/// The shadow reader of status replies.
+pub(super) struct StatusTap {
+    deserializer: Option<ChunkDeserializer>,
+}
+
+impl fmt::Debug for StatusTap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StatusTap")
+            .field("active", &self.deserializer.is_some())
+            .finish()
+    }
+}
+
+impl StatusTap {
+    pub(super) fn new() -> Self {
+        StatusTap {
+            deserializer: Some(ChunkDeserializer::new()),
+        }
+    }
+
+    /// Feeds bytes received after the handshake; returns the status replies they completed.
+    pub(super) fn feed(&mut self, data: &[u8]) -> Vec<ServerStatus> {
+        let mut out = Vec::new();
+        let Some(deserializer) = self.deserializer.as_mut() else {
+            return out;
+        };
+        let mut input = data;
+        let mut failed = false;
+        loop {
+            match deserializer.get_next_message(input) {
+                Ok(Some(payload)) => {
+                    input = &[];
+                    // Only control and command messages matter; never decode media here.
+                    if !matches!(payload.type_id, 1 | 17 | 20) {
+                        continue;
+                    }
+                    match payload.to_rtmp_message() {
+                        Ok(RtmpMessage::SetChunkSize { size }) => {
+                            // RTMP spec §5.4.1: the peer's chunk size applies to what it sends.
+                            let size = usize::try_from(size).unwrap_or(usize::MAX);
+                            if deserializer.set_max_chunk_size(size).is_err() {
+                                failed = true;
+                                break;
+                            }
+                        }
+                        Ok(RtmpMessage::Amf0Command {
+                            command_name,
+                            command_object,
+                            additional_arguments,
+                            ..
+                        }) if command_name == "_error" || command_name == "onStatus" => {
+                            out.push(status_from(
+                                command_name,
+                                command_object,
+                                additional_arguments,
+                            ));
+                        }
+                        Ok(_) => {}
+                        Err(_) => {
+                            failed = true;
+                            break;
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if failed {
+            self.deserializer = None;
+        }
+        out
+    }
+}
+
+fn status_from(command: String, object: Amf0Value, args: Vec<Amf0Value>) -> ServerStatus {
+    let mut status = ServerStatus {
+        command,
+        ..ServerStatus::default()
+    };
+    // The info object is normally the first additional argument; some servers put it in the
+    // command object instead.
+    let info = args
+        .into_iter()
+        .chain(std::iter::once(object))
+        .find_map(|v| match v {
+            Amf0Value::Object(props) if props.contains_key("code") => Some(props),
+            _ => None,
+        });
+    if let Some(mut props) = info {
+        status.level = take_string(&mut props, "level");
+        status.code = take_string(&mut props, "code");
+        status.description = take_string(&mut props, "description");
+    }
+    status
+}
+
+fn take_string(props: &mut HashMap<String, Amf0Value>, key: &str) -> String {
+    match props.remove(key) {
+        Some(Amf0Value::Utf8String(s)) => s,
+        _ => String::new(),
+    }
+}

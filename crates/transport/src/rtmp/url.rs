@@ -1,0 +1,340 @@
+//! RTMP URLs: `rtmp://[user:pass@]host[:port]/app[/instance]/streamkey[?query]`.
+//!
+//! RTMP has no URL in the protocol itself: a client connects to an *application* (the
+//! `connect` command's `app` and `tcUrl` properties, RTMP spec §7.2.1.1) and then publishes a
+//! *stream name* (the `publish` command, §7.2.2.6). This module splits a URL into those parts
+//! the way common tools (ffmpeg, OBS) do:
+//!
+//! - one path segment after the application (`/live/key`): app `live`, key `key`;
+//! - two or more (`/app/instance/key`, `/app/instance/a/b`): app `app/instance`, key the rest.
+//!
+//! The query stays on the stream key (`key?user=u&pass=p`): MediaMTX, nginx-rtmp's
+//! `on_publish` and SRS read publish parameters from there. Credentials in the userinfo part
+//! (`user:pass@`) are not part of the RTMP protocol; they are appended to the key's query as
+//! `user=…&pass=…` (MediaMTX's convention) unless the query already names a `user`.
+//!
+//! Credentials are never printed: [`RtmpUrl`]'s `Display` and `Debug` (and so every error that
+//! carries a URL) replace the userinfo with `***` and the values of secret-looking query
+//! parameters (`pass`, `password`, `passwd`, `pwd`, `secret`, `token`) with `***`.
+
+use std::fmt;
+
+/// The default RTMP port (RTMP spec §4: "port 1935").
+pub const DEFAULT_PORT: u16 = 1935;
+
+/// Query parameter names whose values are redacted when a URL is printed.
+const SECRET_PARAMS: &[&str] = &["pass", "password", "passwd", "pwd", "secret", "token"];
+
+/// Why a URL is not a usable RTMP publish URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UrlError {
+    /// The text is not a URL at all.
+    #[error("not a URL: {0}")]
+    Syntax(String),
+    /// The scheme is not `rtmp` (`rtmps` and `rtmpt` are not supported).
+    #[error("unsupported scheme {0:?} (only rtmp:// is supported)")]
+    Scheme(String),
+    /// No host.
+    #[error("no host")]
+    NoHost,
+    /// No application name in the path.
+    #[error("no application name (expected rtmp://host/app/streamkey)")]
+    NoApp,
+    /// No stream key after the application.
+    #[error("no stream key (expected rtmp://host/app/streamkey)")]
+    NoStreamKey,
+}
+
+/// A parsed RTMP publish URL.
+///
+/// ```
+/// use mpegcoder_transport::rtmp::RtmpUrl;
+/// let url = RtmpUrl::parse("rtmp://alice:s3cret@example.com/live/cam?x=1").unwrap();
+/// assert_eq!(url.app(), "live");
+/// assert_eq!(url.tc_url(), "rtmp://example.com/live");
+/// assert_eq!(url.stream_key(), "cam?x=1&user=alice&pass=s3cret");
+/// assert_eq!(url.port(), 1935);
+/// assert_eq!(url.to_string(), "rtmp://***@example.com/live/cam?x=1");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct RtmpUrl {
+    host: String,
+    /// Host as written in a URL (IPv6 in brackets).
+    host_in_url: String,
+    port: u16,
+    explicit_port: bool,
+    app: String,
+    key: String,
+    /// The query as given (without credentials from the userinfo).
+    query: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+}
+
+impl RtmpUrl {
+    /// Parses a publish URL.
+    pub fn parse(text: &str) -> Result<RtmpUrl, UrlError> {
+        let url = url::Url::parse(text.trim()).map_err(|e| UrlError::Syntax(e.to_string()))?;
+        if !url.scheme().eq_ignore_ascii_case("rtmp") {
+            return Err(UrlError::Scheme(url.scheme().to_string()));
+        }
+        let (host, host_in_url) = match url.host() {
+            Some(url::Host::Domain(d)) if !d.is_empty() => (d.to_string(), d.to_string()),
+            Some(url::Host::Ipv4(a)) => (a.to_string(), a.to_string()),
+            Some(url::Host::Ipv6(a)) => (a.to_string(), format!("[{a}]")),
+            _ => return Err(UrlError::NoHost),
+        };
+        let segments: Vec<&str> = url
+            .path()
+            .trim_start_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
+        let (app, key) = match segments.as_slice() {
+            [] => return Err(UrlError::NoApp),
+            [_] => return Err(UrlError::NoStreamKey),
+            [app, key] => ((*app).to_string(), (*key).to_string()),
+            [app, instance, rest @ ..] => (format!("{app}/{instance}"), rest.join("/")),
+        };
+        let user = Some(url.username())
+            .filter(|u| !u.is_empty())
+            .map(str::to_string);
+        let password = url.password().map(str::to_string);
+        Ok(RtmpUrl {
+            host,
+            host_in_url,
+            port: url.port().unwrap_or(DEFAULT_PORT),
+            explicit_port: url.port().is_some(),
+            app,
+            key,
+            query: url.query().filter(|q| !q.is_empty()).map(str::to_string),
+            user,
+            password,
+        })
+    }
+
+    /// The host name or address (IPv6 without brackets), for resolving and connecting.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The TCP port (1935 unless the URL names one).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The application name sent in `connect` (`app` or `app/instance`).
+    pub fn app(&self) -> &str {
+        &self.app
+    }
+
+    /// The `tcUrl` sent in `connect`: `rtmp://host[:port]/app`, without credentials or query.
+    pub fn tc_url(&self) -> String {
+        format!(
+            "rtmp://{}{}/{}",
+            self.host_in_url,
+            self.port_suffix(),
+            self.app
+        )
+    }
+
+    /// The stream name sent in `publish`: the key with its query, plus `user`/`pass` from the
+    /// URL's userinfo when the query does not already carry a `user` (see the module docs).
+    /// Contains secrets: never print it.
+    pub fn stream_key(&self) -> String {
+        let mut query: Vec<String> = self.query.iter().cloned().collect();
+        let has_user = self.query.as_deref().is_some_and(|q| {
+            q.split('&')
+                .any(|p| p.split('=').next().is_some_and(|k| k == "user"))
+        });
+        if !has_user {
+            if let Some(user) = &self.user {
+                query.push(format!("user={user}"));
+                if let Some(pass) = &self.password {
+                    query.push(format!("pass={pass}"));
+                }
+            }
+        }
+        if query.is_empty() {
+            self.key.clone()
+        } else {
+            format!("{}?{}", self.key, query.join("&"))
+        }
+    }
+
+    /// The stream key without any query.
+    pub fn key_name(&self) -> &str {
+        &self.key
+    }
+
+    /// True when the URL carries a user name or password in its userinfo.
+    pub fn has_credentials(&self) -> bool {
+        self.user.is_some() || self.password.is_some()
+    }
+
+    /// The URL with credentials removed (what `Display` prints).
+    pub fn redacted(&self) -> String {
+        self.to_string()
+    }
+
+    fn port_suffix(&self) -> String {
+        if self.explicit_port {
+            format!(":{}", self.port)
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// Replaces the values of secret-looking parameters in a query string with `***`.
+pub(crate) fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if SECRET_PARAMS.iter().any(|s| k.eq_ignore_ascii_case(s)) => {
+                format!("{k}=***")
+            }
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Best-effort redaction of a URL that did not parse: drops any userinfo and secret query
+/// values, so even an error about a malformed URL never prints a password.
+pub(crate) fn redact_raw(text: &str) -> String {
+    let text = text.trim();
+    let (before_query, query) = match text.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (text, None),
+    };
+    let without_userinfo = match before_query.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            match authority.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://***@{host}{path}"),
+                None => before_query.to_string(),
+            }
+        }
+        None => match before_query.rsplit_once('@') {
+            Some((_, rest)) => format!("***@{rest}"),
+            None => before_query.to_string(),
+        },
+    };
+    match query {
+        Some(q) => format!("{without_userinfo}?{}", redact_query(q)),
+        None => without_userinfo,
+    }
+}
+
+impl fmt::Display for RtmpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let userinfo = if self.has_credentials() { "***@" } else { "" };
+        write!(
+            f,
+            "rtmp://{userinfo}{}{}/{}/{}",
+            self.host_in_url,
+            self.port_suffix(),
+            self.app,
+            self.key
+        )?;
+        if let Some(q) = &self.query {
+            write!(f, "?{}", redact_query(q))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RtmpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RtmpUrl({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> RtmpUrl {
+        RtmpUrl::parse(s).expect("valid URL")
+    }
+
+    #[test]
+    fn app_key_and_tc_url() {
+        let u = parse("rtmp://127.0.0.1/live/cam");
+        assert_eq!(
+            (u.host(), u.port(), u.app(), u.stream_key().as_str()),
+            ("127.0.0.1", 1935, "live", "cam")
+        );
+        assert_eq!(u.tc_url(), "rtmp://127.0.0.1/live");
+        assert_eq!(u.to_string(), "rtmp://127.0.0.1/live/cam");
+
+        let u = parse("rtmp://media.example:19350/app/inst/key");
+        assert_eq!(
+            (u.app(), u.key_name(), u.port()),
+            ("app/inst", "key", 19350)
+        );
+        assert_eq!(u.tc_url(), "rtmp://media.example:19350/app/inst");
+
+        // Everything after app/instance is the key.
+        let u = parse("rtmp://h/app/inst/a/b");
+        assert_eq!((u.app(), u.key_name()), ("app/inst", "a/b"));
+
+        // IPv6 literal: bracketed in tcUrl, bare for connecting.
+        let u = parse("rtmp://[::1]:1936/live/x");
+        assert_eq!(u.host(), "::1");
+        assert_eq!(u.tc_url(), "rtmp://[::1]:1936/live");
+    }
+
+    #[test]
+    fn query_stays_on_the_key() {
+        let u = parse("rtmp://h/live/cam?user=bob&pass=pw&x=1");
+        assert_eq!(u.stream_key(), "cam?user=bob&pass=pw&x=1");
+        assert_eq!(u.tc_url(), "rtmp://h/live");
+        assert_eq!(u.to_string(), "rtmp://h/live/cam?user=bob&pass=***&x=1");
+    }
+
+    #[test]
+    fn userinfo_becomes_query_credentials_and_is_redacted() {
+        let u = parse("rtmp://alice:s%40cret@h:1935/live/cam");
+        assert!(u.has_credentials());
+        assert_eq!(u.stream_key(), "cam?user=alice&pass=s%40cret");
+        assert_eq!(u.tc_url(), "rtmp://h:1935/live");
+        let shown = format!("{u} {u:?} {}", u.redacted());
+        assert!(
+            !shown.contains("s%40cret") && !shown.contains("alice"),
+            "{shown}"
+        );
+        assert!(shown.contains("rtmp://***@h:1935/live/cam"));
+        // A query that already names a user wins over the userinfo.
+        let u = parse("rtmp://alice:pw@h/live/cam?user=bob&password=x");
+        assert_eq!(u.stream_key(), "cam?user=bob&password=x");
+        assert_eq!(u.to_string(), "rtmp://***@h/live/cam?user=bob&password=***");
+    }
+
+    #[test]
+    fn rejects_what_cannot_be_published() {
+        assert_eq!(
+            RtmpUrl::parse("rtsp://h/live/x"),
+            Err(UrlError::Scheme("rtsp".into()))
+        );
+        assert_eq!(RtmpUrl::parse("rtmp://h/live"), Err(UrlError::NoStreamKey));
+        assert_eq!(RtmpUrl::parse("rtmp://h/"), Err(UrlError::NoApp));
+        assert!(matches!(
+            RtmpUrl::parse("not a url"),
+            Err(UrlError::Syntax(_))
+        ));
+    }
+
+    #[test]
+    fn raw_redaction_of_unparsable_text() {
+        assert_eq!(
+            redact_raw("rtmp://u:p@host:99999/live/x?pass=p&a=b"),
+            "rtmp://***@host:99999/live/x?pass=***&a=b"
+        );
+        assert_eq!(redact_raw("u:p@host"), "***@host");
+        assert_eq!(redact_raw("rtmp://host/a/b"), "rtmp://host/a/b");
+    }
+}
