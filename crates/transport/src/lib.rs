@@ -3,6 +3,7 @@
 //!
 //! Modules:
 //! - [`h264`]: Annex B / length-prefixed NAL units, avcC records, SPS facts, [`AccessUnit`].
+//! - [`publisher`]: [`Publisher`], which picks RTSP or RTMP from the URL scheme.
 //! - [`rtp`], [`rtcp`]: RTP packetization of H.264 (RFC 6184) and RTCP reports.
 //! - [`rtsp`]: RTSP RECORD publisher (sans-IO core and tokio driver).
 //! - [`rtmp`]: RTMP publisher (FLV tags over rml_rtmp's sans-IO session).
@@ -10,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod h264;
+pub mod publisher;
 pub mod rtcp;
 pub mod rtmp;
 pub mod rtp;
@@ -17,4 +19,7 @@ pub mod rtsp;
 pub mod time;
 
 pub use h264::{AccessUnit, VideoTrack};
+pub use publisher::{
+    redact_url, Protocol, PublishError, PublishOptions, Publisher, PublisherStats,
+};
 pub use time::TimeBase;

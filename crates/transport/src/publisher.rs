@@ -1,0 +1,259 @@
+//! One publisher for both protocols: [`Publisher::connect`] picks RTSP RECORD or RTMP publish
+//! from the URL scheme.
+//!
+//! ```no_run
+//! # async fn run(track: mpegcoder_transport::VideoTrack, aus: Vec<mpegcoder_transport::AccessUnit>)
+//! #     -> Result<(), mpegcoder_transport::PublishError> {
+//! use mpegcoder_transport::{PublishOptions, Publisher};
+//! let mut publisher =
+//!     Publisher::connect("rtsp://127.0.0.1:8554/cam", &track, PublishOptions::default()).await?;
+//! for au in &aus {
+//!     publisher.send(au).await?;
+//! }
+//! let stats = publisher.close().await?;
+//! println!("{} frames", stats.frames);
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+
+use crate::h264::{AccessUnit, VideoTrack};
+use crate::rtmp::{RtmpError, RtmpOptions, RtmpPublisher};
+use crate::rtsp::{RtspError, RtspOptions, RtspPublisher, RtspTransport};
+
+/// The protocol of a publish URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// `rtsp://`: ANNOUNCE / SETUP / RECORD (RFC 2326).
+    Rtsp,
+    /// `rtmp://`: connect / createStream / publish.
+    Rtmp,
+}
+
+impl Protocol {
+    /// The protocol named by `url`'s scheme (case-insensitive), if it is one we publish to.
+    pub fn from_url(url: &str) -> Option<Protocol> {
+        let scheme = url.split_once("://")?.0.to_ascii_lowercase();
+        match scheme.as_str() {
+            "rtsp" => Some(Protocol::Rtsp),
+            "rtmp" => Some(Protocol::Rtmp),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Rtsp => "RTSP",
+            Protocol::Rtmp => "RTMP",
+        })
+    }
+}
+
+/// Options of both publishers; only the one matching the URL is used.
+#[derive(Debug, Clone, Default)]
+pub struct PublishOptions {
+    /// RTSP settings (transport TCP or UDP, timeouts, queue size).
+    pub rtsp: RtspOptions,
+    /// RTMP settings (timeouts, chunk size, queue size).
+    pub rtmp: RtmpOptions,
+}
+
+impl PublishOptions {
+    /// The options with another RTSP lower transport.
+    pub fn with_rtsp_transport(mut self, transport: RtspTransport) -> Self {
+        self.rtsp.transport = transport;
+        self
+    }
+}
+
+/// Errors of [`Publisher`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The URL's scheme is neither `rtsp://` nor `rtmp://`.
+    #[error(
+        "unsupported URL {url}: expected rtsp://host[:port]/path or rtmp://host[:port]/app/key"
+    )]
+    UnsupportedScheme {
+        /// The URL, credentials removed.
+        url: String,
+    },
+    /// From the RTSP publisher.
+    #[error(transparent)]
+    Rtsp(#[from] RtspError),
+    /// From the RTMP publisher.
+    #[error(transparent)]
+    Rtmp(#[from] RtmpError),
+}
+
+/// What a finished publish sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublisherStats {
+    /// Access units sent.
+    pub frames: u64,
+    /// Media bytes sent: RTP payload octets (RTSP) or FLV video tag bytes (RTMP).
+    pub bytes: u64,
+}
+
+/// A connected publisher of either protocol.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Publisher {
+    /// RTSP RECORD.
+    Rtsp(RtspPublisher),
+    /// RTMP publish.
+    Rtmp(RtmpPublisher),
+}
+
+impl Publisher {
+    /// Connects to `url` and starts publishing `track`: RTSP when the scheme is `rtsp`, RTMP
+    /// when it is `rtmp`. Every network step is bounded by the options' timeouts.
+    pub async fn connect(
+        url: &str,
+        track: &VideoTrack,
+        options: PublishOptions,
+    ) -> Result<Publisher, PublishError> {
+        match Protocol::from_url(url) {
+            Some(Protocol::Rtsp) => Ok(Publisher::Rtsp(
+                RtspPublisher::connect(url, track, options.rtsp).await?,
+            )),
+            Some(Protocol::Rtmp) => Ok(Publisher::Rtmp(
+                RtmpPublisher::connect(url, track, options.rtmp).await?,
+            )),
+            None => Err(PublishError::UnsupportedScheme {
+                url: redact_url(url),
+            }),
+        }
+    }
+
+    /// Sends one access unit (waits while the bounded send queue is full).
+    pub async fn send(&mut self, au: &AccessUnit) -> Result<(), PublishError> {
+        match self {
+            Publisher::Rtsp(p) => Ok(p.send(au).await?),
+            Publisher::Rtmp(p) => Ok(p.send(au).await?),
+        }
+    }
+
+    /// Ends the publish cleanly (TEARDOWN, or unpublish and drain) and reports what was sent.
+    pub async fn close(self) -> Result<PublisherStats, PublishError> {
+        match self {
+            Publisher::Rtsp(p) => {
+                let s = p.close().await?;
+                Ok(PublisherStats {
+                    frames: s.frames,
+                    bytes: s.octets,
+                })
+            }
+            Publisher::Rtmp(p) => {
+                let s = p.close().await?;
+                Ok(PublisherStats {
+                    frames: s.frames,
+                    bytes: s.video_bytes,
+                })
+            }
+        }
+    }
+
+    /// The protocol in use.
+    pub fn protocol(&self) -> Protocol {
+        match self {
+            Publisher::Rtsp(_) => Protocol::Rtsp,
+            Publisher::Rtmp(_) => Protocol::Rtmp,
+        }
+    }
+
+    /// The URL published to, credentials removed.
+    pub fn url(&self) -> &str {
+        match self {
+            Publisher::Rtsp(p) => p.url(),
+            Publisher::Rtmp(p) => p.url(),
+        }
+    }
+}
+
+/// `url` with any `user:password@` removed and secret-looking query values (`pass`,
+/// `password`, `token`, `secret`, `key`) masked, for messages.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (Some(s), r),
+        None => (None, url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (path, query) = match tail.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (tail, None),
+    };
+    let mut out = String::with_capacity(url.len());
+    if let Some(s) = scheme {
+        out.push_str(s);
+        out.push_str("://");
+    }
+    out.push_str(host);
+    out.push_str(path);
+    if let Some(q) = query {
+        out.push('?');
+        let masked: Vec<String> = q
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _))
+                    if ["pass", "password", "pwd", "token", "secret", "key"]
+                        .contains(&k.to_ascii_lowercase().as_str()) =>
+                {
+                    format!("{k}=***")
+                }
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push_str(&masked.join("&"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_protocol_from_scheme() {
+        assert_eq!(Protocol::from_url("rtsp://h/x"), Some(Protocol::Rtsp));
+        assert_eq!(Protocol::from_url("RTMP://h/app/k"), Some(Protocol::Rtmp));
+        assert_eq!(Protocol::from_url("http://h/x"), None);
+        assert_eq!(Protocol::from_url("/tmp/file.mp4"), None);
+    }
+
+    #[test]
+    fn redacts_credentials_and_secret_query_values() {
+        assert_eq!(
+            redact_url("rtsp://alice:s3cret@host:8554/cam?x=1"),
+            "rtsp://host:8554/cam?x=1"
+        );
+        assert_eq!(
+            redact_url("rtmp://host/live/key?user=bob&pass=hunter2"),
+            "rtmp://host/live/key?user=bob&pass=***"
+        );
+        assert_eq!(redact_url("srt://u:p@h:9000"), "srt://h:9000");
+        // A password containing '@': everything up to the last '@' of the authority goes.
+        assert_eq!(redact_url("rtsp://u:p@ss@h/x"), "rtsp://h/x");
+    }
+
+    #[tokio::test]
+    async fn unsupported_scheme_is_a_typed_error_without_credentials() {
+        // SPS and PPS of a 320x240 libx264 stream.
+        let sps = bytes::Bytes::from_static(&[
+            0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9, 0x41, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03,
+            0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x42, 0x99, 0x60,
+        ]);
+        let pps = bytes::Bytes::from_static(&[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0]);
+        let track = VideoTrack::new(sps, pps).expect("valid parameter sets");
+        let err = Publisher::connect("http://u:pw@host/x", &track, PublishOptions::default())
+            .await
+            .expect_err("http is not a publish scheme");
+        let msg = err.to_string();
+        assert!(msg.contains("http://host/x"), "{msg}");
+        assert!(!msg.contains("pw"), "{msg}");
+    }
+}
