@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod probe;
+mod push;
 
 /// Decode, encode, pace and publish video to RTSP/RTMP servers, and pull it back.
 #[derive(Debug, Parser)]
@@ -19,12 +20,20 @@ struct Cli {
 enum Command {
     /// Print a video's parameters; optionally the MD5 of every decoded frame.
     Probe(probe::ProbeArgs),
+    /// Publish a video to an RTSP or RTMP server, paced at real time.
+    Push(push::PushArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Probe(args) => probe::run(args),
+        Command::Push(args) => match push::run(args) {
+            // Interrupted by Ctrl-C after a clean teardown: the conventional 128 + SIGINT.
+            Ok(true) => return ExitCode::from(130),
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,3 +4,8 @@
 pub use mpegcoder_codec as codec;
 pub use mpegcoder_pacer as pacer;
 pub use mpegcoder_transport as transport;
+
+pub mod push;
+pub mod server;
+pub use push::{push, PushError, PushOptions, PushSummary};
+pub use server::{FrameRef, Server, ServerConfig, ServerError, ServerStats, Transport, VideoCodec};

@@ -1,0 +1,281 @@
+//! `mpegcoder push INPUT URL`: publish a video to an RTSP or RTMP server, paced at real time.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use mpegcoder::codec::Rational;
+use mpegcoder::{push, PushOptions, ServerStats, Transport, VideoCodec};
+
+/// Arguments of `mpegcoder push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Input file (or any URL FFmpeg reads).
+    pub input: String,
+    /// Where to publish: rtsp://[user:pass@]host[:port]/path or rtmp://host[:port]/app/key.
+    pub url: String,
+    /// libx264 (encode) or copy (pass the H.264 packets through untouched).
+    #[arg(long, default_value = "libx264", value_parser = parse_codec)]
+    pub codec: VideoCodec,
+    /// RTSP lower transport: tcp or udp (ignored for RTMP).
+    #[arg(long, default_value = "tcp", value_parser = parse_transport)]
+    pub transport: Transport,
+    /// Bit rate in bits/s; k and M suffixes allowed (2M = 2000000). Default: the input's.
+    #[arg(long, value_parser = parse_bitrate)]
+    pub bitrate: Option<u64>,
+    /// Key frame interval in frames. Default: the input's.
+    #[arg(long)]
+    pub gop: Option<u32>,
+    /// Maximum consecutive B-frames. Default: the input's.
+    #[arg(long)]
+    pub bframes: Option<u32>,
+    /// libx264 preset (ultrafast … veryslow). Default: veryfast.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// libx264 tune (zerolatency, film, animation, …).
+    #[arg(long)]
+    pub tune: Option<String>,
+    /// H.264 profile (baseline, main, high).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Output size WxH (scaled).
+    #[arg(long, value_parser = parse_size)]
+    pub size: Option<(u32, u32)>,
+    /// Output frame rate N or N/D (frames dropped or repeated to reach it).
+    #[arg(long, value_parser = parse_fps)]
+    pub fps: Option<Rational>,
+    /// Play the input N times; -1 = forever.
+    #[arg(long = "loop", default_value_t = 1, allow_negative_numbers = true)]
+    pub loops: i64,
+    /// Playback speed: 1.0 = real time, 2.0 = twice as fast.
+    #[arg(long, default_value_t = 1.0)]
+    pub rate: f64,
+    /// Send as fast as possible instead of pacing by timestamps.
+    #[arg(long)]
+    pub no_pace: bool,
+    /// How far ahead of its deadline a frame may leave, in milliseconds.
+    #[arg(long, default_value_t = 10)]
+    pub max_lead_ms: u64,
+    /// Write the final summary as JSON to PATH.
+    #[arg(long, value_name = "PATH")]
+    pub stats_json: Option<PathBuf>,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn parse_codec(s: &str) -> Result<VideoCodec, String> {
+    s.parse()
+}
+
+fn parse_transport(s: &str) -> Result<Transport, String> {
+    s.parse()
+}
+
+/// `2M`, `1500k`, `800000` → bits/s.
+pub fn parse_bitrate(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mul) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1_000.0),
+        Some((i, 'm' | 'M')) => (&t[..i], 1_000_000.0),
+        _ => (t, 1.0),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid bit rate {s:?} (examples: 2M, 1500k, 800000)"))?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(format!("bit rate must be positive, got {s:?}"));
+    }
+    Ok((v * mul).round() as u64)
+}
+
+/// `1280x720` → (1280, 720).
+pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("invalid size {s:?} (expected WxH, e.g. 1280x720)"))?;
+    let w: u32 = w.parse().map_err(|_| format!("invalid width in {s:?}"))?;
+    let h: u32 = h.parse().map_err(|_| format!("invalid height in {s:?}"))?;
+    if w == 0 || h == 0 || w % 2 == 1 || h % 2 == 1 {
+        return Err(format!("size {s:?} must be even and non-zero (YUV 4:2:0)"));
+    }
+    Ok((w, h))
+}
+
+/// `30`, `30000/1001` → a frame rate.
+pub fn parse_fps(s: &str) -> Result<Rational, String> {
+    let (n, d) = s.split_once('/').unwrap_or((s, "1"));
+    let n: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid frame rate {s:?}"))?;
+    let d: u32 = d
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid frame rate {s:?}"))?;
+    if n == 0 || d == 0 {
+        return Err(format!("frame rate {s:?} must be positive"));
+    }
+    Ok(Rational::new(n, d))
+}
+
+/// Runs the subcommand. Returns whether the push was interrupted (Ctrl-C).
+pub fn run(args: &PushArgs) -> Result<bool> {
+    let options = PushOptions {
+        codec: args.codec,
+        transport: args.transport,
+        bit_rate: args.bitrate,
+        gop_size: args.gop,
+        max_b_frames: args.bframes,
+        preset: args.preset.clone(),
+        tune: args.tune.clone(),
+        profile: args.profile.clone(),
+        size: args.size,
+        frame_rate: args.fps,
+        loops: args.loops,
+        rate: args.rate,
+        pace: !args.no_pace,
+        max_lead: Duration::from_millis(args.max_lead_ms),
+        ..PushOptions::new(args.input.clone(), args.url.clone())
+    };
+    if !(args.rate.is_finite() && args.rate > 0.0) {
+        bail!("--rate must be a positive number, got {}", args.rate);
+    }
+
+    // First Ctrl-C: stop reading, flush the encoder (paced) and tear down cleanly.
+    // Second Ctrl-C: give up at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    let presses = Arc::new(AtomicU32::new(0));
+    {
+        let stop = Arc::clone(&stop);
+        let presses = Arc::clone(&presses);
+        ctrlc::set_handler(move || {
+            if presses.fetch_add(1, Ordering::SeqCst) > 0 {
+                eprintln!("error: interrupted twice, exiting without tearing down");
+                std::process::exit(130);
+            }
+            stop.store(true, Ordering::SeqCst);
+        })
+        .context("cannot install the Ctrl-C handler")?;
+    }
+
+    let mut progress = Progress::new(args.quiet);
+    let summary = push(&options, &stop, |s| progress.update(s))?;
+    progress.finish();
+
+    let s = &summary.stats;
+    if !args.quiet {
+        eprintln!(
+            "pushed {} frames ({:.2} MB) to {} in {:.2} s (stream {:.2} s, {} loop{}), \
+             late {}, dropped {}{}",
+            s.frames_sent,
+            s.bytes_sent as f64 / 1e6,
+            summary.url,
+            s.elapsed_s,
+            s.stream_time_s,
+            summary.loops_completed,
+            if summary.loops_completed == 1 {
+                ""
+            } else {
+                "s"
+            },
+            s.late_frames,
+            s.dropped_frames,
+            if summary.interrupted {
+                " (interrupted)"
+            } else {
+                ""
+            },
+        );
+    }
+    if let Some(path) = &args.stats_json {
+        let json = serde_json::to_string_pretty(&summary)?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(summary.interrupted)
+}
+
+/// A progress bar on a terminal, a log line every few seconds otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    last_line: Instant,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Progress {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Progress {
+            bar,
+            quiet,
+            last_line: Instant::now(),
+        }
+    }
+
+    fn line(s: &ServerStats) -> String {
+        format!(
+            "frames {}  fps {:.1}  bitrate {:.0} kb/s  lead {:.1} ms  late {}",
+            s.frames_sent,
+            s.fps,
+            s.bitrate_bps / 1000.0,
+            s.lead_ms,
+            s.late_frames
+        )
+    }
+
+    fn update(&mut self, s: &ServerStats) {
+        if self.quiet {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => bar.set_message(Progress::line(s)),
+            None => {
+                if self.last_line.elapsed() >= Duration::from_secs(5) {
+                    self.last_line = Instant::now();
+                    eprintln!("{:.1}s {}", s.elapsed_s, Progress::line(s));
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bit_rates_sizes_and_frame_rates() {
+        assert_eq!(parse_bitrate("2M"), Ok(2_000_000));
+        assert_eq!(parse_bitrate("1500k"), Ok(1_500_000));
+        assert_eq!(parse_bitrate("2.5M"), Ok(2_500_000));
+        assert_eq!(parse_bitrate("800000"), Ok(800_000));
+        assert!(parse_bitrate("fast").is_err());
+        assert!(parse_bitrate("-1M").is_err());
+        assert_eq!(parse_size("1280x720"), Ok((1280, 720)));
+        assert!(parse_size("1281x720").is_err());
+        assert!(parse_size("1280").is_err());
+        assert_eq!(parse_fps("30000/1001"), Ok(Rational::new(30000, 1001)));
+        assert_eq!(parse_fps("25"), Ok(Rational::new(25, 1)));
+        assert!(parse_fps("0").is_err());
+    }
+}

@@ -1,0 +1,650 @@
+//! [`push`]: publish a file (or any input FFmpeg reads) to a server, the way `mpegcoder push`
+//! does. A reader thread decodes (libx264 mode) or demuxes (copy mode) and hands frames or
+//! packets over a bounded queue to the calling thread, which runs the [`Server`] (encode,
+//! pace, send) — the two-process layout of mpegCoder's dual-process example, in threads.
+//!
+//! Loop playback offsets the timestamps of each pass by the length of the input, so they stay
+//! monotonic across the wrap with no drift (integer ticks, no accumulated rounding).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{
+    rescale, CodecError, Decoder, DecoderOptions, Demuxer, EncodedPacket, Frame, OpenOptions,
+    PacketFormat, PixelLayout, Rational, VideoParams,
+};
+use crate::server::{Server, ServerConfig, ServerError, ServerStats, Transport, VideoCodec};
+use crate::transport::h264::{nal_type, nal_unit_type, split_annexb};
+use crate::transport::redact_url;
+
+/// What to push and how. Encoder fields left `None` are inherited from the input.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushOptions {
+    /// Input file or URL.
+    pub input: String,
+    /// `rtsp://…` or `rtmp://…`.
+    pub address: String,
+    /// libx264 or copy.
+    pub codec: VideoCodec,
+    /// RTSP over TCP or UDP.
+    pub transport: Transport,
+    /// Bit rate in bits/s.
+    pub bit_rate: Option<u64>,
+    /// Key frame interval in frames.
+    pub gop_size: Option<u32>,
+    /// Maximum consecutive B-frames.
+    pub max_b_frames: Option<u32>,
+    /// libx264 preset.
+    pub preset: Option<String>,
+    /// libx264 tune.
+    pub tune: Option<String>,
+    /// H.264 profile.
+    pub profile: Option<String>,
+    /// Output size (scaled).
+    pub size: Option<(u32, u32)>,
+    /// Output frame rate (frames are dropped or repeated to reach it, like ffmpeg's `-r`).
+    pub frame_rate: Option<Rational>,
+    /// How many times to play the input; -1 = forever.
+    pub loops: i64,
+    /// Playback speed (1.0 = real time).
+    pub rate: f64,
+    /// Pace by timestamps.
+    pub pace: bool,
+    /// Allowed lead of a frame over its deadline.
+    pub max_lead: Duration,
+    /// Capacity of the reader → pusher queue, in frames.
+    pub queue_capacity: usize,
+    /// Decoder threads (0 = automatic).
+    pub decoder_threads: usize,
+}
+
+impl std::fmt::Debug for PushOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushOptions")
+            .field("input", &redact_url(&self.input))
+            .field("address", &redact_url(&self.address))
+            .field("codec", &self.codec)
+            .field("transport", &self.transport)
+            .field("loops", &self.loops)
+            .field("rate", &self.rate)
+            .field("pace", &self.pace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PushOptions {
+    /// Push `input` to `address` once, with libx264, over RTSP/TCP, paced at real time.
+    pub fn new(input: impl Into<String>, address: impl Into<String>) -> PushOptions {
+        PushOptions {
+            input: input.into(),
+            address: address.into(),
+            codec: VideoCodec::Libx264,
+            transport: Transport::Tcp,
+            bit_rate: None,
+            gop_size: None,
+            max_b_frames: None,
+            preset: None,
+            tune: None,
+            profile: None,
+            size: None,
+            frame_rate: None,
+            loops: 1,
+            rate: 1.0,
+            pace: true,
+            max_lead: Duration::from_millis(10),
+            queue_capacity: 20,
+            decoder_threads: 0,
+        }
+    }
+
+    fn validate(&self) -> Result<(), PushError> {
+        if self.loops == 0 || self.loops < -1 {
+            return Err(PushError::Config(format!(
+                "loop count must be a positive number or -1 (forever), got {}",
+                self.loops
+            )));
+        }
+        if self.codec == VideoCodec::Copy {
+            let encoder_flags = [
+                ("bit rate", self.bit_rate.is_some()),
+                ("GOP size", self.gop_size.is_some()),
+                ("B-frames", self.max_b_frames.is_some()),
+                ("preset", self.preset.is_some()),
+                ("tune", self.tune.is_some()),
+                ("profile", self.profile.is_some()),
+                ("size", self.size.is_some()),
+                ("frame rate", self.frame_rate.is_some()),
+            ];
+            if let Some((name, _)) = encoder_flags.iter().find(|(_, set)| *set) {
+                return Err(PushError::Config(format!(
+                    "{name} cannot be changed with codec copy (the packets pass through \
+                     untouched); use codec libx264"
+                )));
+            }
+        }
+        if let Some(fr) = self.frame_rate {
+            if !fr.is_valid() {
+                return Err(PushError::Config(format!("invalid frame rate {fr}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The server configuration for an input with `params`.
+    pub fn server_config(&self, params: &VideoParams) -> ServerConfig {
+        let mut cfg = ServerConfig::from_params(params, self.address.clone())
+            .with_codec(self.codec)
+            .with_transport(self.transport)
+            .with_pace(self.pace)
+            .with_rate(self.rate)
+            .with_max_lead(self.max_lead);
+        let enc = &mut cfg.encoder;
+        if let Some(b) = self.bit_rate {
+            enc.bit_rate = b;
+        }
+        if let Some(g) = self.gop_size {
+            enc.gop_size = g;
+        }
+        if let Some(b) = self.max_b_frames {
+            enc.max_b_frames = b;
+        }
+        if let Some(p) = &self.preset {
+            enc.preset = p.clone();
+        }
+        if self.tune.is_some() {
+            enc.tune = self.tune.clone();
+        }
+        if self.profile.is_some() {
+            enc.profile = self.profile.clone();
+        }
+        if let Some((w, h)) = self.size {
+            enc.width = w;
+            enc.height = h;
+        }
+        if let Some(fr) = self.frame_rate {
+            enc.frame_rate = fr;
+            enc.time_base = fr.invert();
+            if self.gop_size.is_none() {
+                // Keep the input's key frame spacing in seconds at the new rate.
+                let secs = f64::from(cfg.encoder.gop_size) / params.best_frame_rate().as_f64();
+                cfg.encoder.gop_size = ((secs * fr.as_f64()).round() as u32).max(1);
+            }
+        }
+        cfg
+    }
+}
+
+/// Errors of [`push`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PushError {
+    /// The options cannot work.
+    #[error("{0}")]
+    Config(String),
+    /// Reading or decoding the input failed.
+    #[error(transparent)]
+    Input(#[from] CodecError),
+    /// The input has no frames.
+    #[error("{input}: the video stream has no frames")]
+    EmptyInput {
+        /// The input, credentials removed.
+        input: String,
+    },
+    /// Copy mode with an input that is not H.264.
+    #[error("{input}: codec copy needs H.264 video, but the stream is {codec}; use codec libx264")]
+    NotH264 {
+        /// The input, credentials removed.
+        input: String,
+        /// Its codec.
+        codec: String,
+    },
+    /// Encoding, connecting or sending failed.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    /// The reader thread died.
+    #[error("the input reader stopped unexpectedly: {0}")]
+    Reader(String),
+}
+
+/// The outcome of a [`push`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushSummary {
+    /// The input, credentials removed.
+    pub input: String,
+    /// The URL published to, credentials removed.
+    pub url: String,
+    /// `libx264` or `copy`.
+    pub codec: VideoCodec,
+    /// Width of the published video.
+    pub width: u32,
+    /// Height of the published video.
+    pub height: u32,
+    /// Frame rate of the published video, `num/den`.
+    pub frame_rate: String,
+    /// Passes over the input completed.
+    pub loops_completed: u64,
+    /// Stopped by the caller's stop flag (Ctrl-C) before the input ended.
+    pub interrupted: bool,
+    /// The server's final statistics.
+    #[serde(flatten)]
+    pub stats: ServerStats,
+}
+
+enum Item {
+    Start {
+        params: Box<VideoParams>,
+        extradata: Bytes,
+        time_base: Rational,
+        format: PacketFormat,
+    },
+    Frame(Frame),
+    Packet(EncodedPacket),
+    LoopDone,
+    Error(PushError),
+}
+
+/// Pushes `options.input` to `options.address` and returns when the input ends (after
+/// `loops` passes), when `stop` becomes true (the server then flushes and tears down
+/// cleanly), or on the first error. `progress` is called about four times a second with the
+/// current statistics.
+pub fn push(
+    options: &PushOptions,
+    stop: &AtomicBool,
+    mut progress: impl FnMut(&ServerStats),
+) -> Result<PushSummary, PushError> {
+    options.validate()?;
+    let (tx, rx) = sync_channel::<Item>(options.queue_capacity.max(1));
+    std::thread::scope(|scope| {
+        let reader = std::thread::Builder::new()
+            .name("mpegcoder-reader".into())
+            .spawn_scoped(scope, || read_input(options, stop, tx))
+            .map_err(|e| PushError::Reader(e.to_string()))?;
+        let result = run_pusher(options, stop, &rx, &mut progress);
+        // Unblock the reader if it waits on a full queue, then wait for it.
+        drop(rx);
+        if reader.join().is_err() {
+            return Err(PushError::Reader("the reader thread panicked".into()));
+        }
+        result
+    })
+}
+
+fn run_pusher(
+    options: &PushOptions,
+    stop: &AtomicBool,
+    rx: &Receiver<Item>,
+    progress: &mut impl FnMut(&ServerStats),
+) -> Result<PushSummary, PushError> {
+    let input = redact_url(&options.input);
+    let first = rx
+        .recv()
+        .map_err(|_| PushError::Reader("no stream information".into()))?;
+    let (params, extradata, time_base, format) = match first {
+        Item::Start {
+            params,
+            extradata,
+            time_base,
+            format,
+        } => (params, extradata, time_base, format),
+        Item::Error(e) => return Err(e),
+        _ => return Err(PushError::Reader("stream information came late".into())),
+    };
+    let config = options.server_config(&params);
+    let mut pending: Option<EncodedPacket> = None;
+    let mut server = match options.codec {
+        VideoCodec::Libx264 => Server::open(config.clone())?,
+        VideoCodec::Copy => {
+            if params.codec != "h264" {
+                return Err(PushError::NotH264 {
+                    input,
+                    codec: params.codec.clone(),
+                });
+            }
+            let mut extradata = extradata;
+            if crate::transport::VideoTrack::from_extradata(&extradata).is_err()
+                && format == PacketFormat::AnnexB
+            {
+                // Raw Annex B input without extradata: take the parameter sets in-band.
+                let packet = match rx.recv() {
+                    Ok(Item::Packet(p)) => p,
+                    Ok(Item::Error(e)) => return Err(e),
+                    _ => return Err(PushError::EmptyInput { input }),
+                };
+                extradata = in_band_parameter_sets(&packet.data);
+                pending = Some(packet);
+            }
+            Server::open_copy(
+                config.clone(),
+                &extradata,
+                time_base,
+                Some(params.best_frame_rate()),
+                params.bit_rate,
+            )?
+        }
+    };
+    let (width, height, frame_rate) = match options.codec {
+        VideoCodec::Libx264 => (
+            config.encoder.width,
+            config.encoder.height,
+            config.encoder.frame_rate,
+        ),
+        VideoCodec::Copy => (params.width, params.height, params.best_frame_rate()),
+    };
+    let mut loops_completed = 0u64;
+    let mut last_report = Instant::now();
+    let mut interrupted = false;
+    if let Some(p) = pending.take() {
+        server.serve_packet_block(&p)?;
+    }
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            interrupted = true;
+            break;
+        }
+        let Ok(item) = rx.recv() else { break };
+        match item {
+            Item::Frame(f) => server.serve_frame_block(&f)?,
+            Item::Packet(p) => server.serve_packet_block(&p)?,
+            Item::LoopDone => loops_completed += 1,
+            Item::Error(e) => return Err(e),
+            Item::Start { .. } => {}
+        }
+        if last_report.elapsed() >= Duration::from_millis(250) {
+            last_report = Instant::now();
+            progress(&server.stats());
+        }
+    }
+    let url = server.url().to_string();
+    let stats = server.close()?;
+    progress(&stats);
+    if stats.frames_sent == 0 && !interrupted {
+        return Err(PushError::EmptyInput { input });
+    }
+    Ok(PushSummary {
+        input,
+        url,
+        codec: options.codec,
+        width,
+        height,
+        frame_rate: frame_rate.to_string(),
+        loops_completed,
+        interrupted,
+        stats,
+    })
+}
+
+/// The SPS and PPS NAL units of an Annex B access unit, as Annex B extradata.
+fn in_band_parameter_sets(data: &Bytes) -> Bytes {
+    let mut out = BytesMut::new();
+    for nal in split_annexb(data) {
+        if matches!(nal_unit_type(&nal), nal_type::SPS | nal_type::PPS) {
+            out.put_slice(&[0, 0, 0, 1]);
+            out.put_slice(&nal);
+        }
+    }
+    out.freeze()
+}
+
+/// The reader thread: sends `Start`, then frames or packets with loop offsets, `LoopDone`
+/// after each pass. Returns when done, stopped, or the pusher hung up.
+fn read_input(options: &PushOptions, stop: &AtomicBool, tx: SyncSender<Item>) {
+    let result = match options.codec {
+        VideoCodec::Libx264 => read_frames(options, stop, &tx),
+        VideoCodec::Copy => read_packets(options, stop, &tx),
+    };
+    if let Err(e) = result {
+        let _ = tx.send(Item::Error(e));
+    }
+}
+
+/// `Err(())` from a send means the pusher is gone: stop quietly.
+fn send(tx: &SyncSender<Item>, item: Item) -> Result<(), ()> {
+    tx.send(item).map_err(|_| ())
+}
+
+fn read_frames(
+    options: &PushOptions,
+    stop: &AtomicBool,
+    tx: &SyncSender<Item>,
+) -> Result<(), PushError> {
+    let mut decoder = Decoder::open(
+        &options.input,
+        DecoderOptions {
+            threads: options.decoder_threads,
+            output: PixelLayout::Yuv420p,
+            ..DecoderOptions::default()
+        },
+    )?;
+    if std::path::Path::new(&options.input).is_file() {
+        // Reading the packets of a local file (no decoding) gives exact GOP size and B-frame
+        // count, which the encoder inherits like the original's configDict.
+        decoder.build_index()?;
+    }
+    let params = decoder.params().clone();
+    let time_base = decoder.time_base();
+    let frame_duration = rescale(1, params.best_frame_rate().invert(), time_base).max(1);
+    let start = Item::Start {
+        params: Box::new(params.clone()),
+        extradata: decoder.extradata().clone(),
+        time_base,
+        format: PacketFormat::from_extradata(decoder.extradata()),
+    };
+    if send(tx, start).is_err() {
+        return Ok(());
+    }
+    let mut fps = options
+        .frame_rate
+        .map(|fr| FpsConverter::new(fr, time_base));
+    let mut offset = 0i64;
+    let mut pass = 0i64;
+    loop {
+        let mut span: Option<(i64, i64)> = None;
+        while let Some(mut frame) = decoder.next_frame()? {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let (lo, hi) = span.get_or_insert((frame.pts, frame.pts + frame_duration));
+            *lo = (*lo).min(frame.pts);
+            *hi = (*hi).max(frame.pts + frame_duration);
+            frame.pts += offset;
+            let out = match fps.as_mut() {
+                Some(conv) => conv.push(frame),
+                None => vec![frame],
+            };
+            for f in out {
+                if send(tx, Item::Frame(f)).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        let Some((lo, hi)) = span else {
+            return Err(PushError::EmptyInput {
+                input: redact_url(&options.input),
+            });
+        };
+        pass += 1;
+        let last_pass = options.loops != -1 && pass >= options.loops;
+        if last_pass {
+            if let Some(conv) = fps.as_mut() {
+                for f in conv.finish(hi + offset) {
+                    if send(tx, Item::Frame(f)).is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        if send(tx, Item::LoopDone).is_err() || last_pass {
+            return Ok(());
+        }
+        offset += hi - lo;
+        decoder.rewind()?;
+    }
+}
+
+fn read_packets(
+    options: &PushOptions,
+    stop: &AtomicBool,
+    tx: &SyncSender<Item>,
+) -> Result<(), PushError> {
+    let mut demuxer = Demuxer::open(&options.input, &OpenOptions::default())?;
+    let params = demuxer.params().clone();
+    let start = Item::Start {
+        params: Box::new(params.clone()),
+        extradata: demuxer.extradata().clone(),
+        time_base: demuxer.time_base(),
+        format: demuxer.packet_format(),
+    };
+    if send(tx, start).is_err() {
+        return Ok(());
+    }
+    let mut offset = 0i64;
+    let mut pass = 0i64;
+    loop {
+        let mut span: Option<(i64, i64)> = None;
+        while let Some(mut packet) = demuxer.next_packet()? {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let end = packet.pts + packet.duration.max(1);
+            let (lo, hi) = span.get_or_insert((packet.pts, end));
+            *lo = (*lo).min(packet.pts);
+            *hi = (*hi).max(end);
+            packet.pts += offset;
+            packet.dts += offset;
+            if send(tx, Item::Packet(packet)).is_err() {
+                return Ok(());
+            }
+        }
+        let Some((lo, hi)) = span else {
+            return Err(PushError::EmptyInput {
+                input: redact_url(&options.input),
+            });
+        };
+        pass += 1;
+        if send(tx, Item::LoopDone).is_err() || (options.loops != -1 && pass >= options.loops) {
+            return Ok(());
+        }
+        offset += hi - lo;
+        demuxer.rewind()?;
+    }
+}
+
+/// Converts a stream to a constant output frame rate by dropping or repeating frames: output
+/// slot n (at n / rate from the first frame) shows the latest input frame at or before it.
+struct FpsConverter {
+    out_tb: Rational,
+    in_tb: Rational,
+    origin: Option<i64>,
+    next_slot: i64,
+    pending: Option<Frame>,
+}
+
+impl FpsConverter {
+    fn new(rate: Rational, in_tb: Rational) -> FpsConverter {
+        FpsConverter {
+            out_tb: rate.invert(),
+            in_tb,
+            origin: None,
+            next_slot: 0,
+            pending: None,
+        }
+    }
+
+    /// True when output slot n starts before input time `limit` (exact: n · out_tb versus
+    /// (limit − origin) · in_tb, cross-multiplied in 128 bits).
+    fn slot_before(&self, n: i64, limit: i64, origin: i64) -> bool {
+        let lhs = i128::from(n) * i128::from(self.out_tb.num) * i128::from(self.in_tb.den);
+        let rhs = (i128::from(limit) - i128::from(origin))
+            * i128::from(self.in_tb.num)
+            * i128::from(self.out_tb.den);
+        lhs < rhs
+    }
+
+    /// Feeds a frame; returns the output frames that became final.
+    fn push(&mut self, frame: Frame) -> Vec<Frame> {
+        let origin = *self.origin.get_or_insert(frame.pts);
+        let out = self.emit_before(frame.pts, origin);
+        self.pending = Some(frame);
+        out
+    }
+
+    /// Emits the pending frame for every slot before `end` (input ticks).
+    fn finish(&mut self, end: i64) -> Vec<Frame> {
+        match self.origin {
+            Some(origin) => self.emit_before(end, origin),
+            None => Vec::new(),
+        }
+    }
+
+    fn emit_before(&mut self, limit: i64, origin: i64) -> Vec<Frame> {
+        let mut out = Vec::new();
+        let Some(pending) = &self.pending else {
+            return out;
+        };
+        while self.slot_before(self.next_slot, limit, origin) {
+            let mut f = pending.clone();
+            f.pts = self.next_slot;
+            f.time_base = self.out_tb;
+            out.push(f);
+            self.next_slot += 1;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(pts: i64) -> Frame {
+        Frame::from_packed(
+            PixelLayout::Yuv420p,
+            2,
+            2,
+            Bytes::from(vec![pts as u8; 6]),
+            pts,
+            Rational::new(1, 30),
+        )
+        .expect("valid frame")
+    }
+
+    #[test]
+    fn fps_conversion_drops_and_repeats_without_duplicating_time() {
+        // 30 fps → 10 fps keeps every third frame.
+        let mut conv = FpsConverter::new(Rational::new(10, 1), Rational::new(1, 30));
+        let mut out = Vec::new();
+        for n in 0..30 {
+            out.extend(conv.push(frame(n)));
+        }
+        out.extend(conv.finish(30));
+        let src: Vec<u8> = out.iter().map(|f| f.data[0]).collect();
+        assert_eq!(src, (0..30).step_by(3).map(|n| n as u8).collect::<Vec<_>>());
+        assert!(out.iter().enumerate().all(|(i, f)| f.pts == i as i64));
+        // 30 fps → 60 fps shows every frame twice.
+        let mut conv = FpsConverter::new(Rational::new(60, 1), Rational::new(1, 30));
+        let mut out = Vec::new();
+        for n in 0..5 {
+            out.extend(conv.push(frame(n)));
+        }
+        out.extend(conv.finish(5));
+        let src: Vec<u8> = out.iter().map(|f| f.data[0]).collect();
+        assert_eq!(src, vec![0, 0, 1, 1, 2, 2, 3, 3, 4, 4]);
+    }
+
+    #[test]
+    fn rejects_options_that_cannot_work() {
+        let mut o = PushOptions::new("in.mp4", "rtsp://h/x");
+        o.loops = 0;
+        assert!(matches!(o.validate(), Err(PushError::Config(_))));
+        let mut o = PushOptions::new("in.mp4", "rtsp://h/x");
+        o.codec = VideoCodec::Copy;
+        o.bit_rate = Some(1_000_000);
+        let err = o.validate().expect_err("bit rate with copy");
+        assert!(err.to_string().contains("bit rate"), "{err}");
+        assert!(PushOptions::new("in.mp4", "rtsp://h/x").validate().is_ok());
+    }
+}
