@@ -542,3 +542,35 @@ impl Drop for ServerProcess {
         self.stop(Duration::from_secs(2));
     }
 }
+
+/// Mean PSNR (dB, over Y, U and V) of `decoded` against `reference`, frame by frame in output
+/// order (both re-timed to frame numbers, so container time bases do not matter), computed by
+/// ffmpeg's `psnr` filter. Also returns the number of frames compared.
+pub fn psnr(decoded: &Path, reference: &Path) -> (f64, usize) {
+    let out = run(Command::new("ffmpeg")
+        .args(["-v", "info", "-nostdin", "-i"])
+        .arg(decoded)
+        .arg("-i")
+        .arg(reference)
+        .args([
+            "-lavfi",
+            "[0:v]settb=1/25,setpts=N[a];[1:v]settb=1/25,setpts=N[b];[a][b]psnr",
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "null",
+            "-",
+        ]));
+    let log = String::from_utf8_lossy(&out.stderr);
+    let line = log
+        .lines()
+        .find(|l| l.contains("PSNR") && l.contains("average:"))
+        .unwrap_or_else(|| panic!("no PSNR in ffmpeg's output: {log}"));
+    let avg = line
+        .split("average:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("cannot read the PSNR in {line:?}"));
+    (avg, framemd5(decoded).len())
+}

@@ -40,9 +40,7 @@ fn main() -> ExitCode {
         // A closed pipe (`mpegcoder probe ... | head`) is not an error worth a message.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the error and its causes, joined by ": ".
-            let line = format!("{e:#}").replace('\n', " ");
-            eprintln!("error: {line}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -53,4 +51,36 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// The error and its causes on one line, joined by ": ". A cause whose text the line already
+/// holds is skipped (the library errors name their cause in their own message).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_line_skips_causes_already_named() {
+        let io = std::io::Error::other("Connection refused");
+        let e = anyhow::Error::new(io).context("cannot connect to x: Connection refused");
+        assert_eq!(
+            super::one_line(&e),
+            "cannot connect to x: Connection refused"
+        );
+        let e = anyhow::Error::new(std::io::Error::other("disk full")).context("cannot write a");
+        assert_eq!(super::one_line(&e), "cannot write a: disk full");
+    }
 }
