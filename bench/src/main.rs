@@ -1,0 +1,4 @@
+//! Publisher benchmarks (see BENCHMARKS.md).
+#![forbid(unsafe_code)]
+
+fn main() {}
