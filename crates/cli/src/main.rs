@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod probe;
+mod pull;
 mod push;
 
 /// Decode, encode, pace and publish video to RTSP/RTMP servers, and pull it back.
@@ -22,12 +23,15 @@ enum Command {
     Probe(probe::ProbeArgs),
     /// Publish a video to an RTSP or RTMP server, paced at real time.
     Push(push::PushArgs),
+    /// Receive a live stream over RTSP or RTMP; optionally hash every frame or save it.
+    Pull(pull::PullArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Probe(args) => probe::run(args),
+        Command::Pull(args) => pull::run(args),
         Command::Push(args) => match push::run(args) {
             // Interrupted by Ctrl-C after a clean teardown: the conventional 128 + SIGINT.
             Ok(true) => return ExitCode::from(130),

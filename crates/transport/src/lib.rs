@@ -7,11 +7,14 @@
 //! - [`rtp`], [`rtcp`]: RTP packetization of H.264 (RFC 6184) and RTCP reports.
 //! - [`rtsp`]: RTSP RECORD publisher (sans-IO core and tokio driver).
 //! - [`rtmp`]: RTMP publisher (FLV tags over rml_rtmp's sans-IO session).
+//! - [`pull`]: pulling video back: RTSP PLAY through retina, RTMP play through rml_rtmp
+//!   (sans-IO play core, FLV tag parsing), as access units from the first key frame on.
 //! - [`time`]: rational time bases and exact timestamp conversion.
 #![forbid(unsafe_code)]
 
 pub mod h264;
 pub mod publisher;
+pub mod pull;
 pub mod rtcp;
 pub mod rtmp;
 pub mod rtp;

@@ -1,0 +1,280 @@
+//! `mpegcoder pull URL`: receive a live H.264 stream over RTSP or RTMP; optionally hash every
+//! decoded frame (`--framemd5`, the same lines as `probe --framemd5`), keep what arrived as raw
+//! Annex B (`--out`), and write a summary (`--stats-json`).
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use mpegcoder::codec::PixelLayout;
+use mpegcoder::{Client, ClientOptions, ClientStatus, PullOptions, PullTransport};
+
+/// How often the command looks at the client when no frame arrives.
+const POLL: Duration = Duration::from_millis(50);
+/// Capacity of the frame channel between the pull worker and the hash writer.
+const FRAME_QUEUE: usize = 64;
+
+/// Arguments of `mpegcoder pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// What to pull: rtsp://[user:pass@]host[:port]/path or rtmp://host[:port]/app/key.
+    pub url: String,
+    /// RTSP lower transport: tcp or udp (ignored for RTMP).
+    #[arg(long, default_value = "tcp", value_parser = parse_transport)]
+    pub transport: PullTransport,
+    /// Stop after N frames (decoded frames with --framemd5, else access units).
+    #[arg(long, value_name = "N")]
+    pub frames: Option<u64>,
+    /// Stop after S seconds of receiving (wall clock, from when playing started).
+    #[arg(long, value_name = "S")]
+    pub duration: Option<f64>,
+    /// Decode every frame and write one line per frame, `<index> <md5hex>` (index from 0 at
+    /// the first key frame; MD5 over the packed YUV420P planes) to PATH; `-` = stdout.
+    #[arg(long, value_name = "PATH")]
+    pub framemd5: Option<PathBuf>,
+    /// Write what arrived as raw H.264 Annex B: parameter sets, then every access unit.
+    #[arg(long, value_name = "FILE.h264")]
+    pub out: Option<PathBuf>,
+    /// Write a JSON summary (frames, key frames, bytes, duration, size, codec, fps) to PATH.
+    #[arg(long, value_name = "PATH")]
+    pub stats_json: Option<PathBuf>,
+    /// Give up when no video arrives for S seconds (also the wait for the first frame).
+    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    pub timeout: f64,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn parse_transport(s: &str) -> Result<PullTransport, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "tcp" => Ok(PullTransport::Tcp),
+        "udp" => Ok(PullTransport::Udp),
+        other => Err(format!("unknown transport {other:?} (expected tcp or udp)")),
+    }
+}
+
+fn seconds(what: &str, s: f64) -> Result<Duration> {
+    if !(s.is_finite() && s > 0.0) {
+        bail!("{what} must be a positive number of seconds, got {s}");
+    }
+    Duration::try_from_secs_f64(s).with_context(|| format!("{what} {s} is out of range"))
+}
+
+/// Where the frame hashes go.
+enum HashSink {
+    None,
+    Stdout(io::StdoutLock<'static>),
+    File(BufWriter<File>, PathBuf),
+}
+
+impl HashSink {
+    fn write(&mut self, index: u64, md5: &str) -> Result<()> {
+        match self {
+            HashSink::None => Ok(()),
+            HashSink::Stdout(out) => {
+                writeln!(out, "{index} {md5}").context("writing frame hashes to stdout")
+            }
+            HashSink::File(out, path) => writeln!(out, "{index} {md5}")
+                .with_context(|| format!("writing frame hashes to {}", path.display())),
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        match self {
+            HashSink::None => Ok(()),
+            HashSink::Stdout(out) => out.flush().context("writing frame hashes to stdout"),
+            HashSink::File(out, path) => out
+                .flush()
+                .with_context(|| format!("writing frame hashes to {}", path.display())),
+        }
+    }
+}
+
+/// Runs the subcommand.
+pub fn run(args: &PullArgs) -> Result<()> {
+    let idle = seconds("--timeout", args.timeout)?;
+    let duration = args
+        .duration
+        .map(|d| seconds("--duration", d))
+        .transpose()?;
+    if args.frames == Some(0) {
+        bail!("--frames must be at least 1");
+    }
+    let hashing = args.framemd5.is_some();
+    let hashes_to_stdout = args.framemd5.as_deref() == Some(Path::new("-"));
+    let options = ClientOptions {
+        pull: PullOptions::default()
+            .with_transport(args.transport)
+            .with_idle_timeout(idle),
+        output: PixelLayout::Yuv420p,
+        decode: hashing,
+        cache_size: 1,
+        ..ClientOptions::default()
+    };
+    let mut client = Client::new(&args.url, options)?;
+    let receiver = if hashing {
+        Some(client.subscribe(FRAME_QUEUE)?)
+    } else {
+        None
+    };
+    let mut sink = match &args.framemd5 {
+        None => HashSink::None,
+        Some(_) if hashes_to_stdout => HashSink::Stdout(io::stdout().lock()),
+        Some(path) => HashSink::File(
+            BufWriter::new(
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+            ),
+            path.clone(),
+        ),
+    };
+    if let Some(path) = &args.out {
+        let file =
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        client.record_annexb(BufWriter::new(file))?;
+    }
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = Arc::clone(&interrupted);
+        // Without a handler Ctrl-C still ends the process; with one, the outputs are complete.
+        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    }
+    let progress = progress_bar(args.quiet || hashes_to_stdout);
+
+    let started = Instant::now();
+    client.start()?;
+    let mut playing_since: Option<Instant> = None;
+    let mut hashed = 0u64;
+    let mut stop_requested = false;
+    loop {
+        if let Some(rx) = &receiver {
+            match rx.recv_timeout(POLL) {
+                Ok(frame) => {
+                    if args.frames.is_none_or(|n| hashed < n) {
+                        sink.write(hashed, &frame.md5_hex()?)?;
+                        hashed += 1;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                // The worker finished and every frame was taken.
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        } else if client.wait_finished(POLL).is_finished() {
+            break;
+        }
+        let status = client.status();
+        if playing_since.is_none() && matches!(status, ClientStatus::Running) {
+            playing_since = Some(Instant::now());
+        }
+        let counters = client.counters();
+        let done = if hashing {
+            hashed
+        } else {
+            counters.access_units
+        };
+        if let Some(bar) = &progress {
+            bar.set_message(format!(
+                "{} frames, {} key, {:.1} MB, {:.1} s",
+                done,
+                counters.key_frames,
+                counters.bytes as f64 / 1e6,
+                counters.stream_duration_s
+            ));
+        }
+        let limit_reached = args.frames.is_some_and(|n| done >= n)
+            || duration.is_some_and(|d| playing_since.is_some_and(|t| t.elapsed() >= d));
+        if !stop_requested && (limit_reached || interrupted.load(Ordering::SeqCst)) {
+            // The worker flushes the decoder's delayed frames, then the channel ends.
+            client.request_stop();
+            stop_requested = true;
+        }
+    }
+    let status = client.terminate();
+    sink.flush()?;
+    if let Some(bar) = &progress {
+        bar.finish_and_clear();
+    }
+    let wall = started.elapsed();
+    if let Some(path) = &args.stats_json {
+        write_stats(path, &client, &status, hashing.then_some(hashed), wall)?;
+    }
+    if let ClientStatus::Failed(e) = status {
+        return Err(e.into());
+    }
+    if !args.quiet && !hashes_to_stdout {
+        let c = client.counters();
+        let size = client
+            .params()
+            .map(|p| format!(", {}x{} {}", p.width, p.height, p.codec))
+            .unwrap_or_default();
+        println!(
+            "pulled {} frames ({} key frames, {} bytes, {:.3} s of stream{size}) from {} in {:.1} s",
+            c.access_units,
+            c.key_frames,
+            c.bytes,
+            c.stream_duration_s,
+            client.url(),
+            wall.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+fn progress_bar(quiet: bool) -> Option<ProgressBar> {
+    if quiet || !io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} pulling: {msg}") {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    Some(bar)
+}
+
+fn write_stats(
+    path: &Path,
+    client: &Client,
+    status: &ClientStatus,
+    decoded: Option<u64>,
+    wall: Duration,
+) -> Result<()> {
+    let c = client.counters();
+    let p = client.params();
+    let measured_fps = (c.access_units > 1 && c.stream_duration_s > 0.0)
+        .then(|| (c.access_units - 1) as f64 / c.stream_duration_s);
+    let (state, error) = match status {
+        ClientStatus::Ended => ("ended", None),
+        ClientStatus::Stopped => ("stopped", None),
+        ClientStatus::Failed(e) => ("failed", Some(e.to_string())),
+        _ => ("running", None),
+    };
+    let value = serde_json::json!({
+        "url": client.url(),
+        "protocol": p.as_ref().map(|p| p.protocol),
+        "frames": c.access_units,
+        "key_frames": c.key_frames,
+        "bytes": c.bytes,
+        "duration_s": c.stream_duration_s,
+        "width": p.as_ref().map(|p| p.width),
+        "height": p.as_ref().map(|p| p.height),
+        "codec": p.as_ref().map(|p| p.codec),
+        "codec_string": p.as_ref().map(|p| p.codec_string.clone()),
+        "fps": p.as_ref().and_then(|p| (p.fps > 0.0).then_some(p.fps)).or(measured_fps),
+        "decoded_frames": decoded,
+        "skipped_before_key": c.skipped_before_key,
+        "lost_packets": c.lost_packets,
+        "wall_time_s": wall.as_secs_f64(),
+        "status": state,
+        "error": error,
+    });
+    let text = serde_json::to_string_pretty(&value).context("serializing the summary")?;
+    std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
+}

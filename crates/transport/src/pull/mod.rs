@@ -1,0 +1,345 @@
+//! Pulling H.264 video back from a server: RTSP (PLAY, through retina) and RTMP (play, through
+//! rml_rtmp), as [`AccessUnit`]s with their timing, plus the [`VideoTrack`] that decodes them.
+//!
+//! Layers:
+//! - [`flv_parse`]: pure parsing of FLV video tag bodies (the inverse of [`crate::rtmp::flv`])
+//!   and 32-bit RTMP timestamp extension.
+//! - [`RtmpPlayCore`]: the sans-IO RTMP play session — bytes in, bytes and events out.
+//! - [`Puller`]: the tokio driver for both protocols, with a timeout on every network step.
+//!
+//! What every puller guarantees:
+//! - The first access unit handed out is a key frame (an IDR picture, or an FLV key frame)
+//!   whose track is known; everything before it is dropped and counted
+//!   ([`PullStats::skipped_before_key`]). A reader that joins a live stream mid-GOP therefore
+//!   starts at the next key frame and never feeds a decoder pictures it cannot decode.
+//! - [`Puller::next`] returns `Ok(None)` at the end of the stream: RTSP when the server closes
+//!   the connection or sends an RTCP BYE; RTMP on `NetStream.Play.UnpublishNotify`, `.Stop`,
+//!   `.Complete`, Stream EOF, or the server closing the connection after playing started.
+//! - No video for [`PullOptions::idle_timeout`] ends the session with
+//!   [`PullError::NoVideoReceived`] (nothing ever came: e.g. nginx-rtmp answers `play` of a
+//!   stream nobody publishes by sending nothing) or [`PullError::Stalled`].
+//! - Errors name the URL without its credentials.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), mpegcoder_transport::pull::PullError> {
+//! use mpegcoder_transport::pull::{PullOptions, Puller};
+//!
+//! let mut puller = Puller::connect("rtmp://127.0.0.1/live/cam", PullOptions::default()).await?;
+//! while let Some(au) = puller.next().await? {
+//!     let track = puller.track().expect("known before the first access unit");
+//!     println!("{}x{} dts {} key {}", track.width(), track.height(), au.dts, au.key);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+#[cfg(test)]
+mod driver_tests;
+mod error;
+pub mod flv_parse;
+mod rtmp_core;
+#[cfg(test)]
+mod rtmp_core_tests;
+mod rtmp_driver;
+mod rtmp_status;
+mod rtsp;
+
+use std::time::Duration;
+
+pub use self::error::{PullError, PullStep};
+pub use self::rtmp_core::{PlayEvent, PlayState, PlayStats, RtmpPlayCore};
+
+use crate::h264::{AccessUnit, VideoTrack};
+use crate::rtmp::url::{redact_raw, RtmpUrl};
+use crate::rtsp::RtspUrl;
+use crate::time::TimeBase;
+
+/// How RTP travels for an RTSP pull (RTMP always uses its one TCP connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum PullTransport {
+    /// Interleaved in the RTSP TCP connection (RFC 2326 §10.12). The default: works through
+    /// NAT and firewalls and loses nothing.
+    #[default]
+    Tcp,
+    /// RTP/RTCP over UDP. Lower latency; packets may be lost (retina has no reorder buffer).
+    Udp,
+}
+
+/// The protocol of a pull URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PullProtocol {
+    /// `rtsp://`.
+    Rtsp,
+    /// `rtmp://`.
+    Rtmp,
+}
+
+impl PullProtocol {
+    /// The scheme (`rtsp`, `rtmp`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PullProtocol::Rtsp => "rtsp",
+            PullProtocol::Rtmp => "rtmp",
+        }
+    }
+
+    /// The protocol of `url`, from its scheme.
+    pub fn of(url: &str) -> Result<PullProtocol, PullError> {
+        let text = url.trim();
+        let Some((scheme, _)) = text.split_once("://") else {
+            return Err(PullError::InvalidUrl {
+                url: redact_raw(text),
+                reason: "not a URL (expected rtsp://… or rtmp://…)".into(),
+            });
+        };
+        if scheme.eq_ignore_ascii_case("rtsp") {
+            Ok(PullProtocol::Rtsp)
+        } else if scheme.eq_ignore_ascii_case("rtmp") {
+            Ok(PullProtocol::Rtmp)
+        } else {
+            Err(PullError::UnsupportedScheme {
+                url: redact_raw(text),
+                scheme: scheme.to_string(),
+            })
+        }
+    }
+}
+
+/// Checks a pull URL without connecting: returns its protocol and its text without credentials
+/// (what errors and logs show).
+pub fn check_url(url: &str) -> Result<(PullProtocol, String), PullError> {
+    let invalid = |reason: String| PullError::InvalidUrl {
+        url: redact_raw(url),
+        reason,
+    };
+    match PullProtocol::of(url)? {
+        PullProtocol::Rtsp => RtspUrl::parse(url)
+            .map(|u| (PullProtocol::Rtsp, u.to_string()))
+            .map_err(|e| invalid(e.to_string())),
+        PullProtocol::Rtmp => RtmpUrl::parse(url)
+            .map(|u| (PullProtocol::Rtmp, u.redacted()))
+            .map_err(|e| invalid(e.to_string())),
+    }
+}
+
+/// Options of a pull session. Start from [`PullOptions::default`] and change fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PullOptions {
+    /// RTP transport for RTSP (default TCP); ignored for RTMP.
+    pub transport: PullTransport,
+    /// Resolving the host and opening the TCP connection (default 5 s).
+    pub connect_timeout: Duration,
+    /// Each setup step (default 10 s): RTMP handshake, `connect`, `createStream`; RTSP SETUP,
+    /// PLAY. RTSP DESCRIBE (which includes retina's TCP connect) gets the connect timeout plus
+    /// this.
+    pub setup_timeout: Duration,
+    /// Longest wait for video (default 10 s): after `play` until the first access unit, and
+    /// between access units.
+    pub idle_timeout: Duration,
+    /// `User-Agent` of RTSP requests.
+    pub user_agent: String,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions {
+            transport: PullTransport::Tcp,
+            connect_timeout: Duration::from_secs(5),
+            setup_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(10),
+            user_agent: concat!("mpegcoder/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+impl PullOptions {
+    /// Sets the RTP transport for RTSP.
+    pub fn with_transport(mut self, transport: PullTransport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Sets the idle timeout.
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Checks the values; the message says which one is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, d) in [
+            ("connect_timeout", self.connect_timeout),
+            ("setup_timeout", self.setup_timeout),
+            ("idle_timeout", self.idle_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(format!("{name} is zero"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Counters of a pull session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PullStats {
+    /// Access units handed out.
+    pub access_units: u64,
+    /// Of those, key frames.
+    pub key_frames: u64,
+    /// Bytes of NAL units handed out (without framing).
+    pub bytes: u64,
+    /// Access units dropped before the first key frame.
+    pub skipped_before_key: u64,
+    /// DTS of the first access unit handed out, in [`PullStats::time_base`].
+    pub first_dts: Option<i64>,
+    /// DTS of the last access unit handed out.
+    pub last_dts: Option<i64>,
+    /// The time base of the timestamps (1/1000 for RTMP, the RTP clock for RTSP).
+    pub time_base: Option<TimeBase>,
+    /// RTP packets lost (RTSP only).
+    pub lost_packets: u64,
+}
+
+impl PullStats {
+    /// Seconds between the first and the last access unit's DTS.
+    pub fn duration_s(&self) -> f64 {
+        match (self.first_dts, self.last_dts, self.time_base) {
+            (Some(a), Some(b), Some(tb)) => tb.seconds(b.saturating_sub(a)),
+            _ => 0.0,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Session {
+    Rtsp(Box<rtsp::RtspPull>),
+    Rtmp(Box<rtmp_driver::RtmpPull>),
+}
+
+/// A pull session: connect, then call [`next`](Puller::next) until it returns `None`. See the
+/// [module docs](self) for what it guarantees and an example.
+#[derive(Debug)]
+pub struct Puller {
+    url: String,
+    protocol: PullProtocol,
+    session: Session,
+    started: bool,
+    stats: PullStats,
+}
+
+impl Puller {
+    /// Connects to `url` (`rtsp://…` or `rtmp://…`, credentials in the userinfo allowed) and
+    /// starts playing. Returns once the server accepted: RTSP after PLAY; RTMP after
+    /// `NetStream.Play.Start` or the first media message (bounded by the idle timeout, since
+    /// some servers wait silently for a publisher).
+    ///
+    /// Must be called inside a tokio runtime with the `net` and `time` drivers enabled.
+    pub async fn connect(url: &str, options: PullOptions) -> Result<Puller, PullError> {
+        options.validate().map_err(PullError::InvalidOptions)?;
+        let protocol = PullProtocol::of(url)?;
+        let (shown, session) = match protocol {
+            PullProtocol::Rtsp => {
+                let parsed = RtspUrl::parse(url).map_err(|e| PullError::InvalidUrl {
+                    url: redact_raw(url),
+                    reason: e.to_string(),
+                })?;
+                let session = rtsp::RtspPull::connect(parsed.clone(), &options).await?;
+                (parsed.to_string(), Session::Rtsp(Box::new(session)))
+            }
+            PullProtocol::Rtmp => {
+                let parsed = RtmpUrl::parse(url).map_err(|e| PullError::InvalidUrl {
+                    url: redact_raw(url),
+                    reason: e.to_string(),
+                })?;
+                let session = rtmp_driver::RtmpPull::connect(parsed.clone(), &options).await?;
+                (parsed.redacted(), Session::Rtmp(Box::new(session)))
+            }
+        };
+        Ok(Puller {
+            url: shown,
+            protocol,
+            session,
+            started: false,
+            stats: PullStats::default(),
+        })
+    }
+
+    /// The URL without credentials.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The protocol.
+    pub fn protocol(&self) -> PullProtocol {
+        self.protocol
+    }
+
+    /// The video track (parameter sets, size, nominal frame rate), once known: RTSP from the
+    /// SDP when it carries `sprop-parameter-sets`, else from the first in-band SPS/PPS; RTMP
+    /// from the AVC sequence header. Always known when an access unit has been handed out; it
+    /// may change between access units (new parameter sets).
+    pub fn track(&self) -> Option<&VideoTrack> {
+        match &self.session {
+            Session::Rtsp(s) => s.track(),
+            Session::Rtmp(s) => s.track(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &PullStats {
+        &self.stats
+    }
+
+    /// The next access unit, `None` at the end of the stream. The first one is a key frame.
+    ///
+    /// RTMP: `dts` is the tag timestamp and `pts` = `dts` + composition time, in milliseconds.
+    /// RTSP: `pts` is the RTP timestamp since the first packet (90 kHz) and `dts` = `pts`
+    /// (RTP does not carry decoding times).
+    ///
+    /// Not cancel-safe: if the future is dropped before it completes, drop the puller too.
+    pub async fn next(&mut self) -> Result<Option<AccessUnit>, PullError> {
+        loop {
+            let au = match &mut self.session {
+                Session::Rtsp(s) => {
+                    let au = s.next().await;
+                    self.stats.lost_packets = s.lost_packets();
+                    au?
+                }
+                Session::Rtmp(s) => s.next().await?,
+            };
+            let Some(au) = au else {
+                return Ok(None);
+            };
+            if !self.started {
+                if !au.key || self.track().is_none() {
+                    self.stats.skipped_before_key += 1;
+                    continue;
+                }
+                self.started = true;
+            }
+            self.stats.access_units += 1;
+            self.stats.key_frames += u64::from(au.key);
+            self.stats.bytes += au.payload_len() as u64;
+            self.stats.first_dts.get_or_insert(au.dts);
+            self.stats.last_dts = Some(au.dts);
+            self.stats.time_base = Some(au.time_base);
+            return Ok(Some(au));
+        }
+    }
+
+    /// Ends the session politely, within half a second: RTSP sends TEARDOWN (through retina),
+    /// RTMP `deleteStream`, then the connection closes. Dropping the puller also ends the
+    /// session, less politely (retina still attempts TEARDOWN in the background while the
+    /// runtime lives).
+    pub async fn close(self) {
+        match self.session {
+            Session::Rtsp(s) => s.close().await,
+            Session::Rtmp(s) => s.close().await,
+        }
+    }
+}

@@ -1,0 +1,604 @@
+//! The sans-IO RTMP play session: rml_rtmp's `Handshake` and `ClientSession`, a status reader,
+//! and FLV video tags turned into access units.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use bytes::Bytes;
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::sessions::{
+    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, StreamMetadata,
+};
+
+use super::error::{PullError, PullStep};
+use super::flv_parse::{parse_video_tag, FlvParseError, TimestampExtender, VideoTagBody};
+use super::rtmp_status::{StatusReader, TapEvent};
+use super::PullOptions;
+use crate::h264::{nal_type, nal_unit_type, AccessUnit, AvcDecoderConfig, VideoTrack};
+use crate::rtmp::url::RtmpUrl;
+use crate::rtmp::ServerStatus;
+use crate::time::TimeBase;
+
+/// `flashVer` sent in `connect`: the form players send (publishers send `FMLE/…`).
+const FLASH_VERSION: &str = "LNX 9,0,124,2";
+
+/// Status codes that end playback (RTMP spec §7.2.2 `onStatus`; the `UnpublishNotify` that
+/// nginx-rtmp, SRS and Wowza send to players when the publisher leaves).
+const END_CODES: &[&str] = &[
+    "NetStream.Play.UnpublishNotify",
+    "NetStream.Play.Stop",
+    "NetStream.Play.Complete",
+];
+
+/// Where an RTMP play session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PlayState {
+    /// C0/C1 sent, handshake under way.
+    Handshaking,
+    /// `connect` sent, waiting for its result.
+    Connecting,
+    /// `createStream` sent, waiting for its result.
+    CreatingStream,
+    /// `play` sent, waiting for `NetStream.Play.Start` or the first media.
+    PlayRequested,
+    /// Playing: media flows.
+    Playing,
+    /// The server ended playback (or the session was closed).
+    Ended,
+    /// The session failed; every call returns the error.
+    Failed,
+}
+
+impl PlayState {
+    /// The step this state belongs to (for errors and timeouts).
+    pub fn step(self) -> PullStep {
+        match self {
+            PlayState::Handshaking => PullStep::Handshake,
+            PlayState::Connecting => PullStep::Connect,
+            PlayState::CreatingStream => PullStep::CreateStream,
+            PlayState::PlayRequested => PullStep::RequestPlay,
+            PlayState::Playing | PlayState::Ended | PlayState::Failed => PullStep::Streaming,
+        }
+    }
+}
+
+/// Something the play session produced.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum PlayEvent {
+    /// The handshake finished; `connect` was queued.
+    HandshakeDone,
+    /// `NetConnection.Connect.Success`; `createStream` was queued.
+    Connected,
+    /// `createStream` succeeded; `play` was queued.
+    PlayRequested,
+    /// `NetStream.Play.Start` (or media arrived before it).
+    PlayStarted,
+    /// The server sent `onMetaData`.
+    Metadata(StreamMetadata),
+    /// A new or changed video track (from an AVC sequence header, or in-band SPS/PPS).
+    Track(VideoTrack),
+    /// One access unit: `dts` is the tag timestamp, `pts` = `dts` + composition time, in
+    /// milliseconds ([`TimeBase::MILLIS`]) on an unbounded timeline.
+    AccessUnit(AccessUnit),
+    /// A status the session does not act on (e.g. `NetStream.Play.Reset`).
+    Status(ServerStatus),
+    /// The server ended playback (the status code or event that said so).
+    EndOfStream(String),
+}
+
+/// Counters of a play session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PlayStats {
+    /// Video messages received (all kinds).
+    pub video_messages: u64,
+    /// Audio messages received (ignored).
+    pub audio_messages: u64,
+    /// AVC sequence headers received.
+    pub sequence_headers: u64,
+    /// Access units produced.
+    pub access_units: u64,
+    /// Bytes of video message bodies received.
+    pub video_bytes: u64,
+    /// NALU tags dropped because no decoder configuration was known yet.
+    pub without_config: u64,
+    /// Video tags that could not be parsed and were skipped.
+    pub bad_tags: u64,
+}
+
+/// The sans-IO RTMP player: bytes in ([`handle_input`](Self::handle_input)), bytes out
+/// ([`poll_transmit`](Self::poll_transmit)), events out ([`poll_event`](Self::poll_event)).
+/// No sockets, no clocks: timeouts belong to the driver, which reads [`state`](Self::state).
+///
+/// Flow: `new` queues C0+C1; the handshake's completion queues C2 and `connect` (with `app`
+/// and `tcUrl`, RTMP spec §7.2.1.1); `NetConnection.Connect.Success` queues Window
+/// Acknowledgement Size, Set Chunk Size and `createStream` (§7.2.1.3); its `_result` makes
+/// rml_rtmp queue Set Buffer Length and `play(key)` (§7.2.2.1); `NetStream.Play.Start` or the
+/// first media message means playing. Video messages are FLV video tag bodies (§7.1.5):
+/// sequence headers set the track, NALU tags become [`AccessUnit`]s.
+///
+/// Playback ends with `NetStream.Play.UnpublishNotify`, `NetStream.Play.Stop`,
+/// `NetStream.Play.Complete`, or user control Stream EOF (§7.1.7); an error-level status
+/// fails the session with the server's code and description.
+pub struct RtmpPlayCore {
+    url: RtmpUrl,
+    state: PlayState,
+    handshake: Option<Handshake>,
+    session: Option<ClientSession>,
+    session_config: ClientSessionConfig,
+    reader: StatusReader,
+    transmit: VecDeque<Bytes>,
+    events: VecDeque<PlayEvent>,
+    error: Option<PullError>,
+    config: Option<AvcDecoderConfig>,
+    track: Option<VideoTrack>,
+    metadata_frame_rate: Option<(u32, u32)>,
+    timeline: TimestampExtender,
+    stats: PlayStats,
+}
+
+impl fmt::Debug for RtmpPlayCore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RtmpPlayCore")
+            .field("url", &self.url)
+            .field("state", &self.state)
+            .field("error", &self.error)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RtmpPlayCore {
+    /// A session playing `url`; C0+C1 are queued for transmission.
+    pub fn new(url: RtmpUrl, options: &PullOptions) -> Result<RtmpPlayCore, PullError> {
+        let mut session_config = ClientSessionConfig::new();
+        session_config.flash_version = FLASH_VERSION.to_string();
+        session_config.tc_url = Some(url.tc_url());
+        options.validate().map_err(PullError::InvalidOptions)?;
+        let mut handshake = Handshake::new(PeerType::Client);
+        let c0c1 = handshake
+            .generate_outbound_p0_and_p1()
+            .map_err(|e| PullError::Handshake {
+                url: url.redacted(),
+                reason: e.to_string(),
+            })?;
+        let mut core = RtmpPlayCore {
+            url,
+            state: PlayState::Handshaking,
+            handshake: Some(handshake),
+            session: None,
+            session_config,
+            reader: StatusReader::new(),
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+            error: None,
+            config: None,
+            track: None,
+            metadata_frame_rate: None,
+            timeline: TimestampExtender::new(),
+            stats: PlayStats::default(),
+        };
+        core.queue(c0c1);
+        Ok(core)
+    }
+
+    /// The URL (prints without credentials).
+    pub fn url(&self) -> &RtmpUrl {
+        &self.url
+    }
+
+    /// The current state.
+    pub fn state(&self) -> PlayState {
+        self.state
+    }
+
+    /// The error the session failed with, if it failed.
+    pub fn error(&self) -> Option<&PullError> {
+        self.error.as_ref()
+    }
+
+    /// The video track, once a sequence header (or in-band SPS/PPS) arrived.
+    pub fn track(&self) -> Option<&VideoTrack> {
+        self.track.as_ref()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &PlayStats {
+        &self.stats
+    }
+
+    /// The next bytes to write to the server. Every byte must be written, in order.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.transmit.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<PlayEvent> {
+        self.events.pop_front()
+    }
+
+    /// Marks the session failed (e.g. by the driver on a socket error or timeout).
+    pub fn fail(&mut self, error: PullError) {
+        if self.error.is_none() {
+            self.error = Some(error);
+        }
+        self.state = PlayState::Failed;
+    }
+
+    /// Processes bytes received from the server (any split: partial chunks are buffered).
+    pub fn handle_input(&mut self, data: &[u8]) -> Result<(), PullError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        let result = self.handle_input_inner(data);
+        if let Err(e) = &result {
+            self.fail(e.clone());
+        }
+        result
+    }
+
+    /// Stops playing: queues `deleteStream` (rml_rtmp's `stop_playback`; also after the server
+    /// ended playback, to release the stream). Idempotent.
+    pub fn close(&mut self) {
+        if matches!(
+            self.state,
+            PlayState::PlayRequested | PlayState::Playing | PlayState::Ended
+        ) {
+            if let Some(Ok(results)) = self.session.as_mut().map(ClientSession::stop_playback) {
+                for r in results {
+                    if let ClientSessionResult::OutboundResponse(p) = r {
+                        self.queue(p.bytes);
+                    }
+                }
+            }
+        }
+        if self.state != PlayState::Failed {
+            self.state = PlayState::Ended;
+        }
+    }
+
+    fn queue(&mut self, bytes: Vec<u8>) {
+        if !bytes.is_empty() {
+            self.transmit.push_back(Bytes::from(bytes));
+        }
+    }
+
+    fn protocol(&self, e: impl fmt::Display) -> PullError {
+        PullError::Protocol {
+            url: self.url.redacted(),
+            step: self.state.step(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn handle_input_inner(&mut self, data: &[u8]) -> Result<(), PullError> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let Some(handshake) = self.handshake.as_mut() else {
+            return self.feed_session(data);
+        };
+        let result = handshake
+            .process_bytes(data)
+            .map_err(|e| PullError::Handshake {
+                url: self.url.redacted(),
+                reason: e.to_string(),
+            })?;
+        match result {
+            HandshakeProcessResult::InProgress { response_bytes } => {
+                self.queue(response_bytes);
+                Ok(())
+            }
+            HandshakeProcessResult::Completed {
+                response_bytes,
+                remaining_bytes,
+            } => {
+                self.queue(response_bytes);
+                self.handshake = None;
+                self.events.push_back(PlayEvent::HandshakeDone);
+                let (mut session, initial) = ClientSession::new(self.session_config.clone())
+                    .map_err(|e| self.protocol(e))?;
+                self.state = PlayState::Connecting;
+                let connect = session
+                    .request_connection(self.url.app().to_string())
+                    .map_err(|e| self.protocol(e))?;
+                self.session = Some(session);
+                for r in initial.into_iter().chain(std::iter::once(connect)) {
+                    self.handle_result(r)?;
+                }
+                if remaining_bytes.is_empty() {
+                    Ok(())
+                } else {
+                    self.feed_session(&remaining_bytes)
+                }
+            }
+        }
+    }
+
+    fn feed_session(&mut self, data: &[u8]) -> Result<(), PullError> {
+        let tapped = self.reader.feed(data);
+        let Some(session) = self.session.as_mut() else {
+            return Err(PullError::Protocol {
+                url: self.url.redacted(),
+                step: self.state.step(),
+                reason: "no session".into(),
+            });
+        };
+        let results = session.handle_input(data);
+        // Rejections first: they explain the session error that may follow them. An end of
+        // playback is applied after the media that came with it in the same bytes.
+        let mut end = None;
+        for event in tapped {
+            if let Some(reason) = self.on_tap(event)? {
+                end.get_or_insert(reason);
+            }
+        }
+        if self.state == PlayState::Ended {
+            // Keep answering pings and acknowledging until the driver closes.
+            for r in results.into_iter().flatten() {
+                if let ClientSessionResult::OutboundResponse(p) = r {
+                    self.queue(p.bytes);
+                }
+            }
+            return Ok(());
+        }
+        let results = results.map_err(|e| self.protocol(e))?;
+        for r in results {
+            self.handle_result(r)?;
+            if self.state == PlayState::Ended {
+                break;
+            }
+        }
+        if let Some(reason) = end {
+            if self.state == PlayState::Playing {
+                self.state = PlayState::Ended;
+                self.events.push_back(PlayEvent::EndOfStream(reason));
+            }
+        }
+        Ok(())
+    }
+
+    /// Acts on what the status reader saw; returns the reason when playback ended.
+    fn on_tap(&mut self, event: TapEvent) -> Result<Option<String>, PullError> {
+        match event {
+            TapEvent::Result { transaction_id } => {
+                // rml_rtmp numbers transactions from 1: `connect` is 1, `createStream` 2.
+                // Any `_result` but connect's while creating the stream is createStream's;
+                // rml_rtmp queues `play` when it processes it.
+                if self.state == PlayState::CreatingStream && transaction_id != 1.0 {
+                    self.state = PlayState::PlayRequested;
+                    self.events.push_back(PlayEvent::PlayRequested);
+                }
+                Ok(None)
+            }
+            TapEvent::StreamEof { .. } => Ok((self.state == PlayState::Playing)
+                .then(|| "Stream EOF (user control event 1)".to_string())),
+            TapEvent::Status(status) => self.on_status(status),
+        }
+    }
+
+    fn on_status(&mut self, status: ServerStatus) -> Result<Option<String>, PullError> {
+        let url = self.url.redacted();
+        if status.is_error() {
+            let code = status.code_or_command();
+            let description = status.description;
+            return match self.state {
+                PlayState::Handshaking | PlayState::Connecting => Err(PullError::ConnectRejected {
+                    url,
+                    code,
+                    description,
+                }),
+                PlayState::CreatingStream | PlayState::PlayRequested => {
+                    Err(PullError::PlayRejected {
+                        url,
+                        code,
+                        description,
+                    })
+                }
+                PlayState::Playing => Err(PullError::ServerError {
+                    url,
+                    code,
+                    description,
+                }),
+                PlayState::Ended | PlayState::Failed => Ok(None),
+            };
+        }
+        if END_CODES.contains(&status.code.as_str()) {
+            return Ok(
+                matches!(self.state, PlayState::Playing | PlayState::PlayRequested)
+                    .then_some(status.code),
+            );
+        }
+        // Connect success and Play.Start are acted on through rml_rtmp's events.
+        if status.code != "NetConnection.Connect.Success" && status.code != "NetStream.Play.Start" {
+            self.events.push_back(PlayEvent::Status(status));
+        }
+        Ok(None)
+    }
+
+    fn handle_result(&mut self, result: ClientSessionResult) -> Result<(), PullError> {
+        match result {
+            ClientSessionResult::OutboundResponse(p) => self.queue(p.bytes),
+            ClientSessionResult::RaisedEvent(event) => self.on_event(event)?,
+            // Set Peer Bandwidth, Abort and the like: nothing a player must act on.
+            ClientSessionResult::UnhandleableMessageReceived(_) => {}
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, event: ClientSessionEvent) -> Result<(), PullError> {
+        match event {
+            ClientSessionEvent::ConnectionRequestAccepted => {
+                self.events.push_back(PlayEvent::Connected);
+                let key = self.url.stream_key();
+                let session = self.session.as_mut().ok_or_else(|| PullError::Protocol {
+                    url: self.url.redacted(),
+                    step: PullStep::Connect,
+                    reason: "no session".into(),
+                })?;
+                let request = session.request_playback(key);
+                self.state = PlayState::CreatingStream;
+                let request = request.map_err(|e| self.protocol(e))?;
+                self.handle_result(request)?;
+            }
+            ClientSessionEvent::ConnectionRequestRejected { description } => {
+                // Normally caught with its code by the status reader first.
+                return Err(PullError::ConnectRejected {
+                    url: self.url.redacted(),
+                    code: "_error".to_string(),
+                    description,
+                });
+            }
+            ClientSessionEvent::PlaybackRequestAccepted => self.start_playing(),
+            ClientSessionEvent::StreamMetadataReceived { metadata } => {
+                self.metadata_frame_rate = metadata
+                    .video_frame_rate
+                    .filter(|f| f.is_finite() && *f > 0.0 && *f < 1000.0)
+                    .map(|f| ((f64::from(f) * 1000.0).round() as u32, 1000));
+                if let (Some(track), Some((num, den))) =
+                    (self.track.as_mut(), self.metadata_frame_rate)
+                {
+                    if track.frame_rate.is_none() {
+                        track.frame_rate = Some((num, den));
+                        let t = track.clone();
+                        self.events.push_back(PlayEvent::Track(t));
+                    }
+                }
+                self.events.push_back(PlayEvent::Metadata(metadata));
+            }
+            ClientSessionEvent::VideoDataReceived { timestamp, data } => {
+                self.start_playing();
+                self.on_video(timestamp.value, data)?;
+            }
+            ClientSessionEvent::AudioDataReceived { .. } => {
+                self.start_playing();
+                self.stats.audio_messages += 1;
+            }
+            // onBWDone, |RtmpSampleAccess and other commands; results of transactions rml_rtmp
+            // does not track; status codes (read by the status reader); acknowledgements.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn start_playing(&mut self) {
+        if self.state == PlayState::PlayRequested || self.state == PlayState::CreatingStream {
+            self.state = PlayState::Playing;
+            self.events.push_back(PlayEvent::PlayStarted);
+        }
+    }
+
+    fn on_video(&mut self, timestamp: u32, data: Bytes) -> Result<(), PullError> {
+        self.stats.video_messages += 1;
+        self.stats.video_bytes += data.len() as u64;
+        let body = match parse_video_tag(&data) {
+            Ok(body) => body,
+            // Without a decoder configuration nothing can be decoded: fail with the reason.
+            Err(FlvParseError::Config(e)) if self.config.is_none() => {
+                return Err(PullError::BadMedia {
+                    url: self.url.redacted(),
+                    reason: format!("invalid AVC sequence header: {e}"),
+                })
+            }
+            Err(_) => {
+                self.stats.bad_tags += 1;
+                return Ok(());
+            }
+        };
+        match body {
+            VideoTagBody::SequenceHeader(config) => {
+                self.stats.sequence_headers += 1;
+                let sps = config.sps.first().cloned();
+                let pps = config.pps.first().cloned();
+                let (Some(sps), Some(pps)) = (sps, pps) else {
+                    return Err(PullError::BadMedia {
+                        url: self.url.redacted(),
+                        reason: "AVC sequence header without SPS or PPS".into(),
+                    });
+                };
+                self.config = Some(config);
+                self.set_track(sps, pps)?;
+            }
+            VideoTagBody::Nalu {
+                key,
+                composition_time_ms,
+                data,
+            } => self.on_nalu(timestamp, key, composition_time_ms, &data)?,
+            VideoTagBody::EndOfSequence | VideoTagBody::Command => {}
+            VideoTagBody::OtherCodec { codec } => {
+                return Err(PullError::NoVideo {
+                    url: self.url.redacted(),
+                    found: format!("video codec {codec}"),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    fn on_nalu(
+        &mut self,
+        timestamp: u32,
+        key: bool,
+        composition_time_ms: i32,
+        data: &Bytes,
+    ) -> Result<(), PullError> {
+        // FLV NALU tags use the record's length size; before any sequence header assume 4
+        // (what every muxer writes) so in-band SPS/PPS can still set the track.
+        let length_size = self.config.as_ref().map_or(4, |c| c.length_size);
+        let dts = self.timeline.extend(timestamp);
+        let pts = dts + i64::from(composition_time_ms);
+        let Ok(mut au) =
+            AccessUnit::from_length_prefixed(data, length_size, pts, dts, TimeBase::MILLIS, key)
+        else {
+            self.stats.bad_tags += 1;
+            return Ok(());
+        };
+        au.key = key || au.has_idr();
+        if au.nalus.is_empty() {
+            return Ok(());
+        }
+        // In-band parameter sets that differ from the track's replace it.
+        if au.has_parameter_sets() {
+            let sps = au.nalus.iter().find(|n| nal_unit_type(n) == nal_type::SPS);
+            let pps = au.nalus.iter().find(|n| nal_unit_type(n) == nal_type::PPS);
+            if let (Some(sps), Some(pps)) = (sps.cloned(), pps.cloned()) {
+                let same = self
+                    .track
+                    .as_ref()
+                    .is_some_and(|t| t.sps == sps && t.pps == pps);
+                if !same && self.set_track(sps, pps).is_ok() && self.config.is_none() {
+                    self.config = self.track.as_ref().and_then(|t| t.avc_config().ok());
+                }
+            }
+        }
+        if self.track.is_none() {
+            self.stats.without_config += 1;
+            return Ok(());
+        }
+        self.stats.access_units += 1;
+        self.events.push_back(PlayEvent::AccessUnit(au));
+        Ok(())
+    }
+
+    fn set_track(&mut self, sps: Bytes, pps: Bytes) -> Result<(), PullError> {
+        if self
+            .track
+            .as_ref()
+            .is_some_and(|t| t.sps == sps && t.pps == pps)
+        {
+            return Ok(());
+        }
+        let mut track = VideoTrack::new(sps, pps).map_err(|e| PullError::BadMedia {
+            url: self.url.redacted(),
+            reason: format!("unusable parameter sets: {e}"),
+        })?;
+        if track.frame_rate.is_none() {
+            track.frame_rate = self.metadata_frame_rate;
+        }
+        self.track = Some(track.clone());
+        self.events.push_back(PlayEvent::Track(track));
+        Ok(())
+    }
+}

@@ -1,0 +1,529 @@
+//! The play flow against rml_rtmp's `ServerSession` in memory: no sockets, no clocks.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use rml_rtmp::chunk_io::ChunkSerializer;
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::messages::{RtmpMessage, UserControlEventType};
+use rml_rtmp::rml_amf0::Amf0Value;
+use rml_rtmp::sessions::{
+    ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult, StreamMetadata,
+};
+use rml_rtmp::time::RtmpTimestamp;
+
+use super::error::PullError;
+use super::rtmp_core::{PlayEvent, PlayState, RtmpPlayCore};
+use super::PullOptions;
+use crate::h264::{AccessUnit, AvcDecoderConfig};
+use crate::rtmp::flv::{self, FrameType};
+use crate::rtmp::url::RtmpUrl;
+use crate::time::TimeBase;
+
+/// libx264's 320x240 High profile SPS (with VUI timing) and PPS.
+pub(super) const SPS: &[u8] = &[
+    0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9, 0x41, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10,
+    0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x42, 0x99, 0x60,
+];
+pub(super) const PPS: &[u8] = &[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
+
+fn core() -> RtmpPlayCore {
+    let url = RtmpUrl::parse("rtmp://user:pw@127.0.0.1/live/cam?x=1").unwrap();
+    RtmpPlayCore::new(url, &PullOptions::default()).unwrap()
+}
+
+/// How the server answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(super) enum Answer {
+    #[default]
+    Accept,
+    RejectConnect,
+    RejectPlay,
+    /// An error-level `onStatus` to `play`, as SRS and Wowza answer an unknown stream.
+    StreamNotFound,
+    /// Nothing at all (nginx-rtmp with a stream nobody publishes).
+    Silent,
+}
+
+/// rml_rtmp's server side.
+pub(super) struct TestServer {
+    handshake: Option<Handshake>,
+    session: Option<ServerSession>,
+    answer: Answer,
+    pub(super) out: Vec<u8>,
+    app: Option<String>,
+    key: Option<String>,
+    pub(super) stream_id: Option<u32>,
+}
+
+impl TestServer {
+    pub(super) fn new(answer: Answer) -> Self {
+        TestServer {
+            handshake: Some(Handshake::new(PeerType::Server)),
+            session: None,
+            answer,
+            out: Vec::new(),
+            app: None,
+            key: None,
+            stream_id: None,
+        }
+    }
+
+    pub(super) fn feed(&mut self, data: &[u8]) {
+        if let Some(hs) = self.handshake.as_mut() {
+            match hs.process_bytes(data).unwrap() {
+                HandshakeProcessResult::InProgress { response_bytes } => {
+                    self.out.extend(response_bytes)
+                }
+                HandshakeProcessResult::Completed {
+                    response_bytes,
+                    remaining_bytes,
+                } => {
+                    self.out.extend(response_bytes);
+                    self.handshake = None;
+                    let (session, results) =
+                        ServerSession::new(ServerSessionConfig::new()).unwrap();
+                    self.session = Some(session);
+                    self.handle(results);
+                    if !remaining_bytes.is_empty() {
+                        self.feed(&remaining_bytes);
+                    }
+                }
+            }
+            return;
+        }
+        let results = self.session.as_mut().unwrap().handle_input(data).unwrap();
+        self.handle(results);
+    }
+
+    fn handle(&mut self, results: Vec<ServerSessionResult>) {
+        for r in results {
+            match r {
+                ServerSessionResult::OutboundResponse(p) => self.out.extend(p.bytes),
+                ServerSessionResult::RaisedEvent(e) => self.on_event(e),
+                ServerSessionResult::UnhandleableMessageReceived(_) => {}
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: ServerSessionEvent) {
+        let session = self.session.as_mut().unwrap();
+        match event {
+            ServerSessionEvent::ConnectionRequested {
+                request_id,
+                app_name,
+            } => {
+                self.app = Some(app_name);
+                let results = if self.answer == Answer::RejectConnect {
+                    session.reject_request(request_id, "NetConnection.Connect.Rejected", "no app")
+                } else {
+                    session.accept_request(request_id)
+                };
+                self.handle(results.unwrap());
+            }
+            ServerSessionEvent::PlayStreamRequested {
+                request_id,
+                stream_key,
+                stream_id,
+                ..
+            } => {
+                self.key = Some(stream_key);
+                self.stream_id = Some(stream_id);
+                match self.answer {
+                    Answer::RejectPlay => {
+                        let r = session.reject_request(
+                            request_id,
+                            "NetStream.Play.Failed",
+                            "not allowed",
+                        );
+                        self.handle(r.unwrap());
+                    }
+                    Answer::StreamNotFound => self.out.extend(command_packet(
+                        "onStatus",
+                        stream_id,
+                        Some(("error", "NetStream.Play.StreamNotFound", "no such stream")),
+                    )),
+                    Answer::Silent => {}
+                    _ => {
+                        let r = session.accept_request(request_id);
+                        self.handle(r.unwrap());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn send_video(&mut self, timestamp: u32, body: Bytes) {
+        let id = self.stream_id.unwrap();
+        let p = self
+            .session
+            .as_mut()
+            .unwrap()
+            .send_video_data(id, body, RtmpTimestamp::new(timestamp), false)
+            .unwrap();
+        self.out.extend(p.bytes);
+    }
+
+    fn send_audio(&mut self, timestamp: u32) {
+        let id = self.stream_id.unwrap();
+        let p = self
+            .session
+            .as_mut()
+            .unwrap()
+            .send_audio_data(
+                id,
+                Bytes::from_static(&[0xaf, 0x01, 0x21]),
+                RtmpTimestamp::new(timestamp),
+                false,
+            )
+            .unwrap();
+        self.out.extend(p.bytes);
+    }
+
+    fn send_metadata(&mut self, fps: f32) {
+        let id = self.stream_id.unwrap();
+        let mut m = StreamMetadata::new();
+        m.video_width = Some(320);
+        m.video_height = Some(240);
+        m.video_frame_rate = Some(fps);
+        let p = self
+            .session
+            .as_mut()
+            .unwrap()
+            .send_metadata(id, &m)
+            .unwrap();
+        self.out.extend(p.bytes);
+    }
+
+    pub(super) fn finish(&mut self) {
+        let id = self.stream_id.unwrap();
+        let p = self.session.as_mut().unwrap().finish_playing(id).unwrap();
+        self.out.extend(p.bytes);
+    }
+}
+
+/// A command serialized on its own with a full chunk header (it decodes independently of the
+/// server session's header compression; send it last or on a fresh chunk stream).
+fn command_packet(name: &str, stream_id: u32, info: Option<(&str, &str, &str)>) -> Vec<u8> {
+    let mut args = Vec::new();
+    if let Some((level, code, description)) = info {
+        let mut props = HashMap::new();
+        props.insert("level".to_string(), Amf0Value::Utf8String(level.into()));
+        props.insert("code".to_string(), Amf0Value::Utf8String(code.into()));
+        props.insert(
+            "description".to_string(),
+            Amf0Value::Utf8String(description.into()),
+        );
+        args.push(Amf0Value::Object(props));
+    }
+    let message = RtmpMessage::Amf0Command {
+        command_name: name.into(),
+        transaction_id: 0.0,
+        command_object: Amf0Value::Null,
+        additional_arguments: args,
+    };
+    let payload = message
+        .into_message_payload(RtmpTimestamp::new(0), stream_id)
+        .unwrap();
+    ChunkSerializer::new()
+        .serialize(&payload, true, false)
+        .unwrap()
+        .bytes
+}
+
+fn stream_eof_packet(stream_id: u32) -> Vec<u8> {
+    let message = RtmpMessage::UserControl {
+        event_type: UserControlEventType::StreamEof,
+        stream_id: Some(stream_id),
+        buffer_length: None,
+        timestamp: None,
+    };
+    let payload = message
+        .into_message_payload(RtmpTimestamp::new(0), 0)
+        .unwrap();
+    ChunkSerializer::new()
+        .serialize(&payload, true, false)
+        .unwrap()
+        .bytes
+}
+
+/// Moves bytes both ways until neither side has anything to say; `bytewise` hands the server's
+/// bytes to the core one at a time (every split point).
+fn pump(core: &mut RtmpPlayCore, server: &mut TestServer, bytewise: bool) -> Result<(), PullError> {
+    loop {
+        let mut moved = false;
+        while let Some(b) = core.poll_transmit() {
+            server.feed(&b);
+            moved = true;
+        }
+        let out = std::mem::take(&mut server.out);
+        if !out.is_empty() {
+            moved = true;
+            if bytewise {
+                for b in out.chunks(1) {
+                    core.handle_input(b)?;
+                }
+            } else {
+                core.handle_input(&out)?;
+            }
+        }
+        if !moved {
+            return Ok(());
+        }
+    }
+}
+
+fn events(core: &mut RtmpPlayCore) -> Vec<PlayEvent> {
+    std::iter::from_fn(|| core.poll_event()).collect()
+}
+
+fn access_units(events: &[PlayEvent]) -> Vec<AccessUnit> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            PlayEvent::AccessUnit(au) => Some(au.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+pub(super) fn config() -> AvcDecoderConfig {
+    AvcDecoderConfig::from_parameter_sets(&Bytes::from_static(SPS), &Bytes::from_static(PPS))
+        .unwrap()
+}
+
+pub(super) fn idr() -> Bytes {
+    // Larger than the 4096-byte chunk size: several chunks.
+    let mut v = vec![0x65, 0x88];
+    v.extend((0..9000u32).map(|n| (n % 251) as u8 | 1));
+    Bytes::from(v)
+}
+
+#[test]
+fn plays_metadata_sequence_header_and_frames_at_every_split() {
+    for bytewise in [false, true] {
+        let mut core = core();
+        let mut server = TestServer::new(Answer::Accept);
+        assert_eq!(core.state(), PlayState::Handshaking);
+        pump(&mut core, &mut server, bytewise).unwrap();
+        assert_eq!(core.state(), PlayState::Playing);
+        let ev: Vec<PlayEvent> = events(&mut core)
+            .into_iter()
+            .filter(|e| !matches!(e, PlayEvent::Status(_)))
+            .collect();
+        assert_eq!(
+            &ev[..],
+            &[
+                PlayEvent::HandshakeDone,
+                PlayEvent::Connected,
+                PlayEvent::PlayRequested,
+                PlayEvent::PlayStarted
+            ]
+        );
+        // connect: app; play: the key with its query and the userinfo's credentials.
+        assert_eq!(server.app.as_deref(), Some("live"));
+        assert_eq!(server.key.as_deref(), Some("cam?x=1&user=user&pass=pw"));
+
+        server.send_metadata(25.0);
+        // An inter frame before any sequence header cannot be decoded: dropped, counted.
+        server.send_video(
+            0,
+            flv::nalu_body(FrameType::Inter, 0, &[Bytes::from_static(&[0x41, 1])]).unwrap(),
+        );
+        server.send_video(1000, flv::sequence_header_body(&config()).unwrap());
+        // I (dts 1000, pts 1067), P (dts 1033, pts 1133), B (dts 1067, pts 1067).
+        server.send_video(1000, flv::nalu_body(FrameType::Key, 67, &[idr()]).unwrap());
+        let p = Bytes::from_static(&[0x41, 0x9a, 0x02]);
+        server.send_video(1033, flv::nalu_body(FrameType::Inter, 100, &[p]).unwrap());
+        let b = Bytes::from_static(&[0x01, 0x9e, 0x03]);
+        server.send_video(
+            1067,
+            flv::nalu_body(FrameType::Inter, 0, std::slice::from_ref(&b)).unwrap(),
+        );
+        server.send_audio(1070);
+        // Command frame and end of sequence: no pictures.
+        server.send_video(1100, Bytes::from_static(&[0x57, 0x00]));
+        server.send_video(1100, flv::end_of_sequence_body());
+        pump(&mut core, &mut server, bytewise).unwrap();
+        let ev = events(&mut core);
+        let tracks: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match e {
+                PlayEvent::Track(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(tracks.len(), 1, "{ev:?}");
+        assert_eq!((tracks[0].width(), tracks[0].height()), (320, 240));
+        assert!(tracks[0].frame_rate.is_some());
+        assert!(ev.iter().any(|e| matches!(e, PlayEvent::Metadata(_))));
+        let aus = access_units(&ev);
+        let times: Vec<(i64, i64, bool)> = aus.iter().map(|a| (a.dts, a.pts, a.key)).collect();
+        assert_eq!(
+            times,
+            vec![(1000, 1067, true), (1033, 1133, false), (1067, 1067, false)]
+        );
+        assert!(aus.iter().all(|a| a.time_base == TimeBase::MILLIS));
+        assert_eq!(aus[0].nalus, vec![idr()]);
+        assert_eq!(aus[2].nalus, vec![b]);
+        let stats = core.stats().clone();
+        assert_eq!(stats.without_config, 1);
+        assert_eq!(stats.sequence_headers, 1);
+        assert_eq!(stats.audio_messages, 1);
+        assert_eq!(stats.access_units, 3);
+        assert_eq!(stats.video_messages, 7);
+
+        // NetStream.Play.Complete ends playback.
+        server.finish();
+        pump(&mut core, &mut server, bytewise).unwrap();
+        assert_eq!(core.state(), PlayState::Ended);
+        assert_eq!(
+            events(&mut core),
+            vec![PlayEvent::EndOfStream("NetStream.Play.Complete".into())]
+        );
+    }
+}
+
+#[test]
+fn rejections_carry_the_servers_code_and_description() {
+    let mut core = core();
+    let mut server = TestServer::new(Answer::RejectConnect);
+    let e = pump(&mut core, &mut server, false).unwrap_err();
+    let PullError::ConnectRejected {
+        url,
+        code,
+        description,
+    } = &e
+    else {
+        panic!("{e:?}")
+    };
+    assert_eq!(
+        (code.as_str(), description.as_str()),
+        ("NetConnection.Connect.Rejected", "no app")
+    );
+    assert_eq!(url, "rtmp://***@127.0.0.1/live/cam?x=1");
+    assert!(!format!("{e} {e:?}").contains("pw"));
+    assert_eq!(core.state(), PlayState::Failed);
+    // Once failed, every call returns the same error.
+    assert!(matches!(
+        core.handle_input(&[0]),
+        Err(PullError::ConnectRejected { .. })
+    ));
+
+    let mut core = self::core();
+    let mut server = TestServer::new(Answer::RejectPlay);
+    let e = pump(&mut core, &mut server, false).unwrap_err();
+    assert!(
+        matches!(&e, PullError::PlayRejected { code, description, .. }
+            if code == "NetStream.Play.Failed" && description == "not allowed"),
+        "{e:?}"
+    );
+
+    let mut core = self::core();
+    let mut server = TestServer::new(Answer::StreamNotFound);
+    let e = pump(&mut core, &mut server, false).unwrap_err();
+    assert_eq!(e.server_code(), Some("NetStream.Play.StreamNotFound"));
+    assert!(e.to_string().contains("no such stream"), "{e}");
+}
+
+#[test]
+fn a_silent_server_leaves_the_session_waiting_after_play() {
+    let mut core = core();
+    let mut server = TestServer::new(Answer::Silent);
+    pump(&mut core, &mut server, false).unwrap();
+    // The driver applies the idle timeout from here.
+    assert_eq!(core.state(), PlayState::PlayRequested);
+    // Media before Play.Start also means playing.
+    server.send_video(0, flv::sequence_header_body(&config()).unwrap());
+    pump(&mut core, &mut server, false).unwrap();
+    assert_eq!(core.state(), PlayState::Playing);
+}
+
+#[test]
+fn other_codecs_fail_with_no_video() {
+    let mut core = core();
+    let mut server = TestServer::new(Answer::Accept);
+    pump(&mut core, &mut server, false).unwrap();
+    // HEVC with the non-standard CodecID 12.
+    server.send_video(0, Bytes::from_static(&[0x1c, 0x00, 0, 0, 0]));
+    let e = pump(&mut core, &mut server, false).unwrap_err();
+    assert!(
+        matches!(&e, PullError::NoVideo { found, .. } if found.contains("HEVC")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn unpublish_notify_and_stream_eof_end_playback() {
+    for end in ["unpublish", "eof"] {
+        let mut core = core();
+        let mut server = TestServer::new(Answer::Accept);
+        pump(&mut core, &mut server, false).unwrap();
+        server.send_video(0, flv::sequence_header_body(&config()).unwrap());
+        server.send_video(0, flv::nalu_body(FrameType::Key, 0, &[idr()]).unwrap());
+        let id = server.stream_id.unwrap();
+        // The end comes in the same bytes as the last frame: the frame is delivered first.
+        if end == "unpublish" {
+            server.out.extend(command_packet(
+                "onStatus",
+                id,
+                Some(("status", "NetStream.Play.UnpublishNotify", "gone")),
+            ));
+        } else {
+            server.out.extend(stream_eof_packet(id));
+        }
+        pump(&mut core, &mut server, false).unwrap();
+        let ev = events(&mut core);
+        assert_eq!(access_units(&ev).len(), 1, "{end}");
+        assert!(
+            matches!(ev.last(), Some(PlayEvent::EndOfStream(_))),
+            "{end}: {ev:?}"
+        );
+        assert_eq!(core.state(), PlayState::Ended);
+        // deleteStream on close.
+        core.close();
+        assert!(core.poll_transmit().is_some());
+    }
+}
+
+#[test]
+fn timestamps_extend_across_the_32_bit_wrap() {
+    let mut core = core();
+    let mut server = TestServer::new(Answer::Accept);
+    pump(&mut core, &mut server, false).unwrap();
+    server.send_video(0, flv::sequence_header_body(&config()).unwrap());
+    let wrap = 1i64 << 32;
+    for ts in [u32::MAX - 32, 0, 33] {
+        let p = Bytes::from_static(&[0x41, 0x9a]);
+        server.send_video(ts, flv::nalu_body(FrameType::Inter, -10, &[p]).unwrap());
+    }
+    pump(&mut core, &mut server, false).unwrap();
+    let dts: Vec<(i64, i64)> = access_units(&events(&mut core))
+        .iter()
+        .map(|a| (a.dts, a.pts))
+        .collect();
+    assert_eq!(
+        dts,
+        vec![
+            (wrap - 33, wrap - 43),
+            (wrap, wrap - 10),
+            (wrap + 33, wrap + 23)
+        ]
+    );
+}
+
+#[test]
+fn in_band_parameter_sets_set_the_track_without_a_sequence_header() {
+    let mut core = core();
+    let mut server = TestServer::new(Answer::Accept);
+    pump(&mut core, &mut server, false).unwrap();
+    let nalus = [Bytes::from_static(SPS), Bytes::from_static(PPS), idr()];
+    server.send_video(40, flv::nalu_body(FrameType::Key, 0, &nalus).unwrap());
+    pump(&mut core, &mut server, false).unwrap();
+    assert!(core.track().is_some());
+    let aus = access_units(&events(&mut core));
+    assert_eq!(aus.len(), 1);
+    assert!(aus[0].key && aus[0].has_parameter_sets());
+}
