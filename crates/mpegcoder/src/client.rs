@@ -396,7 +396,8 @@ impl Client {
     /// Every delivered frame (after decimation), in order, through a channel of `capacity`
     /// frames. Call before [`start`](Self::start). While the channel is full the worker waits
     /// (and so reads the network more slowly); frames are never dropped for a live receiver,
-    /// except those still being flushed after a stop when nobody reads for a while.
+    /// except the decoder's last frames at the end of a stream when nobody reads them for a
+    /// while.
     pub fn subscribe(&mut self, capacity: usize) -> Result<FrameReceiver, ClientError> {
         if self.worker.is_some() {
             return Err(ClientError::InvalidState("subscribe after start"));
@@ -533,9 +534,10 @@ impl Client {
         ring.iter().skip(skip).cloned().collect()
     }
 
-    /// Asks the worker to stop without waiting: it flushes the decoder's delayed frames into
-    /// the ring and the subscription, then finishes with [`ClientStatus::Stopped`] (unless it
-    /// had already finished). A subscriber should keep reading until its iterator ends.
+    /// Asks the worker to stop without waiting: it finishes with [`ClientStatus::Stopped`]
+    /// (unless it had already finished). Frames the decoder still holds back for reordering are
+    /// dropped, so what was handed out has no gap. A subscriber should keep reading until its
+    /// iterator ends.
     pub fn request_stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         self.shared.stop_notify.notify_one();
@@ -601,9 +603,16 @@ impl Worker {
         };
         let result = runtime.block_on(self.receive());
         drop(runtime);
-        // The decoder's delayed frames (B-frame reordering) are complete pictures: hand them
-        // out whatever ended the stream.
-        let flushed = self.flush_decoder();
+        // The decoder's delayed frames (held back for B-frame reordering) go out only when the
+        // stream really ended: after a stop or a failure mid-stream, the frames shown between
+        // them and the last frame handed out may never have arrived, and a consumer must not
+        // see a gap (a reference frame right after frames it never got).
+        let flushed = if matches!(result, Ok(End::Ended)) {
+            self.flush_decoder()
+        } else {
+            self.decoder = None;
+            Ok(())
+        };
         let result = match (result, flushed) {
             (Err(e), _) | (Ok(_), Err(e)) => Err(e),
             (Ok(end), Ok(())) => Ok(end),
