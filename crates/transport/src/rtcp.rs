@@ -14,9 +14,9 @@
 //! An SR pairs an NTP wall-clock time with the RTP timestamp of the same instant (§6.4.1). The
 //! driver keeps a reference: the RTP timestamp of the decoding time of the last access unit it
 //! sent ([`crate::rtp::Packetizer::rtp_timestamp_dts`]: the pacer sends on DTS) and the
-//! [`Instant`] it was sent. When it builds an SR it reads `SystemTime::now()` and
-//! `Instant::now()` together and calls [`rtp_timestamp_at`]`(reference_rtp, reference_instant,
-//! now, 90_000)`: the reference plus the elapsed time in 90 kHz ticks.
+//! [`Instant`] it was sent. To build an SR, the driver takes the wall-clock and monotonic
+//! times of one moment and calls [`rtp_timestamp_at`]`(reference_rtp, reference_instant, now,
+//! 90_000)`: the reference plus the elapsed time in 90 kHz ticks. This module reads no clock.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -782,7 +782,7 @@ mod tests {
 
     #[test]
     fn rtp_timestamp_follows_elapsed_time() {
-        let t0 = Instant::now();
+        let t0 = Instant::now(); // allow: an arbitrary origin; the test adds offsets to it
         assert_eq!(rtp_timestamp_at(1000, t0, t0, 90_000), 1000);
         assert_eq!(
             rtp_timestamp_at(1000, t0, t0 + Duration::from_millis(1500), 90_000),

@@ -41,8 +41,7 @@ mod rtmp_core;
 #[cfg(test)]
 mod rtmp_core_tests;
 mod rtmp_driver;
-mod rtmp_status;
-mod rtsp;
+mod rtsp_driver;
 
 use std::time::Duration;
 
@@ -217,7 +216,7 @@ impl PullStats {
 
 #[derive(Debug)]
 enum Session {
-    Rtsp(Box<rtsp::RtspPull>),
+    Rtsp(Box<rtsp_driver::RtspPull>),
     Rtmp(Box<rtmp_driver::RtmpPull>),
 }
 
@@ -248,7 +247,7 @@ impl Puller {
                     url: redact_raw(url),
                     reason: e.to_string(),
                 })?;
-                let session = rtsp::RtspPull::connect(parsed.clone(), &options).await?;
+                let session = rtsp_driver::RtspPull::connect(parsed.clone(), &options).await?;
                 (parsed.to_string(), Session::Rtsp(Box::new(session)))
             }
             PullProtocol::Rtmp => {

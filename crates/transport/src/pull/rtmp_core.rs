@@ -12,9 +12,9 @@ use rml_rtmp::sessions::{
 
 use super::error::{PullError, PullStep};
 use super::flv_parse::{parse_video_tag, FlvParseError, TimestampExtender, VideoTagBody};
-use super::rtmp_status::{StatusReader, TapEvent};
 use super::PullOptions;
 use crate::h264::{nal_type, nal_unit_type, AccessUnit, AvcDecoderConfig, VideoTrack};
+use crate::rtmp::session::status::{StatusReader, TapEvent};
 use crate::rtmp::url::RtmpUrl;
 use crate::rtmp::ServerStatus;
 use crate::time::TimeBase;

@@ -3,6 +3,12 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+/// An arbitrary origin for virtual time: the core never reads a clock, so tests pass it
+/// instants built from this one plus explicit offsets.
+fn origin() -> Instant {
+    Instant::now() // allow: the tests' only clock read, an arbitrary origin
+}
+
 use bytes::Bytes;
 
 use super::*;
@@ -242,7 +248,7 @@ fn rtcp_types(p: &[u8]) -> Vec<u8> {
 
 #[test]
 fn tcp_happy_path() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut core = new_core(URL, RtspTransport::Tcp, t0);
     assert_eq!(core.state(), State::Options);
     assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(10)));
@@ -359,7 +365,7 @@ fn tcp_happy_path() {
 
 #[test]
 fn udp_happy_path_waits_for_the_receiver_report() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut core = new_core(URL, RtspTransport::Udp, t0);
     drain(&mut core);
     core.handle_input(t0, &reply(1, "")).unwrap();
@@ -435,7 +441,7 @@ fn udp_happy_path_waits_for_the_receiver_report() {
 
 #[test]
 fn udp_close_without_receiver_report_times_out_then_tears_down() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut core = recording(RtspTransport::Udp, t0);
     core.send(t0, &au(0, true, 100)).unwrap();
     drain(&mut core);
@@ -457,7 +463,7 @@ fn udp_close_without_receiver_report_times_out_then_tears_down() {
 
 /// Drives OPTIONS with a 401 challenge and returns the retried OPTIONS request.
 fn challenged(url: &str, challenge_headers: &str) -> (RtspPublisherCore, Req) {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut core = new_core(url, RtspTransport::Tcp, t0);
     let first = only_request(&drain(&mut core));
     assert_eq!(first.header("Authorization"), None);
@@ -508,7 +514,7 @@ fn digest_md5_flow_reuses_the_challenge() {
     let auth = retry.header("Authorization").unwrap();
     assert!(auth.starts_with("Digest ") && !auth.contains("algorithm"));
     check_digest(auth, ch, "OPTIONS", URL);
-    let t = Instant::now();
+    let t = origin();
     core.handle_input(t, &reply(2, "")).unwrap();
     // The challenge is reused for later requests without another 401.
     let announce = only_request(&drain(&mut core));
@@ -551,7 +557,7 @@ fn digest_sha256_preferred_with_qop() {
         "{auth}"
     );
     check_digest(auth, sha, "OPTIONS", URL);
-    core.handle_input(Instant::now(), &reply(2, "")).unwrap();
+    core.handle_input(origin(), &reply(2, "")).unwrap();
     let announce = only_request(&drain(&mut core));
     let auth = announce.header("Authorization").unwrap();
     assert!(auth.contains("nc=00000002"), "{auth}");
@@ -576,7 +582,7 @@ fn unauthorized_after_credentials_and_without() {
     let ch = "WWW-Authenticate: Digest realm=\"r\", nonce=\"n\"\r\n";
     let (mut core, _) = challenged(&url, ch);
     let e = core
-        .handle_input(Instant::now(), &status(401, "Unauthorized", 2, ch))
+        .handle_input(origin(), &status(401, "Unauthorized", 2, ch))
         .unwrap_err();
     let RtspError::Unauthorized {
         status: st,
@@ -602,7 +608,7 @@ fn unauthorized_after_credentials_and_without() {
     // stale=true: the nonce expired, the credentials were fine: retry, no error.
     let (mut core, _) = challenged(&url, ch);
     core.handle_input(
-        Instant::now(),
+        origin(),
         &status(
             401,
             "Unauthorized",
@@ -615,7 +621,7 @@ fn unauthorized_after_credentials_and_without() {
     assert!(r.header("Authorization").unwrap().contains("nonce=\"n2\""));
 
     // No credentials in the URL.
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut core = new_core(URL, RtspTransport::Tcp, t0);
     drain(&mut core);
     let e = core
@@ -646,7 +652,7 @@ fn unauthorized_after_credentials_and_without() {
 
 /// Runs the session up to `method` and answers it with `code`.
 fn error_at(method: &str, code: u16, reason: &str) -> RtspError {
-    let t0 = Instant::now();
+    let t0 = origin();
     let url = format!("rtsp://alice:{PASSWORD}@127.0.0.1:8554/live");
     let mut core = new_core(&url, RtspTransport::Tcp, t0);
     let replies = [
@@ -690,7 +696,7 @@ fn each_error_status_is_typed() {
     let e = error_at("OPTIONS", 500, "Internal Server Error");
     assert!(matches!(&e, RtspError::Status(s) if s.status == 500));
     // A server without OPTIONS: carry on.
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut core = new_core(URL, RtspTransport::Tcp, t0);
     drain(&mut core);
     core.handle_input(t0, &status(501, "Not Implemented", 1, ""))
@@ -718,7 +724,7 @@ fn setup_replies_missing_parts_are_protocol_errors() {
             "asked for TCP",
         ),
     ] {
-        let t0 = Instant::now();
+        let t0 = origin();
         let mut core = new_core(URL, transport, t0);
         drain(&mut core);
         core.handle_input(t0, &reply(1, "")).unwrap();
@@ -734,7 +740,7 @@ fn setup_replies_missing_parts_are_protocol_errors() {
 
 #[test]
 fn keepalive_timing_on_virtual_time() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut core = recording(RtspTransport::Tcp, t0);
     // timeout=30: keepalive every 15 s. No media yet: no sender reports either.
     assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(15)));
@@ -823,7 +829,7 @@ fn keepalive_timing_on_virtual_time() {
 /// A scripted session with interleaved data, RTCP and a server request among the replies.
 /// Returns everything observable.
 fn scripted(chunks: &[Vec<Vec<u8>>]) -> (Vec<Out>, Vec<Event>, State, Option<String>) {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut core = new_core(URL, RtspTransport::Tcp, t0);
     let mut outs = drain(&mut core);
     let mut evs = Vec::new();
@@ -916,7 +922,7 @@ fn replies_split_at_every_byte_give_identical_outcomes() {
 
 #[test]
 fn malformed_reply_and_closed_connection() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut core = new_core(URL, RtspTransport::Tcp, t0);
     drain(&mut core);
     core.handle_input(t0, &reply(1, "")).unwrap();
@@ -942,7 +948,7 @@ fn malformed_reply_and_closed_connection() {
 
 #[test]
 fn stale_cseq_is_ignored_and_content_base_is_used() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut core = new_core(URL, RtspTransport::Tcp, t0);
     drain(&mut core);
     core.handle_input(t0, &reply(9, "")).unwrap();
@@ -965,7 +971,7 @@ fn stale_cseq_is_ignored_and_content_base_is_used() {
 
 #[test]
 fn send_queue_is_bounded() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut core = recording(RtspTransport::Tcp, t0);
     let mut n = 0;
     while core.can_send() {
@@ -986,7 +992,7 @@ fn send_queue_is_bounded() {
 
 #[test]
 fn parameter_sets_prepended_only_when_missing() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut core = recording(RtspTransport::Tcp, t0);
     let mut with_ps = au(0, true, 50);
     with_ps.nalus.insert(0, Bytes::from_static(PPS));
@@ -1014,7 +1020,7 @@ fn parameter_sets_prepended_only_when_missing() {
 
 #[test]
 fn absurd_session_timeout_from_the_server_is_capped() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let mut core = new_core(URL, RtspTransport::Tcp, t0);
     drain(&mut core);
     core.handle_input(t0, &reply(1, "")).unwrap();

@@ -11,7 +11,7 @@ use rml_rtmp::sessions::{
 };
 use rml_rtmp::time::RtmpTimestamp;
 
-use super::status::{ServerStatus, StatusTap};
+use super::status::{ServerStatus, StatusReader, TapEvent};
 use crate::h264::{nal_type, nal_unit_type, AccessUnit, AvcDecoderConfig, VideoTrack};
 use crate::rtmp::error::{RtmpError, Step};
 use crate::rtmp::flv::{self, FlvError, FrameType, TagTimeline};
@@ -119,7 +119,7 @@ pub struct PublisherCore {
     handshake: Option<Handshake>,
     session: Option<ClientSession>,
     session_config: ClientSessionConfig,
-    tap: StatusTap,
+    tap: StatusReader,
     transmit: VecDeque<Bytes>,
     queued: usize,
     events: VecDeque<PublishEvent>,
@@ -181,7 +181,7 @@ impl PublisherCore {
             handshake: Some(handshake),
             session: None,
             session_config,
-            tap: StatusTap::new(),
+            tap: StatusReader::new(),
             transmit: VecDeque::new(),
             queued: 0,
             events: VecDeque::new(),
@@ -457,7 +457,16 @@ impl PublisherCore {
     }
 
     fn feed_session(&mut self, data: &[u8]) -> Result<(), RtmpError> {
-        let statuses = self.tap.feed(data);
+        // A publisher only needs the status replies.
+        let statuses: Vec<ServerStatus> = self
+            .tap
+            .feed(data)
+            .into_iter()
+            .filter_map(|e| match e {
+                TapEvent::Status(s) => Some(s),
+                _ => None,
+            })
+            .collect();
         let step = self.state.step();
         let Some(session) = self.session.as_mut() else {
             return Err(RtmpError::InvalidState("no session"));

@@ -1,7 +1,7 @@
 //! The sans-IO publish session ([`PublisherCore`]) and the server status replies it reads.
 
 mod core;
-mod status;
+pub(crate) mod status;
 
 #[cfg(test)]
 mod tests;

@@ -1,19 +1,22 @@
-//! Reads the server's status replies (`_error`, `onStatus`) out of the incoming byte stream.
+//! A second reader of the server's byte stream for what rml_rtmp's `ClientSession` does not
+//! report in full, used by both the publisher and the player.
 //!
-//! rml_rtmp's `ClientSession` reduces them to less than a user needs: a rejected `connect`
-//! keeps only the description, an `onStatus` it does not know (e.g. `NetStream.Publish.BadName`)
-//! only the code, and an `_error` to `createStream` neither. So the core runs a second chunk
-//! deserializer over the same bytes (a publisher receives only a few small messages) and takes
-//! `level`, `code` and `description` from the info object (RTMP spec §7.2.1.1 and §7.2.2:
-//! the `_error` / `onStatus` reply carries an information object with these properties).
-//! If this reader ever fails to parse, it switches itself off; the session goes on without
-//! the extra detail.
+//! rml_rtmp 0.8.0 reduces status replies to less than a user needs: a rejected `connect` keeps
+//! only the description, an `onStatus` it does not know (e.g. `NetStream.Publish.BadName`) only
+//! the code, and an `_error` to `createStream` neither; it also drops user control events other
+//! than pings. The RTMP spec gives the reply an information object with `level`, `code` and
+//! `description` (§7.2.1.1, §7.2.2), and defines Stream EOF (§7.1.7, event 1). So the cores
+//! run a second chunk deserializer over the same bytes (a client receives few and small
+//! non-media messages) and report status replies, `_result`s and Stream EOF.
+//!
+//! If this reader ever fails to parse, it switches itself off; the session goes on without the
+//! extra detail.
 
 use std::collections::HashMap;
 use std::fmt;
 
 use rml_rtmp::chunk_io::ChunkDeserializer;
-use rml_rtmp::messages::RtmpMessage;
+use rml_rtmp::messages::{RtmpMessage, UserControlEventType};
 use rml_rtmp::rml_amf0::Amf0Value;
 
 /// A status reply from the server.
@@ -47,28 +50,39 @@ impl ServerStatus {
     }
 }
 
-/// The shadow reader of status replies.
-pub(super) struct StatusTap {
+/// What the tap saw.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum TapEvent {
+    /// An `onStatus` or `_error` reply.
+    Status(ServerStatus),
+    /// A `_result` to the command with this transaction id.
+    Result { transaction_id: f64 },
+    /// User control Stream EOF for this message stream id.
+    StreamEof { stream_id: Option<u32> },
+}
+
+/// The shadow reader, shared by the publisher and the player.
+pub(crate) struct StatusReader {
     deserializer: Option<ChunkDeserializer>,
 }
 
-impl fmt::Debug for StatusTap {
+impl fmt::Debug for StatusReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StatusTap")
+        f.debug_struct("StatusReader")
             .field("active", &self.deserializer.is_some())
             .finish()
     }
 }
 
-impl StatusTap {
-    pub(super) fn new() -> Self {
-        StatusTap {
+impl StatusReader {
+    pub(crate) fn new() -> Self {
+        StatusReader {
             deserializer: Some(ChunkDeserializer::new()),
         }
     }
 
-    /// Feeds bytes received after the handshake; returns the status replies they completed.
-    pub(super) fn feed(&mut self, data: &[u8]) -> Vec<ServerStatus> {
+    /// Feeds bytes received after the handshake; returns what they completed.
+    pub(crate) fn feed(&mut self, data: &[u8]) -> Vec<TapEvent> {
         let mut out = Vec::new();
         let Some(deserializer) = self.deserializer.as_mut() else {
             return out;
@@ -79,8 +93,9 @@ impl StatusTap {
             match deserializer.get_next_message(input) {
                 Ok(Some(payload)) => {
                     input = &[];
-                    // Only control and command messages matter; never decode media here.
-                    if !matches!(payload.type_id, 1 | 17 | 20) {
+                    // 1 Set Chunk Size, 4 user control, 17/20 AMF3/AMF0 command (RTMP spec §5.4,
+                    // §7.1). Media messages are never decoded here.
+                    if !matches!(payload.type_id, 1 | 4 | 17 | 20) {
                         continue;
                     }
                     match payload.to_rtmp_message() {
@@ -92,18 +107,25 @@ impl StatusTap {
                                 break;
                             }
                         }
+                        Ok(RtmpMessage::UserControl {
+                            event_type: UserControlEventType::StreamEof,
+                            stream_id,
+                            ..
+                        }) => out.push(TapEvent::StreamEof { stream_id }),
                         Ok(RtmpMessage::Amf0Command {
                             command_name,
+                            transaction_id,
                             command_object,
                             additional_arguments,
-                            ..
-                        }) if command_name == "_error" || command_name == "onStatus" => {
-                            out.push(status_from(
+                        }) => match command_name.as_str() {
+                            "_result" => out.push(TapEvent::Result { transaction_id }),
+                            "_error" | "onStatus" => out.push(TapEvent::Status(status_from(
                                 command_name,
                                 command_object,
                                 additional_arguments,
-                            ));
-                        }
+                            ))),
+                            _ => {}
+                        },
                         Ok(_) => {}
                         Err(_) => {
                             failed = true;
