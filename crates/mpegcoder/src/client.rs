@@ -445,6 +445,7 @@ impl Client {
             recorded_track: None,
             params_track: None,
             index: 0,
+            arrivals: Arrivals::default(),
         };
         let handle = std::thread::Builder::new()
             .name("mpegcoder-client".into())
@@ -535,9 +536,10 @@ impl Client {
     }
 
     /// Asks the worker to stop without waiting: it finishes with [`ClientStatus::Stopped`]
-    /// (unless it had already finished). Frames the decoder still holds back for reordering are
-    /// dropped, so what was handed out has no gap. A subscriber should keep reading until its
-    /// iterator ends.
+    /// (unless it had already finished). Frames the decoder still holds back for reordering
+    /// are handed out if the stream had gone quiet (nothing for half a second, or three mean
+    /// frame intervals), and dropped if it was still flowing, so what was handed out has no
+    /// gap. A subscriber should keep reading until its iterator ends.
     pub fn request_stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         self.shared.stop_notify.notify_one();
@@ -587,6 +589,40 @@ struct Worker {
     params_track: Option<VideoTrack>,
     /// Index of the next decoded frame (counted from the first key frame).
     index: u64,
+    /// When access units arrived, to tell on a stop whether the stream had gone quiet.
+    arrivals: Arrivals,
+}
+
+/// Arrival times of the access units: the first, the last, and how many.
+#[derive(Debug, Default, Clone, Copy)]
+struct Arrivals {
+    first: Option<Instant>,
+    last: Option<Instant>,
+    count: u64,
+}
+
+/// A stream counts as quiet after this long without an access unit, or three of its mean
+/// arrival intervals if that is longer (slow streams).
+const QUIET_AFTER: Duration = Duration::from_millis(500);
+
+impl Arrivals {
+    fn record(&mut self, now: Instant) {
+        self.first.get_or_insert(now);
+        self.last = Some(now);
+        self.count += 1;
+    }
+
+    /// True when nothing arrived for [`QUIET_AFTER`] (or three mean arrival intervals):
+    /// the publisher stopped sending, so everything it sent has been received. Servers that
+    /// relay a live stream often never signal its end (GStreamer's RTSP relay does not).
+    fn quiet(&self, now: Instant) -> bool {
+        let (Some(first), Some(last)) = (self.first, self.last) else {
+            return false;
+        };
+        let intervals = u32::try_from(self.count.saturating_sub(1).max(1)).unwrap_or(u32::MAX);
+        let mean = last.saturating_duration_since(first) / intervals;
+        now.saturating_duration_since(last) >= QUIET_AFTER.max(mean * 3)
+    }
 }
 
 impl Worker {
@@ -603,11 +639,14 @@ impl Worker {
         };
         let result = runtime.block_on(self.receive());
         drop(runtime);
-        // The decoder's delayed frames (held back for B-frame reordering) go out only when the
-        // stream really ended: after a stop or a failure mid-stream, the frames shown between
-        // them and the last frame handed out may never have arrived, and a consumer must not
-        // see a gap (a reference frame right after frames it never got).
-        let flushed = if matches!(result, Ok(End::Ended)) {
+        // The decoder's delayed frames (held back for B-frame reordering) go out when the
+        // stream ended, or had gone quiet before a stop or a stall (everything sent has
+        // arrived). After a stop or a failure mid-stream, the frames shown between them and
+        // the last frame handed out may never have arrived, and a consumer must not see a gap
+        // (a reference frame right after frames it never got): they are dropped. Timestamps
+        // cannot decide this: relays re-stamp packets by arrival, in decoding order.
+        let complete = matches!(result, Ok(End::Ended)) || self.arrivals.quiet(Instant::now());
+        let flushed = if complete {
             self.flush_decoder()
         } else {
             self.decoder = None;
@@ -707,6 +746,7 @@ impl Worker {
             // The puller hands out nothing before the track is known.
             return Ok(());
         };
+        self.arrivals.record(Instant::now());
         self.record(&track, au)?;
         if !self.options.decode {
             return Ok(());
@@ -967,6 +1007,31 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn a_stream_is_quiet_after_half_a_second_or_three_mean_intervals() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut a = Arrivals::default();
+        assert!(
+            !a.quiet(t0 + ms(10_000)),
+            "nothing arrived: not known to be quiet"
+        );
+        // 30 fps.
+        for i in 0..30 {
+            a.record(t0 + ms(i * 33));
+        }
+        let last = t0 + ms(29 * 33);
+        assert!(!a.quiet(last + ms(499)));
+        assert!(a.quiet(last + ms(500)));
+        // One frame every 2 s: quiet only after 6 s.
+        let mut a = Arrivals::default();
+        for i in 0..4 {
+            a.record(t0 + ms(i * 2000));
+        }
+        assert!(!a.quiet(t0 + ms(6000 + 5999)));
+        assert!(a.quiet(t0 + ms(6000 + 6000)));
+    }
 
     fn kept(decimator: &mut Decimator, pts: impl IntoIterator<Item = i64>, den: u32) -> Vec<i64> {
         pts.into_iter()
