@@ -6,6 +6,7 @@ pub use mpegcoder_pacer as pacer;
 pub use mpegcoder_transport as transport;
 
 pub mod client;
+pub mod priority;
 pub mod push;
 pub mod server;
 pub use client::{

@@ -1,7 +1,10 @@
 //! [`push`]: publish a file (or any input FFmpeg reads) to a server, the way `mpegcoder push`
-//! does. A reader thread decodes (libx264 mode) or demuxes (copy mode) and hands frames or
-//! packets over a bounded queue to the calling thread, which runs the [`Server`] (encode,
-//! pace, send) — the two-process layout of mpegCoder's dual-process example, in threads.
+//! does. A reader thread decodes and encodes (libx264 mode) or demuxes (copy mode) and hands
+//! the packets over a bounded queue to the calling thread, which runs the [`Server`] (pace,
+//! send) — the two-process layout of mpegCoder's dual-process example, in threads. Encoding
+//! on the reader's side keeps libx264's work off the sending thread: a send never waits for
+//! an encode, and the reader and its codec threads run at a lower priority
+//! ([`crate::priority`]).
 //!
 //! Loop playback offsets the timestamps of each pass by the length of the input, so they stay
 //! monotonic across the wrap with no drift (integer ticks, no accumulated rounding).
@@ -14,8 +17,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{
-    rescale, CodecError, Decoder, DecoderOptions, Demuxer, EncodedPacket, Frame, OpenOptions,
-    PacketFormat, PixelLayout, Rational, VideoParams,
+    rescale, CodecError, Decoder, DecoderOptions, Demuxer, EncodedPacket, Encoder, Frame,
+    OpenOptions, PacketFormat, PixelLayout, Rational, VideoParams,
 };
 use crate::server::{Server, ServerConfig, ServerError, ServerStats, Transport, VideoCodec};
 use crate::transport::h264::{nal_type, nal_unit_type, split_annexb};
@@ -244,9 +247,10 @@ enum Item {
         time_base: Rational,
         format: PacketFormat,
     },
-    Frame(Frame),
     Packet(EncodedPacket),
     LoopDone,
+    /// Frames given to the encoder, sent once it has been flushed (libx264 mode).
+    FramesEncoded(u64),
     Error(PushError),
 }
 
@@ -299,7 +303,7 @@ fn run_pusher(
     let config = options.server_config(&params);
     let mut pending: Option<EncodedPacket> = None;
     let mut server = match options.codec {
-        VideoCodec::Libx264 => Server::open(config.clone())?,
+        VideoCodec::Libx264 => Server::open_encoded(config.clone(), &extradata, time_base)?,
         VideoCodec::Copy => {
             if params.codec != "h264" {
                 return Err(PushError::NotH264 {
@@ -339,20 +343,17 @@ fn run_pusher(
     };
     let mut loops_completed = 0u64;
     let mut last_report = Instant::now();
-    let mut interrupted = false;
+    let mut frames_encoded = 0u64;
     if let Some(p) = pending.take() {
         server.serve_packet_block(&p)?;
     }
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            interrupted = true;
-            break;
-        }
-        let Ok(item) = rx.recv() else { break };
+    // After a stop the reader stops reading and flushes the encoder: what it still sends
+    // (libx264's delayed frames) goes out paced, until it hangs up.
+    while let Ok(item) = rx.recv() {
         match item {
-            Item::Frame(f) => server.serve_frame_block(&f)?,
             Item::Packet(p) => server.serve_packet_block(&p)?,
             Item::LoopDone => loops_completed += 1,
+            Item::FramesEncoded(n) => frames_encoded = n,
             Item::Error(e) => return Err(e),
             Item::Start { .. } => {}
         }
@@ -361,8 +362,11 @@ fn run_pusher(
             progress(&server.stats());
         }
     }
+    let finished = options.loops != -1 && loops_completed >= options.loops.unsigned_abs();
+    let interrupted = stop.load(Ordering::Relaxed) && !finished;
     let url = server.url().to_string();
-    let stats = server.close()?;
+    let mut stats = server.close()?;
+    stats.frames_encoded = frames_encoded;
     progress(&stats);
     if stats.frames_sent == 0 && !interrupted {
         return Err(PushError::EmptyInput { input });
@@ -395,6 +399,9 @@ fn in_band_parameter_sets(data: &Bytes) -> Bytes {
 /// The reader thread: sends `Start`, then frames or packets with loop offsets, `LoopDone`
 /// after each pass. Returns when done, stopped, or the pusher hung up.
 fn read_input(options: &PushOptions, stop: &AtomicBool, tx: SyncSender<Item>) {
+    // Reading runs ahead of the pacer: it (and the decoder's threads, created here) must not
+    // delay the pusher's sends.
+    crate::priority::lower_current_thread();
     let result = match options.codec {
         VideoCodec::Libx264 => read_frames(options, stop, &tx),
         VideoCodec::Copy => read_packets(options, stop, &tx),
@@ -430,11 +437,14 @@ fn read_frames(
     let params = decoder.params().clone();
     let time_base = decoder.time_base();
     let frame_duration = rescale(1, params.best_frame_rate().invert(), time_base).max(1);
+    // The same configuration the pusher derives from the same parameters.
+    let mut encoder =
+        Encoder::new(options.server_config(&params).encoder).map_err(ServerError::from)?;
     let start = Item::Start {
         params: Box::new(params.clone()),
-        extradata: decoder.extradata().clone(),
-        time_base,
-        format: PacketFormat::from_extradata(decoder.extradata()),
+        extradata: encoder.extradata().clone(),
+        time_base: encoder.time_base(),
+        format: PacketFormat::from_extradata(encoder.extradata()),
     };
     if send(tx, start).is_err() {
         return Ok(());
@@ -448,7 +458,7 @@ fn read_frames(
         let mut span: Option<(i64, i64)> = None;
         while let Some(mut frame) = decoder.next_frame()? {
             if stop.load(Ordering::Relaxed) {
-                return Ok(());
+                return finish_encoding(&mut encoder, tx);
             }
             let (lo, hi) = span.get_or_insert((frame.pts, frame.pts + frame_duration));
             *lo = (*lo).min(frame.pts);
@@ -459,7 +469,7 @@ fn read_frames(
                 None => vec![frame],
             };
             for f in out {
-                if send(tx, Item::Frame(f)).is_err() {
+                if !encode_and_send(&mut encoder, &f, tx)? {
                     return Ok(());
                 }
             }
@@ -474,11 +484,12 @@ fn read_frames(
         if last_pass {
             if let Some(conv) = fps.as_mut() {
                 for f in conv.finish(hi + offset) {
-                    if send(tx, Item::Frame(f)).is_err() {
+                    if !encode_and_send(&mut encoder, &f, tx)? {
                         return Ok(());
                     }
                 }
             }
+            finish_encoding(&mut encoder, tx)?;
         }
         if send(tx, Item::LoopDone).is_err() || last_pass {
             return Ok(());
@@ -486,6 +497,33 @@ fn read_frames(
         offset += hi - lo;
         decoder.rewind()?;
     }
+}
+
+/// Encodes a frame and queues what the encoder outputs. `Ok(false)` means the pusher is gone.
+fn encode_and_send(
+    encoder: &mut Encoder,
+    frame: &Frame,
+    tx: &SyncSender<Item>,
+) -> Result<bool, PushError> {
+    let packets = encoder.encode(frame).map_err(ServerError::from)?;
+    for p in packets {
+        if send(tx, Item::Packet(p)).is_err() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Flushes the encoder's delayed frames into the queue, then the count of frames encoded.
+fn finish_encoding(encoder: &mut Encoder, tx: &SyncSender<Item>) -> Result<(), PushError> {
+    let packets = encoder.finish().map_err(ServerError::from)?;
+    for p in packets {
+        if send(tx, Item::Packet(p)).is_err() {
+            return Ok(());
+        }
+    }
+    let _ = send(tx, Item::FramesEncoded(encoder.frames_in()));
+    Ok(())
 }
 
 fn read_packets(

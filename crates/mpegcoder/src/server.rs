@@ -304,6 +304,27 @@ impl fmt::Debug for Server {
     }
 }
 
+/// Opens the encoder on a short-lived thread of lowered priority, so that the worker threads
+/// libx264 starts there inherit it and yield to the thread that sends frames on time (see
+/// [`crate::priority`]); the caller's own priority is untouched.
+fn open_encoder_in_background(config: &EncoderConfig) -> Result<Encoder, ServerError> {
+    std::thread::scope(|scope| {
+        let opener = std::thread::Builder::new()
+            .name("mpegcoder-encoder".into())
+            .spawn_scoped(scope, || {
+                crate::priority::lower_current_thread();
+                Encoder::new(config.clone())
+            })
+            .map_err(|e| ServerError::Runtime(e.to_string()))?;
+        match opener.join() {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(ServerError::Runtime(
+                "the thread opening the encoder panicked".into(),
+            )),
+        }
+    })
+}
+
 impl Server {
     /// Opens a libx264 server: starts the encoder (whose SPS/PPS describe the stream),
     /// connects, announces or publishes, and marks the start time (mpegCoder's
@@ -315,7 +336,7 @@ impl Server {
                 "Server::open encodes with libx264; use Server::open_copy for codec copy",
             ));
         }
-        let encoder = Encoder::new(config.encoder.clone())?;
+        let encoder = open_encoder_in_background(&config.encoder)?;
         let enc = encoder.config();
         let mut track = VideoTrack::from_extradata(encoder.extradata())?.with_encoder("libx264");
         if enc.frame_rate.is_valid() {
@@ -350,6 +371,41 @@ impl Server {
         };
         let config = ServerConfig {
             codec: VideoCodec::Copy,
+            ..config
+        };
+        Server::connect(
+            config,
+            track,
+            to_time_base(time_base)?,
+            None,
+            Some(CopyInput { length_size }),
+        )
+    }
+
+    /// Opens a server for libx264 access units encoded elsewhere, typically on another
+    /// thread, so that encoding never holds up a send (what [`push`](crate::push()) does).
+    /// `extradata` is the encoder's global header (its SPS and PPS), `time_base` the time base
+    /// of its packets; the packets go in with [`Server::serve_packet_block`]. The stream is
+    /// described by `config.encoder` (frame rate, bit rate) and named as libx264's.
+    pub fn open_encoded(
+        config: ServerConfig,
+        extradata: &Bytes,
+        time_base: Rational,
+    ) -> Result<Server, ServerError> {
+        let enc = &config.encoder;
+        let mut track = VideoTrack::from_extradata(extradata)?.with_encoder("libx264");
+        if enc.frame_rate.is_valid() {
+            track = track.with_frame_rate(enc.frame_rate.num, enc.frame_rate.den);
+        }
+        if enc.bit_rate > 0 {
+            track = track.with_bitrate(enc.bit_rate);
+        }
+        let length_size = match PacketFormat::from_extradata(extradata) {
+            PacketFormat::LengthPrefixed => Some(AvcDecoderConfig::parse(extradata)?.length_size),
+            _ => None,
+        };
+        let config = ServerConfig {
+            codec: VideoCodec::Libx264,
             ..config
         };
         Server::connect(
@@ -504,7 +560,7 @@ impl Server {
 
     fn serve(&mut self, frame: FrameRef<'_>, block: bool) -> Result<(), ServerError> {
         let encoder = self.encoder.as_mut().ok_or(ServerError::WrongInput(
-            "this server passes packets through (codec copy): use serve_packet",
+            "this server sends packets (codec copy, or encoded elsewhere): use serve_packet",
         ))?;
         let packets = match frame {
             FrameRef::Frame(f) => encoder.encode(f)?,
@@ -520,7 +576,7 @@ impl Server {
 
     fn packet_to_au(&self, packet: &EncodedPacket) -> Result<AccessUnit, ServerError> {
         let copy = self.copy.ok_or(ServerError::WrongInput(
-            "this server encodes with libx264: use serve_frame",
+            "this server encodes with libx264 itself: use serve_frame",
         ))?;
         let tb = to_time_base(packet.time_base).unwrap_or(self.time_base);
         let (pts, dts) = (
