@@ -59,10 +59,10 @@ pub struct PushOptions {
     pub pace: bool,
     /// Allowed lead of a frame over its deadline.
     pub max_lead: Duration,
-    /// Capacity of the reader → pusher queue, in frames (default 4). The pusher waits for
-    /// each frame's deadline, so the queue is always full: every slot holds a decoded frame
-    /// (1.4 MB at 720p, 3.1 MB at 1080p). Decoding runs far faster than real time, so a few
-    /// frames of slack are enough; libx264 keeps its own lookahead.
+    /// Capacity of the reader → pusher queue, in packets (default 4). The pusher waits for
+    /// each packet's deadline, so the queue is always full; the reader decodes and encodes far
+    /// faster than real time, so a few packets of slack are enough (libx264 keeps its own
+    /// lookahead of frames).
     pub queue_capacity: usize,
     /// Decoder threads (0 = automatic).
     pub decoder_threads: usize,
@@ -396,8 +396,9 @@ fn in_band_parameter_sets(data: &Bytes) -> Bytes {
     out.freeze()
 }
 
-/// The reader thread: sends `Start`, then frames or packets with loop offsets, `LoopDone`
-/// after each pass. Returns when done, stopped, or the pusher hung up.
+/// The reader thread: sends `Start`, then packets (demuxed, or encoded here) with loop
+/// offsets, `LoopDone` after each pass, and in libx264 mode the encoder's flushed packets and
+/// `FramesEncoded` at the end or on a stop. Returns when done, stopped, or the pusher hung up.
 fn read_input(options: &PushOptions, stop: &AtomicBool, tx: SyncSender<Item>) {
     // Reading runs ahead of the pacer: it (and the decoder's threads, created here) must not
     // delay the pusher's sends.

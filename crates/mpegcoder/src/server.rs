@@ -338,13 +338,11 @@ impl Server {
         }
         let encoder = open_encoder_in_background(&config.encoder)?;
         let enc = encoder.config();
-        let mut track = VideoTrack::from_extradata(encoder.extradata())?.with_encoder("libx264");
-        if enc.frame_rate.is_valid() {
-            track = track.with_frame_rate(enc.frame_rate.num, enc.frame_rate.den);
-        }
-        if enc.bit_rate > 0 {
-            track = track.with_bitrate(enc.bit_rate);
-        }
+        let track = describe(
+            VideoTrack::from_extradata(encoder.extradata())?.with_encoder("libx264"),
+            Some(enc.frame_rate),
+            Some(enc.bit_rate),
+        );
         let time_base = to_time_base(encoder.time_base())?;
         Server::connect(config, track, time_base, Some(encoder), None)
     }
@@ -358,28 +356,12 @@ impl Server {
         frame_rate: Option<Rational>,
         bit_rate: Option<u64>,
     ) -> Result<Server, ServerError> {
-        let mut track = VideoTrack::from_extradata(extradata)?;
-        if let Some(fr) = frame_rate.filter(|r| r.is_valid()) {
-            track = track.with_frame_rate(fr.num, fr.den);
-        }
-        if let Some(b) = bit_rate.filter(|b| *b > 0) {
-            track = track.with_bitrate(b);
-        }
-        let length_size = match PacketFormat::from_extradata(extradata) {
-            PacketFormat::LengthPrefixed => Some(AvcDecoderConfig::parse(extradata)?.length_size),
-            _ => None,
-        };
+        let track = describe(VideoTrack::from_extradata(extradata)?, frame_rate, bit_rate);
         let config = ServerConfig {
             codec: VideoCodec::Copy,
             ..config
         };
-        Server::connect(
-            config,
-            track,
-            to_time_base(time_base)?,
-            None,
-            Some(CopyInput { length_size }),
-        )
+        Server::connect_packets(config, track, extradata, time_base)
     }
 
     /// Opens a server for libx264 access units encoded elsewhere, typically on another
@@ -392,21 +374,29 @@ impl Server {
         extradata: &Bytes,
         time_base: Rational,
     ) -> Result<Server, ServerError> {
-        let enc = &config.encoder;
-        let mut track = VideoTrack::from_extradata(extradata)?.with_encoder("libx264");
-        if enc.frame_rate.is_valid() {
-            track = track.with_frame_rate(enc.frame_rate.num, enc.frame_rate.den);
-        }
-        if enc.bit_rate > 0 {
-            track = track.with_bitrate(enc.bit_rate);
-        }
-        let length_size = match PacketFormat::from_extradata(extradata) {
-            PacketFormat::LengthPrefixed => Some(AvcDecoderConfig::parse(extradata)?.length_size),
-            _ => None,
-        };
+        let track = describe(
+            VideoTrack::from_extradata(extradata)?.with_encoder("libx264"),
+            Some(config.encoder.frame_rate),
+            Some(config.encoder.bit_rate),
+        );
         let config = ServerConfig {
             codec: VideoCodec::Libx264,
             ..config
+        };
+        Server::connect_packets(config, track, extradata, time_base)
+    }
+
+    /// Connects a server fed with packets (copy, or encoded elsewhere), framed as
+    /// `extradata` says (avcC: length-prefixed; otherwise Annex B).
+    fn connect_packets(
+        config: ServerConfig,
+        track: VideoTrack,
+        extradata: &Bytes,
+        time_base: Rational,
+    ) -> Result<Server, ServerError> {
+        let length_size = match PacketFormat::from_extradata(extradata) {
+            PacketFormat::LengthPrefixed => Some(AvcDecoderConfig::parse(extradata)?.length_size),
+            _ => None,
         };
         Server::connect(
             config,
@@ -641,6 +631,21 @@ impl Server {
 fn to_time_base(r: Rational) -> Result<TimeBase, ServerError> {
     TimeBase::new(r.num, r.den)
         .ok_or_else(|| ServerError::Config(format!("invalid time base {}/{}", r.num, r.den)))
+}
+
+/// The track with the frame rate and bit rate it is announced with, where known.
+fn describe(
+    mut track: VideoTrack,
+    frame_rate: Option<Rational>,
+    bit_rate: Option<u64>,
+) -> VideoTrack {
+    if let Some(fr) = frame_rate.filter(|r| r.is_valid()) {
+        track = track.with_frame_rate(fr.num, fr.den);
+    }
+    if let Some(b) = bit_rate.filter(|b| *b > 0) {
+        track = track.with_bitrate(b);
+    }
+    track
 }
 
 fn encoded_to_au(p: &EncodedPacket, tb: TimeBase) -> AccessUnit {
