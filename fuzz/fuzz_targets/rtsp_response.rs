@@ -11,7 +11,7 @@ use mpegcoder_transport::rtsp::auth::parse_challenges;
 use mpegcoder_transport::rtsp::headers::{SessionHeader, TransportHeader};
 use mpegcoder_transport::rtsp::message::{parse_message, Incoming, MessageDecoder};
 use mpegcoder_transport::rtsp::{
-    ConnectionInfo, RtspOptions, RtspPublisherCore, RtspTransport, RtspUrl,
+    ConnectionInfo, RtspOptions, RtspPublisherCore, Transport, RtspUrl,
 };
 use mpegcoder_transport::VideoTrack;
 
@@ -65,7 +65,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(track) = VideoTrack::new(Bytes::from_static(SPS), Bytes::from_static(PPS)) else {
         return;
     };
-    for transport in [RtspTransport::Tcp, RtspTransport::Udp] {
+    for transport in [Transport::Tcp, Transport::Udp] {
         let Ok(url) = RtspUrl::parse("rtsp://user:pw@127.0.0.1:8554/live") else {
             return;
         };

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use mpegcoder::transport::pull::PullError;
-use mpegcoder::{Client, ClientError, ClientStatus, PullTransport};
+use mpegcoder::{Client, ClientError, ClientStatus, Transport};
 use mpegcoder_protocol_tests::*;
 
 mod pull_common;
@@ -27,7 +27,7 @@ fn relay_server(dir: &std::path::Path) -> GstRtspRecord {
 fn pull_and_check(
     server: &GstRtspRecord,
     clip: &Clip,
-    transport: PullTransport,
+    transport: Transport,
     publisher_done: impl Fn() -> bool,
     what: &str,
 ) -> ClientStatus {
@@ -92,7 +92,7 @@ fn pull_rtsp_round_trip_tcp_and_udp_bit_exact() {
     let dir = TempDir::new("pull-rtsp");
     let clip = Clip::generate(dir.path(), live_spec());
     assert!(clip.has_bframes());
-    for transport in [PullTransport::Tcp, PullTransport::Udp] {
+    for transport in [Transport::Tcp, Transport::Udp] {
         let server = relay_server(dir.path());
         let publisher = LivePublisher::start(&server.url(None), &clip);
         let done = || publisher.is_finished();
@@ -122,7 +122,7 @@ fn pull_rtsp_from_an_ffmpeg_publisher() {
             Some(false) => false,
         }
     };
-    pull_and_check(&server, &clip, PullTransport::Tcp, done, "ffmpeg publisher");
+    pull_and_check(&server, &clip, Transport::Tcp, done, "ffmpeg publisher");
 }
 
 #[test]

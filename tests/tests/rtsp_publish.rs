@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mpegcoder_protocol_tests::*;
 use mpegcoder_transport::rtsp::{
-    Method, NegotiatedTransport, RtspError, RtspOptions, RtspPublisher, RtspTransport, Step,
+    Method, NegotiatedTransport, RtspError, RtspOptions, RtspPublisher, Step,
 };
-use mpegcoder_transport::{AccessUnit, TimeBase, VideoTrack};
+use mpegcoder_transport::{AccessUnit, TimeBase, Transport, VideoTrack};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -24,7 +24,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// The clip's track and access units, as a demuxer hands them to a publisher.
 fn units(clip: &Clip) -> (VideoTrack, Vec<AccessUnit>) {
     let track = VideoTrack::from_extradata(&Bytes::from(clip.extradata.clone())).unwrap();
-    let tb = TimeBase::new(clip.time_base.0, clip.time_base.1).unwrap();
+    let tb = TimeBase::new(clip.time_base.0, clip.time_base.1);
     let aus = clip
         .packets
         .iter()
@@ -64,7 +64,7 @@ fn publish(
     })
 }
 
-fn with(transport: RtspTransport) -> RtspOptions {
+fn with(transport: Transport) -> RtspOptions {
     RtspOptions::default().with_transport(transport)
 }
 
@@ -78,7 +78,7 @@ fn publish_into_gstreamer_tcp_and_udp_bit_exact() {
     assert!(clip.has_bframes());
     let (track, aus) = units(&clip);
     let rt = runtime();
-    for transport in [RtspTransport::Tcp, RtspTransport::Udp] {
+    for transport in [Transport::Tcp, Transport::Udp] {
         let server = GstRtspRecord::start(dir.path());
         let stats = publish(&rt, &server.url(None), &track, &aus, with(transport))
             .unwrap_or_else(|e| panic!("{transport:?}: {e}; server log: {}", server.log()));
@@ -106,7 +106,7 @@ fn publish_into_ffmpeg_listener_tcp_and_udp_bit_exact() {
     let clip = Clip::generate(dir.path(), ClipSpec::default());
     let (track, aus) = units(&clip);
     let rt = runtime();
-    for transport in [RtspTransport::Tcp, RtspTransport::Udp] {
+    for transport in [Transport::Tcp, Transport::Udp] {
         let listener = FfmpegListener::start(dir.path(), ListenerKind::Rtsp, 20);
         let stats = publish(&rt, &listener.url(), &track, &aus, with(transport))
             .unwrap_or_else(|e| panic!("{transport:?}: {e}; ffmpeg log: {}", listener.log()));
@@ -146,7 +146,7 @@ fn gstreamer_digest_and_basic_auth() {
         );
         // Wrong password: a typed 401 that names the request and never shows the password.
         let bad = server.url(Some(("alice", "wrong-pw")));
-        let e = publish(&rt, &bad, &track, &aus, with(RtspTransport::Tcp)).unwrap_err();
+        let e = publish(&rt, &bad, &track, &aus, with(Transport::Tcp)).unwrap_err();
         let shown = format!("{e} {e:?}");
         assert!(!shown.contains("wrong-pw"), "{shown}");
         let RtspError::Unauthorized {
@@ -158,14 +158,7 @@ fn gstreamer_digest_and_basic_auth() {
         };
         assert_eq!(status.status, 401);
         // No credentials at all.
-        let e = publish(
-            &rt,
-            &server.url(None),
-            &track,
-            &aus,
-            with(RtspTransport::Tcp),
-        )
-        .unwrap_err();
+        let e = publish(&rt, &server.url(None), &track, &aus, with(Transport::Tcp)).unwrap_err();
         assert!(
             matches!(
                 e,
@@ -178,7 +171,7 @@ fn gstreamer_digest_and_basic_auth() {
         );
         // Right password (percent-encoded special characters).
         let good = server.url(Some(("alice", "s3cr%3Aet%40%2Fx")));
-        let stats = publish(&rt, &good, &track, &aus, with(RtspTransport::Tcp))
+        let stats = publish(&rt, &good, &track, &aus, with(Transport::Tcp))
             .unwrap_or_else(|e| panic!("{method}: {e}; log: {}", server.log()));
         assert_eq!(stats.frames, 30);
         let rec = server.wait_recording(Duration::from_millis(500), Duration::from_secs(10));
@@ -202,7 +195,7 @@ fn gstreamer_wrong_path_is_not_found() {
     let (track, aus) = units(&clip);
     let server = GstRtspRecord::start(dir.path());
     let url = format!("rtsp://127.0.0.1:{}/no/such/mount", server.port);
-    let e = publish(&runtime(), &url, &track, &aus, with(RtspTransport::Tcp)).unwrap_err();
+    let e = publish(&runtime(), &url, &track, &aus, with(Transport::Tcp)).unwrap_err();
     // GStreamer answers OPTIONS for any path and refuses the ANNOUNCE.
     let RtspError::NotFound(s) = &e else {
         panic!("{e:?}")
@@ -299,7 +292,7 @@ fn negotiated_transport_is_reported() {
     let server = GstRtspRecord::start(dir.path());
     let rt = runtime();
     rt.block_on(async {
-        let p = RtspPublisher::connect(&server.url(None), &track, with(RtspTransport::Udp))
+        let p = RtspPublisher::connect(&server.url(None), &track, with(Transport::Udp))
             .await
             .unwrap();
         let n = p.negotiated().clone();

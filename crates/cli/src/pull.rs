@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mpegcoder::codec::PixelLayout;
-use mpegcoder::{Client, ClientOptions, ClientStatus, PullOptions, PullTransport};
+use mpegcoder::{Client, ClientOptions, ClientStatus, PullOptions, Transport};
 
 /// How often the command looks at the client when no frame arrives.
 const POLL: Duration = Duration::from_millis(50);
@@ -27,8 +27,8 @@ pub struct PullArgs {
     /// What to pull: rtsp://[user:pass@]host[:port]/path or rtmp://host[:port]/app/key.
     pub url: String,
     /// RTSP lower transport: tcp or udp (ignored for RTMP).
-    #[arg(long, default_value = "tcp", value_parser = parse_transport)]
-    pub transport: PullTransport,
+    #[arg(long, default_value = "tcp")]
+    pub transport: Transport,
     /// Stop after N frames (decoded frames with --framemd5, else access units).
     #[arg(long, value_name = "N")]
     pub frames: Option<u64>,
@@ -51,14 +51,6 @@ pub struct PullArgs {
     /// No progress output.
     #[arg(long, short)]
     pub quiet: bool,
-}
-
-fn parse_transport(s: &str) -> Result<PullTransport, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "tcp" => Ok(PullTransport::Tcp),
-        "udp" => Ok(PullTransport::Udp),
-        other => Err(format!("unknown transport {other:?} (expected tcp or udp)")),
-    }
 }
 
 fn seconds(what: &str, s: f64) -> Result<Duration> {

@@ -23,7 +23,7 @@ pub struct PushArgs {
     #[arg(long, default_value = "libx264", value_parser = parse_codec)]
     pub codec: VideoCodec,
     /// RTSP lower transport: tcp or udp (ignored for RTMP).
-    #[arg(long, default_value = "tcp", value_parser = parse_transport)]
+    #[arg(long, default_value = "tcp")]
     pub transport: Transport,
     /// Bit rate in bits/s; k and M suffixes allowed (2M = 2000000). Default: the input's.
     #[arg(long, value_parser = parse_bitrate)]
@@ -70,10 +70,6 @@ pub struct PushArgs {
 }
 
 fn parse_codec(s: &str) -> Result<VideoCodec, String> {
-    s.parse()
-}
-
-fn parse_transport(s: &str) -> Result<Transport, String> {
     s.parse()
 }
 

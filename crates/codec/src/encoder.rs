@@ -9,7 +9,7 @@ use ffmpeg_next as ff;
 use serde::{Deserialize, Serialize};
 
 use crate::convert::{check_size, unpack, Scaler};
-use crate::rational::rescale;
+use crate::rational::{rescale, FfRational};
 use crate::{CodecError, Frame, PixelLayout, Rational, VideoParams};
 
 const X264: &str = "libx264";

@@ -218,30 +218,3 @@ pub enum CodecError {
     #[error("the encoder has already been finished")]
     Finished,
 }
-
-/// Removes `user:password@` from a URL so it can appear in messages.
-pub(crate) fn redact_url(url: &str) -> String {
-    if let Some(scheme_end) = url.find("://") {
-        let rest = &url[scheme_end + 3..];
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@') {
-            return format!("{}://{}", &url[..scheme_end], &rest[at + 1..]);
-        }
-    }
-    url.to_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn credentials_are_removed() {
-        assert_eq!(
-            redact_url("rtsp://user:secret@cam.local:554/live?x=1"),
-            "rtsp://cam.local:554/live?x=1"
-        );
-        assert_eq!(redact_url("/tmp/a@b.mp4"), "/tmp/a@b.mp4");
-        assert_eq!(redact_url("http://host/p@th"), "http://host/p@th");
-    }
-}

@@ -10,7 +10,9 @@ use ff::media;
 use ffmpeg_next as ff;
 
 use crate::convert::pixel_name;
-use crate::error::redact_url;
+use mpegcoder_types::redact_url;
+
+use crate::rational::FfRational;
 use crate::{CodecError, EncodedPacket, FrameCountSource, Rational, VideoParams};
 
 /// FFmpeg's "no timestamp" value.
@@ -365,7 +367,7 @@ impl Demuxer {
         // A decoder is opened (not fed) only to learn the size and pixel format.
         let (_decoder, params, extradata) = src.open_decoder(1)?;
         let fps = params.best_frame_rate();
-        let frame_ticks = crate::rational::rescale(1, fps.invert(), src.time_base).max(1);
+        let frame_ticks = crate::rescale(1, fps.invert(), src.time_base).max(1);
         Ok(Demuxer {
             src,
             params,

@@ -6,6 +6,7 @@ use ff::util::frame;
 use ffmpeg_next as ff;
 
 use crate::convert::{destination_size, Converter};
+use crate::rational::FfRational;
 use crate::{CodecError, Frame, PixelLayout, Rational};
 
 const SOURCE: &str = "packets";

@@ -25,8 +25,9 @@ use crate::codec::{CodecError, Frame, PacketDecoder, PacketDecoderOptions, Pixel
 use crate::transport::h264::write_annexb;
 use crate::transport::pull::{check_url, PullError, PullProtocol, PullStats, Puller};
 use crate::transport::{AccessUnit, VideoTrack};
+use mpegcoder_types::FrameRateConverter;
 
-pub use crate::transport::pull::{PullOptions, PullTransport};
+pub use crate::transport::pull::PullOptions;
 
 /// How long the worker keeps trying to hand flushed frames to a full subscriber channel after a
 /// stop was requested (nobody may be reading any more).
@@ -833,9 +834,7 @@ impl Worker {
     fn accept(&mut self, mut frame: Frame) -> Option<Frame> {
         frame.index = self.index;
         self.index += 1;
-        let keep = self
-            .decimator
-            .keep(frame.pts, frame.time_base.num, frame.time_base.den);
+        let keep = self.decimator.keep(frame.pts, frame.time_base);
         {
             let mut state = self.shared.state();
             state.counters.frames_decoded += 1;
@@ -943,61 +942,26 @@ impl Worker {
     }
 }
 
-/// Decimation to a target frame rate by presentation time: a frame is kept when its time has
-/// reached the next slot of the target rate's schedule; slots advance by exactly one period per
-/// kept frame (no drift), and the schedule re-anchors after a gap or a jump back. Frames are
-/// only ever dropped: each decoded frame is delivered at most once.
+/// Decimation to [`ClientOptions::target_fps`] by presentation time, with the shared
+/// [`FrameRateConverter`]: frames are only ever dropped; each decoded frame is delivered at most
+/// once.
 #[derive(Debug, Clone)]
-pub(crate) struct Decimator {
-    /// One target frame period in nanoseconds.
-    period_ns: Option<i128>,
-    /// Presentation time (ns) from which the next frame is kept.
-    next_ns: Option<i128>,
-}
+pub(crate) struct Decimator(Option<FrameRateConverter>);
 
 impl Decimator {
     pub(crate) fn new(target_fps: Option<f64>) -> Self {
-        Decimator {
-            period_ns: target_fps
-                .filter(|f| f.is_finite() && *f > 0.0)
-                .map(|f| (1e9 / f).round() as i128)
-                .filter(|p| *p > 0),
-            next_ns: None,
-        }
+        Decimator(
+            target_fps
+                .and_then(Rational::from_f64_thousandths)
+                .and_then(FrameRateConverter::new),
+        )
     }
 
-    /// Whether to keep a frame presented at `pts` ticks of `num/den` seconds.
-    pub(crate) fn keep(&mut self, pts: i64, num: u32, den: u32) -> bool {
-        let Some(period) = self.period_ns else {
-            return true;
-        };
-        if den == 0 {
-            return true;
-        }
-        let t = i128::from(pts) * i128::from(num) * 1_000_000_000 / i128::from(den);
-        // Timestamps rounded to milliseconds (RTMP) wobble by ±1 ms around the true times.
-        let tolerance = (period / 4).min(2_000_000);
-        match self.next_ns {
-            None => {
-                self.next_ns = Some(t + period);
-                true
-            }
-            Some(next) if t + tolerance >= next => {
-                let mut following = next + period;
-                // A gap longer than a period: restart the schedule from this frame.
-                if following <= t {
-                    following = t + period;
-                }
-                self.next_ns = Some(following);
-                true
-            }
-            // Presentation time jumped back by more than a couple of periods (a new stream or
-            // a timestamp reset): restart the schedule from this frame.
-            Some(next) if t < next - 3 * period => {
-                self.next_ns = Some(t + period);
-                true
-            }
-            Some(_) => false,
+    /// Whether to keep a frame presented at `pts` ticks of `time_base`.
+    pub(crate) fn keep(&mut self, pts: i64, time_base: Rational) -> bool {
+        match &mut self.0 {
+            Some(c) if time_base.is_valid() => c.keep(pts, time_base),
+            _ => true,
         }
     }
 }
@@ -1033,53 +997,14 @@ mod tests {
         assert!(a.quiet(t0 + ms(6000 + 6000)));
     }
 
-    fn kept(decimator: &mut Decimator, pts: impl IntoIterator<Item = i64>, den: u32) -> Vec<i64> {
-        pts.into_iter()
-            .filter(|&p| decimator.keep(p, 1, den))
-            .collect()
-    }
-
     #[test]
-    fn thirty_to_ten_keeps_every_third_frame_exact_and_rounded() {
-        // 90 kHz RTP timestamps: exact 3000 ticks per frame.
+    fn decimates_by_the_shared_schedule_and_keeps_everything_without_a_target() {
         let mut d = Decimator::new(Some(10.0));
-        let k = kept(&mut d, (0..300).map(|i| i * 3000), 90_000);
-        assert_eq!(k.len(), 100);
-        assert!(k.iter().enumerate().all(|(i, &p)| p == i as i64 * 9000));
-        // Milliseconds rounded as FLV stores them: 0, 33, 67, 100, ...
-        let mut d = Decimator::new(Some(10.0));
-        let ms: Vec<i64> = (0..300).map(|i| (i * 1000 + 15) / 30).collect();
-        let k = kept(&mut d, ms.clone(), 1000);
-        assert_eq!(k.len(), 100);
-        assert!(k.iter().enumerate().all(|(i, &p)| p == ms[i * 3]));
-    }
-
-    #[test]
-    fn never_more_than_the_target_and_no_drift() {
-        // 30 → 29 fps over 10 s: 290 frames, within one.
-        let mut d = Decimator::new(Some(29.0));
-        let k = kept(&mut d, (0..300).map(|i| i * 3000), 90_000);
-        assert!((289..=291).contains(&k.len()), "{}", k.len());
-        // 25 → 30 fps: nothing to drop, nothing duplicated.
-        let mut d = Decimator::new(Some(30.0));
-        assert_eq!(kept(&mut d, (0..250).map(|i| i * 40), 1000).len(), 250);
-        // No target: everything.
+        let ms = Rational::MILLIS;
+        let kept = (0..300).filter(|i| d.keep(i * 1000 / 30, ms)).count();
+        assert_eq!(kept, 100);
         let mut d = Decimator::new(None);
-        assert_eq!(kept(&mut d, 0..10, 1000).len(), 10);
-    }
-
-    #[test]
-    fn gaps_and_jumps_restart_the_schedule() {
-        let mut d = Decimator::new(Some(10.0));
-        // 0, then a 5 s gap: the frame after the gap is kept and the schedule restarts there.
-        assert!(d.keep(0, 1, 1000));
-        assert!(d.keep(5000, 1, 1000));
-        assert!(!d.keep(5050, 1, 1000));
-        assert!(d.keep(5100, 1, 1000));
-        // A jump back to 0: kept, and the schedule follows the new times.
-        assert!(d.keep(0, 1, 1000));
-        assert!(!d.keep(33, 1, 1000));
-        assert!(d.keep(100, 1, 1000));
+        assert!((0..10).all(|i| d.keep(i, ms)));
     }
 
     fn assert_send_sync<T: Send + Sync>() {}

@@ -4,6 +4,7 @@
 pub use mpegcoder_codec as codec;
 pub use mpegcoder_pacer as pacer;
 pub use mpegcoder_transport as transport;
+pub use mpegcoder_types as types;
 
 pub mod client;
 pub mod priority;
@@ -11,7 +12,8 @@ pub mod push;
 pub mod server;
 pub use client::{
     Client, ClientCounters, ClientError, ClientOptions, ClientStatus, FrameReceiver, PullOptions,
-    PullTransport, StreamParams,
+    StreamParams,
 };
+pub use mpegcoder_types::Transport;
 pub use push::{push, PushError, PushOptions, PushSummary};
-pub use server::{FrameRef, Server, ServerConfig, ServerError, ServerStats, Transport, VideoCodec};
+pub use server::{FrameRef, Server, ServerConfig, ServerError, ServerStats, VideoCodec};

@@ -20,9 +20,11 @@ use crate::codec::{
     rescale, CodecError, Decoder, DecoderOptions, Demuxer, EncodedPacket, Encoder, Frame,
     OpenOptions, PacketFormat, PixelLayout, Rational, VideoParams,
 };
-use crate::server::{Server, ServerConfig, ServerError, ServerStats, Transport, VideoCodec};
+use crate::server::{Server, ServerConfig, ServerError, ServerStats, VideoCodec};
 use crate::transport::h264::{nal_type, nal_unit_type, split_annexb};
 use crate::transport::redact_url;
+use crate::transport::Transport;
+use mpegcoder_types::FrameRateConverter;
 
 /// What to push and how. Encoder fields left `None` are inherited from the input.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -450,9 +452,7 @@ fn read_frames(
     if send(tx, start).is_err() {
         return Ok(());
     }
-    let mut fps = options
-        .frame_rate
-        .map(|fr| FpsConverter::new(fr, time_base));
+    let mut fps = options.frame_rate.and_then(FpsConverter::new);
     let mut offset = 0i64;
     let mut pass = 0i64;
     loop {
@@ -484,7 +484,7 @@ fn read_frames(
         let last_pass = options.loops != -1 && pass >= options.loops;
         if last_pass {
             if let Some(conv) = fps.as_mut() {
-                for f in conv.finish(hi + offset) {
+                for f in conv.finish(hi + offset, time_base) {
                     if !encode_and_send(&mut encoder, &f, tx)? {
                         return Ok(());
                     }
@@ -576,65 +576,50 @@ fn read_packets(
 }
 
 /// Converts a stream to a constant output frame rate by dropping or repeating frames: output
-/// slot n (at n / rate from the first frame) shows the latest input frame at or before it.
+/// slot n (at n / rate from the first frame) shows the latest input frame at or before it
+/// (the schedule is the shared [`FrameRateConverter`]).
 struct FpsConverter {
-    out_tb: Rational,
-    in_tb: Rational,
-    origin: Option<i64>,
-    next_slot: i64,
+    slots: FrameRateConverter,
     pending: Option<Frame>,
 }
 
 impl FpsConverter {
-    fn new(rate: Rational, in_tb: Rational) -> FpsConverter {
-        FpsConverter {
-            out_tb: rate.invert(),
-            in_tb,
-            origin: None,
-            next_slot: 0,
+    fn new(rate: Rational) -> Option<FpsConverter> {
+        Some(FpsConverter {
+            slots: FrameRateConverter::new(rate)?,
             pending: None,
-        }
-    }
-
-    /// True when output slot n starts before input time `limit` (exact: n · out_tb versus
-    /// (limit − origin) · in_tb, cross-multiplied in 128 bits).
-    fn slot_before(&self, n: i64, limit: i64, origin: i64) -> bool {
-        let lhs = i128::from(n) * i128::from(self.out_tb.num) * i128::from(self.in_tb.den);
-        let rhs = (i128::from(limit) - i128::from(origin))
-            * i128::from(self.in_tb.num)
-            * i128::from(self.out_tb.den);
-        lhs < rhs
+        })
     }
 
     /// Feeds a frame; returns the output frames that became final.
     fn push(&mut self, frame: Frame) -> Vec<Frame> {
-        let origin = *self.origin.get_or_insert(frame.pts);
-        let out = self.emit_before(frame.pts, origin);
+        let n = self.slots.slots_before(frame.pts, frame.time_base);
+        let out = self.emit(n);
         self.pending = Some(frame);
         out
     }
 
-    /// Emits the pending frame for every slot before `end` (input ticks).
-    fn finish(&mut self, end: i64) -> Vec<Frame> {
-        match self.origin {
-            Some(origin) => self.emit_before(end, origin),
-            None => Vec::new(),
-        }
+    /// Emits the pending frame for every slot before `end` (ticks of the input time base).
+    fn finish(&mut self, end: i64, time_base: Rational) -> Vec<Frame> {
+        let n = self.slots.finish(end, time_base);
+        self.emit(n)
     }
 
-    fn emit_before(&mut self, limit: i64, origin: i64) -> Vec<Frame> {
-        let mut out = Vec::new();
+    /// The pending frame `n` times, stamped with consecutive output slots.
+    fn emit(&mut self, n: u64) -> Vec<Frame> {
         let Some(pending) = &self.pending else {
-            return out;
+            return Vec::new();
         };
-        while self.slot_before(self.next_slot, limit, origin) {
-            let mut f = pending.clone();
-            f.pts = self.next_slot;
-            f.time_base = self.out_tb;
-            out.push(f);
-            self.next_slot += 1;
-        }
-        out
+        let first = self.slots.next_slot() - n;
+        let time_base = self.slots.output_time_base();
+        (first..first + n)
+            .map(|slot| {
+                let mut f = pending.clone();
+                f.pts = i64::try_from(slot).unwrap_or(i64::MAX);
+                f.time_base = time_base;
+                f
+            })
+            .collect()
     }
 }
 
@@ -657,22 +642,22 @@ mod tests {
     #[test]
     fn fps_conversion_drops_and_repeats_without_duplicating_time() {
         // 30 fps → 10 fps keeps every third frame.
-        let mut conv = FpsConverter::new(Rational::new(10, 1), Rational::new(1, 30));
+        let mut conv = FpsConverter::new(Rational::new(10, 1)).expect("valid rate");
         let mut out = Vec::new();
         for n in 0..30 {
             out.extend(conv.push(frame(n)));
         }
-        out.extend(conv.finish(30));
+        out.extend(conv.finish(30, Rational::new(1, 30)));
         let src: Vec<u8> = out.iter().map(|f| f.data[0]).collect();
         assert_eq!(src, (0..30).step_by(3).map(|n| n as u8).collect::<Vec<_>>());
         assert!(out.iter().enumerate().all(|(i, f)| f.pts == i as i64));
         // 30 fps → 60 fps shows every frame twice.
-        let mut conv = FpsConverter::new(Rational::new(60, 1), Rational::new(1, 30));
+        let mut conv = FpsConverter::new(Rational::new(60, 1)).expect("valid rate");
         let mut out = Vec::new();
         for n in 0..5 {
             out.extend(conv.push(frame(n)));
         }
-        out.extend(conv.finish(5));
+        out.extend(conv.finish(5, Rational::new(1, 30)));
         let src: Vec<u8> = out.iter().map(|f| f.data[0]).collect();
         assert_eq!(src, vec![0, 0, 1, 1, 2, 2, 3, 3, 4, 4]);
     }

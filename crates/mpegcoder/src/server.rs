@@ -19,9 +19,9 @@ use crate::codec::{
 };
 use crate::pacer::{Clock, Decision, MonotonicClock, Pacer, PacerConfig, Rate, SleepTail};
 use crate::transport::h264::{AvcDecoderConfig, H264Error};
-use crate::transport::rtsp::RtspTransport;
 use crate::transport::{
-    redact_url, AccessUnit, PublishError, PublishOptions, Publisher, TimeBase, VideoTrack,
+    redact_url, AccessUnit, PublishError, PublishOptions, Publisher, TimeBase, Transport,
+    VideoTrack,
 };
 
 /// How frames become H.264.
@@ -44,28 +44,6 @@ impl std::str::FromStr for VideoCodec {
             other => Err(format!(
                 "unknown codec {other:?} (expected libx264 or copy)"
             )),
-        }
-    }
-}
-
-/// RTSP lower transport (ignored for RTMP).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    /// RTP interleaved on the RTSP TCP connection.
-    #[default]
-    Tcp,
-    /// RTP and RTCP over UDP.
-    Udp,
-}
-
-impl std::str::FromStr for Transport {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "tcp" => Ok(Transport::Tcp),
-            "udp" => Ok(Transport::Udp),
-            other => Err(format!("unknown transport {other:?} (expected tcp or udp)")),
         }
     }
 }
@@ -171,10 +149,7 @@ impl ServerConfig {
     }
 
     fn publish_options(&self) -> PublishOptions {
-        PublishOptions::default().with_rtsp_transport(match self.transport {
-            Transport::Tcp => RtspTransport::Tcp,
-            Transport::Udp => RtspTransport::Udp,
-        })
+        PublishOptions::default().with_rtsp_transport(self.transport)
     }
 }
 
@@ -420,12 +395,8 @@ impl Server {
                 config.rate
             )));
         }
-        let pacer = Pacer::new(
-            config.pacer_config()?,
-            crate::pacer::TimeBase::new(time_base.num, time_base.den)
-                .map_err(|e| ServerError::Config(e.to_string()))?,
-        )
-        .map_err(|e| ServerError::Config(e.to_string()))?;
+        let pacer = Pacer::new(config.pacer_config()?, time_base)
+            .map_err(|e| ServerError::Config(e.to_string()))?;
         // One worker thread keeps the publisher's socket task running (keepalives, RTCP,
         // acknowledgements) while the caller sleeps between frames.
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -570,8 +541,8 @@ impl Server {
         ))?;
         let tb = to_time_base(packet.time_base).unwrap_or(self.time_base);
         let (pts, dts) = (
-            tb.convert(packet.pts, self.time_base),
-            tb.convert(packet.dts, self.time_base),
+            tb.rescale(packet.pts, self.time_base),
+            tb.rescale(packet.dts, self.time_base),
         );
         Ok(match copy.length_size {
             Some(n) => AccessUnit::from_length_prefixed(
@@ -629,7 +600,7 @@ impl Server {
 }
 
 fn to_time_base(r: Rational) -> Result<TimeBase, ServerError> {
-    TimeBase::new(r.num, r.den)
+    TimeBase::checked(r.num, r.den)
         .ok_or_else(|| ServerError::Config(format!("invalid time base {}/{}", r.num, r.den)))
 }
 

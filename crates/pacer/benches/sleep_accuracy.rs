@@ -61,9 +61,7 @@ fn paced(clock: &MonotonicClock, frames: i64) -> Vec<f64> {
         max_lead: Duration::ZERO,
         ..PacerConfig::default()
     };
-    let Ok(tb) = TimeBase::new(1, 90_000) else {
-        return Vec::new();
-    };
+    let tb = TimeBase::new(1, 90_000);
     let Ok(mut pacer) = Pacer::new(config, tb) else {
         return Vec::new();
     };

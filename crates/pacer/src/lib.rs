@@ -63,7 +63,7 @@
 //!
 //! # fn main() -> Result<(), mpegcoder_pacer::PacerError> {
 //! let clock = VirtualClock::new(); // MonotonicClock::new() in production
-//! let mut pacer = Pacer::new(PacerConfig::default(), TimeBase::new(1, 90_000)?)?;
+//! let mut pacer = Pacer::new(PacerConfig::default(), TimeBase::new(1, 90_000))?;
 //! pacer.start(clock.now());
 //! let mut sent = 0;
 //! for n in 0..90 {

@@ -216,9 +216,16 @@ impl Pacer {
     ///
     /// # Errors
     ///
+    /// [`PacerError::ZeroTimeBase`] if the time base has a zero part;
     /// [`PacerError::CatchUpTooSlow`] if the catch-up speed of the late policy is not faster
     /// than real time.
     pub fn new(config: PacerConfig, time_base: TimeBase) -> Result<Pacer, PacerError> {
+        if !time_base.is_valid() {
+            return Err(PacerError::ZeroTimeBase {
+                num: time_base.num,
+                den: time_base.den,
+            });
+        }
         let catch_up = match config.late_policy {
             LatePolicy::CatchUp { max_speed } => {
                 if max_speed.num() <= max_speed.den() {

@@ -17,63 +17,8 @@ const NANOS_PER_SEC: u128 = 1_000_000_000;
 /// and small enough that sums and differences of two such values never overflow `i128`.
 pub(crate) const NS_LIMIT: i128 = 1 << 100;
 
-/// A time base: one timestamp tick lasts `num / den` seconds (1/90000 for RTP video, 1/15360
-/// for typical MP4 video tracks, 1001/30000 for one tick per NTSC frame).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TimeBase {
-    num: u32,
-    den: u32,
-}
-
-impl TimeBase {
-    /// The 90 kHz clock of RTP video.
-    pub const RTP_VIDEO: TimeBase = TimeBase {
-        num: 1,
-        den: 90_000,
-    };
-    /// Milliseconds (FLV / RTMP timestamps).
-    pub const MILLIS: TimeBase = TimeBase { num: 1, den: 1000 };
-    /// Nanoseconds.
-    pub const NANOS: TimeBase = TimeBase {
-        num: 1,
-        den: 1_000_000_000,
-    };
-
-    /// A time base of `num / den` seconds per tick.
-    ///
-    /// # Errors
-    ///
-    /// [`PacerError::ZeroTimeBase`] if either part is zero.
-    pub const fn new(num: u32, den: u32) -> Result<TimeBase, PacerError> {
-        if num == 0 || den == 0 {
-            Err(PacerError::ZeroTimeBase { num, den })
-        } else {
-            Ok(TimeBase { num, den })
-        }
-    }
-
-    /// Seconds per tick, numerator.
-    pub const fn num(self) -> u32 {
-        self.num
-    }
-
-    /// Seconds per tick, denominator.
-    pub const fn den(self) -> u32 {
-        self.den
-    }
-}
-
-impl fmt::Debug for TimeBase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.num, self.den)
-    }
-}
-
-impl fmt::Display for TimeBase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.num, self.den)
-    }
-}
+/// The time base of timestamps: the one shared [`mpegcoder_types::TimeBase`].
+pub use mpegcoder_types::TimeBase;
 
 /// A speed as an exact fraction `num / den`, always kept reduced: 1/1 plays in real time, 2/1
 /// twice as fast, 1/2 at half speed. Used both for the playback rate and for the catch-up speed
@@ -308,13 +253,17 @@ mod tests {
         assert!(Rate::from_f64(f64::INFINITY).is_err());
         assert!(Rate::from_f64(1e12).is_err());
         assert!(Rate::new(0, 1).is_err());
-        assert!(TimeBase::new(1, 0).is_err());
+        assert!(TimeBase::checked(1, 0).is_none());
+        assert!(matches!(
+            crate::Pacer::new(crate::PacerConfig::default(), TimeBase::new(1, 0)),
+            Err(PacerError::ZeroTimeBase { num: 1, den: 0 })
+        ));
     }
 
     #[test]
     fn scaling_is_exact_for_ntsc() {
         // 1001/30000 s per frame in a 1/30000 time base, at real time.
-        let s = Scale::ticks_to_wall(TimeBase::new(1, 30_000).expect("valid"), Rate::REAL_TIME);
+        let s = Scale::ticks_to_wall(TimeBase::new(1, 30_000), Rate::REAL_TIME);
         assert_eq!(s.floor(1001), 33_366_666);
         assert_eq!(s.floor(-1001), -33_366_667);
         assert_eq!(s.ceil(1001), 33_366_667);
@@ -324,7 +273,7 @@ mod tests {
     #[test]
     fn extremes_saturate() {
         let s = Scale::ticks_to_wall(
-            TimeBase::new(u32::MAX, 1).expect("valid"),
+            TimeBase::new(u32::MAX, 1),
             Rate::new(1, u32::MAX).expect("valid"),
         );
         assert_eq!(s.floor(i128::from(i64::MAX)), NS_LIMIT);
@@ -344,7 +293,7 @@ mod tests {
             r_den in 1u32..=100_000,
         ) {
             // Small enough for the direct product to fit in i128: 32 + 32 + 30 + 17 bits.
-            let tb = TimeBase::new(tb_num, tb_den).expect("non-zero");
+            let tb = TimeBase::new(tb_num, tb_den);
             let rate = Rate::new(r_num, r_den).expect("non-zero");
             let s = Scale::ticks_to_wall(tb, rate);
             let p = i128::from(tb_num) * 1_000_000_000 * i128::from(rate.den());
@@ -360,7 +309,7 @@ mod tests {
             tb_den in 1u32..=u32::MAX,
         ) {
             // Rate 1 and a small numerator: x·p fits in i128 for every i64 x.
-            let s = Scale::ticks_to_wall(TimeBase::new(tb_num, tb_den).expect("non-zero"), Rate::REAL_TIME);
+            let s = Scale::ticks_to_wall(TimeBase::new(tb_num, tb_den), Rate::REAL_TIME);
             let p = i128::from(tb_num) * 1_000_000_000;
             let direct = (i128::from(x) * p).div_euclid(i128::from(tb_den));
             prop_assert_eq!(s.floor(i128::from(x)), direct.clamp(-NS_LIMIT, NS_LIMIT));
@@ -368,7 +317,7 @@ mod tests {
 
         #[test]
         fn floor_is_monotonic(a in any::<i64>(), b in any::<i64>(), n in 1u32.., d in 1u32..) {
-            let s = Scale::ticks_to_wall(TimeBase::new(n, d).expect("non-zero"), Rate::REAL_TIME);
+            let s = Scale::ticks_to_wall(TimeBase::new(n, d), Rate::REAL_TIME);
             let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
             prop_assert!(s.floor(i128::from(lo)) <= s.floor(i128::from(hi)));
         }

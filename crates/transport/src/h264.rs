@@ -8,7 +8,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use h264_reader::nal::sps::SeqParameterSet;
 use h264_reader::rbsp::{BitReader, ByteReader};
 
-use crate::time::TimeBase;
+use crate::TimeBase;
 
 /// NAL unit types used by the transports (ITU-T H.264 Table 7-1).
 pub mod nal_type {
@@ -592,12 +592,12 @@ impl AccessUnit {
 
     /// `pts` converted to another time base (rounded to the nearest tick).
     pub fn pts_in(&self, to: TimeBase) -> i64 {
-        self.time_base.convert(self.pts, to)
+        self.time_base.rescale(self.pts, to)
     }
 
     /// `dts` converted to another time base (rounded to the nearest tick).
     pub fn dts_in(&self, to: TimeBase) -> i64 {
-        self.time_base.convert(self.dts, to)
+        self.time_base.rescale(self.dts, to)
     }
 
     /// The access unit as an Annex B buffer with 4-byte start codes (copies).

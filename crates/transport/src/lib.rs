@@ -9,7 +9,8 @@
 //! - [`rtmp`]: RTMP publisher (FLV tags over rml_rtmp's sans-IO session).
 //! - [`pull`]: pulling video back: RTSP PLAY through retina, RTMP play through rml_rtmp
 //!   (sans-IO play core, FLV tag parsing), as access units from the first key frame on.
-//! - [`time`]: rational time bases and exact timestamp conversion.
+//! - [`TimeBase`], [`Rational`], [`rescale`], [`Transport`], [`redact_url`]: the shared small
+//!   types of `mpegcoder-types`, re-exported.
 #![forbid(unsafe_code)]
 
 pub mod h264;
@@ -19,10 +20,7 @@ pub mod rtcp;
 pub mod rtmp;
 pub mod rtp;
 pub mod rtsp;
-pub mod time;
 
 pub use h264::{AccessUnit, VideoTrack};
-pub use publisher::{
-    redact_url, Protocol, PublishError, PublishOptions, Publisher, PublisherStats,
-};
-pub use time::TimeBase;
+pub use mpegcoder_types::{redact_url, rescale, Rational, TimeBase, Transport};
+pub use publisher::{Protocol, PublishError, PublishOptions, Publisher, PublisherStats};

@@ -18,8 +18,10 @@
 use std::fmt;
 
 use crate::h264::{AccessUnit, VideoTrack};
+use crate::redact_url;
 use crate::rtmp::{RtmpError, RtmpOptions, RtmpPublisher};
-use crate::rtsp::{RtspError, RtspOptions, RtspPublisher, RtspTransport};
+use crate::rtsp::{RtspError, RtspOptions, RtspPublisher};
+use crate::Transport;
 
 /// The protocol of a publish URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,7 +64,7 @@ pub struct PublishOptions {
 
 impl PublishOptions {
     /// The options with another RTSP lower transport.
-    pub fn with_rtsp_transport(mut self, transport: RtspTransport) -> Self {
+    pub fn with_rtsp_transport(mut self, transport: Transport) -> Self {
         self.rtsp.transport = transport;
         self
     }
@@ -173,46 +175,6 @@ impl Publisher {
     }
 }
 
-/// `url` with any `user:password@` removed and secret-looking query values (`pass`,
-/// `password`, `token`, `secret`, `key`) masked, for messages.
-pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some((s, r)) => (Some(s), r),
-        None => (None, url),
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let (path, query) = match tail.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (tail, None),
-    };
-    let mut out = String::with_capacity(url.len());
-    if let Some(s) = scheme {
-        out.push_str(s);
-        out.push_str("://");
-    }
-    out.push_str(host);
-    out.push_str(path);
-    if let Some(q) = query {
-        out.push('?');
-        let masked: Vec<String> = q
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((k, _))
-                    if ["pass", "password", "pwd", "token", "secret", "key"]
-                        .contains(&k.to_ascii_lowercase().as_str()) =>
-                {
-                    format!("{k}=***")
-                }
-                _ => pair.to_string(),
-            })
-            .collect();
-        out.push_str(&masked.join("&"));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,21 +185,6 @@ mod tests {
         assert_eq!(Protocol::from_url("RTMP://h/app/k"), Some(Protocol::Rtmp));
         assert_eq!(Protocol::from_url("http://h/x"), None);
         assert_eq!(Protocol::from_url("/tmp/file.mp4"), None);
-    }
-
-    #[test]
-    fn redacts_credentials_and_secret_query_values() {
-        assert_eq!(
-            redact_url("rtsp://alice:s3cret@host:8554/cam?x=1"),
-            "rtsp://host:8554/cam?x=1"
-        );
-        assert_eq!(
-            redact_url("rtmp://host/live/key?user=bob&pass=hunter2"),
-            "rtmp://host/live/key?user=bob&pass=***"
-        );
-        assert_eq!(redact_url("srt://u:p@h:9000"), "srt://h:9000");
-        // A password containing '@': everything up to the last '@' of the authority goes.
-        assert_eq!(redact_url("rtsp://u:p@ss@h/x"), "rtsp://h/x");
     }
 
     #[tokio::test]

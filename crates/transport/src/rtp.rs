@@ -31,7 +31,7 @@ use std::io::IoSlice;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::h264::{nal_type, nal_unit_type, AccessUnit};
-use crate::time::TimeBase;
+use crate::TimeBase;
 
 /// Length of the fixed RTP header without CSRCs or extensions (RFC 3550 §5.1).
 pub const RTP_HEADER_LEN: usize = 12;
@@ -1013,7 +1013,7 @@ mod tests {
         assert_eq!(a.payload_type(), 96);
         let p = fixed(1400);
         // 1/30 s at a 1/15360 time base is 3000 ticks of 90 kHz; negative pts wraps.
-        let tb = TimeBase::new(1, 15360).unwrap();
+        let tb = TimeBase::new(1, 15360);
         let mut unit = au(vec![nal(0x41, 3, 0)], 512, false);
         unit.time_base = tb;
         assert_eq!(p.rtp_timestamp(&unit), 0xffff_ff00u32.wrapping_add(3000));

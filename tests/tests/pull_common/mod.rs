@@ -30,7 +30,7 @@ pub fn live_spec() -> ClipSpec {
 /// The clip's track and access units, as a demuxer hands them to a publisher.
 pub fn units(clip: &Clip) -> (VideoTrack, Vec<AccessUnit>) {
     let track = VideoTrack::from_extradata(&Bytes::from(clip.extradata.clone())).unwrap();
-    let tb = TimeBase::new(clip.time_base.0, clip.time_base.1).unwrap();
+    let tb = TimeBase::new(clip.time_base.0, clip.time_base.1);
     let aus = clip
         .packets
         .iter()

@@ -49,21 +49,10 @@ pub use self::error::{PullError, PullStep};
 pub use self::rtmp_core::{PlayEvent, PlayState, PlayStats, RtmpPlayCore};
 
 use crate::h264::{AccessUnit, VideoTrack};
-use crate::rtmp::url::{redact_raw, RtmpUrl};
+use crate::rtmp::url::RtmpUrl;
 use crate::rtsp::RtspUrl;
-use crate::time::TimeBase;
-
-/// How RTP travels for an RTSP pull (RTMP always uses its one TCP connection).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum PullTransport {
-    /// Interleaved in the RTSP TCP connection (RFC 2326 §10.12). The default: works through
-    /// NAT and firewalls and loses nothing.
-    #[default]
-    Tcp,
-    /// RTP/RTCP over UDP. Lower latency; packets may be lost (retina has no reorder buffer).
-    Udp,
-}
+use crate::TimeBase;
+use crate::{redact_url, Transport};
 
 /// The protocol of a pull URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,7 +78,7 @@ impl PullProtocol {
         let text = url.trim();
         let Some((scheme, _)) = text.split_once("://") else {
             return Err(PullError::InvalidUrl {
-                url: redact_raw(text),
+                url: redact_url(text),
                 reason: "not a URL (expected rtsp://… or rtmp://…)".into(),
             });
         };
@@ -99,7 +88,7 @@ impl PullProtocol {
             Ok(PullProtocol::Rtmp)
         } else {
             Err(PullError::UnsupportedScheme {
-                url: redact_raw(text),
+                url: redact_url(text),
                 scheme: scheme.to_string(),
             })
         }
@@ -110,7 +99,7 @@ impl PullProtocol {
 /// (what errors and logs show).
 pub fn check_url(url: &str) -> Result<(PullProtocol, String), PullError> {
     let invalid = |reason: String| PullError::InvalidUrl {
-        url: redact_raw(url),
+        url: redact_url(url),
         reason,
     };
     match PullProtocol::of(url)? {
@@ -128,7 +117,7 @@ pub fn check_url(url: &str) -> Result<(PullProtocol, String), PullError> {
 #[non_exhaustive]
 pub struct PullOptions {
     /// RTP transport for RTSP (default TCP); ignored for RTMP.
-    pub transport: PullTransport,
+    pub transport: Transport,
     /// Resolving the host and opening the TCP connection (default 5 s).
     pub connect_timeout: Duration,
     /// Each setup step (default 10 s): RTMP handshake, `connect`, `createStream`; RTSP SETUP,
@@ -145,7 +134,7 @@ pub struct PullOptions {
 impl Default for PullOptions {
     fn default() -> Self {
         PullOptions {
-            transport: PullTransport::Tcp,
+            transport: Transport::Tcp,
             connect_timeout: Duration::from_secs(5),
             setup_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(10),
@@ -156,7 +145,7 @@ impl Default for PullOptions {
 
 impl PullOptions {
     /// Sets the RTP transport for RTSP.
-    pub fn with_transport(mut self, transport: PullTransport) -> Self {
+    pub fn with_transport(mut self, transport: Transport) -> Self {
         self.transport = transport;
         self
     }
@@ -244,7 +233,7 @@ impl Puller {
         let (shown, session) = match protocol {
             PullProtocol::Rtsp => {
                 let parsed = RtspUrl::parse(url).map_err(|e| PullError::InvalidUrl {
-                    url: redact_raw(url),
+                    url: redact_url(url),
                     reason: e.to_string(),
                 })?;
                 let session = rtsp_driver::RtspPull::connect(parsed.clone(), &options).await?;
@@ -252,7 +241,7 @@ impl Puller {
             }
             PullProtocol::Rtmp => {
                 let parsed = RtmpUrl::parse(url).map_err(|e| PullError::InvalidUrl {
-                    url: redact_raw(url),
+                    url: redact_url(url),
                     reason: e.to_string(),
                 })?;
                 let session = rtmp_driver::RtmpPull::connect(parsed.clone(), &options).await?;

@@ -17,7 +17,7 @@ use crate::h264::{nal_type, nal_unit_type, AccessUnit, AvcDecoderConfig, VideoTr
 use crate::rtmp::session::status::{StatusReader, TapEvent};
 use crate::rtmp::url::RtmpUrl;
 use crate::rtmp::ServerStatus;
-use crate::time::TimeBase;
+use crate::TimeBase;
 
 /// `flashVer` sent in `connect`: the form players send (publishers send `FMLE/…`).
 const FLASH_VERSION: &str = "LNX 9,0,124,2";

@@ -19,7 +19,7 @@ use super::PullOptions;
 use crate::h264::{AccessUnit, AvcDecoderConfig};
 use crate::rtmp::flv::{self, FrameType};
 use crate::rtmp::url::RtmpUrl;
-use crate::time::TimeBase;
+use crate::TimeBase;
 
 /// libx264's 320x240 High profile SPS (with VUI timing) and PPS.
 pub(super) const SPS: &[u8] = &[
@@ -403,7 +403,7 @@ fn rejections_carry_the_servers_code_and_description() {
         (code.as_str(), description.as_str()),
         ("NetConnection.Connect.Rejected", "no app")
     );
-    assert_eq!(url, "rtmp://***@127.0.0.1/live/cam?x=1");
+    assert_eq!(url, "rtmp://127.0.0.1/live/cam?x=1");
     assert!(!format!("{e} {e:?}").contains("pw"));
     assert_eq!(core.state(), PlayState::Failed);
     // Once failed, every call returns the same error.

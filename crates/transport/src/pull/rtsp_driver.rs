@@ -8,16 +8,17 @@ use bytes::Bytes;
 use futures::StreamExt;
 use retina::client::{
     Credentials, Demuxed, InitialSequenceNumberPolicy, PlayOptions, SessionGroup, SessionOptions,
-    SetupOptions, Transport, UdpTransportOptions,
+    SetupOptions, Transport as RetinaTransport, UdpTransportOptions,
 };
 use retina::codec::{h26x::Framing, CodecItem, FrameFormat, ParameterSetInsertion, ParametersRef};
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::error::{PullError, PullStep};
-use super::{PullOptions, PullTransport};
+use super::PullOptions;
 use crate::h264::{AccessUnit, VideoTrack};
 use crate::rtsp::RtspUrl;
-use crate::time::TimeBase;
+use crate::TimeBase;
+use crate::Transport;
 
 /// RTCP packet type of a BYE (RFC 3550 §6.6).
 const RTCP_BYE: u8 = 203;
@@ -111,8 +112,8 @@ impl RtspPull {
             .filter(|f| f.is_finite() && *f > 0.0 && *f < 1000.0)
             .map(|f| ((f64::from(f) * 1000.0).round() as u32, 1000));
         let transport = match options.transport {
-            PullTransport::Tcp => Transport::default(),
-            PullTransport::Udp => Transport::Udp(UdpTransportOptions::default()),
+            Transport::Tcp => RetinaTransport::default(),
+            Transport::Udp => RetinaTransport::Udp(UdpTransportOptions::default()),
         };
         // Length-prefixed NAL units (zero-copy into AccessUnit); SPS/PPS in-band only when they
         // change, so a decoder sees the new ones in the key frame that needs them.
@@ -197,7 +198,8 @@ impl RtspPull {
                         self.refresh_track();
                     }
                     let ts = frame.timestamp();
-                    let time_base = TimeBase::new(1, ts.clock_rate().get()).unwrap_or_default();
+                    let time_base =
+                        TimeBase::checked(1, ts.clock_rate().get()).unwrap_or(TimeBase::RTP_VIDEO);
                     let pts = ts.elapsed();
                     let data = Bytes::from(frame.into_data());
                     let mut au =

@@ -26,8 +26,9 @@ use tokio::time::{timeout_at, Instant};
 use super::error::{RtmpError, Step};
 use super::options::RtmpOptions;
 use super::session::{PublishState, PublishStats, PublisherCore};
-use super::url::{redact_raw, RtmpUrl};
+use super::url::RtmpUrl;
 use crate::h264::{AccessUnit, VideoTrack};
+use crate::redact_url;
 
 /// How long `close` waits for the background task beyond the close timeout.
 const CLOSE_GRACE: Duration = Duration::from_millis(250);
@@ -93,7 +94,7 @@ impl RtmpPublisher {
         options: RtmpOptions,
     ) -> Result<RtmpPublisher, RtmpError> {
         let parsed = RtmpUrl::parse(url).map_err(|source| RtmpError::InvalidUrl {
-            url: redact_raw(url),
+            url: redact_url(url),
             source,
         })?;
         let core = PublisherCore::new(parsed.clone(), track, &options)?;

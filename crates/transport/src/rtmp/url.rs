@@ -14,16 +14,15 @@
 //! `user=…&pass=…` (MediaMTX's convention) unless the query already names a `user`.
 //!
 //! Credentials are never printed: [`RtmpUrl`]'s `Display` and `Debug` (and so every error that
-//! carries a URL) replace the userinfo with `***` and the values of secret-looking query
-//! parameters (`pass`, `password`, `passwd`, `pwd`, `secret`, `token`) with `***`.
+//! carries a URL) go through [`redact_url`]: no userinfo, and the values of secret-looking
+//! query parameters replaced by `***`.
 
 use std::fmt;
 
+use crate::redact_url;
+
 /// The default RTMP port (RTMP spec §4: "port 1935").
 pub const DEFAULT_PORT: u16 = 1935;
-
-/// Query parameter names whose values are redacted when a URL is printed.
-const SECRET_PARAMS: &[&str] = &["pass", "password", "passwd", "pwd", "secret", "token"];
 
 /// Why a URL is not a usable RTMP publish URL.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,7 +54,7 @@ pub enum UrlError {
 /// assert_eq!(url.tc_url(), "rtmp://example.com/live");
 /// assert_eq!(url.stream_key(), "cam?x=1&user=alice&pass=s3cret");
 /// assert_eq!(url.port(), 1935);
-/// assert_eq!(url.to_string(), "rtmp://***@example.com/live/cam?x=1");
+/// assert_eq!(url.to_string(), "rtmp://example.com/live/cam?x=1");
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct RtmpUrl {
@@ -187,63 +186,21 @@ impl RtmpUrl {
     }
 }
 
-/// Replaces the values of secret-looking parameters in a query string with `***`.
-pub(crate) fn redact_query(query: &str) -> String {
-    query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if SECRET_PARAMS.iter().any(|s| k.eq_ignore_ascii_case(s)) => {
-                format!("{k}=***")
-            }
-            _ => pair.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// Best-effort redaction of a URL that did not parse: drops any userinfo and secret query
-/// values, so even an error about a malformed URL never prints a password.
-pub(crate) fn redact_raw(text: &str) -> String {
-    let text = text.trim();
-    let (before_query, query) = match text.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (text, None),
-    };
-    let without_userinfo = match before_query.split_once("://") {
-        Some((scheme, rest)) => {
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            let (authority, path) = rest.split_at(authority_end);
-            match authority.rsplit_once('@') {
-                Some((_, host)) => format!("{scheme}://***@{host}{path}"),
-                None => before_query.to_string(),
-            }
-        }
-        None => match before_query.rsplit_once('@') {
-            Some((_, rest)) => format!("***@{rest}"),
-            None => before_query.to_string(),
-        },
-    };
-    match query {
-        Some(q) => format!("{without_userinfo}?{}", redact_query(q)),
-        None => without_userinfo,
-    }
-}
-
 impl fmt::Display for RtmpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let userinfo = if self.has_credentials() { "***@" } else { "" };
-        write!(
-            f,
-            "rtmp://{userinfo}{}{}/{}/{}",
+        let query = self
+            .query
+            .as_deref()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        let plain = format!(
+            "rtmp://{}{}/{}/{}{query}",
             self.host_in_url,
             self.port_suffix(),
             self.app,
             self.key
-        )?;
-        if let Some(q) = &self.query {
-            write!(f, "?{}", redact_query(q))?;
-        }
-        Ok(())
+        );
+        f.write_str(&redact_url(&plain))
     }
 }
 
@@ -307,11 +264,11 @@ mod tests {
             !shown.contains("s%40cret") && !shown.contains("alice"),
             "{shown}"
         );
-        assert!(shown.contains("rtmp://***@h:1935/live/cam"));
+        assert!(shown.contains("rtmp://h:1935/live/cam"));
         // A query that already names a user wins over the userinfo.
         let u = parse("rtmp://alice:pw@h/live/cam?user=bob&password=x");
         assert_eq!(u.stream_key(), "cam?user=bob&password=x");
-        assert_eq!(u.to_string(), "rtmp://***@h/live/cam?user=bob&password=***");
+        assert_eq!(u.to_string(), "rtmp://h/live/cam?user=bob&password=***");
     }
 
     #[test]
@@ -326,15 +283,5 @@ mod tests {
             RtmpUrl::parse("not a url"),
             Err(UrlError::Syntax(_))
         ));
-    }
-
-    #[test]
-    fn raw_redaction_of_unparsable_text() {
-        assert_eq!(
-            redact_raw("rtmp://u:p@host:99999/live/x?pass=p&a=b"),
-            "rtmp://***@host:99999/live/x?pass=***&a=b"
-        );
-        assert_eq!(redact_raw("u:p@host"), "***@host");
-        assert_eq!(redact_raw("rtmp://host/a/b"), "rtmp://host/a/b");
     }
 }

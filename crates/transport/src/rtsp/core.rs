@@ -16,6 +16,7 @@ use bytes::{Bytes, BytesMut};
 use crate::h264::{nal_type, nal_unit_type, AccessUnit, VideoTrack};
 use crate::rtcp::{self, NtpTimestamp, ReportBlock, RtcpPacket, SenderInfo};
 use crate::rtp::{Packetizer, PacketizerConfig, RtpPacket};
+use crate::{redact_url, Transport};
 
 use super::auth::{best_challenge, parse_challenges, Authenticator, Challenge};
 use super::error::{Method, RtspError, StatusError, Step};
@@ -24,21 +25,11 @@ use super::message::{response_bytes, Incoming, MessageDecoder, Request, Response
 use super::sdp::{self, SdpParams};
 use super::url::RtspUrl;
 
-/// The lower transport of the media (RFC 2326 §12.39).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum RtspTransport {
-    /// RTP and RTCP interleaved on the RTSP TCP connection (§10.12).
-    #[default]
-    Tcp,
-    /// RTP and RTCP over UDP, to the server's port pair.
-    Udp,
-}
-
 /// Settings of an RTSP publisher.
 #[derive(Debug, Clone)]
 pub struct RtspOptions {
     /// TCP interleaved (default) or UDP.
-    pub transport: RtspTransport,
+    pub transport: Transport,
     /// Limit for resolving the host and opening the connection (default 5 s).
     pub connect_timeout: Duration,
     /// Limit for each request's reply, and for a stalled write (default 10 s).
@@ -67,7 +58,7 @@ pub struct RtspOptions {
 impl Default for RtspOptions {
     fn default() -> Self {
         RtspOptions {
-            transport: RtspTransport::Tcp,
+            transport: Transport::Tcp,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             default_session_timeout: Duration::from_secs(60),
@@ -84,7 +75,7 @@ impl Default for RtspOptions {
 
 impl RtspOptions {
     /// The options with another transport.
-    pub fn with_transport(mut self, transport: RtspTransport) -> Self {
+    pub fn with_transport(mut self, transport: Transport) -> Self {
         self.transport = transport;
         self
     }
@@ -379,7 +370,7 @@ impl RtspPublisherCore {
     ) -> Result<RtspPublisherCore, RtspError> {
         let packetizer = Packetizer::try_new(opts.packetizer)
             .map_err(|e| RtspError::Packetize(e.to_string()))?;
-        if opts.transport == RtspTransport::Udp && conn.client_ports.is_none() {
+        if opts.transport == Transport::Udp && conn.client_ports.is_none() {
             return Err(RtspError::Protocol {
                 method: Method::Setup,
                 reason: "UDP transport needs local client ports".into(),
@@ -416,7 +407,7 @@ impl RtspPublisherCore {
             acked: None,
             cname,
         };
-        let uri = core.url.to_string();
+        let uri = core.url.as_str().to_string();
         core.request(now, Method::Options, uri, Vec::new(), Bytes::new());
         Ok(core)
     }
@@ -554,7 +545,7 @@ impl RtspPublisherCore {
         headers.extend(p.extra.iter().cloned());
         let req = Request {
             method: p.method.as_str(),
-            uri: p.uri.clone(),
+            uri: redact_url(&p.uri),
             headers,
             body: p.body.clone(),
         };
@@ -572,7 +563,7 @@ impl RtspPublisherCore {
             session_name: self.opts.session_name.clone(),
         };
         let body = Bytes::from(sdp::to_bytes(&self.track, &params));
-        let uri = self.url_string();
+        let uri = self.url.as_str().to_string();
         self.state = State::Announce;
         self.request(
             now,
@@ -586,12 +577,12 @@ impl RtspPublisherCore {
     fn send_setup(&mut self, now: Instant) -> Result<(), RtspError> {
         let setup_url = self.base.join_control(CONTROL)?;
         let transport = match (self.opts.transport, self.conn.client_ports) {
-            (RtspTransport::Udp, Some((rtp, rtcp))) => {
+            (Transport::Udp, Some((rtp, rtcp))) => {
                 format!("RTP/AVP;unicast;client_port={rtp}-{rtcp};mode=record")
             }
             _ => "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record".to_string(),
         };
-        let uri = setup_url.to_string();
+        let uri = setup_url.as_str().to_string();
         self.state = State::Setup;
         self.request(
             now,
@@ -610,7 +601,7 @@ impl RtspPublisherCore {
             return;
         }
         self.state = State::Teardown;
-        let uri = self.base.to_string();
+        let uri = self.base.as_str().to_string();
         self.request(now, Method::Teardown, uri, Vec::new(), Bytes::new());
     }
 
@@ -736,7 +727,7 @@ impl RtspPublisherCore {
             method: p.method,
             status: resp.status,
             reason: resp.reason.clone(),
-            url: p.uri.clone(),
+            url: redact_url(&p.uri),
             cseq: p.cseq,
         }
     }
@@ -908,7 +899,7 @@ impl RtspPublisherCore {
         let protocol_err = |reason: String| RtspError::Protocol {
             method: Method::Setup,
             reason,
-            url: p.uri.clone(),
+            url: redact_url(&p.uri),
         };
         if self.session.is_none() {
             return Err(protocol_err("reply has no Session header".into()));
@@ -919,7 +910,7 @@ impl RtspPublisherCore {
             None => return Err(protocol_err("reply has no Transport header".into())),
         };
         let transport = match self.opts.transport {
-            RtspTransport::Tcp => {
+            Transport::Tcp => {
                 if !th.is_tcp() {
                     return Err(protocol_err(format!(
                         "asked for TCP, server chose {}",
@@ -932,7 +923,7 @@ impl RtspPublisherCore {
                     rtcp_channel,
                 }
             }
-            RtspTransport::Udp => {
+            Transport::Udp => {
                 if th.is_tcp() {
                     return Err(protocol_err(format!(
                         "asked for UDP, server chose {}",
@@ -958,12 +949,12 @@ impl RtspPublisherCore {
                 .unwrap_or_default(),
             session_timeout: self.opts.default_session_timeout,
             transport,
-            setup_url: p.uri.clone(),
+            setup_url: redact_url(&p.uri),
             ssrc: self.packetizer.ssrc(),
             keepalive: self.keepalive,
         });
         self.state = State::Record;
-        let uri = self.base.to_string();
+        let uri = self.base.as_str().to_string();
         self.request(
             now,
             Method::Record,
@@ -999,7 +990,7 @@ impl RtspPublisherCore {
                 let e = RtspError::Timeout {
                     step: Step::Request(p.method),
                     after: self.opts.request_timeout,
-                    url: p.uri.clone(),
+                    url: redact_url(&p.uri),
                 };
                 return Err(self.fail(e));
             }
@@ -1016,7 +1007,7 @@ impl RtspPublisherCore {
                         .as_ref()
                         .map_or(self.opts.default_session_timeout, |n| n.session_timeout);
                     self.next_keepalive = Some(later(now, timeout / 2));
-                    let uri = self.base.to_string();
+                    let uri = self.base.as_str().to_string();
                     self.request(now, self.keepalive, uri, Vec::new(), Bytes::new());
                 }
             }

@@ -15,7 +15,7 @@ use super::*;
 use crate::rtsp::auth::{digest_response, parse_challenges, Challenge};
 use crate::rtsp::message::{parse_message, Incoming};
 use crate::rtsp::url::RtspUrl;
-use crate::time::TimeBase;
+use crate::TimeBase;
 
 const SPS: &[u8] = &[
     0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9, 0x41, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10,
@@ -33,7 +33,7 @@ fn track() -> VideoTrack {
         .with_frame_rate(30, 1)
 }
 
-fn options(transport: RtspTransport) -> RtspOptions {
+fn options(transport: Transport) -> RtspOptions {
     let mut o = RtspOptions::default().with_transport(transport);
     o.packetizer.ssrc = Some(SSRC);
     o.packetizer.initial_sequence = Some(FIRST_SEQ);
@@ -41,16 +41,16 @@ fn options(transport: RtspTransport) -> RtspOptions {
     o
 }
 
-fn conn(transport: RtspTransport) -> ConnectionInfo {
+fn conn(transport: Transport) -> ConnectionInfo {
     ConnectionInfo {
         server_ip: "127.0.0.1".parse().unwrap(),
         local_ip: "127.0.0.1".parse().unwrap(),
-        client_ports: (transport == RtspTransport::Udp).then_some((5000, 5001)),
+        client_ports: (transport == Transport::Udp).then_some((5000, 5001)),
         seed: 7,
     }
 }
 
-fn new_core(url: &str, transport: RtspTransport, t0: Instant) -> RtspPublisherCore {
+fn new_core(url: &str, transport: Transport, t0: Instant) -> RtspPublisherCore {
     RtspPublisherCore::new(
         RtspUrl::parse(url).unwrap(),
         &track(),
@@ -164,10 +164,10 @@ fn status(code: u16, reason: &str, cseq: u32, extra: &str) -> Vec<u8> {
 const PUBLIC: &str = "Public: OPTIONS, ANNOUNCE, SETUP, RECORD, GET_PARAMETER, TEARDOWN\r\n";
 const SESSION: &str = "Session: 4711abc;timeout=30\r\n";
 
-fn setup_reply(cseq: u32, transport: RtspTransport) -> Vec<u8> {
+fn setup_reply(cseq: u32, transport: Transport) -> Vec<u8> {
     let t = match transport {
-        RtspTransport::Tcp => "Transport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\r\n",
-        RtspTransport::Udp => {
+        Transport::Tcp => "Transport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\r\n",
+        Transport::Udp => {
             "Transport: RTP/AVP;unicast;client_port=5000-5001;server_port=6000-6001;\
              ssrc=0A0B0C0D;mode=record\r\n"
         }
@@ -194,7 +194,7 @@ fn interleaved(channel: u8, data: &[u8]) -> Vec<u8> {
 }
 
 /// Runs OPTIONS..RECORD with plain 200 replies; returns the core in Recording.
-fn recording(transport: RtspTransport, t0: Instant) -> RtspPublisherCore {
+fn recording(transport: Transport, t0: Instant) -> RtspPublisherCore {
     let mut core = new_core(URL, transport, t0);
     assert_eq!(only_request(&drain(&mut core)).method, "OPTIONS");
     core.handle_input(t0, &reply(1, PUBLIC)).unwrap();
@@ -249,7 +249,7 @@ fn rtcp_types(p: &[u8]) -> Vec<u8> {
 #[test]
 fn tcp_happy_path() {
     let t0 = origin();
-    let mut core = new_core(URL, RtspTransport::Tcp, t0);
+    let mut core = new_core(URL, Transport::Tcp, t0);
     assert_eq!(core.state(), State::Options);
     assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(10)));
     let r = only_request(&drain(&mut core));
@@ -287,7 +287,7 @@ fn tcp_happy_path() {
     );
     assert_eq!(r.header("Session"), None);
 
-    core.handle_input(t0, &setup_reply(3, RtspTransport::Tcp))
+    core.handle_input(t0, &setup_reply(3, Transport::Tcp))
         .unwrap();
     let r = only_request(&drain(&mut core));
     assert_eq!((r.method.as_str(), r.uri.as_str()), ("RECORD", URL));
@@ -366,7 +366,7 @@ fn tcp_happy_path() {
 #[test]
 fn udp_happy_path_waits_for_the_receiver_report() {
     let t0 = origin();
-    let mut core = new_core(URL, RtspTransport::Udp, t0);
+    let mut core = new_core(URL, Transport::Udp, t0);
     drain(&mut core);
     core.handle_input(t0, &reply(1, "")).unwrap();
     drain(&mut core);
@@ -376,7 +376,7 @@ fn udp_happy_path_waits_for_the_receiver_report() {
         r.header("Transport"),
         Some("RTP/AVP;unicast;client_port=5000-5001;mode=record")
     );
-    core.handle_input(t0, &setup_reply(3, RtspTransport::Udp))
+    core.handle_input(t0, &setup_reply(3, Transport::Udp))
         .unwrap();
     drain(&mut core);
     core.handle_input(t0, &reply(4, "")).unwrap();
@@ -442,7 +442,7 @@ fn udp_happy_path_waits_for_the_receiver_report() {
 #[test]
 fn udp_close_without_receiver_report_times_out_then_tears_down() {
     let t0 = origin();
-    let mut core = recording(RtspTransport::Udp, t0);
+    let mut core = recording(Transport::Udp, t0);
     core.send(t0, &au(0, true, 100)).unwrap();
     drain(&mut core);
     core.close(t0).unwrap();
@@ -464,7 +464,7 @@ fn udp_close_without_receiver_report_times_out_then_tears_down() {
 /// Drives OPTIONS with a 401 challenge and returns the retried OPTIONS request.
 fn challenged(url: &str, challenge_headers: &str) -> (RtspPublisherCore, Req) {
     let t0 = origin();
-    let mut core = new_core(url, RtspTransport::Tcp, t0);
+    let mut core = new_core(url, Transport::Tcp, t0);
     let first = only_request(&drain(&mut core));
     assert_eq!(first.header("Authorization"), None);
     core.handle_input(t0, &status(401, "Unauthorized", 1, challenge_headers))
@@ -622,7 +622,7 @@ fn unauthorized_after_credentials_and_without() {
 
     // No credentials in the URL.
     let t0 = origin();
-    let mut core = new_core(URL, RtspTransport::Tcp, t0);
+    let mut core = new_core(URL, Transport::Tcp, t0);
     drain(&mut core);
     let e = core
         .handle_input(t0, &status(401, "Unauthorized", 1, ch))
@@ -639,7 +639,7 @@ fn unauthorized_after_credentials_and_without() {
     );
 
     // An unsupported scheme.
-    let mut core = new_core(&url, RtspTransport::Tcp, t0);
+    let mut core = new_core(&url, Transport::Tcp, t0);
     drain(&mut core);
     let e = core
         .handle_input(
@@ -654,11 +654,11 @@ fn unauthorized_after_credentials_and_without() {
 fn error_at(method: &str, code: u16, reason: &str) -> RtspError {
     let t0 = origin();
     let url = format!("rtsp://alice:{PASSWORD}@127.0.0.1:8554/live");
-    let mut core = new_core(&url, RtspTransport::Tcp, t0);
+    let mut core = new_core(&url, Transport::Tcp, t0);
     let replies = [
         reply(1, PUBLIC),
         reply(2, ""),
-        setup_reply(3, RtspTransport::Tcp),
+        setup_reply(3, Transport::Tcp),
     ];
     let order = ["OPTIONS", "ANNOUNCE", "SETUP", "RECORD"];
     for (i, m) in order.iter().enumerate() {
@@ -697,7 +697,7 @@ fn each_error_status_is_typed() {
     assert!(matches!(&e, RtspError::Status(s) if s.status == 500));
     // A server without OPTIONS: carry on.
     let t0 = origin();
-    let mut core = new_core(URL, RtspTransport::Tcp, t0);
+    let mut core = new_core(URL, Transport::Tcp, t0);
     drain(&mut core);
     core.handle_input(t0, &status(501, "Not Implemented", 1, ""))
         .unwrap();
@@ -709,18 +709,18 @@ fn setup_replies_missing_parts_are_protocol_errors() {
     for (headers, transport, want) in [
         (
             "Transport: RTP/AVP/TCP;interleaved=0-1\r\n",
-            RtspTransport::Tcp,
+            Transport::Tcp,
             "no Session",
         ),
-        (SESSION, RtspTransport::Tcp, "no Transport"),
+        (SESSION, Transport::Tcp, "no Transport"),
         (
             "Session: 1\r\nTransport: RTP/AVP;unicast;client_port=5000-5001\r\n",
-            RtspTransport::Udp,
+            Transport::Udp,
             "server_port",
         ),
         (
             "Session: 1\r\nTransport: RTP/AVP;server_port=1-2\r\n",
-            RtspTransport::Tcp,
+            Transport::Tcp,
             "asked for TCP",
         ),
     ] {
@@ -741,7 +741,7 @@ fn setup_replies_missing_parts_are_protocol_errors() {
 #[test]
 fn keepalive_timing_on_virtual_time() {
     let t0 = origin();
-    let mut core = recording(RtspTransport::Tcp, t0);
+    let mut core = recording(Transport::Tcp, t0);
     // timeout=30: keepalive every 15 s. No media yet: no sender reports either.
     assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(15)));
     core.handle_timeout(t0 + Duration::from_secs(14)).unwrap();
@@ -781,7 +781,7 @@ fn keepalive_timing_on_virtual_time() {
     );
 
     // Sender reports every 5 s once media flows; the default session timeout is 60 s.
-    let mut core = new_core(URL, RtspTransport::Tcp, t0);
+    let mut core = new_core(URL, Transport::Tcp, t0);
     drain(&mut core);
     for (i, r) in [
         reply(1, ""),
@@ -830,7 +830,7 @@ fn keepalive_timing_on_virtual_time() {
 /// Returns everything observable.
 fn scripted(chunks: &[Vec<Vec<u8>>]) -> (Vec<Out>, Vec<Event>, State, Option<String>) {
     let t0 = origin();
-    let mut core = new_core(URL, RtspTransport::Tcp, t0);
+    let mut core = new_core(URL, Transport::Tcp, t0);
     let mut outs = drain(&mut core);
     let mut evs = Vec::new();
     let mut err = None;
@@ -856,7 +856,7 @@ fn script() -> Vec<Vec<u8>> {
     let mut s = vec![
         [b"\r\n".to_vec(), reply(1, PUBLIC)].concat(),
         [interleaved(5, b"stray data"), reply(2, "")].concat(),
-        [setup_reply(3, RtspTransport::Tcp), server_request].concat(),
+        [setup_reply(3, Transport::Tcp), server_request].concat(),
         [
             interleaved(1, &receiver_report(3)),
             interleaved(0, b"rtp?"),
@@ -923,7 +923,7 @@ fn replies_split_at_every_byte_give_identical_outcomes() {
 #[test]
 fn malformed_reply_and_closed_connection() {
     let t0 = origin();
-    let mut core = new_core(URL, RtspTransport::Tcp, t0);
+    let mut core = new_core(URL, Transport::Tcp, t0);
     drain(&mut core);
     core.handle_input(t0, &reply(1, "")).unwrap();
     let e = core
@@ -935,13 +935,13 @@ fn malformed_reply_and_closed_connection() {
     );
     assert_eq!(core.state(), State::Failed);
 
-    let mut core = recording(RtspTransport::Tcp, t0);
+    let mut core = recording(Transport::Tcp, t0);
     let e = core.handle_eof(t0).unwrap_err();
     assert!(
         matches!(&e, RtspError::ConnectionClosed { during, .. } if during == "while recording"),
         "{e:?}"
     );
-    let mut core = new_core(URL, RtspTransport::Tcp, t0);
+    let mut core = new_core(URL, Transport::Tcp, t0);
     let e = core.handle_eof(t0).unwrap_err();
     assert!(e.to_string().contains("reply to OPTIONS"), "{e}");
 }
@@ -949,7 +949,7 @@ fn malformed_reply_and_closed_connection() {
 #[test]
 fn stale_cseq_is_ignored_and_content_base_is_used() {
     let t0 = origin();
-    let mut core = new_core(URL, RtspTransport::Tcp, t0);
+    let mut core = new_core(URL, Transport::Tcp, t0);
     drain(&mut core);
     core.handle_input(t0, &reply(9, "")).unwrap();
     assert!(drain(&mut core).is_empty());
@@ -963,7 +963,7 @@ fn stale_cseq_is_ignored_and_content_base_is_used() {
     .unwrap();
     let r = only_request(&drain(&mut core));
     assert_eq!(r.uri, "rtsp://127.0.0.1:8554/other/streamid=0");
-    core.handle_input(t0, &setup_reply(3, RtspTransport::Tcp))
+    core.handle_input(t0, &setup_reply(3, Transport::Tcp))
         .unwrap();
     let r = only_request(&drain(&mut core));
     assert_eq!(r.uri, "rtsp://127.0.0.1:8554/other/");
@@ -972,7 +972,7 @@ fn stale_cseq_is_ignored_and_content_base_is_used() {
 #[test]
 fn send_queue_is_bounded() {
     let t0 = origin();
-    let mut core = recording(RtspTransport::Tcp, t0);
+    let mut core = recording(Transport::Tcp, t0);
     let mut n = 0;
     while core.can_send() {
         core.send(t0, &au(n, n == 0, 100_000)).unwrap();
@@ -993,7 +993,7 @@ fn send_queue_is_bounded() {
 #[test]
 fn parameter_sets_prepended_only_when_missing() {
     let t0 = origin();
-    let mut core = recording(RtspTransport::Tcp, t0);
+    let mut core = recording(Transport::Tcp, t0);
     let mut with_ps = au(0, true, 50);
     with_ps.nalus.insert(0, Bytes::from_static(PPS));
     with_ps.nalus.insert(0, Bytes::from_static(SPS));
@@ -1021,7 +1021,7 @@ fn parameter_sets_prepended_only_when_missing() {
 #[test]
 fn absurd_session_timeout_from_the_server_is_capped() {
     let t0 = origin();
-    let mut core = new_core(URL, RtspTransport::Tcp, t0);
+    let mut core = new_core(URL, Transport::Tcp, t0);
     drain(&mut core);
     core.handle_input(t0, &reply(1, "")).unwrap();
     core.handle_input(t0, &reply(2, "")).unwrap();

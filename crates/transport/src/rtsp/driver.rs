@@ -17,10 +17,11 @@ use tokio::time::Instant;
 
 use crate::h264::{AccessUnit, VideoTrack};
 use crate::rtp::RtpPacket;
+use crate::Transport;
 
 use super::core::{
-    ConnectionInfo, Event, Negotiated, PublishStats, RtspOptions, RtspPublisherCore, RtspTransport,
-    TcpChunks, Transmit,
+    ConnectionInfo, Event, Negotiated, PublishStats, RtspOptions, RtspPublisherCore, TcpChunks,
+    Transmit,
 };
 use super::error::{RtspError, Step};
 use super::url::RtspUrl;
@@ -79,12 +80,12 @@ impl RtspPublisher {
             .local_addr()
             .map_err(|e| RtspError::io("reading the local address", &shown, e))?;
         let udp = match options.transport {
-            RtspTransport::Udp => Some(
+            Transport::Udp => Some(
                 bind_udp_pair(local.ip())
                     .await
                     .map_err(|e| RtspError::io("binding UDP ports", &shown, e))?,
             ),
-            RtspTransport::Tcp => None,
+            Transport::Tcp => None,
         };
         let client_ports = match &udp {
             Some(u) => Some((

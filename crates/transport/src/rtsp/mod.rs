@@ -27,9 +27,10 @@
 //! # async fn demo(track: mpegcoder_transport::VideoTrack,
 //! #               frames: Vec<mpegcoder_transport::AccessUnit>)
 //! #               -> Result<(), mpegcoder_transport::rtsp::RtspError> {
-//! use mpegcoder_transport::rtsp::{RtspOptions, RtspPublisher, RtspTransport};
+//! use mpegcoder_transport::rtsp::{RtspOptions, RtspPublisher};
+//! use mpegcoder_transport::Transport;
 //!
-//! let options = RtspOptions::default().with_transport(RtspTransport::Tcp);
+//! let options = RtspOptions::default().with_transport(Transport::Tcp);
 //! let mut publisher =
 //!     RtspPublisher::connect("rtsp://user:pass@127.0.0.1:8554/cam", &track, options).await?;
 //! for au in &frames {
@@ -52,7 +53,7 @@ pub mod url;
 
 pub use self::core::{
     ConnectionInfo, Event, Negotiated, NegotiatedTransport, PublishStats, RtspOptions,
-    RtspPublisherCore, RtspTransport, State, TcpChunks, Transmit,
+    RtspPublisherCore, State, TcpChunks, Transmit,
 };
 pub use driver::RtspPublisher;
 pub use error::{Method, RtspError, StatusError, Step};

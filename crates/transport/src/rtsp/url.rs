@@ -5,6 +5,7 @@ use std::fmt;
 use url::Url;
 
 use super::error::RtspError;
+use crate::redact_url;
 
 /// The default RTSP port (RFC 2326 §3.2).
 pub const DEFAULT_PORT: u16 = 554;
@@ -40,7 +41,7 @@ impl RtspUrl {
     /// Parses a URL. The scheme must be `rtsp`; the port defaults to 554.
     pub fn parse(input: &str) -> Result<RtspUrl, RtspError> {
         let invalid = |reason: String| RtspError::InvalidUrl {
-            url: redact_unparsed(input),
+            url: redact_url(input),
             reason,
         };
         let mut url = Url::parse(input.trim()).map_err(|e| invalid(e.to_string()))?;
@@ -144,7 +145,7 @@ impl RtspUrl {
             .url
             .join(base.trim())
             .map_err(|e| RtspError::InvalidUrl {
-                url: redact_unparsed(base),
+                url: redact_url(base),
                 reason: format!("bad base URL from the server: {e}"),
             })?;
         let mut joined = RtspUrl::parse(url.as_str())?;
@@ -153,16 +154,18 @@ impl RtspUrl {
     }
 }
 
+/// The URL without credentials, secret query values masked ([`redact_url`]): for messages.
+/// Requests use [`RtspUrl::as_str`].
 impl fmt::Display for RtspUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.url.as_str())
+        f.write_str(&redact_url(self.url.as_str()))
     }
 }
 
 impl fmt::Debug for RtspUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RtspUrl")
-            .field("url", &self.url.as_str())
+            .field("url", &redact_url(self.url.as_str()))
             .field(
                 "credentials",
                 &self.credentials.as_ref().map(|_| "<redacted>"),
@@ -175,21 +178,6 @@ impl std::str::FromStr for RtspUrl {
     type Err = RtspError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         RtspUrl::parse(s)
-    }
-}
-
-/// A URL string that failed to parse, safe to print: its userinfo (anything before the last `@`
-/// of the authority) is replaced by `***`.
-pub(crate) fn redact_unparsed(input: &str) -> String {
-    let (scheme, rest) = match input.find("://") {
-        Some(i) => (&input[..i + 3], &input[i + 3..]),
-        None => ("", input),
-    };
-    // Passwords may contain unescaped '/', '?' or '#': any '@' at all means userinfo may be
-    // present, and everything up to the last '@' is hidden.
-    match rest.rfind('@') {
-        Some(at) => format!("{scheme}***@{}", &rest[at + 1..]),
-        None => input.to_string(),
     }
 }
 
@@ -266,11 +254,11 @@ mod tests {
             assert!(!shown.contains("hunter2"), "{shown}");
             assert!(matches!(e, RtspError::InvalidUrl { .. }), "{shown}");
         }
-        assert_eq!(
-            redact_unparsed("rtsp://u:p/w@d@host/x"),
-            "rtsp://***@host/x"
-        );
-        assert_eq!(redact_unparsed("rtsp://host/x"), "rtsp://host/x");
+        let e = RtspUrl::parse("rtsp://u:p/w@d@host/x").unwrap_err();
+        assert!(!e.to_string().contains("p/w"), "{e}");
+        let u = RtspUrl::parse("rtsp://h/x?token=abc").unwrap();
+        assert_eq!(u.to_string(), "rtsp://h/x?token=***");
+        assert_eq!(u.as_str(), "rtsp://h/x?token=abc");
     }
 
     #[test]

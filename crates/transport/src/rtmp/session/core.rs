@@ -17,7 +17,7 @@ use crate::rtmp::error::{RtmpError, Step};
 use crate::rtmp::flv::{self, FlvError, FrameType, TagTimeline};
 use crate::rtmp::options::RtmpOptions;
 use crate::rtmp::url::RtmpUrl;
-use crate::time::TimeBase;
+use crate::TimeBase;
 
 /// Where a publish session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,7 +19,7 @@ use crate::rtmp::error::RtmpError;
 use crate::rtmp::flv;
 use crate::rtmp::options::RtmpOptions;
 use crate::rtmp::url::RtmpUrl;
-use crate::time::TimeBase;
+use crate::TimeBase;
 
 /// libx264's 320x240 High profile SPS (with VUI timing: 30 fps) and PPS.
 const SPS: &[u8] = &[
@@ -489,7 +489,7 @@ fn rejected_publish_is_a_typed_error_with_code_and_description() {
         } => {
             assert_eq!(code, "NetStream.Publish.Denied");
             assert_eq!(description, "no publishing here");
-            assert_eq!(url, "rtmp://***@127.0.0.1/live/cam?x=1");
+            assert_eq!(url, "rtmp://127.0.0.1/live/cam?x=1");
         }
         other => panic!("unexpected error {other:?}"),
     }
