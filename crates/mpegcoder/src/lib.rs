@@ -9,6 +9,9 @@ pub use mpegcoder_types as types;
 pub mod client;
 pub mod priority;
 pub mod push;
+// Used by the blocking Server and Client as they move onto the async core.
+#[allow(dead_code)]
+mod runtime;
 pub mod server;
 pub use client::{
     Client, ClientCounters, ClientError, ClientOptions, ClientStatus, FrameReceiver, PullOptions,
