@@ -21,7 +21,7 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use mpegcoder::codec::{Demuxer, EncodedPacket, OpenOptions, Rational, VideoParams};
 use mpegcoder::pacer::clock::{sleep_until_with, SleepTail};
-use mpegcoder::{Server, ServerConfig, VideoCodec};
+use mpegcoder::{PacketStream, Server, ServerConfig};
 use serde::{Deserialize, Serialize};
 
 /// How the streams are driven.
@@ -126,15 +126,10 @@ fn load(path: &std::path::Path) -> Result<Clip> {
 }
 
 fn open(clip: &Clip, url: String) -> Result<Server, String> {
-    let config = ServerConfig::from_params(&clip.params, url).with_codec(VideoCodec::Copy);
-    Server::open_copy(
-        config,
-        &clip.extradata,
-        clip.time_base,
-        Some(clip.params.best_frame_rate()),
-        clip.params.bit_rate,
-    )
-    .map_err(|e| e.to_string())
+    let stream = PacketStream::new(clip.extradata.clone(), clip.time_base)
+        .with_frame_rate(Some(clip.params.best_frame_rate()))
+        .with_bit_rate(clip.params.bit_rate);
+    Server::open(ServerConfig::packets(stream, url)).map_err(|e| e.to_string())
 }
 
 /// The start of stream `i` of `n` after the common start.

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mpegcoder_protocol_tests::*;
+use mpegcoder_transport::net::ConnectError;
 use mpegcoder_transport::rtmp::{PublishStats, RtmpError, RtmpOptions, RtmpPublisher, Step};
-use mpegcoder_transport::{AccessUnit, TimeBase, VideoTrack};
+use mpegcoder_transport::{AccessUnit, TimeBase, Track, VideoTrack};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -48,11 +49,13 @@ fn units(clip: &Clip) -> (VideoTrack, Vec<AccessUnit>) {
 /// Publishes every access unit unpaced and closes gracefully.
 fn publish(url: &str, track: &VideoTrack, aus: &[AccessUnit]) -> Result<PublishStats, RtmpError> {
     runtime().block_on(async {
-        let mut publisher = RtmpPublisher::connect(url, track, RtmpOptions::default()).await?;
+        let mut publisher =
+            RtmpPublisher::connect(url, &[Track::from(track)], RtmpOptions::default()).await?;
         for au in aus {
             publisher.send(au).await?;
         }
-        publisher.close().await
+        let stats = publisher.close().await?;
+        Ok(stats.rtmp().cloned().unwrap_or_default())
     })
 }
 
@@ -155,11 +158,13 @@ fn busy_stream_name_is_rejected_by_nginx_with_its_code() {
     let nginx = NginxRtmp::start(dir.path());
     let url = nginx.url("busy?pass=hunter2");
     runtime().block_on(async {
-        let mut first = RtmpPublisher::connect(&url, &track, RtmpOptions::default())
-            .await
-            .unwrap();
+        let mut first =
+            RtmpPublisher::connect(&url, &[Track::from(&track)], RtmpOptions::default())
+                .await
+                .unwrap();
         first.send(&aus[0]).await.unwrap();
-        let second = RtmpPublisher::connect(&url, &track, RtmpOptions::default()).await;
+        let second =
+            RtmpPublisher::connect(&url, &[Track::from(&track)], RtmpOptions::default()).await;
         let err = second.expect_err("a second publisher on a busy name is refused");
         match &err {
             RtmpError::PublishRejected { code, .. } => {
@@ -191,12 +196,12 @@ fn refused_port_is_a_typed_error_quickly() {
     let started = Instant::now();
     let result = runtime().block_on(RtmpPublisher::connect(
         &format!("rtmp://bob:secret@127.0.0.1:{port}/live/x"),
-        &track,
+        &[Track::from(&track)],
         RtmpOptions::default(),
     ));
     let err = result.expect_err("nothing listens there");
     assert!(
-        matches!(&err, RtmpError::Connect { url, .. } if url == &format!("rtmp://127.0.0.1:{port}/live/x")),
+        matches!(&err, RtmpError::Connect(ConnectError::Refused { url, .. }) if url == &format!("rtmp://127.0.0.1:{port}/live/x")),
         "{err:?}"
     );
     assert!(!err.to_string().contains("secret"));
@@ -232,7 +237,7 @@ fn silent_server_times_out_within_the_configured_time() {
     let started = Instant::now();
     let result = runtime().block_on(RtmpPublisher::connect(
         &format!("rtmp://127.0.0.1:{port}/live/x"),
-        &track,
+        &[Track::from(&track)],
         options,
     ));
     let elapsed = started.elapsed();

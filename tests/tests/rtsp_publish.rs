@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mpegcoder_protocol_tests::*;
+use mpegcoder_transport::net::{ConnectError, ConnectStep};
 use mpegcoder_transport::rtsp::{
     Method, NegotiatedTransport, RtspError, RtspOptions, RtspPublisher, Step,
 };
-use mpegcoder_transport::{AccessUnit, TimeBase, Transport, VideoTrack};
+use mpegcoder_transport::{AccessUnit, TimeBase, Track, Transport, VideoTrack};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -52,7 +53,7 @@ fn publish(
     options: RtspOptions,
 ) -> Result<mpegcoder_transport::rtsp::PublishStats, RtspError> {
     rt.block_on(async {
-        let mut p = RtspPublisher::connect(url, track, options).await?;
+        let mut p = RtspPublisher::connect(url, &[Track::from(track)], options).await?;
         for au in aus {
             p.send(au).await?;
         }
@@ -60,7 +61,7 @@ fn publish(
         let started = Instant::now();
         let stats = p.close().await;
         eprintln!("{shown}: close took {:?}", started.elapsed());
-        stats
+        stats.map(|s| s.rtsp().copied().unwrap_or_default())
     })
 }
 
@@ -221,21 +222,25 @@ fn refused_silent_and_unresolvable_servers() {
     let port = free_tcp_port();
     let url = format!("rtsp://u:hunter2@127.0.0.1:{port}/x");
     let e = rt
-        .block_on(RtspPublisher::connect(&url, &track, RtspOptions::default()))
+        .block_on(RtspPublisher::connect(
+            &url,
+            &[Track::from(&track)],
+            RtspOptions::default(),
+        ))
         .unwrap_err();
-    assert!(matches!(e, RtspError::ConnectionRefused { .. }), "{e:?}");
+    assert!(
+        matches!(e, RtspError::Connect(ConnectError::Refused { .. })),
+        "{e:?}"
+    );
     assert!(!format!("{e} {e:?}").contains("hunter2"));
 
     // Accepts TCP, never answers: the OPTIONS reply times out within the configured time.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("rtsp://127.0.0.1:{}/x", silent.local_addr().unwrap().port());
-    let opts = RtspOptions {
-        request_timeout: Duration::from_millis(700),
-        ..RtspOptions::default()
-    };
+    let opts = RtspOptions::default().with_request_timeout(Duration::from_millis(700));
     let started = Instant::now();
     let e = rt
-        .block_on(RtspPublisher::connect(&url, &track, opts))
+        .block_on(RtspPublisher::connect(&url, &[Track::from(&track)], opts))
         .unwrap_err();
     let took = started.elapsed();
     assert!(
@@ -258,18 +263,20 @@ fn refused_silent_and_unresolvable_servers() {
     let e = rt
         .block_on(RtspPublisher::connect(
             "rtsp://no-such-host.invalid/x",
-            &track,
+            &[Track::from(&track)],
             RtspOptions::default(),
         ))
         .unwrap_err();
     assert!(
         matches!(
             e,
-            RtspError::Dns { .. }
-                | RtspError::Timeout {
-                    step: Step::Resolve,
-                    ..
-                }
+            RtspError::Connect(
+                ConnectError::Resolve { .. }
+                    | ConnectError::Timeout {
+                        step: ConnectStep::Resolve,
+                        ..
+                    }
+            )
         ),
         "{e:?}"
     );
@@ -292,7 +299,7 @@ fn negotiated_transport_is_reported() {
     let server = GstRtspRecord::start(dir.path());
     let rt = runtime();
     rt.block_on(async {
-        let p = RtspPublisher::connect(&server.url(None), &track, with(Transport::Udp))
+        let p = RtspPublisher::connect(&server.url(None), &[Track::from(&track)], with(Transport::Udp))
             .await
             .unwrap();
         let n = p.negotiated().clone();

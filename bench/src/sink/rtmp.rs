@@ -178,8 +178,9 @@ pub(crate) fn serve(mut conn: Conn<'_>, session: &mut Session) -> Result<(), Str
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use mpegcoder::transport::rtmp::{PublishState, PublisherCore, RtmpOptions, RtmpUrl};
-    use mpegcoder::transport::{AccessUnit, TimeBase, VideoTrack};
+    use mpegcoder::transport::rtmp::{PublishState, RtmpOptions, RtmpPublisherCore, RtmpUrl};
+    use mpegcoder::transport::session::Transmit;
+    use mpegcoder::transport::{AccessUnit, TimeBase, Track, VideoTrack};
 
     /// libx264's 320x240 SPS and PPS.
     const SPS: &[u8] = &[
@@ -206,20 +207,31 @@ mod tests {
         let track = VideoTrack::new(Bytes::from_static(SPS), Bytes::from_static(PPS))
             .expect("valid parameter sets");
         let url = RtmpUrl::parse("rtmp://127.0.0.1/live/key").expect("valid URL");
-        let mut publisher =
-            PublisherCore::new(url, &track, &RtmpOptions::default()).expect("publisher");
+        let mut publisher = RtmpPublisherCore::new(
+            url,
+            &[Track::from(track)],
+            &RtmpOptions::default(),
+            Instant::now(),
+        )
+        .expect("publisher");
         let mut sink = SinkCore::new();
         let mut session = Session::new(0, Instant::now());
-        let mut pump = |publisher: &mut PublisherCore, session: &mut Session| {
+        let mut pump = |publisher: &mut RtmpPublisherCore, session: &mut Session| {
             for _ in 0..50 {
                 let mut sent = false;
-                while let Some(bytes) = publisher.poll_transmit() {
+                while let Some(t) = publisher.poll_transmit() {
+                    let Transmit::Stream(chunks) = t else {
+                        continue;
+                    };
+                    let bytes = chunks.to_bytes();
                     sent = true;
                     let reply = sink
                         .input(&bytes, Instant::now(), session)
                         .expect("sink accepts");
                     if !reply.is_empty() {
-                        publisher.handle_input(&reply).expect("publisher accepts");
+                        publisher
+                            .handle_input(Instant::now(), &reply)
+                            .expect("publisher accepts");
                     }
                 }
                 if !sent {
@@ -241,10 +253,10 @@ mod tests {
                     &[0x41, 0x9a]
                 })],
             };
-            publisher.send(&au).expect("send");
+            publisher.send(Instant::now(), &au).expect("send");
             pump(&mut publisher, &mut session);
         }
-        publisher.close().expect("close");
+        publisher.close(Instant::now()).expect("close");
         pump(&mut publisher, &mut session);
         let ts: Vec<u32> = session.frames.iter().map(|f| f.timestamp).collect();
         assert_eq!(ts, vec![0, 33, 67]);

@@ -122,23 +122,21 @@ pub fn parse_fps(s: &str) -> Result<Rational, String> {
 
 /// Runs the subcommand. Returns whether the push was interrupted (Ctrl-C).
 pub fn run(args: &PushArgs) -> Result<bool> {
-    let options = PushOptions {
-        codec: args.codec,
-        transport: args.transport,
-        bit_rate: args.bitrate,
-        gop_size: args.gop,
-        max_b_frames: args.bframes,
-        preset: args.preset.clone(),
-        tune: args.tune.clone(),
-        profile: args.profile.clone(),
-        size: args.size,
-        frame_rate: args.fps,
-        loops: args.loops,
-        rate: args.rate,
-        pace: !args.no_pace,
-        max_lead: Duration::from_millis(args.max_lead_ms),
-        ..PushOptions::new(args.input.clone(), args.url.clone())
-    };
+    let options = PushOptions::new(args.input.clone(), args.url.clone())
+        .with_codec(args.codec)
+        .with_transport(args.transport)
+        .with_bit_rate(args.bitrate)
+        .with_gop_size(args.gop)
+        .with_max_b_frames(args.bframes)
+        .with_preset(args.preset.clone())
+        .with_tune(args.tune.clone())
+        .with_profile(args.profile.clone())
+        .with_size(args.size)
+        .with_frame_rate(args.fps)
+        .with_loops(args.loops)
+        .with_rate(args.rate)
+        .with_pace(!args.no_pace)
+        .with_max_lead(Duration::from_millis(args.max_lead_ms));
     if !(args.rate.is_finite() && args.rate > 0.0) {
         bail!("--rate must be a positive number, got {}", args.rate);
     }

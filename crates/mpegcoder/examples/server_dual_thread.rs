@@ -10,7 +10,7 @@
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use mpegcoder::codec::{Decoder, DecoderOptions, Frame, PixelLayout, VideoParams};
+use mpegcoder::codec::{Decoder, DecoderOptions, EncoderConfig, Frame, PixelLayout, VideoParams};
 use mpegcoder::{Server, ServerConfig};
 
 enum Item {
@@ -85,8 +85,11 @@ fn serve(url: &str, rx: Receiver<Item>) -> Result<(), Error> {
         Ok(Item::Params(p)) => p,
         _ => return Err("the decoder sent no parameters".into()),
     };
-    let mut config = ServerConfig::from_params(&params, url);
-    config.encoder.max_b_frames = 16; // as the original example's maxBframe=16
+    // Inherit the decoder's parameters (the configDict); more B-frames, as the original
+    // example's maxBframe=16.
+    let mut encoder = EncoderConfig::from_params(&params);
+    encoder.max_b_frames = 16;
+    let config = ServerConfig::encode(encoder, url);
     let mut server = Server::open(config)?;
     while let Ok(Item::Frame(frame)) = rx.recv() {
         server.serve_frame_block(&frame)?;

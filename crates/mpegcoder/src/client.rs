@@ -80,7 +80,7 @@ impl Default for ClientOptions {
 impl ClientOptions {
     /// Checks the values; the message says which one is wrong.
     pub fn validate(&self) -> Result<(), String> {
-        self.pull.validate()?;
+        self.pull.validate().map_err(|e| e.to_string())?;
         if self.cache_size == 0 {
             return Err("cache_size is zero".into());
         }

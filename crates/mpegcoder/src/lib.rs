@@ -9,8 +9,6 @@ pub use mpegcoder_types as types;
 pub mod client;
 pub mod priority;
 pub mod push;
-// Used by the blocking Server and Client as they move onto the async core.
-#[allow(dead_code)]
 mod runtime;
 pub mod server;
 pub use client::{
@@ -19,4 +17,7 @@ pub use client::{
 };
 pub use mpegcoder_types::Transport;
 pub use push::{push, PushError, PushOptions, PushSummary};
-pub use server::{FrameRef, Server, ServerConfig, ServerError, ServerStats, VideoCodec};
+pub use server::{
+    AsyncServer, FrameRef, PacketStream, Server, ServerConfig, ServerError, ServerStats,
+    VideoCodec, VideoSource,
+};

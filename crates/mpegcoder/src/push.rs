@@ -1,10 +1,15 @@
 //! [`push`]: publish a file (or any input FFmpeg reads) to a server, the way `mpegcoder push`
-//! does. A reader thread decodes and encodes (libx264 mode) or demuxes (copy mode) and hands
-//! the packets over a bounded queue to the calling thread, which runs the [`Server`] (pace,
-//! send) — the two-process layout of mpegCoder's dual-process example, in threads. Encoding
-//! on the reader's side keeps libx264's work off the sending thread: a send never waits for
-//! an encode, and the reader and its codec threads run at a lower priority
-//! ([`crate::priority`]).
+//! does.
+//!
+//! - Copy mode: the calling thread demuxes, paces and hands each packet to the session's
+//!   network task — one hand-over per frame, like ffmpeg's single muxing thread. Reading a
+//!   packet of a local file takes microseconds and happens before the wait for its deadline,
+//!   so it never delays a send.
+//! - libx264 mode: a reader thread decodes and encodes and hands the packets over a bounded
+//!   queue to the calling thread, which paces and sends — the two-process layout of mpegCoder's
+//!   dual-process example, in threads. Encoding on the reader's side keeps libx264's work off
+//!   the sending thread, and the reader and its codec threads run at a lower priority
+//!   ([`crate::priority`]).
 //!
 //! Loop playback offsets the timestamps of each pass by the length of the input, so they stay
 //! monotonic across the wrap with no drift (integer ticks, no accumulated rounding).
@@ -17,17 +22,20 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{
-    rescale, CodecError, Decoder, DecoderOptions, Demuxer, EncodedPacket, Encoder, Frame,
-    OpenOptions, PacketFormat, PixelLayout, Rational, VideoParams,
+    rescale, CodecError, Decoder, DecoderOptions, Demuxer, EncodedPacket, Encoder, EncoderConfig,
+    Frame, OpenOptions, PacketFormat, PixelLayout, Rational, VideoParams,
 };
-use crate::server::{Server, ServerConfig, ServerError, ServerStats, VideoCodec};
+use crate::server::{PacketStream, Server, ServerConfig, ServerError, ServerStats, VideoCodec};
 use crate::transport::h264::{nal_type, nal_unit_type, split_annexb};
 use crate::transport::redact_url;
 use crate::transport::Transport;
+use crate::transport::VideoTrack;
 use mpegcoder_types::FrameRateConverter;
 
-/// What to push and how. Encoder fields left `None` are inherited from the input.
+/// What to push and how. Encoder fields left `None` are inherited from the input. Start from
+/// [`PushOptions::new`] and change what differs with the `with_*` setters.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PushOptions {
     /// Input file or URL.
     pub input: String,
@@ -61,10 +69,10 @@ pub struct PushOptions {
     pub pace: bool,
     /// Allowed lead of a frame over its deadline.
     pub max_lead: Duration,
-    /// Capacity of the reader → pusher queue, in packets (default 4). The pusher waits for
-    /// each packet's deadline, so the queue is always full; the reader decodes and encodes far
-    /// faster than real time, so a few packets of slack are enough (libx264 keeps its own
-    /// lookahead of frames).
+    /// libx264 mode: capacity of the reader → pusher queue, in packets (default 4). The pusher
+    /// waits for each packet's deadline, so the queue is always full; the reader decodes and
+    /// encodes far faster than real time, so a few packets of slack are enough (libx264 keeps
+    /// its own lookahead of frames).
     pub queue_capacity: usize,
     /// Decoder threads (0 = automatic).
     pub decoder_threads: usize,
@@ -109,6 +117,102 @@ impl PushOptions {
         }
     }
 
+    /// Encode with libx264, or pass the packets through (`copy`).
+    pub fn with_codec(mut self, codec: VideoCodec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// RTSP over TCP or UDP.
+    pub fn with_transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// The bit rate in bits/s (libx264).
+    pub fn with_bit_rate(mut self, bit_rate: Option<u64>) -> Self {
+        self.bit_rate = bit_rate;
+        self
+    }
+
+    /// The key frame interval in frames (libx264).
+    pub fn with_gop_size(mut self, gop_size: Option<u32>) -> Self {
+        self.gop_size = gop_size;
+        self
+    }
+
+    /// The most consecutive B-frames (libx264).
+    pub fn with_max_b_frames(mut self, max_b_frames: Option<u32>) -> Self {
+        self.max_b_frames = max_b_frames;
+        self
+    }
+
+    /// libx264's preset.
+    pub fn with_preset(mut self, preset: Option<String>) -> Self {
+        self.preset = preset;
+        self
+    }
+
+    /// libx264's tune.
+    pub fn with_tune(mut self, tune: Option<String>) -> Self {
+        self.tune = tune;
+        self
+    }
+
+    /// The H.264 profile (libx264).
+    pub fn with_profile(mut self, profile: Option<String>) -> Self {
+        self.profile = profile;
+        self
+    }
+
+    /// The output size (libx264; scaled).
+    pub fn with_size(mut self, size: Option<(u32, u32)>) -> Self {
+        self.size = size;
+        self
+    }
+
+    /// The output frame rate (libx264; frames dropped or repeated to reach it).
+    pub fn with_frame_rate(mut self, frame_rate: Option<Rational>) -> Self {
+        self.frame_rate = frame_rate;
+        self
+    }
+
+    /// How many times to play the input (-1: forever).
+    pub fn with_loops(mut self, loops: i64) -> Self {
+        self.loops = loops;
+        self
+    }
+
+    /// The playback speed (1.0: real time).
+    pub fn with_rate(mut self, rate: f64) -> Self {
+        self.rate = rate;
+        self
+    }
+
+    /// Pace by timestamps, or send as fast as possible.
+    pub fn with_pace(mut self, pace: bool) -> Self {
+        self.pace = pace;
+        self
+    }
+
+    /// How far ahead of its deadline a frame may leave.
+    pub fn with_max_lead(mut self, max_lead: Duration) -> Self {
+        self.max_lead = max_lead;
+        self
+    }
+
+    /// libx264 mode: the capacity of the reader → pusher queue, in packets.
+    pub fn with_queue_capacity(mut self, packets: usize) -> Self {
+        self.queue_capacity = packets;
+        self
+    }
+
+    /// The decoder's threads (0: automatic).
+    pub fn with_decoder_threads(mut self, threads: usize) -> Self {
+        self.decoder_threads = threads;
+        self
+    }
+
     fn validate(&self) -> Result<(), PushError> {
         if self.loops == 0 || self.loops < -1 {
             return Err(PushError::Config(format!(
@@ -142,15 +246,10 @@ impl PushOptions {
         Ok(())
     }
 
-    /// The server configuration for an input with `params`.
-    pub fn server_config(&self, params: &VideoParams) -> ServerConfig {
-        let mut cfg = ServerConfig::from_params(params, self.address.clone())
-            .with_codec(self.codec)
-            .with_transport(self.transport)
-            .with_pace(self.pace)
-            .with_rate(self.rate)
-            .with_max_lead(self.max_lead);
-        let enc = &mut cfg.encoder;
+    /// The libx264 settings for an input with `params`: the input's, with these options'
+    /// overrides.
+    pub fn encoder_config(&self, params: &VideoParams) -> EncoderConfig {
+        let mut enc = EncoderConfig::from_params(params);
         if let Some(b) = self.bit_rate {
             enc.bit_rate = b;
         }
@@ -178,11 +277,20 @@ impl PushOptions {
             enc.time_base = fr.invert();
             if self.gop_size.is_none() {
                 // Keep the input's key frame spacing in seconds at the new rate.
-                let secs = f64::from(cfg.encoder.gop_size) / params.best_frame_rate().as_f64();
-                cfg.encoder.gop_size = ((secs * fr.as_f64()).round() as u32).max(1);
+                let secs = f64::from(enc.gop_size) / params.best_frame_rate().as_f64();
+                enc.gop_size = ((secs * fr.as_f64()).round() as u32).max(1);
             }
         }
-        cfg
+        enc
+    }
+
+    /// The server configuration for packets described by `stream`.
+    pub fn server_config(&self, stream: PacketStream) -> ServerConfig {
+        ServerConfig::packets(stream, self.address.clone())
+            .with_transport(self.transport)
+            .with_pace(self.pace)
+            .with_rate(self.rate)
+            .with_max_lead(self.max_lead)
     }
 }
 
@@ -213,9 +321,9 @@ pub enum PushError {
     /// Encoding, connecting or sending failed.
     #[error(transparent)]
     Server(#[from] ServerError),
-    /// The reader thread died.
-    #[error("the input reader stopped unexpectedly: {0}")]
-    Reader(String),
+    /// The reader thread could not start or died.
+    #[error("the input reader stopped unexpectedly")]
+    Reader(#[source] std::sync::Arc<std::io::Error>),
 }
 
 /// The outcome of a [`push`].
@@ -242,18 +350,21 @@ pub struct PushSummary {
     pub stats: ServerStats,
 }
 
+/// What the libx264 reader thread hands to the pusher.
 enum Item {
     Start {
         params: Box<VideoParams>,
-        extradata: Bytes,
-        time_base: Rational,
-        format: PacketFormat,
+        stream: PacketStream,
     },
     Packet(EncodedPacket),
     LoopDone,
-    /// Frames given to the encoder, sent once it has been flushed (libx264 mode).
+    /// Frames given to the encoder, sent once it has been flushed.
     FramesEncoded(u64),
     Error(PushError),
+}
+
+fn reader_error(what: &str) -> PushError {
+    PushError::Reader(std::sync::Arc::new(std::io::Error::other(what.to_string())))
 }
 
 /// Pushes `options.input` to `options.address` and returns when the input ends (after
@@ -266,124 +377,189 @@ pub fn push(
     mut progress: impl FnMut(&ServerStats),
 ) -> Result<PushSummary, PushError> {
     options.validate()?;
+    match options.codec {
+        VideoCodec::Copy => push_copy(options, stop, &mut progress),
+        VideoCodec::Libx264 => push_encoded(options, stop, &mut progress),
+    }
+}
+
+/// Copy mode: demux, pace and send on this thread.
+fn push_copy(
+    options: &PushOptions,
+    stop: &AtomicBool,
+    progress: &mut impl FnMut(&ServerStats),
+) -> Result<PushSummary, PushError> {
+    let input = redact_url(&options.input);
+    let mut reader = PacketReader::open(options)?;
+    let params = reader.params.clone();
+    if params.codec != "h264" {
+        return Err(PushError::NotH264 {
+            input,
+            codec: params.codec.clone(),
+        });
+    }
+    let mut extradata = reader.extradata.clone();
+    let mut first = None;
+    if VideoTrack::from_extradata(&extradata).is_err() && reader.format == PacketFormat::AnnexB {
+        // Raw Annex B input without extradata: take the parameter sets in-band.
+        match reader.next(stop)? {
+            Some(Read::Packet(p)) => {
+                extradata = in_band_parameter_sets(&p.data);
+                first = Some(p);
+            }
+            _ => return Err(PushError::EmptyInput { input }),
+        }
+    }
+    let stream = PacketStream::new(extradata, reader.time_base)
+        .with_frame_rate(Some(params.best_frame_rate()))
+        .with_bit_rate(params.bit_rate);
+    let mut server = Server::open(options.server_config(stream))?;
+    let mut pusher = Pusher::new(progress);
+    if let Some(p) = first {
+        pusher.serve(&mut server, &p)?;
+    }
+    while let Some(read) = reader.next(stop)? {
+        match read {
+            Read::Packet(p) => pusher.serve(&mut server, &p)?,
+            Read::LoopDone => pusher.loops_completed += 1,
+        }
+    }
+    pusher.finish(
+        options,
+        stop,
+        server,
+        input,
+        (params.width, params.height, params.best_frame_rate()),
+        0,
+    )
+}
+
+/// libx264 mode: decode and encode on a reader thread, pace and send on this one.
+fn push_encoded(
+    options: &PushOptions,
+    stop: &AtomicBool,
+    progress: &mut impl FnMut(&ServerStats),
+) -> Result<PushSummary, PushError> {
     let (tx, rx) = sync_channel::<Item>(options.queue_capacity.max(1));
     std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
             .name("mpegcoder-reader".into())
             .spawn_scoped(scope, || read_input(options, stop, tx))
-            .map_err(|e| PushError::Reader(e.to_string()))?;
-        let result = run_pusher(options, stop, &rx, &mut progress);
+            .map_err(|e| PushError::Reader(std::sync::Arc::new(e)))?;
+        let result = run_encoded(options, stop, &rx, progress);
         // Unblock the reader if it waits on a full queue, then wait for it.
         drop(rx);
         if reader.join().is_err() {
-            return Err(PushError::Reader("the reader thread panicked".into()));
+            return Err(reader_error("the reader thread panicked"));
         }
         result
     })
 }
 
-fn run_pusher(
+fn run_encoded(
     options: &PushOptions,
     stop: &AtomicBool,
     rx: &Receiver<Item>,
     progress: &mut impl FnMut(&ServerStats),
 ) -> Result<PushSummary, PushError> {
     let input = redact_url(&options.input);
-    let first = rx
-        .recv()
-        .map_err(|_| PushError::Reader("no stream information".into()))?;
-    let (params, extradata, time_base, format) = match first {
-        Item::Start {
-            params,
-            extradata,
-            time_base,
-            format,
-        } => (params, extradata, time_base, format),
-        Item::Error(e) => return Err(e),
-        _ => return Err(PushError::Reader("stream information came late".into())),
+    let (params, stream) = match rx.recv() {
+        Ok(Item::Start { params, stream }) => (params, stream),
+        Ok(Item::Error(e)) => return Err(e),
+        Ok(_) => return Err(reader_error("stream information came late")),
+        Err(_) => return Err(reader_error("no stream information")),
     };
-    let config = options.server_config(&params);
-    let mut pending: Option<EncodedPacket> = None;
-    let mut server = match options.codec {
-        VideoCodec::Libx264 => Server::open_encoded(config.clone(), &extradata, time_base)?,
-        VideoCodec::Copy => {
-            if params.codec != "h264" {
-                return Err(PushError::NotH264 {
-                    input,
-                    codec: params.codec.clone(),
-                });
-            }
-            let mut extradata = extradata;
-            if crate::transport::VideoTrack::from_extradata(&extradata).is_err()
-                && format == PacketFormat::AnnexB
-            {
-                // Raw Annex B input without extradata: take the parameter sets in-band.
-                let packet = match rx.recv() {
-                    Ok(Item::Packet(p)) => p,
-                    Ok(Item::Error(e)) => return Err(e),
-                    _ => return Err(PushError::EmptyInput { input }),
-                };
-                extradata = in_band_parameter_sets(&packet.data);
-                pending = Some(packet);
-            }
-            Server::open_copy(
-                config.clone(),
-                &extradata,
-                time_base,
-                Some(params.best_frame_rate()),
-                params.bit_rate,
-            )?
-        }
-    };
-    let (width, height, frame_rate) = match options.codec {
-        VideoCodec::Libx264 => (
-            config.encoder.width,
-            config.encoder.height,
-            config.encoder.frame_rate,
-        ),
-        VideoCodec::Copy => (params.width, params.height, params.best_frame_rate()),
-    };
-    let mut loops_completed = 0u64;
-    let mut last_report = Instant::now();
+    let enc = options.encoder_config(&params);
+    let mut server = Server::open(options.server_config(stream))?;
+    let mut pusher = Pusher::new(progress);
     let mut frames_encoded = 0u64;
-    if let Some(p) = pending.take() {
-        server.serve_packet_block(&p)?;
-    }
     // After a stop the reader stops reading and flushes the encoder: what it still sends
     // (libx264's delayed frames) goes out paced, until it hangs up.
     while let Ok(item) = rx.recv() {
         match item {
-            Item::Packet(p) => server.serve_packet_block(&p)?,
-            Item::LoopDone => loops_completed += 1,
+            Item::Packet(p) => pusher.serve(&mut server, &p)?,
+            Item::LoopDone => pusher.loops_completed += 1,
             Item::FramesEncoded(n) => frames_encoded = n,
             Item::Error(e) => return Err(e),
             Item::Start { .. } => {}
         }
-        if last_report.elapsed() >= Duration::from_millis(250) {
-            last_report = Instant::now();
-            progress(&server.stats());
+    }
+    pusher.finish(
+        options,
+        stop,
+        server,
+        input,
+        (enc.width, enc.height, enc.frame_rate),
+        frames_encoded,
+    )
+}
+
+/// The sending side's bookkeeping, shared by both modes.
+struct Pusher<'a, P: FnMut(&ServerStats)> {
+    progress: &'a mut P,
+    last_report: Instant,
+    loops_completed: u64,
+}
+
+impl<'a, P: FnMut(&ServerStats)> Pusher<'a, P> {
+    fn new(progress: &'a mut P) -> Self {
+        Pusher {
+            progress,
+            last_report: Instant::now(),
+            loops_completed: 0,
         }
     }
-    let finished = options.loops != -1 && loops_completed >= options.loops.unsigned_abs();
-    let interrupted = stop.load(Ordering::Relaxed) && !finished;
-    let url = server.url().to_string();
-    let mut stats = server.close()?;
-    stats.frames_encoded = frames_encoded;
-    progress(&stats);
-    if stats.frames_sent == 0 && !interrupted {
-        return Err(PushError::EmptyInput { input });
+
+    /// Sends a packet when it is due. A packet the session refuses (broken timestamps, no
+    /// NAL unit to send) is skipped with a warning, as ffmpeg does; anything else ends the
+    /// push.
+    fn serve(&mut self, server: &mut Server, packet: &EncodedPacket) -> Result<(), PushError> {
+        match server.serve_packet_block(packet) {
+            Ok(()) => {}
+            Err(ServerError::Publish(e)) if e.is_media_error() => {
+                tracing::warn!(url = %server.url(), "skipping a packet the stream cannot carry: {e}");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if self.last_report.elapsed() >= Duration::from_millis(250) {
+            self.last_report = Instant::now();
+            (self.progress)(&server.stats());
+        }
+        Ok(())
     }
-    Ok(PushSummary {
-        input,
-        url,
-        codec: options.codec,
-        width,
-        height,
-        frame_rate: frame_rate.to_string(),
-        loops_completed,
-        interrupted,
-        stats,
-    })
+
+    fn finish(
+        self,
+        options: &PushOptions,
+        stop: &AtomicBool,
+        server: Server,
+        input: String,
+        (width, height, frame_rate): (u32, u32, Rational),
+        frames_encoded: u64,
+    ) -> Result<PushSummary, PushError> {
+        let finished = options.loops != -1 && self.loops_completed >= options.loops.unsigned_abs();
+        let interrupted = stop.load(Ordering::Relaxed) && !finished;
+        let url = server.url().to_string();
+        let mut stats = server.close()?;
+        if options.codec == VideoCodec::Libx264 {
+            stats.frames_encoded = frames_encoded;
+        }
+        (self.progress)(&stats);
+        if stats.frames_sent == 0 && !interrupted {
+            return Err(PushError::EmptyInput { input });
+        }
+        Ok(PushSummary {
+            input,
+            url,
+            codec: options.codec,
+            width,
+            height,
+            frame_rate: frame_rate.to_string(),
+            loops_completed: self.loops_completed,
+            interrupted,
+            stats,
+        })
+    }
 }
 
 /// The SPS and PPS NAL units of an Annex B access unit, as Annex B extradata.
@@ -398,18 +574,14 @@ fn in_band_parameter_sets(data: &Bytes) -> Bytes {
     out.freeze()
 }
 
-/// The reader thread: sends `Start`, then packets (demuxed, or encoded here) with loop
-/// offsets, `LoopDone` after each pass, and in libx264 mode the encoder's flushed packets and
-/// `FramesEncoded` at the end or on a stop. Returns when done, stopped, or the pusher hung up.
+/// The reader thread of libx264 mode: sends `Start`, then the encoded packets with loop
+/// offsets, `LoopDone` after each pass, the encoder's flushed packets and `FramesEncoded` at
+/// the end or on a stop. Returns when done, stopped, or the pusher hung up.
 fn read_input(options: &PushOptions, stop: &AtomicBool, tx: SyncSender<Item>) {
-    // Reading runs ahead of the pacer: it (and the decoder's threads, created here) must not
-    // delay the pusher's sends.
+    // Reading runs ahead of the pacer: it (and the decoder's and encoder's threads, created
+    // here) must not delay the pusher's sends.
     crate::priority::lower_current_thread();
-    let result = match options.codec {
-        VideoCodec::Libx264 => read_frames(options, stop, &tx),
-        VideoCodec::Copy => read_packets(options, stop, &tx),
-    };
-    if let Err(e) = result {
+    if let Err(e) = read_frames(options, stop, &tx) {
         let _ = tx.send(Item::Error(e));
     }
 }
@@ -440,14 +612,15 @@ fn read_frames(
     let params = decoder.params().clone();
     let time_base = decoder.time_base();
     let frame_duration = rescale(1, params.best_frame_rate().invert(), time_base).max(1);
-    // The same configuration the pusher derives from the same parameters.
-    let mut encoder =
-        Encoder::new(options.server_config(&params).encoder).map_err(ServerError::from)?;
+    let config = options.encoder_config(&params);
+    let mut encoder = Encoder::new(config.clone()).map_err(ServerError::from)?;
+    let stream = PacketStream::new(encoder.extradata().clone(), encoder.time_base())
+        .with_frame_rate(Some(config.frame_rate))
+        .with_bit_rate(Some(config.bit_rate))
+        .with_encoder("libx264");
     let start = Item::Start {
         params: Box::new(params.clone()),
-        extradata: encoder.extradata().clone(),
-        time_base: encoder.time_base(),
-        format: PacketFormat::from_extradata(encoder.extradata()),
+        stream,
     };
     if send(tx, start).is_err() {
         return Ok(());
@@ -527,51 +700,74 @@ fn finish_encoding(encoder: &mut Encoder, tx: &SyncSender<Item>) -> Result<(), P
     Ok(())
 }
 
-fn read_packets(
-    options: &PushOptions,
-    stop: &AtomicBool,
-    tx: &SyncSender<Item>,
-) -> Result<(), PushError> {
-    let mut demuxer = Demuxer::open(&options.input, &OpenOptions::default())?;
-    let params = demuxer.params().clone();
-    let start = Item::Start {
-        params: Box::new(params.clone()),
-        extradata: demuxer.extradata().clone(),
-        time_base: demuxer.time_base(),
-        format: demuxer.packet_format(),
-    };
-    if send(tx, start).is_err() {
-        return Ok(());
+/// What the copy-mode reader produced.
+enum Read {
+    Packet(EncodedPacket),
+    LoopDone,
+}
+
+/// The copy-mode reader: demuxed packets with loop offsets, on the calling thread.
+struct PacketReader {
+    demuxer: Demuxer,
+    params: VideoParams,
+    extradata: Bytes,
+    time_base: Rational,
+    format: PacketFormat,
+    input: String,
+    loops: i64,
+    pass: i64,
+    offset: i64,
+    /// Lowest pts and highest end of the current pass.
+    span: Option<(i64, i64)>,
+    done: bool,
+}
+
+impl PacketReader {
+    fn open(options: &PushOptions) -> Result<PacketReader, PushError> {
+        let demuxer = Demuxer::open(&options.input, &OpenOptions::default())?;
+        Ok(PacketReader {
+            params: demuxer.params().clone(),
+            extradata: demuxer.extradata().clone(),
+            time_base: demuxer.time_base(),
+            format: demuxer.packet_format(),
+            demuxer,
+            input: redact_url(&options.input),
+            loops: options.loops,
+            pass: 0,
+            offset: 0,
+            span: None,
+            done: false,
+        })
     }
-    let mut offset = 0i64;
-    let mut pass = 0i64;
-    loop {
-        let mut span: Option<(i64, i64)> = None;
-        while let Some(mut packet) = demuxer.next_packet()? {
-            if stop.load(Ordering::Relaxed) {
-                return Ok(());
-            }
+
+    /// The next packet (timestamps offset by the passes before), `LoopDone` at the end of a
+    /// pass, `None` at the end or once `stop` is set.
+    fn next(&mut self, stop: &AtomicBool) -> Result<Option<Read>, PushError> {
+        if self.done || stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        if let Some(mut packet) = self.demuxer.next_packet()? {
             let end = packet.pts + packet.duration.max(1);
-            let (lo, hi) = span.get_or_insert((packet.pts, end));
+            let (lo, hi) = self.span.get_or_insert((packet.pts, end));
             *lo = (*lo).min(packet.pts);
             *hi = (*hi).max(end);
-            packet.pts += offset;
-            packet.dts += offset;
-            if send(tx, Item::Packet(packet)).is_err() {
-                return Ok(());
-            }
+            packet.pts += self.offset;
+            packet.dts += self.offset;
+            return Ok(Some(Read::Packet(packet)));
         }
-        let Some((lo, hi)) = span else {
+        let Some((lo, hi)) = self.span.take() else {
             return Err(PushError::EmptyInput {
-                input: redact_url(&options.input),
+                input: self.input.clone(),
             });
         };
-        pass += 1;
-        if send(tx, Item::LoopDone).is_err() || (options.loops != -1 && pass >= options.loops) {
-            return Ok(());
+        self.pass += 1;
+        if self.loops != -1 && self.pass >= self.loops {
+            self.done = true;
+        } else {
+            self.offset += hi - lo;
+            self.demuxer.rewind()?;
         }
-        offset += hi - lo;
-        demuxer.rewind()?;
+        Ok(Some(Read::LoopDone))
     }
 }
 

@@ -97,6 +97,9 @@
 //! }
 //! ```
 //!
+//! Or, without the yield loop, await [`sleep_until_async`]`(r.at)`: a future woken by one shared
+//! timer thread that sleeps precisely (no runtime timer, no spinning).
+//!
 //! Alternatively run the sending loop on a dedicated thread with [`clock::sleep_until`].
 #![forbid(unsafe_code)]
 
@@ -105,9 +108,11 @@ mod config;
 mod error;
 mod pacer;
 mod time;
+mod timer;
 
 pub use clock::{Clock, MonotonicClock, SleepTail, VirtualClock};
 pub use config::{LatePolicy, Mode, PacerConfig};
 pub use error::PacerError;
 pub use pacer::{Decision, Pacer, PacerStats, Release, Timing};
 pub use time::{Rate, TimeBase};
+pub use timer::{sleep_until_async, PreciseSleep};

@@ -12,11 +12,13 @@
 //! --measurement-time 3`.
 
 use std::hint::black_box;
+use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use mpegcoder_transport::rtmp::flv::{nalu_body, sequence_header_body, FrameType, TagTimeline};
-use mpegcoder_transport::rtmp::{PublishState, PublisherCore, RtmpOptions, RtmpUrl};
+use mpegcoder_transport::rtmp::{PublishState, RtmpOptions, RtmpPublisherCore, RtmpUrl};
+use mpegcoder_transport::session::{Track, Transmit};
 use mpegcoder_transport::{AccessUnit, TimeBase, VideoTrack};
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
@@ -75,15 +77,25 @@ fn gop() -> Vec<AccessUnit> {
 }
 
 /// A publisher core that has published to an in-memory rml_rtmp server.
-fn publishing_core() -> Option<PublisherCore> {
+fn publishing_core() -> Option<RtmpPublisherCore> {
     let track = VideoTrack::new(Bytes::from_static(SPS), Bytes::from_static(PPS)).ok()?;
     let url = RtmpUrl::parse("rtmp://127.0.0.1/live/bench").ok()?;
-    let mut core = PublisherCore::new(url, &track, &RtmpOptions::default()).ok()?;
+    let mut core = RtmpPublisherCore::new(
+        url,
+        &[Track::from(track)],
+        &RtmpOptions::default(),
+        Instant::now(),
+    )
+    .ok()?;
     let mut handshake = Some(Handshake::new(PeerType::Server));
     let mut server: Option<ServerSession> = None;
     for _ in 0..20 {
         let mut to_client = Vec::new();
-        while let Some(bytes) = core.poll_transmit() {
+        while let Some(t) = core.poll_transmit() {
+            let Transmit::Stream(chunks) = t else {
+                continue;
+            };
+            let bytes = chunks.to_bytes();
             let mut results = Vec::new();
             match (&mut handshake, &mut server) {
                 (Some(h), _) => match h.process_bytes(&bytes).ok()? {
@@ -120,7 +132,7 @@ fn publishing_core() -> Option<PublisherCore> {
             }
         }
         if !to_client.is_empty() {
-            core.handle_input(&to_client).ok()?;
+            core.handle_input(Instant::now(), &to_client).ok()?;
         }
         if core.state() == PublishState::Publishing {
             while core.poll_transmit().is_some() {}
@@ -201,7 +213,7 @@ fn bench(c: &mut Criterion) {
                         let mut au = au.clone();
                         au.dts += shift;
                         au.pts += shift;
-                        if core.send(&au).is_err() {
+                        if core.send(Instant::now(), &au).is_err() {
                             return;
                         }
                         while let Some(bytes) = core.poll_transmit() {

@@ -14,13 +14,17 @@
 #![forbid(unsafe_code)]
 
 pub mod h264;
+pub mod net;
+pub mod options;
 pub mod publisher;
 pub mod pull;
 pub mod rtcp;
 pub mod rtmp;
 pub mod rtp;
 pub mod rtsp;
+pub mod session;
 
 pub use h264::{AccessUnit, VideoTrack};
 pub use mpegcoder_types::{redact_url, rescale, Rational, TimeBase, Transport};
-pub use publisher::{Protocol, PublishError, PublishOptions, Publisher, PublisherStats};
+pub use publisher::{Protocol, PublishError, PublishOptions, Publisher};
+pub use session::{Media, MediaError, PublisherStats, ReceptionReport, Session, Track};

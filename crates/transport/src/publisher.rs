@@ -4,10 +4,11 @@
 //! ```no_run
 //! # async fn run(track: mpegcoder_transport::VideoTrack, aus: Vec<mpegcoder_transport::AccessUnit>)
 //! #     -> Result<(), mpegcoder_transport::PublishError> {
-//! use mpegcoder_transport::{PublishOptions, Publisher};
+//! use mpegcoder_transport::{PublishOptions, Publisher, Track};
+//! let tracks = [Track::H264(track)];
 //! let mut publisher =
-//!     Publisher::connect("rtsp://127.0.0.1:8554/cam", &track, PublishOptions::default()).await?;
-//! for au in &aus {
+//!     Publisher::connect("rtsp://127.0.0.1:8554/cam", &tracks, PublishOptions::default()).await?;
+//! for au in aus {
 //!     publisher.send(au).await?;
 //! }
 //! let stats = publisher.close().await?;
@@ -17,11 +18,10 @@
 
 use std::fmt;
 
-use crate::h264::{AccessUnit, VideoTrack};
-use crate::redact_url;
 use crate::rtmp::{RtmpError, RtmpOptions, RtmpPublisher};
 use crate::rtsp::{RtspError, RtspOptions, RtspPublisher};
-use crate::Transport;
+use crate::session::{Media, MediaError, PublisherStats, Track};
+use crate::{redact_url, Transport};
 
 /// The protocol of a publish URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,8 +53,10 @@ impl fmt::Display for Protocol {
     }
 }
 
-/// Options of both publishers; only the one matching the URL is used.
-#[derive(Debug, Clone, Default)]
+/// Options of both publishers; only the one matching the URL is used. Start from
+/// [`PublishOptions::default`] and change what differs with the `with_*` setters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PublishOptions {
     /// RTSP settings (transport TCP or UDP, timeouts, queue size).
     pub rtsp: RtspOptions,
@@ -66,6 +68,18 @@ impl PublishOptions {
     /// The options with another RTSP lower transport.
     pub fn with_rtsp_transport(mut self, transport: Transport) -> Self {
         self.rtsp.transport = transport;
+        self
+    }
+
+    /// The options with these RTSP settings.
+    pub fn with_rtsp(mut self, rtsp: RtspOptions) -> Self {
+        self.rtsp = rtsp;
+        self
+    }
+
+    /// The options with these RTMP settings.
+    pub fn with_rtmp(mut self, rtmp: RtmpOptions) -> Self {
+        self.rtmp = rtmp;
         self
     }
 }
@@ -82,24 +96,50 @@ pub enum PublishError {
         /// The URL, credentials removed.
         url: String,
     },
+    /// A media unit was refused before it was queued; the session goes on.
+    #[error(transparent)]
+    Media(MediaError),
     /// From the RTSP publisher.
     #[error(transparent)]
-    Rtsp(#[from] RtspError),
+    Rtsp(RtspError),
     /// From the RTMP publisher.
     #[error(transparent)]
-    Rtmp(#[from] RtmpError),
+    Rtmp(RtmpError),
 }
 
-/// What a finished publish sent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PublisherStats {
-    /// Access units sent.
-    pub frames: u64,
-    /// Media bytes sent: RTP payload octets (RTSP) or FLV video tag bytes (RTMP).
-    pub bytes: u64,
+impl PublishError {
+    /// True when the error is about one media unit and the session goes on.
+    pub fn is_media_error(&self) -> bool {
+        matches!(self, PublishError::Media(_))
+    }
 }
 
-/// A connected publisher of either protocol.
+impl From<MediaError> for PublishError {
+    fn from(e: MediaError) -> Self {
+        PublishError::Media(e)
+    }
+}
+
+impl From<RtspError> for PublishError {
+    fn from(e: RtspError) -> Self {
+        match e {
+            RtspError::Media(m) => PublishError::Media(m),
+            e => PublishError::Rtsp(e),
+        }
+    }
+}
+
+impl From<RtmpError> for PublishError {
+    fn from(e: RtmpError) -> Self {
+        match e {
+            RtmpError::Media(m) => PublishError::Media(m),
+            e => PublishError::Rtmp(e),
+        }
+    }
+}
+
+/// A connected publisher of either protocol: a [`Session`](crate::session::Session) of the
+/// protocol the URL names. Both follow the same rules (see [`crate::session`]).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Publisher {
@@ -110,19 +150,20 @@ pub enum Publisher {
 }
 
 impl Publisher {
-    /// Connects to `url` and starts publishing `track`: RTSP when the scheme is `rtsp`, RTMP
-    /// when it is `rtmp`. Every network step is bounded by the options' timeouts.
+    /// Connects to `url` and starts publishing `tracks`: RTSP when the scheme is `rtsp`, RTMP
+    /// when it is `rtmp`. Every network step is bounded by the options' timeouts. Must be
+    /// called inside a tokio runtime.
     pub async fn connect(
         url: &str,
-        track: &VideoTrack,
+        tracks: &[Track],
         options: PublishOptions,
     ) -> Result<Publisher, PublishError> {
         match Protocol::from_url(url) {
             Some(Protocol::Rtsp) => Ok(Publisher::Rtsp(
-                RtspPublisher::connect(url, track, options.rtsp).await?,
+                RtspPublisher::connect(url, tracks, options.rtsp).await?,
             )),
             Some(Protocol::Rtmp) => Ok(Publisher::Rtmp(
-                RtmpPublisher::connect(url, track, options.rtmp).await?,
+                RtmpPublisher::connect(url, tracks, options.rtmp).await?,
             )),
             None => Err(PublishError::UnsupportedScheme {
                 url: redact_url(url),
@@ -130,31 +171,29 @@ impl Publisher {
         }
     }
 
-    /// Sends one access unit (waits while the bounded send queue is full).
-    pub async fn send(&mut self, au: &AccessUnit) -> Result<(), PublishError> {
+    /// Queues one media unit (waits while the send queue is full). See
+    /// [`Session::send`](crate::session::Session::send).
+    pub async fn send(&mut self, media: impl Into<Media>) -> Result<(), PublishError> {
         match self {
-            Publisher::Rtsp(p) => Ok(p.send(au).await?),
-            Publisher::Rtmp(p) => Ok(p.send(au).await?),
+            Publisher::Rtsp(p) => Ok(p.send(media).await?),
+            Publisher::Rtmp(p) => Ok(p.send(media).await?),
         }
     }
 
-    /// Ends the publish cleanly (TEARDOWN, or unpublish and drain) and reports what was sent.
+    /// Ends the publish cleanly and waits for the server to confirm it; returns the final
+    /// counters.
     pub async fn close(self) -> Result<PublisherStats, PublishError> {
         match self {
-            Publisher::Rtsp(p) => {
-                let s = p.close().await?;
-                Ok(PublisherStats {
-                    frames: s.frames,
-                    bytes: s.octets,
-                })
-            }
-            Publisher::Rtmp(p) => {
-                let s = p.close().await?;
-                Ok(PublisherStats {
-                    frames: s.frames,
-                    bytes: s.video_bytes,
-                })
-            }
+            Publisher::Rtsp(p) => Ok(p.close().await?),
+            Publisher::Rtmp(p) => Ok(p.close().await?),
+        }
+    }
+
+    /// Counters so far and what the server reported.
+    pub fn stats(&self) -> PublisherStats {
+        match self {
+            Publisher::Rtsp(p) => p.stats(),
+            Publisher::Rtmp(p) => p.stats(),
         }
     }
 
@@ -195,10 +234,14 @@ mod tests {
             0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x42, 0x99, 0x60,
         ]);
         let pps = bytes::Bytes::from_static(&[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0]);
-        let track = VideoTrack::new(sps, pps).expect("valid parameter sets");
-        let err = Publisher::connect("http://u:pw@host/x", &track, PublishOptions::default())
-            .await
-            .expect_err("http is not a publish scheme");
+        let track = crate::VideoTrack::new(sps, pps).expect("valid parameter sets");
+        let err = Publisher::connect(
+            "http://u:pw@host/x",
+            &[track.into()],
+            PublishOptions::default(),
+        )
+        .await
+        .expect_err("http is not a publish scheme");
         let msg = err.to_string();
         assert!(msg.contains("http://host/x"), "{msg}");
         assert!(!msg.contains("pw"), "{msg}");

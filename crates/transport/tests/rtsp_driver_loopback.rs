@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mpegcoder_transport::rtsp::message::{Incoming, MessageDecoder};
 use mpegcoder_transport::rtsp::{RtspOptions, RtspPublisher};
-use mpegcoder_transport::{AccessUnit, TimeBase, VideoTrack};
+use mpegcoder_transport::{AccessUnit, TimeBase, Track, VideoTrack};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -107,7 +107,7 @@ async fn reads_while_idle_keeps_alive_and_applies_backpressure() {
 
     let track = VideoTrack::new(Bytes::from_static(SPS), Bytes::from_static(PPS)).unwrap();
     let url = format!("rtsp://127.0.0.1:{port}/live");
-    let mut p = RtspPublisher::connect(&url, &track, RtspOptions::default())
+    let mut p = RtspPublisher::connect(&url, &[Track::from(&track)], RtspOptions::default())
         .await
         .unwrap();
     // Idle past the keepalive (session timeout 2 s: keepalive after 1 s).
@@ -169,7 +169,7 @@ async fn server_closing_mid_stream_is_a_typed_error() {
     });
     let track = VideoTrack::new(Bytes::from_static(SPS), Bytes::from_static(PPS)).unwrap();
     let url = format!("rtsp://user:pw-not-shown@127.0.0.1:{port}/live");
-    let mut p = RtspPublisher::connect(&url, &track, RtspOptions::default())
+    let mut p = RtspPublisher::connect(&url, &[Track::from(&track)], RtspOptions::default())
         .await
         .unwrap();
     server.await.unwrap();

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use mpegcoder::codec::PixelLayout;
 use mpegcoder::transport::rtmp::{RtmpOptions, RtmpPublisher};
 use mpegcoder::transport::rtsp::{RtspOptions, RtspPublisher};
-use mpegcoder::transport::{AccessUnit, TimeBase, VideoTrack};
+use mpegcoder::transport::{AccessUnit, TimeBase, Track, VideoTrack};
 use mpegcoder::{Client, ClientOptions, ClientStatus, FrameReceiver};
 use mpegcoder_protocol_tests::{Clip, ClipSpec};
 
@@ -71,9 +71,13 @@ impl LivePublisher {
                     t0 + Duration::from_secs_f64(tb.seconds(aus[i].dts - aus[0].dts))
                 };
                 if url.starts_with("rtmp") {
-                    let mut p = RtmpPublisher::connect(&url, &track, RtmpOptions::default())
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let mut p = RtmpPublisher::connect(
+                        &url,
+                        &[Track::from(&track)],
+                        RtmpOptions::default(),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
                     let t0 = tokio::time::Instant::now();
                     for i in 0..aus.len() {
                         tokio::time::sleep_until(paced(&aus, i, t0)).await;
@@ -81,9 +85,13 @@ impl LivePublisher {
                     }
                     p.close().await.map_err(|e| e.to_string())?;
                 } else {
-                    let mut p = RtspPublisher::connect(&url, &track, RtspOptions::default())
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let mut p = RtspPublisher::connect(
+                        &url,
+                        &[Track::from(&track)],
+                        RtspOptions::default(),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
                     let t0 = tokio::time::Instant::now();
                     for i in 0..aus.len() {
                         tokio::time::sleep_until(paced(&aus, i, t0)).await;

@@ -4,14 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::net::ConnectError;
+use crate::options::InvalidOption;
+
 /// The step of a pull session an error or timeout happened in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PullStep {
-    /// Resolving the host name.
-    Resolve,
-    /// Opening the TCP connection.
-    TcpConnect,
     /// RTSP `DESCRIBE` (retina opens the connection as part of it).
     Describe,
     /// RTSP `SETUP` of the video stream.
@@ -34,8 +33,6 @@ pub enum PullStep {
 impl fmt::Display for PullStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            PullStep::Resolve => "resolving the host",
-            PullStep::TcpConnect => "TCP connect",
             PullStep::Describe => "DESCRIBE",
             PullStep::Setup => "SETUP",
             PullStep::Play => "PLAY",
@@ -73,24 +70,11 @@ pub enum PullError {
         scheme: String,
     },
     /// The options are not usable (e.g. a zero timeout).
-    #[error("invalid pull options: {0}")]
-    InvalidOptions(String),
-    /// The host name did not resolve.
-    #[error("cannot resolve the host of {url}: {reason}")]
-    Resolve {
-        /// The URL, credentials removed.
-        url: String,
-        /// The resolver's error.
-        reason: String,
-    },
-    /// The TCP connection could not be opened (e.g. connection refused).
-    #[error("cannot connect to {url}: {reason}")]
-    Connect {
-        /// The URL, credentials removed.
-        url: String,
-        /// The socket error.
-        reason: String,
-    },
+    #[error("invalid pull options")]
+    InvalidOptions(#[from] InvalidOption),
+    /// The connection could not be opened (DNS, refused, timed out).
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     /// A setup step did not finish in time.
     #[error("{step} with {url} timed out after {after:?}")]
     Timeout {
@@ -196,7 +180,7 @@ pub enum PullError {
         step: PullStep,
     },
     /// A socket error.
-    #[error("I/O error with {url} during {step}: {source}")]
+    #[error("I/O error with {url} during {step}")]
     Io {
         /// The URL, credentials removed.
         url: String,
@@ -233,6 +217,7 @@ impl PullError {
         matches!(
             self,
             PullError::Timeout { .. }
+                | PullError::Connect(ConnectError::Timeout { .. })
                 | PullError::NoVideoReceived { .. }
                 | PullError::Stalled { .. }
         )

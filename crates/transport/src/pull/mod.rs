@@ -49,6 +49,7 @@ pub use self::error::{PullError, PullStep};
 pub use self::rtmp_core::{PlayEvent, PlayState, PlayStats, RtmpPlayCore};
 
 use crate::h264::{AccessUnit, VideoTrack};
+use crate::options::{nonzero_durations, InvalidOption};
 use crate::rtmp::url::RtmpUrl;
 use crate::rtsp::RtspUrl;
 use crate::TimeBase;
@@ -156,18 +157,31 @@ impl PullOptions {
         self
     }
 
-    /// Checks the values; the message says which one is wrong.
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, d) in [
+    /// Sets the limit for resolving the host and opening the connection.
+    pub fn with_connect_timeout(mut self, limit: Duration) -> Self {
+        self.connect_timeout = limit;
+        self
+    }
+
+    /// Sets the limit for each setup step.
+    pub fn with_setup_timeout(mut self, limit: Duration) -> Self {
+        self.setup_timeout = limit;
+        self
+    }
+
+    /// Sets the `User-Agent` of RTSP requests.
+    pub fn with_user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// Checks the values; the error names the option that cannot work.
+    pub fn validate(&self) -> Result<(), InvalidOption> {
+        nonzero_durations(&[
             ("connect_timeout", self.connect_timeout),
             ("setup_timeout", self.setup_timeout),
             ("idle_timeout", self.idle_timeout),
-        ] {
-            if d.is_zero() {
-                return Err(format!("{name} is zero"));
-            }
-        }
-        Ok(())
+        ])
     }
 }
 
@@ -228,7 +242,7 @@ impl Puller {
     ///
     /// Must be called inside a tokio runtime with the `net` and `time` drivers enabled.
     pub async fn connect(url: &str, options: PullOptions) -> Result<Puller, PullError> {
-        options.validate().map_err(PullError::InvalidOptions)?;
+        options.validate()?;
         let protocol = PullProtocol::of(url)?;
         let (shown, session) = match protocol {
             PullProtocol::Rtsp => {

@@ -3,20 +3,20 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::sessions::{
-    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, StreamMetadata,
-};
+use rml_rtmp::sessions::{ClientSession, ClientSessionEvent, ClientSessionResult, StreamMetadata};
 
 use super::error::{PullError, PullStep};
 use super::flv_parse::{parse_video_tag, FlvParseError, TimestampExtender, VideoTagBody};
 use super::PullOptions;
 use crate::h264::{nal_type, nal_unit_type, AccessUnit, AvcDecoderConfig, VideoTrack};
-use crate::rtmp::session::status::{StatusReader, TapEvent};
+use crate::rtmp::connect::{ClientConnection, ConnectFailure};
+use crate::rtmp::session::status::TapEvent;
 use crate::rtmp::url::RtmpUrl;
 use crate::rtmp::ServerStatus;
+use crate::session::later;
 use crate::TimeBase;
 
 /// `flashVer` sent in `connect`: the form players send (publishers send `FMLE/…`).
@@ -109,8 +109,14 @@ pub struct PlayStats {
 }
 
 /// The sans-IO RTMP player: bytes in ([`handle_input`](Self::handle_input)), bytes out
-/// ([`poll_transmit`](Self::poll_transmit)), events out ([`poll_event`](Self::poll_event)).
-/// No sockets, no clocks: timeouts belong to the driver, which reads [`state`](Self::state).
+/// ([`poll_transmit`](Self::poll_transmit)), events out ([`poll_event`](Self::poll_event)),
+/// and its own deadlines ([`poll_timeout`](Self::poll_timeout),
+/// [`handle_timeout`](Self::handle_timeout)). No sockets, no clocks: every call takes `now`.
+///
+/// Timeouts: each setup step (handshake, `connect`, `createStream`) within
+/// [`PullOptions::setup_timeout`]; after `play`, video within [`PullOptions::idle_timeout`]
+/// (a server may wait silently for a publisher), and then never a longer gap between access
+/// units.
 ///
 /// Flow: `new` queues C0+C1; the handshake's completion queues C2 and `connect` (with `app`
 /// and `tcUrl`, RTMP spec §7.2.1.1); `NetConnection.Connect.Success` queues Window
@@ -125,10 +131,12 @@ pub struct PlayStats {
 pub struct RtmpPlayCore {
     url: RtmpUrl,
     state: PlayState,
-    handshake: Option<Handshake>,
-    session: Option<ClientSession>,
-    session_config: ClientSessionConfig,
-    reader: StatusReader,
+    conn: ClientConnection,
+    setup_timeout: Duration,
+    idle_timeout: Duration,
+    /// The deadline of the current setup step, or of the next video.
+    deadline: Option<Instant>,
+    saw_video: bool,
     transmit: VecDeque<Bytes>,
     events: VecDeque<PlayEvent>,
     error: Option<PullError>,
@@ -151,26 +159,24 @@ impl fmt::Debug for RtmpPlayCore {
 }
 
 impl RtmpPlayCore {
-    /// A session playing `url`; C0+C1 are queued for transmission.
-    pub fn new(url: RtmpUrl, options: &PullOptions) -> Result<RtmpPlayCore, PullError> {
-        let mut session_config = ClientSessionConfig::new();
-        session_config.flash_version = FLASH_VERSION.to_string();
-        session_config.tc_url = Some(url.tc_url());
-        options.validate().map_err(PullError::InvalidOptions)?;
-        let mut handshake = Handshake::new(PeerType::Client);
-        let c0c1 = handshake
-            .generate_outbound_p0_and_p1()
-            .map_err(|e| PullError::Handshake {
-                url: url.redacted(),
-                reason: e.to_string(),
-            })?;
+    /// A session playing `url`; C0+C1 are queued for transmission and the handshake's
+    /// deadline starts at `now`.
+    pub fn new(
+        url: RtmpUrl,
+        options: &PullOptions,
+        now: Instant,
+    ) -> Result<RtmpPlayCore, PullError> {
+        options.validate()?;
+        let (conn, c0c1) = ClientConnection::start(&url, FLASH_VERSION, None)
+            .map_err(|e| connect_error(&url, PullStep::Handshake, e))?;
         let mut core = RtmpPlayCore {
             url,
             state: PlayState::Handshaking,
-            handshake: Some(handshake),
-            session: None,
-            session_config,
-            reader: StatusReader::new(),
+            conn,
+            setup_timeout: options.setup_timeout,
+            idle_timeout: options.idle_timeout,
+            deadline: Some(later(now, options.setup_timeout)),
+            saw_video: false,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             error: None,
@@ -219,24 +225,118 @@ impl RtmpPlayCore {
         self.events.pop_front()
     }
 
-    /// Marks the session failed (e.g. by the driver on a socket error or timeout).
+    /// Marks the session failed (e.g. by the driver on a socket error).
     pub fn fail(&mut self, error: PullError) {
         if self.error.is_none() {
             self.error = Some(error);
         }
         self.state = PlayState::Failed;
+        self.deadline = None;
     }
 
-    /// Processes bytes received from the server (any split: partial chunks are buffered).
-    pub fn handle_input(&mut self, data: &[u8]) -> Result<(), PullError> {
+    /// Starts the handshake's deadline again at `now` (when the connection opened after the
+    /// core was made).
+    pub fn restart_handshake_deadline(&mut self, now: Instant) {
+        if self.state == PlayState::Handshaking {
+            self.deadline = Some(later(now, self.setup_timeout));
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Handles the deadline: a setup step that did not finish, or no video for the idle
+    /// timeout ([`PullError::NoVideoReceived`], [`PullError::NoVideo`] when only audio came,
+    /// [`PullError::Stalled`] after video had flowed).
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), PullError> {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
-        let result = self.handle_input_inner(data);
+        if self.deadline.is_none_or(|t| now < t) {
+            return Ok(());
+        }
+        let url = self.url.redacted();
+        let e = match self.state {
+            PlayState::PlayRequested | PlayState::Playing => {
+                let after = self.idle_timeout;
+                if self.saw_video {
+                    PullError::Stalled { url, after }
+                } else if self.stats.audio_messages > 0 && self.stats.video_messages == 0 {
+                    PullError::NoVideo {
+                        url,
+                        found: format!("only audio arrived within {after:?}"),
+                    }
+                } else {
+                    PullError::NoVideoReceived { url, after }
+                }
+            }
+            PlayState::Ended | PlayState::Failed => return Ok(()),
+            state => PullError::Timeout {
+                url,
+                step: state.step(),
+                after: self.setup_timeout,
+            },
+        };
+        self.fail(e.clone());
+        Err(e)
+    }
+
+    /// The server closed the connection: the end of the stream once playing started (several
+    /// servers end a live stream that way), an error before.
+    pub fn handle_eof(&mut self, now: Instant) -> Result<(), PullError> {
+        let _ = now;
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        match self.state {
+            PlayState::Playing | PlayState::Ended => {
+                if self.state == PlayState::Playing {
+                    self.events.push_back(PlayEvent::EndOfStream(
+                        "the server closed the connection".into(),
+                    ));
+                }
+                self.state = PlayState::Ended;
+                self.deadline = None;
+                Ok(())
+            }
+            PlayState::Failed => Ok(()),
+            state => {
+                let e = PullError::ConnectionClosed {
+                    url: self.url.redacted(),
+                    step: state.step(),
+                };
+                self.fail(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// Processes bytes received from the server (any split: partial chunks are buffered).
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), PullError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        let result = self.handle_input_inner(now, data);
         if let Err(e) = &result {
             self.fail(e.clone());
         }
         result
+    }
+
+    /// Moves to `state`, starting its deadline.
+    fn enter(&mut self, now: Instant, state: PlayState) {
+        self.state = state;
+        self.deadline = match state {
+            PlayState::Connecting | PlayState::CreatingStream => {
+                Some(later(now, self.setup_timeout))
+            }
+            // After `play` the server may legitimately wait for a publisher.
+            PlayState::PlayRequested | PlayState::Playing => Some(later(now, self.idle_timeout)),
+            _ => None,
+        };
     }
 
     /// Stops playing: queues `deleteStream` (rml_rtmp's `stop_playback`; also after the server
@@ -246,7 +346,7 @@ impl RtmpPlayCore {
             self.state,
             PlayState::PlayRequested | PlayState::Playing | PlayState::Ended
         ) {
-            if let Some(Ok(results)) = self.session.as_mut().map(ClientSession::stop_playback) {
+            if let Some(Ok(results)) = self.conn.session_mut().map(ClientSession::stop_playback) {
                 for r in results {
                     if let ClientSessionResult::OutboundResponse(p) = r {
                         self.queue(p.bytes);
@@ -257,6 +357,7 @@ impl RtmpPlayCore {
         if self.state != PlayState::Failed {
             self.state = PlayState::Ended;
         }
+        self.deadline = None;
     }
 
     fn queue(&mut self, bytes: Vec<u8>) {
@@ -273,80 +374,40 @@ impl RtmpPlayCore {
         }
     }
 
-    fn handle_input_inner(&mut self, data: &[u8]) -> Result<(), PullError> {
+    fn handle_input_inner(&mut self, now: Instant, data: &[u8]) -> Result<(), PullError> {
         if data.is_empty() {
             return Ok(());
         }
-        let Some(handshake) = self.handshake.as_mut() else {
-            return self.feed_session(data);
-        };
-        let result = handshake
-            .process_bytes(data)
-            .map_err(|e| PullError::Handshake {
-                url: self.url.redacted(),
-                reason: e.to_string(),
-            })?;
-        match result {
-            HandshakeProcessResult::InProgress { response_bytes } => {
-                self.queue(response_bytes);
-                Ok(())
-            }
-            HandshakeProcessResult::Completed {
-                response_bytes,
-                remaining_bytes,
-            } => {
-                self.queue(response_bytes);
-                self.handshake = None;
-                self.events.push_back(PlayEvent::HandshakeDone);
-                let (mut session, initial) = ClientSession::new(self.session_config.clone())
-                    .map_err(|e| self.protocol(e))?;
-                self.state = PlayState::Connecting;
-                let connect = session
-                    .request_connection(self.url.app().to_string())
-                    .map_err(|e| self.protocol(e))?;
-                self.session = Some(session);
-                for r in initial.into_iter().chain(std::iter::once(connect)) {
-                    self.handle_result(r)?;
-                }
-                if remaining_bytes.is_empty() {
-                    Ok(())
-                } else {
-                    self.feed_session(&remaining_bytes)
-                }
-            }
+        let step = self.state.step();
+        let received = self
+            .conn
+            .receive(data)
+            .map_err(|e| connect_error(&self.url, step, e))?;
+        self.queue(received.reply);
+        if received.handshake_done {
+            self.events.push_back(PlayEvent::HandshakeDone);
+            self.enter(now, PlayState::Connecting);
         }
-    }
-
-    fn feed_session(&mut self, data: &[u8]) -> Result<(), PullError> {
-        let tapped = self.reader.feed(data);
-        let Some(session) = self.session.as_mut() else {
-            return Err(PullError::Protocol {
-                url: self.url.redacted(),
-                step: self.state.step(),
-                reason: "no session".into(),
-            });
-        };
-        let results = session.handle_input(data);
         // Rejections first: they explain the session error that may follow them. An end of
         // playback is applied after the media that came with it in the same bytes.
         let mut end = None;
-        for event in tapped {
-            if let Some(reason) = self.on_tap(event)? {
+        for event in received.taps {
+            if let Some(reason) = self.on_tap(now, event)? {
                 end.get_or_insert(reason);
             }
         }
         if self.state == PlayState::Ended {
             // Keep answering pings and acknowledging until the driver closes.
-            for r in results.into_iter().flatten() {
+            for r in received.results.into_iter().flatten() {
                 if let ClientSessionResult::OutboundResponse(p) = r {
                     self.queue(p.bytes);
                 }
             }
             return Ok(());
         }
-        let results = results.map_err(|e| self.protocol(e))?;
+        let results = received.results.map_err(|e| self.protocol(e))?;
         for r in results {
-            self.handle_result(r)?;
+            self.handle_result(now, r)?;
             if self.state == PlayState::Ended {
                 break;
             }
@@ -354,6 +415,7 @@ impl RtmpPlayCore {
         if let Some(reason) = end {
             if self.state == PlayState::Playing {
                 self.state = PlayState::Ended;
+                self.deadline = None;
                 self.events.push_back(PlayEvent::EndOfStream(reason));
             }
         }
@@ -361,14 +423,14 @@ impl RtmpPlayCore {
     }
 
     /// Acts on what the status reader saw; returns the reason when playback ended.
-    fn on_tap(&mut self, event: TapEvent) -> Result<Option<String>, PullError> {
+    fn on_tap(&mut self, now: Instant, event: TapEvent) -> Result<Option<String>, PullError> {
         match event {
             TapEvent::Result { transaction_id } => {
                 // rml_rtmp numbers transactions from 1: `connect` is 1, `createStream` 2.
                 // Any `_result` but connect's while creating the stream is createStream's;
                 // rml_rtmp queues `play` when it processes it.
                 if self.state == PlayState::CreatingStream && transaction_id != 1.0 {
-                    self.state = PlayState::PlayRequested;
+                    self.enter(now, PlayState::PlayRequested);
                     self.events.push_back(PlayEvent::PlayRequested);
                 }
                 Ok(None)
@@ -418,30 +480,34 @@ impl RtmpPlayCore {
         Ok(None)
     }
 
-    fn handle_result(&mut self, result: ClientSessionResult) -> Result<(), PullError> {
+    fn handle_result(
+        &mut self,
+        now: Instant,
+        result: ClientSessionResult,
+    ) -> Result<(), PullError> {
         match result {
             ClientSessionResult::OutboundResponse(p) => self.queue(p.bytes),
-            ClientSessionResult::RaisedEvent(event) => self.on_event(event)?,
+            ClientSessionResult::RaisedEvent(event) => self.on_event(now, event)?,
             // Set Peer Bandwidth, Abort and the like: nothing a player must act on.
             ClientSessionResult::UnhandleableMessageReceived(_) => {}
         }
         Ok(())
     }
 
-    fn on_event(&mut self, event: ClientSessionEvent) -> Result<(), PullError> {
+    fn on_event(&mut self, now: Instant, event: ClientSessionEvent) -> Result<(), PullError> {
         match event {
             ClientSessionEvent::ConnectionRequestAccepted => {
                 self.events.push_back(PlayEvent::Connected);
                 let key = self.url.stream_key();
-                let session = self.session.as_mut().ok_or_else(|| PullError::Protocol {
+                let session = self.conn.session_mut().ok_or_else(|| PullError::Protocol {
                     url: self.url.redacted(),
                     step: PullStep::Connect,
                     reason: "no session".into(),
                 })?;
                 let request = session.request_playback(key);
-                self.state = PlayState::CreatingStream;
+                self.enter(now, PlayState::CreatingStream);
                 let request = request.map_err(|e| self.protocol(e))?;
-                self.handle_result(request)?;
+                self.handle_result(now, request)?;
             }
             ClientSessionEvent::ConnectionRequestRejected { description } => {
                 // Normally caught with its code by the status reader first.
@@ -451,7 +517,7 @@ impl RtmpPlayCore {
                     description,
                 });
             }
-            ClientSessionEvent::PlaybackRequestAccepted => self.start_playing(),
+            ClientSessionEvent::PlaybackRequestAccepted => self.start_playing(now),
             ClientSessionEvent::StreamMetadataReceived { metadata } => {
                 self.metadata_frame_rate = metadata
                     .video_frame_rate
@@ -469,11 +535,11 @@ impl RtmpPlayCore {
                 self.events.push_back(PlayEvent::Metadata(metadata));
             }
             ClientSessionEvent::VideoDataReceived { timestamp, data } => {
-                self.start_playing();
-                self.on_video(timestamp.value, data)?;
+                self.start_playing(now);
+                self.on_video(now, timestamp.value, data)?;
             }
             ClientSessionEvent::AudioDataReceived { .. } => {
-                self.start_playing();
+                self.start_playing(now);
                 self.stats.audio_messages += 1;
             }
             // onBWDone, |RtmpSampleAccess and other commands; results of transactions rml_rtmp
@@ -483,14 +549,14 @@ impl RtmpPlayCore {
         Ok(())
     }
 
-    fn start_playing(&mut self) {
+    fn start_playing(&mut self, now: Instant) {
         if self.state == PlayState::PlayRequested || self.state == PlayState::CreatingStream {
-            self.state = PlayState::Playing;
+            self.enter(now, PlayState::Playing);
             self.events.push_back(PlayEvent::PlayStarted);
         }
     }
 
-    fn on_video(&mut self, timestamp: u32, data: Bytes) -> Result<(), PullError> {
+    fn on_video(&mut self, now: Instant, timestamp: u32, data: Bytes) -> Result<(), PullError> {
         self.stats.video_messages += 1;
         self.stats.video_bytes += data.len() as u64;
         let body = match parse_video_tag(&data) {
@@ -525,7 +591,7 @@ impl RtmpPlayCore {
                 key,
                 composition_time_ms,
                 data,
-            } => self.on_nalu(timestamp, key, composition_time_ms, &data)?,
+            } => self.on_nalu(now, timestamp, key, composition_time_ms, &data)?,
             VideoTagBody::EndOfSequence | VideoTagBody::Command => {}
             VideoTagBody::OtherCodec { codec } => {
                 return Err(PullError::NoVideo {
@@ -539,6 +605,7 @@ impl RtmpPlayCore {
 
     fn on_nalu(
         &mut self,
+        now: Instant,
         timestamp: u32,
         key: bool,
         composition_time_ms: i32,
@@ -578,6 +645,8 @@ impl RtmpPlayCore {
             return Ok(());
         }
         self.stats.access_units += 1;
+        self.saw_video = true;
+        self.deadline = Some(later(now, self.idle_timeout));
         self.events.push_back(PlayEvent::AccessUnit(au));
         Ok(())
     }
@@ -600,5 +669,20 @@ impl RtmpPlayCore {
         self.track = Some(track.clone());
         self.events.push_back(PlayEvent::Track(track));
         Ok(())
+    }
+}
+
+/// The player's error for a failed connection step.
+fn connect_error(url: &RtmpUrl, step: PullStep, e: ConnectFailure) -> PullError {
+    match e {
+        ConnectFailure::Handshake(reason) => PullError::Handshake {
+            url: url.redacted(),
+            reason,
+        },
+        ConnectFailure::Session(reason) => PullError::Protocol {
+            url: url.redacted(),
+            step,
+            reason,
+        },
     }
 }

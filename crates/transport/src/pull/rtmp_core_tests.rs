@@ -30,7 +30,7 @@ pub(super) const PPS: &[u8] = &[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
 
 fn core() -> RtmpPlayCore {
     let url = RtmpUrl::parse("rtmp://user:pw@127.0.0.1/live/cam?x=1").unwrap();
-    RtmpPlayCore::new(url, &PullOptions::default()).unwrap()
+    RtmpPlayCore::new(url, &PullOptions::default(), std::time::Instant::now()).unwrap()
 }
 
 /// How the server answers.
@@ -263,10 +263,10 @@ fn pump(core: &mut RtmpPlayCore, server: &mut TestServer, bytewise: bool) -> Res
             moved = true;
             if bytewise {
                 for b in out.chunks(1) {
-                    core.handle_input(b)?;
+                    core.handle_input(std::time::Instant::now(), b)?;
                 }
             } else {
-                core.handle_input(&out)?;
+                core.handle_input(std::time::Instant::now(), &out)?;
             }
         }
         if !moved {
@@ -408,7 +408,7 @@ fn rejections_carry_the_servers_code_and_description() {
     assert_eq!(core.state(), PlayState::Failed);
     // Once failed, every call returns the same error.
     assert!(matches!(
-        core.handle_input(&[0]),
+        core.handle_input(std::time::Instant::now(), &[0]),
         Err(PullError::ConnectRejected { .. })
     ));
 

@@ -1,9 +1,8 @@
 //! The tokio driver of an RTMP play session: moves bytes between a TCP socket and an
-//! [`RtmpPlayCore`] and applies the timeouts. Reading is driven by the caller's
+//! [`RtmpPlayCore`], which owns every timeout. Reading is driven by the caller's
 //! [`next`](RtmpPull::next): while nobody asks for frames nothing is read, and TCP flow control
 //! slows the server down.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use super::error::{PullError, PullStep};
 use super::rtmp_core::{PlayEvent, PlayState, RtmpPlayCore};
 use super::PullOptions;
 use crate::h264::{AccessUnit, VideoTrack};
+use crate::net::connect_tcp;
 use crate::rtmp::url::RtmpUrl;
 
 /// Read buffer size.
@@ -29,62 +29,34 @@ pub(super) struct RtmpPull {
     stream: TcpStream,
     buf: Vec<u8>,
     url: String,
-    options: PullOptions,
-    /// When the last access unit was handed out (or playing started).
-    last_video: Instant,
-    saw_video: bool,
+    /// Limit for writing the few small messages a player sends.
+    write_timeout: Duration,
 }
 
 impl RtmpPull {
     /// Connects, performs the handshake, `connect`, `createStream` and `play`, and returns
     /// once the server started playing (`NetStream.Play.Start` or the first media message).
     pub(super) async fn connect(url: RtmpUrl, options: &PullOptions) -> Result<Self, PullError> {
-        let core = RtmpPlayCore::new(url.clone(), options)?;
-        let stream = open_tcp(&url, options).await?;
+        let mut core = RtmpPlayCore::new(url.clone(), options, Instant::now().into_std())?;
+        let stream = connect_tcp(
+            url.host(),
+            url.port(),
+            &url.redacted(),
+            options.connect_timeout,
+        )
+        .await?;
+        core.restart_handshake_deadline(Instant::now().into_std());
         let mut me = RtmpPull {
             core,
             stream,
             buf: vec![0u8; READ_BUFFER],
             url: url.redacted(),
-            options: options.clone(),
-            last_video: Instant::now(),
-            saw_video: false,
+            write_timeout: options.setup_timeout,
         };
-        let mut current: Option<PlayState> = None;
-        let mut deadline = Instant::now();
-        loop {
-            me.flush().await?;
-            if let Some(e) = me.core.error() {
-                return Err(e.clone());
-            }
-            let state = me.core.state();
-            if matches!(state, PlayState::Playing | PlayState::Ended) {
-                me.last_video = Instant::now();
-                return Ok(me);
-            }
-            if current != Some(state) {
-                current = Some(state);
-                deadline = Instant::now() + me.step_limit(state);
-            }
-            match timeout_at(deadline, me.stream.read(&mut me.buf)).await {
-                Err(_) => {
-                    let err = me.timeout_error(state);
-                    me.core.fail(err.clone());
-                    return Err(err);
-                }
-                Ok(Ok(0)) => {
-                    return Err(PullError::ConnectionClosed {
-                        url: me.url.clone(),
-                        step: state.step(),
-                    })
-                }
-                Ok(Ok(n)) => {
-                    let data = me.buf.get(..n).unwrap_or(&[]);
-                    me.core.handle_input(data)?;
-                }
-                Ok(Err(e)) => return Err(me.io_error(state.step(), e)),
-            }
+        while !matches!(me.core.state(), PlayState::Playing | PlayState::Ended) {
+            me.turn().await?;
         }
+        Ok(me)
     }
 
     /// The video track, once known.
@@ -98,11 +70,7 @@ impl RtmpPull {
         loop {
             while let Some(event) = self.core.poll_event() {
                 match event {
-                    PlayEvent::AccessUnit(au) => {
-                        self.saw_video = true;
-                        self.last_video = Instant::now();
-                        return Ok(Some(au));
-                    }
+                    PlayEvent::AccessUnit(au) => return Ok(Some(au)),
                     PlayEvent::EndOfStream(_) => return Ok(None),
                     _ => {}
                 }
@@ -113,31 +81,7 @@ impl RtmpPull {
             if self.core.state() == PlayState::Ended {
                 return Ok(None);
             }
-            self.flush().await?;
-            let deadline = self.last_video + self.options.idle_timeout;
-            match timeout_at(deadline, self.stream.read(&mut self.buf)).await {
-                Err(_) => {
-                    let err = self.idle_error();
-                    self.core.fail(err.clone());
-                    return Err(err);
-                }
-                // The server closed the connection after playing started: for a live stream
-                // this is how several servers end it (RTMP has no other end-of-connection
-                // signal), so it ends the stream rather than failing it.
-                Ok(Ok(0)) => {
-                    self.core.close();
-                    return Ok(None);
-                }
-                Ok(Ok(n)) => {
-                    let data = self.buf.get(..n).unwrap_or(&[]);
-                    self.core.handle_input(data)?;
-                }
-                Ok(Err(e)) => {
-                    let err = self.io_error(PullStep::Streaming, e);
-                    self.core.fail(err.clone());
-                    return Err(err);
-                }
-            }
+            self.turn().await?;
         }
     }
 
@@ -156,24 +100,38 @@ impl RtmpPull {
         let _ = timeout_at(deadline, self.stream.shutdown()).await;
     }
 
-    /// Writes everything the core queued, within the setup timeout.
+    /// Writes what the core queued, then reads once or handles the core's deadline.
+    async fn turn(&mut self) -> Result<(), PullError> {
+        self.flush().await?;
+        let Some(deadline) = self.core.poll_timeout() else {
+            // Ended or failed: the caller looks at the state.
+            return match self.core.error() {
+                Some(e) => Err(e.clone()),
+                None => Ok(()),
+            };
+        };
+        match timeout_at(Instant::from_std(deadline), self.stream.read(&mut self.buf)).await {
+            Err(_) => self.core.handle_timeout(Instant::now().into_std()),
+            Ok(Ok(0)) => self.core.handle_eof(Instant::now().into_std()),
+            Ok(Ok(n)) => {
+                let data = self.buf.get(..n).unwrap_or(&[]);
+                self.core.handle_input(Instant::now().into_std(), data)
+            }
+            Ok(Err(e)) => Err(self.io_error(e)),
+        }
+    }
+
+    /// Writes everything the core queued, each write within the write timeout.
     async fn flush(&mut self) -> Result<(), PullError> {
         while let Some(bytes) = self.core.poll_transmit() {
-            let step = self.core.state().step();
-            match tokio::time::timeout(self.options.setup_timeout, self.stream.write_all(&bytes))
-                .await
-            {
+            match tokio::time::timeout(self.write_timeout, self.stream.write_all(&bytes)).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    let err = self.io_error(step, e);
-                    self.core.fail(err.clone());
-                    return Err(err);
-                }
+                Ok(Err(e)) => return Err(self.io_error(e)),
                 Err(_) => {
                     let err = PullError::Timeout {
                         url: self.url.clone(),
-                        step,
-                        after: self.options.setup_timeout,
+                        step: self.core.state().step(),
+                        after: self.write_timeout,
                     };
                     self.core.fail(err.clone());
                     return Err(err);
@@ -183,111 +141,17 @@ impl RtmpPull {
         Ok(())
     }
 
-    fn step_limit(&self, state: PlayState) -> Duration {
-        match state {
-            // After `play` the server may legitimately wait for a publisher: the idle timeout.
-            PlayState::PlayRequested => self.options.idle_timeout,
-            _ => self.options.setup_timeout,
-        }
-    }
-
-    fn timeout_error(&self, state: PlayState) -> PullError {
-        match state {
-            PlayState::PlayRequested => self.idle_error(),
-            _ => PullError::Timeout {
-                url: self.url.clone(),
-                step: state.step(),
-                after: self.options.setup_timeout,
-            },
-        }
-    }
-
-    fn idle_error(&self) -> PullError {
-        let after = self.options.idle_timeout;
-        let url = self.url.clone();
-        if self.saw_video {
-            PullError::Stalled { url, after }
-        } else if self.core.stats().audio_messages > 0 && self.core.stats().video_messages == 0 {
-            PullError::NoVideo {
-                url,
-                found: format!("only audio arrived within {after:?}"),
-            }
-        } else {
-            PullError::NoVideoReceived { url, after }
-        }
-    }
-
-    fn io_error(&self, step: PullStep, e: std::io::Error) -> PullError {
-        PullError::Io {
+    fn io_error(&mut self, e: std::io::Error) -> PullError {
+        let step = match self.core.state() {
+            PlayState::Failed => PullStep::Streaming,
+            s => s.step(),
+        };
+        let err = PullError::Io {
             url: self.url.clone(),
             step,
             source: Arc::new(e),
-        }
+        };
+        self.core.fail(err.clone());
+        err
     }
-}
-
-/// Resolves `host:port` within `deadline`.
-pub(super) async fn resolve(
-    host: &str,
-    port: u16,
-    url: &str,
-    limit: Duration,
-    deadline: Instant,
-) -> Result<Vec<SocketAddr>, PullError> {
-    match timeout_at(deadline, tokio::net::lookup_host((host, port))).await {
-        Err(_) => Err(PullError::Timeout {
-            url: url.to_string(),
-            step: PullStep::Resolve,
-            after: limit,
-        }),
-        Ok(Err(e)) => Err(PullError::Resolve {
-            url: url.to_string(),
-            reason: e.to_string(),
-        }),
-        Ok(Ok(addrs)) => {
-            let addrs: Vec<SocketAddr> = addrs.collect();
-            if addrs.is_empty() {
-                Err(PullError::Resolve {
-                    url: url.to_string(),
-                    reason: "the host has no address".into(),
-                })
-            } else {
-                Ok(addrs)
-            }
-        }
-    }
-}
-
-/// Resolves the host and connects within the connect timeout; sets `TCP_NODELAY` (the
-/// player's few small messages — acknowledgements, pongs — should not wait for delayed ACKs).
-async fn open_tcp(url: &RtmpUrl, options: &PullOptions) -> Result<TcpStream, PullError> {
-    let shown = url.redacted();
-    let limit = options.connect_timeout;
-    let deadline = Instant::now() + limit;
-    let addrs = resolve(url.host(), url.port(), &shown, limit, deadline).await?;
-    let mut last = None;
-    for addr in addrs {
-        match timeout_at(deadline, TcpStream::connect(addr)).await {
-            Err(_) => {
-                return Err(PullError::Timeout {
-                    url: shown,
-                    step: PullStep::TcpConnect,
-                    after: limit,
-                })
-            }
-            Ok(Ok(stream)) => {
-                stream.set_nodelay(true).map_err(|e| PullError::Io {
-                    url: shown.clone(),
-                    step: PullStep::TcpConnect,
-                    source: Arc::new(e),
-                })?;
-                return Ok(stream);
-            }
-            Ok(Err(e)) => last = Some(e),
-        }
-    }
-    Err(PullError::Connect {
-        url: shown,
-        reason: last.map_or_else(|| "no address connected".to_string(), |e| e.to_string()),
-    })
 }

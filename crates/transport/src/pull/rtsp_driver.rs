@@ -1,6 +1,7 @@
 //! RTSP PLAY through retina: DESCRIBE, SETUP of the first H.264 video stream, PLAY, then
 //! depacketized access units.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use tokio::time::{timeout, timeout_at, Instant};
 use super::error::{PullError, PullStep};
 use super::PullOptions;
 use crate::h264::{AccessUnit, VideoTrack};
+use crate::net::{resolve, ConnectError};
 use crate::rtsp::RtspUrl;
 use crate::TimeBase;
 use crate::Transport;
@@ -59,15 +61,9 @@ impl RtspPull {
     /// timeout, so a bad host name fails with its own error.
     pub(super) async fn connect(url: RtspUrl, options: &PullOptions) -> Result<Self, PullError> {
         let shown = url.to_string();
-        let deadline = Instant::now() + options.connect_timeout;
-        super::rtmp_driver::resolve(
-            &url.host(),
-            url.port(),
-            &shown,
-            options.connect_timeout,
-            deadline,
-        )
-        .await?;
+        // retina opens the connection itself; resolving first gives a bad host name its own
+        // error, and the address names the server in a connection error.
+        let addrs = resolve(&url.host(), url.port(), &shown, options.connect_timeout).await?;
         let creds = url.credentials().map(|c| Credentials {
             username: c.username.clone(),
             password: c.password.clone(),
@@ -85,7 +81,7 @@ impl RtspPull {
         .await
         {
             Err(_) => return Err(timed_out(&shown, PullStep::Describe, describe_limit)),
-            Ok(Err(e)) => return Err(retina_error(&shown, PullStep::Describe, &e)),
+            Ok(Err(e)) => return Err(retina_error(&shown, PullStep::Describe, &e, &addrs)),
             Ok(Ok(s)) => s,
         };
         let streams = session.streams();
@@ -127,7 +123,7 @@ impl RtspPull {
             .frame_format(frame_format);
         match timeout(options.setup_timeout, session.setup(stream_i, setup)).await {
             Err(_) => return Err(timed_out(&shown, PullStep::Setup, options.setup_timeout)),
-            Ok(Err(e)) => return Err(retina_error(&shown, PullStep::Setup, &e)),
+            Ok(Err(e)) => return Err(retina_error(&shown, PullStep::Setup, &e, &addrs)),
             Ok(Ok(())) => {}
         }
         // Start from the sequence numbers actually received rather than the PLAY response's
@@ -137,12 +133,12 @@ impl RtspPull {
         let play = PlayOptions::default().initial_seq(InitialSequenceNumberPolicy::Ignore);
         let playing = match timeout(options.setup_timeout, session.play(play)).await {
             Err(_) => return Err(timed_out(&shown, PullStep::Play, options.setup_timeout)),
-            Ok(Err(e)) => return Err(retina_error(&shown, PullStep::Play, &e)),
+            Ok(Err(e)) => return Err(retina_error(&shown, PullStep::Play, &e, &addrs)),
             Ok(Ok(p)) => p,
         };
         let demuxed = playing
             .demuxed()
-            .map_err(|e| retina_error(&shown, PullStep::Play, &e))?;
+            .map_err(|e| retina_error(&shown, PullStep::Play, &e, &addrs))?;
         let mut me = RtspPull {
             demuxed,
             group,
@@ -188,7 +184,9 @@ impl RtspPull {
                     });
                 }
                 Ok(None) => return Ok(None),
-                Ok(Some(Err(e))) => return Err(retina_error(&self.url, PullStep::Streaming, &e)),
+                Ok(Some(Err(e))) => {
+                    return Err(retina_error(&self.url, PullStep::Streaming, &e, &[]))
+                }
                 Ok(Some(Ok(item))) => item,
             };
             match item {
@@ -270,7 +268,7 @@ fn timed_out(url: &str, step: PullStep, after: Duration) -> PullError {
 
 /// Maps a retina error to a typed one. retina's errors are opaque apart from the status code;
 /// their text's first line is the useful part (the rest is connection context).
-fn retina_error(url: &str, step: PullStep, e: &retina::Error) -> PullError {
+fn retina_error(url: &str, step: PullStep, e: &retina::Error, addrs: &[SocketAddr]) -> PullError {
     let text = e.to_string();
     let first = text.lines().next().unwrap_or("").trim().to_string();
     if let Some(status) = e.status_code() {
@@ -282,11 +280,17 @@ fn retina_error(url: &str, step: PullStep, e: &retina::Error) -> PullError {
         };
     }
     const CONNECT: &str = "Unable to connect to RTSP server: ";
-    if let Some(reason) = first.strip_prefix(CONNECT) {
-        return PullError::Connect {
-            url: url.to_string(),
-            reason: reason.to_string(),
-        };
+    if let (Some(reason), Some(&addr)) = (first.strip_prefix(CONNECT), addrs.first()) {
+        let url = url.to_string();
+        return PullError::Connect(if reason.contains("refused") {
+            ConnectError::Refused { addr, url }
+        } else {
+            ConnectError::Io {
+                addr,
+                url,
+                source: Arc::new(std::io::Error::other(reason.to_string())),
+            }
+        });
     }
     PullError::Rtsp {
         url: url.to_string(),

@@ -7,15 +7,14 @@ use std::time::Duration;
 use super::flv::FlvError;
 use super::url::UrlError;
 use crate::h264::H264Error;
+use crate::net::ConnectError;
+use crate::options::InvalidOption;
+use crate::session::MediaError;
 
 /// The step of a publish session an error or timeout happened in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Step {
-    /// Resolving the host name.
-    Resolve,
-    /// Opening the TCP connection.
-    TcpConnect,
     /// The RTMP handshake (RTMP spec §5.2).
     Handshake,
     /// `connect` to the application, waiting for `NetConnection.Connect.Success` (§7.2.1.1).
@@ -31,8 +30,6 @@ pub enum Step {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Step::Resolve => "resolving the host",
-            Step::TcpConnect => "TCP connect",
             Step::Handshake => "RTMP handshake",
             Step::Connect => "connect",
             Step::Publish => "publish",
@@ -51,7 +48,7 @@ impl fmt::Display for Step {
 #[non_exhaustive]
 pub enum RtmpError {
     /// The URL cannot be used for publishing.
-    #[error("invalid RTMP URL {url}: {source}")]
+    #[error("invalid RTMP URL {url}")]
     InvalidUrl {
         /// The URL as given, credentials removed.
         url: String,
@@ -60,10 +57,10 @@ pub enum RtmpError {
         source: UrlError,
     },
     /// The options are not usable (e.g. a chunk size out of range).
-    #[error("invalid RTMP options: {0}")]
-    InvalidOptions(String),
+    #[error("invalid RTMP options")]
+    InvalidOptions(#[from] InvalidOption),
     /// The video track cannot be described to the server (no usable SPS/PPS).
-    #[error("cannot publish this track to {url}: {source}")]
+    #[error("cannot publish this track to {url}")]
     Track {
         /// The URL, credentials removed.
         url: String,
@@ -71,24 +68,9 @@ pub enum RtmpError {
         #[source]
         source: H264Error,
     },
-    /// The host name did not resolve (DNS failure) or resolved to no address.
-    #[error("cannot resolve the host of {url}: {source}")]
-    Resolve {
-        /// The URL, credentials removed.
-        url: String,
-        /// The resolver's error.
-        #[source]
-        source: Arc<std::io::Error>,
-    },
-    /// The TCP connection could not be opened (e.g. connection refused).
-    #[error("cannot connect to {url}: {source}")]
-    Connect {
-        /// The URL, credentials removed.
-        url: String,
-        /// The socket error.
-        #[source]
-        source: Arc<std::io::Error>,
-    },
+    /// The connection could not be opened (DNS, refused, timed out).
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     /// A step did not finish in time.
     #[error("{step} with {url} timed out after {after:?}")]
     Timeout {
@@ -146,12 +128,14 @@ pub enum RtmpError {
         step: Step,
     },
     /// A socket error.
-    #[error("I/O error with {url} during {step}: {source}")]
+    #[error("I/O error {during} ({url}, during {step})")]
     Io {
         /// The URL, credentials removed.
         url: String,
         /// What the publisher was doing.
         step: Step,
+        /// The socket operation.
+        during: &'static str,
         /// The socket error.
         #[source]
         source: Arc<std::io::Error>,
@@ -169,8 +153,21 @@ pub enum RtmpError {
     },
     /// An access unit cannot be sent (e.g. DTS going backwards, composition time out of
     /// range). The session is unchanged: the caller may skip the access unit and go on.
-    #[error("cannot send access unit: {0}")]
+    #[error("cannot send the access unit")]
     InvalidAccessUnit(#[from] FlvError),
+    /// A media unit was refused before it was queued; the session goes on.
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    /// `close` was not confirmed by the server in time.
+    #[error("{url} did not confirm the end of the stream within {after:?}: {what}")]
+    CloseNotConfirmed {
+        /// The URL, credentials removed.
+        url: String,
+        /// The close timeout.
+        after: Duration,
+        /// What was not confirmed.
+        what: String,
+    },
     /// The call is not allowed in the session's state (e.g. `send` before publishing started
     /// or after `close`).
     #[error("not allowed while {0}")]

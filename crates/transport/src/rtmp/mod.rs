@@ -6,23 +6,28 @@
 //!   32-bit wrap).
 //! - [`url`]: `rtmp://[user:pass@]host[:port]/app[/instance]/key[?query]` → `tcUrl`, app,
 //!   stream key; credentials are never printed.
-//! - [`PublisherCore`]: the sans-IO session around rml_rtmp's `Handshake` and
-//!   `ClientSession` — bytes in, bytes and events out, access units in. No sockets, no clocks.
-//! - [`RtmpPublisher`]: the thin tokio driver (TCP, timeouts, backpressure, graceful close).
+//! - `connect`: the handshake and `connect` step every RTMP client session starts with,
+//!   shared by the publisher and the player.
+//! - [`RtmpPublisherCore`]: the sans-IO session around rml_rtmp's `Handshake` and
+//!   `ClientSession` — bytes in, bytes and events out, access units in, its own timeouts. No
+//!   sockets, no clocks.
+//! - [`RtmpPublisher`]: that core under the one session driver ([`crate::session`]).
 //!
 //! ```no_run
 //! # async fn example(track: mpegcoder_transport::VideoTrack,
 //! #                  frames: Vec<mpegcoder_transport::AccessUnit>)
 //! #     -> Result<(), mpegcoder_transport::rtmp::RtmpError> {
 //! use mpegcoder_transport::rtmp::{RtmpOptions, RtmpPublisher};
+//! use mpegcoder_transport::session::Track;
 //!
+//! let tracks = [Track::H264(track)];
 //! let mut publisher =
-//!     RtmpPublisher::connect("rtmp://127.0.0.1/live/cam", &track, RtmpOptions::default())
+//!     RtmpPublisher::connect("rtmp://127.0.0.1/live/cam", &tracks, RtmpOptions::default())
 //!         .await?;
-//! for au in &frames {
+//! for au in frames {
 //!     publisher.send(au).await?; // pace before this call; send itself does not wait for time
 //! }
-//! let stats = publisher.close().await?;
+//! let stats = publisher.close().await?; // confirmed by the server closing its side
 //! println!("{} frames, {} bytes", stats.frames, stats.bytes_written);
 //! # Ok(())
 //! # }
@@ -32,6 +37,7 @@
 //! its chunk serializer leaves 32-bit timestamp wrap to the caller, so this module passes
 //! every media timestamp explicitly and wraps it itself (see [`flv::wire_timestamp`]).
 
+pub(crate) mod connect;
 mod driver;
 #[cfg(test)]
 mod driver_tests;
@@ -44,5 +50,7 @@ pub mod url;
 pub use self::driver::RtmpPublisher;
 pub use self::error::{RtmpError, Step};
 pub use self::options::RtmpOptions;
-pub use self::session::{PublishEvent, PublishState, PublishStats, PublisherCore, ServerStatus};
+pub use self::session::{
+    PublishEvent, PublishState, PublishStats, RtmpPublisherCore, ServerStatus,
+};
 pub use self::url::{RtmpUrl, UrlError};

@@ -7,7 +7,6 @@
 //! request with the server's challenge, which is then reused for every later request.
 
 use std::collections::VecDeque;
-use std::io::IoSlice;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -16,6 +15,11 @@ use bytes::{Bytes, BytesMut};
 use crate::h264::{nal_type, nal_unit_type, AccessUnit, VideoTrack};
 use crate::rtcp::{self, NtpTimestamp, ReportBlock, RtcpPacket, SenderInfo};
 use crate::rtp::{Packetizer, PacketizerConfig, RtpPacket};
+use crate::session::later;
+use crate::session::{
+    Chunks, Media, MediaError, PublisherStats, ReceptionReport, SessionCore, SessionEvent, Track,
+    Transmit,
+};
 use crate::{redact_url, Transport};
 
 use super::auth::{best_challenge, parse_challenges, Authenticator, Challenge};
@@ -25,8 +29,10 @@ use super::message::{response_bytes, Incoming, MessageDecoder, Request, Response
 use super::sdp::{self, SdpParams};
 use super::url::RtspUrl;
 
-/// Settings of an RTSP publisher.
-#[derive(Debug, Clone)]
+/// Settings of an RTSP publisher. Start from [`RtspOptions::default`] and change what differs
+/// with the `with_*` setters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RtspOptions {
     /// TCP interleaved (default) or UDP.
     pub transport: Transport,
@@ -42,6 +48,9 @@ pub struct RtspOptions {
     /// UDP only: at close, how long to wait for a receiver report acknowledging the last
     /// packet before TEARDOWN (default 1 s).
     pub udp_close_wait: Duration,
+    /// After TEARDOWN was answered, how long to wait for the server to close the connection
+    /// once our side is closed (default 1 s; closing with unread data would reset it).
+    pub shutdown_wait: Duration,
     /// Bytes of media the publisher queues before `send` waits (default 1 MiB).
     pub send_queue_bytes: usize,
     /// Put the track's SPS and PPS in front of key frames that carry none in-band (default
@@ -64,6 +73,7 @@ impl Default for RtspOptions {
             default_session_timeout: Duration::from_secs(60),
             sender_report_interval: Duration::from_secs(5),
             udp_close_wait: Duration::from_secs(1),
+            shutdown_wait: Duration::from_secs(1),
             send_queue_bytes: 1 << 20,
             prepend_parameter_sets: true,
             user_agent: concat!("mpegcoder/", env!("CARGO_PKG_VERSION")).to_string(),
@@ -77,6 +87,72 @@ impl RtspOptions {
     /// The options with another transport.
     pub fn with_transport(mut self, transport: Transport) -> Self {
         self.transport = transport;
+        self
+    }
+
+    /// The limit for resolving the host and opening the connection.
+    pub fn with_connect_timeout(mut self, limit: Duration) -> Self {
+        self.connect_timeout = limit;
+        self
+    }
+
+    /// The limit for each request's reply and for a stalled write.
+    pub fn with_request_timeout(mut self, limit: Duration) -> Self {
+        self.request_timeout = limit;
+        self
+    }
+
+    /// The session timeout assumed when the server names none.
+    pub fn with_default_session_timeout(mut self, timeout: Duration) -> Self {
+        self.default_session_timeout = timeout;
+        self
+    }
+
+    /// The interval of RTCP sender reports.
+    pub fn with_sender_report_interval(mut self, interval: Duration) -> Self {
+        self.sender_report_interval = interval;
+        self
+    }
+
+    /// UDP only: the wait at close for a receiver report acknowledging the last packet.
+    pub fn with_udp_close_wait(mut self, wait: Duration) -> Self {
+        self.udp_close_wait = wait;
+        self
+    }
+
+    /// The wait for the server to close the connection after TEARDOWN was answered.
+    pub fn with_shutdown_wait(mut self, wait: Duration) -> Self {
+        self.shutdown_wait = wait;
+        self
+    }
+
+    /// The bytes of media queued before `send` waits.
+    pub fn with_send_queue_bytes(mut self, bytes: usize) -> Self {
+        self.send_queue_bytes = bytes;
+        self
+    }
+
+    /// Whether key frames without in-band SPS/PPS get the track's put in front.
+    pub fn with_prepend_parameter_sets(mut self, prepend: bool) -> Self {
+        self.prepend_parameter_sets = prepend;
+        self
+    }
+
+    /// The `User-Agent` header.
+    pub fn with_user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// The SDP `s=` line.
+    pub fn with_session_name(mut self, name: impl Into<String>) -> Self {
+        self.session_name = name.into();
+        self
+    }
+
+    /// The RTP packetizer settings.
+    pub fn with_packetizer(mut self, packetizer: PacketizerConfig) -> Self {
+        self.packetizer = packetizer;
         self
     }
 }
@@ -146,135 +222,6 @@ pub struct Negotiated {
     pub keepalive: Method,
 }
 
-/// Something the core wants written. Write each one completely, in order.
-#[derive(Debug, Clone)]
-pub enum Transmit {
-    /// Bytes for the RTSP connection: one request, one RTCP frame, or all interleaved RTP
-    /// packets of one access unit (write them with one vectored write).
-    Tcp(TcpChunks),
-    /// RTP datagrams, from our RTP port to `dest`.
-    UdpRtp {
-        /// The server's RTP port.
-        dest: SocketAddr,
-        /// One datagram each.
-        packets: Vec<RtpPacket>,
-    },
-    /// One compound RTCP datagram, from our RTCP port to `dest`.
-    UdpRtcp {
-        /// The server's RTCP port.
-        dest: SocketAddr,
-        /// The datagram.
-        data: Bytes,
-    },
-}
-
-impl Transmit {
-    /// Bytes on the wire.
-    pub fn len(&self) -> usize {
-        match self {
-            Transmit::Tcp(c) => c.len(),
-            Transmit::UdpRtp { packets, .. } => packets.iter().map(RtpPacket::len).sum(),
-            Transmit::UdpRtcp { data, .. } => data.len(),
-        }
-    }
-
-    /// True when there is nothing to write.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-// The large variant is the common one (one per RTP packet); boxing it would allocate per
-// packet, which the zero-copy media path avoids.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone)]
-enum TcpPart {
-    Bytes(Bytes),
-    Interleaved { prefix: [u8; 4], packet: RtpPacket },
-}
-
-/// Bytes for the RTSP connection, zero-copy: RTP packets stay slices of the access unit.
-#[derive(Debug, Clone, Default)]
-pub struct TcpChunks {
-    parts: Vec<TcpPart>,
-    len: usize,
-}
-
-impl TcpChunks {
-    fn bytes(b: Bytes) -> TcpChunks {
-        TcpChunks {
-            len: b.len(),
-            parts: vec![TcpPart::Bytes(b)],
-        }
-    }
-
-    /// Appends an RTP packet as an interleaved frame (RFC 2326 §10.12: `$`, channel, 16-bit
-    /// length, packet).
-    fn push_interleaved(&mut self, channel: u8, packet: RtpPacket) {
-        // The packetizer's payload limit keeps packets under 64 KiB.
-        let len = u16::try_from(packet.len()).unwrap_or(u16::MAX);
-        let [hi, lo] = len.to_be_bytes();
-        self.len += 4 + usize::from(len);
-        self.parts.push(TcpPart::Interleaved {
-            prefix: [b'$', channel, hi, lo],
-            packet,
-        });
-    }
-
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The pieces, in order, for a vectored write.
-    pub fn io_slices<'a>(&'a self, out: &mut Vec<IoSlice<'a>>) {
-        for p in &self.parts {
-            match p {
-                TcpPart::Bytes(b) => out.push(IoSlice::new(b)),
-                TcpPart::Interleaved { prefix, packet } => {
-                    out.push(IoSlice::new(prefix));
-                    packet.io_slices(out);
-                }
-            }
-        }
-    }
-
-    /// The bytes, copied into one buffer.
-    pub fn to_bytes(&self) -> Bytes {
-        let mut out = BytesMut::with_capacity(self.len);
-        for p in &self.parts {
-            match p {
-                TcpPart::Bytes(b) => out.extend_from_slice(b),
-                TcpPart::Interleaved { prefix, packet } => {
-                    out.extend_from_slice(prefix);
-                    packet.write_to(&mut out);
-                }
-            }
-        }
-        out.freeze()
-    }
-}
-
-/// Something that happened, for the driver and the user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Event {
-    /// RECORD was accepted: media may be sent.
-    Recording(Negotiated),
-    /// The server reported on our stream (RTCP receiver report block).
-    ReceiverReport(ReportBlock),
-    /// The server sent an RTCP BYE.
-    ServerBye,
-    /// The session ended: TEARDOWN was answered (or the server closed the connection after
-    /// it). The driver may shut the connection down.
-    Closed,
-}
-
 /// Where the publisher is in the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -293,6 +240,9 @@ pub enum State {
     Draining,
     /// Waiting for the reply to TEARDOWN.
     Teardown,
+    /// TEARDOWN answered: our side of the connection is closed, waiting (briefly) for the
+    /// server to close its side.
+    ShuttingDown,
     /// The session is over.
     Closed,
     /// A fatal error happened.
@@ -342,8 +292,19 @@ pub struct RtspPublisherCore {
     packetizer: Packetizer,
     scratch: Vec<RtpPacket>,
     transmits: VecDeque<Transmit>,
+    /// Bytes of media and requests queued and not yet taken by `poll_transmit`.
     queued: usize,
-    events: VecDeque<Event>,
+    /// Bytes of stream transmits queued or taken but not yet reported written.
+    unwritten: usize,
+    /// Since when bytes have waited to be written without any progress.
+    stall_since: Option<Instant>,
+    bytes_written: u64,
+    events: VecDeque<SessionEvent>,
+    failure: Option<RtspError>,
+    reception: Option<ReceptionReport>,
+    receiver_reports: u64,
+    server_bye: bool,
+    shutdown_deadline: Option<Instant>,
     next_keepalive: Option<Instant>,
     next_sr: Option<Instant>,
     drain_deadline: Option<Instant>,
@@ -362,14 +323,16 @@ impl RtspPublisherCore {
     /// together by the driver; later wall-clock times (for RTCP) are derived from `now`.
     pub fn new(
         url: RtspUrl,
-        track: &VideoTrack,
+        tracks: &[Track],
         opts: RtspOptions,
         conn: ConnectionInfo,
         now: Instant,
         wall: SystemTime,
     ) -> Result<RtspPublisherCore, RtspError> {
-        let packetizer = Packetizer::try_new(opts.packetizer)
-            .map_err(|e| RtspError::Packetize(e.to_string()))?;
+        let Some(track) = tracks.iter().find_map(Track::video) else {
+            return Err(MediaError::NoTrack { kind: "video" }.into());
+        };
+        let packetizer = Packetizer::try_new(opts.packetizer).map_err(RtspError::Packetize)?;
         if opts.transport == Transport::Udp && conn.client_ports.is_none() {
             return Err(RtspError::Protocol {
                 method: Method::Setup,
@@ -396,7 +359,15 @@ impl RtspPublisherCore {
             scratch: Vec::new(),
             transmits: VecDeque::new(),
             queued: 0,
+            unwritten: 0,
+            stall_since: None,
+            bytes_written: 0,
             events: VecDeque::new(),
+            failure: None,
+            reception: None,
+            receiver_reports: 0,
+            server_bye: false,
+            shutdown_deadline: None,
             next_keepalive: None,
             next_sr: None,
             drain_deadline: None,
@@ -450,8 +421,34 @@ impl RtspPublisherCore {
     }
 
     /// The next event.
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
         self.events.pop_front()
+    }
+
+    /// Counters in the form every session reports them.
+    pub fn publisher_stats(&self) -> PublisherStats {
+        PublisherStats {
+            frames: self.frames,
+            bytes: self.packetizer.octets_sent(),
+            bytes_written: self.bytes_written,
+            reception: self.reception,
+            receiver_reports: self.receiver_reports,
+            server_bye: self.server_bye,
+            protocol: crate::session::ProtocolStats::Rtsp(self.stats()),
+            ..PublisherStats::default()
+        }
+    }
+
+    /// `bytes` more of the stream transmits were written to the connection.
+    pub fn handle_written(&mut self, now: Instant, bytes: usize) {
+        self.unwritten = self.unwritten.saturating_sub(bytes);
+        self.bytes_written += bytes as u64;
+        self.stall_since = (self.unwritten > 0).then_some(now);
+    }
+
+    /// The error the session failed with, if it failed.
+    pub fn failure(&self) -> Option<&RtspError> {
+        self.failure.as_ref()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called next.
@@ -463,6 +460,13 @@ impl RtspPublisherCore {
             }
         };
         consider(self.pending.as_ref().map(|p| p.deadline));
+        if !matches!(self.state, State::Closed | State::Failed) {
+            consider(
+                self.stall_since
+                    .map(|t| later(t, self.opts.request_timeout)),
+            );
+        }
+        consider(self.shutdown_deadline);
         match self.state {
             State::Recording => {
                 if self.pending.is_none() {
@@ -483,12 +487,35 @@ impl RtspPublisherCore {
     fn fail(&mut self, e: RtspError) -> RtspError {
         self.state = State::Failed;
         self.pending = None;
+        self.shutdown_deadline = None;
+        self.failure.get_or_insert_with(|| e.clone());
         e
     }
 
-    fn push_transmit(&mut self, t: Transmit) {
-        self.queued += t.len();
+    fn push_transmit(&mut self, now: Instant, t: Transmit) {
+        let len = t.len();
+        self.queued += len;
+        if matches!(t, Transmit::Stream(_)) && len > 0 {
+            self.unwritten += len;
+            self.stall_since.get_or_insert(now);
+        }
         self.transmits.push_back(t);
+    }
+
+    /// TEARDOWN answered (or nothing to tear down): close our side once everything queued is
+    /// written, then wait briefly for the server to close its side.
+    fn start_shutdown(&mut self, now: Instant) {
+        self.pending = None;
+        self.state = State::ShuttingDown;
+        self.push_transmit(now, Transmit::Shutdown);
+        self.shutdown_deadline = Some(later(now, self.opts.shutdown_wait));
+    }
+
+    fn finish_closed(&mut self) {
+        self.state = State::Closed;
+        self.pending = None;
+        self.shutdown_deadline = None;
+        self.events.push_back(SessionEvent::Closed);
     }
 
     fn wall_at(&self, now: Instant) -> SystemTime {
@@ -549,7 +576,13 @@ impl RtspPublisherCore {
             headers,
             body: p.body.clone(),
         };
-        self.push_transmit(Transmit::Tcp(TcpChunks::bytes(req.to_bytes())));
+        tracing::debug!(
+            method = p.method.as_str(),
+            uri = %redact_url(&p.uri),
+            cseq = p.cseq,
+            "RTSP request"
+        );
+        self.push_transmit(now, Transmit::Stream(Chunks::bytes(req.to_bytes())));
         self.pending = Some(p);
     }
 
@@ -596,8 +629,7 @@ impl RtspPublisherCore {
 
     fn send_teardown(&mut self, now: Instant) {
         if self.session.is_none() {
-            self.state = State::Closed;
-            self.events.push_back(Event::Closed);
+            self.start_shutdown(now);
             return;
         }
         self.state = State::Teardown;
@@ -610,7 +642,10 @@ impl RtspPublisherCore {
     /// Handles bytes read from the RTSP connection: replies, requests from the server, and
     /// interleaved RTCP (RFC 2326 §10.12). A fatal error puts the core in [`State::Failed`].
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), RtspError> {
-        if matches!(self.state, State::Failed | State::Closed) {
+        if matches!(
+            self.state,
+            State::Failed | State::Closed | State::ShuttingDown
+        ) {
             return Ok(());
         }
         self.decoder.push(data);
@@ -644,14 +679,18 @@ impl RtspPublisherCore {
                         "OPTIONS" | "GET_PARAMETER" | "SET_PARAMETER" => (200, "OK"),
                         _ => (501, "Not Implemented"),
                     };
+                    tracing::debug!(method = %req.method, status, "RTSP request from the server");
                     let bytes = response_bytes(status, reason, req.headers.cseq());
-                    self.push_transmit(Transmit::Tcp(TcpChunks::bytes(bytes)));
+                    self.push_transmit(now, Transmit::Stream(Chunks::bytes(bytes)));
                 }
                 Incoming::Response(resp) => {
                     if let Err(e) = self.handle_response(now, resp) {
                         return Err(self.fail(e));
                     }
-                    if matches!(self.state, State::Failed | State::Closed) {
+                    if matches!(
+                        self.state,
+                        State::Failed | State::Closed | State::ShuttingDown
+                    ) {
                         return Ok(());
                     }
                 }
@@ -666,14 +705,19 @@ impl RtspPublisherCore {
             return;
         };
         let ssrc = self.packetizer.ssrc();
+        let arrival = NtpTimestamp::from_system_time(self.wall_at(now)).middle32();
         for p in &packets {
             for block in p.report_blocks().iter().filter(|b| b.ssrc == ssrc) {
                 let ext = block.extended_highest_sequence;
                 self.acked = Some(self.acked.map_or(ext, |a| a.max(ext)));
-                self.events.push_back(Event::ReceiverReport(*block));
+                let report = reception_report(block, arrival, 90_000);
+                self.reception = Some(report);
+                self.receiver_reports += 1;
+                self.events.push_back(SessionEvent::ReceiverReport(report));
             }
             if matches!(p, RtcpPacket::Bye { .. }) {
-                self.events.push_back(Event::ServerBye);
+                self.server_bye = true;
+                self.events.push_back(SessionEvent::ServerBye);
             }
         }
         if self.state == State::Draining && self.all_acknowledged() {
@@ -700,12 +744,10 @@ impl RtspPublisherCore {
         let _ = now;
         match self.state {
             State::Closed | State::Failed => Ok(()),
-            State::Teardown | State::Draining => {
+            State::Teardown | State::Draining | State::ShuttingDown => {
                 // Our RTCP BYE was sent: some servers (ffmpeg's listener) end the session on
                 // it and close without waiting for, or answering, TEARDOWN.
-                self.state = State::Closed;
-                self.pending = None;
-                self.events.push_back(Event::Closed);
+                self.finish_closed();
                 Ok(())
             }
             _ => {
@@ -745,6 +787,13 @@ impl RtspPublisherCore {
         if resp.status == 401 {
             return self.handle_unauthorized(now, p, &resp);
         }
+        tracing::debug!(
+            method = p.method.as_str(),
+            cseq = p.cseq,
+            status = resp.status,
+            reason = %resp.reason,
+            "RTSP reply"
+        );
         if let Some(v) = resp.headers.get("Session") {
             if let Some(s) = SessionHeader::parse(v) {
                 self.session = Some(s);
@@ -816,7 +865,7 @@ impl RtspPublisherCore {
                 if let Some(n) = self.negotiated.as_mut() {
                     n.session_timeout = timeout;
                     n.keepalive = self.keepalive;
-                    self.events.push_back(Event::Recording(n.clone()));
+                    self.events.push_back(SessionEvent::Publishing);
                 }
                 Ok(())
             }
@@ -838,14 +887,13 @@ impl RtspPublisherCore {
                 Ok(())
             }
             Method::Teardown => {
-                self.state = State::Closed;
-                self.events.push_back(Event::Closed);
                 if !ok && resp.status != 454 {
                     return Err(RtspError::from_status(
                         self.status_error(&p, &resp),
                         p.with_auth,
                     ));
                 }
+                self.start_shutdown(now);
                 Ok(())
             }
         }
@@ -985,6 +1033,26 @@ impl RtspPublisherCore {
     /// Handles timers: request timeouts, keepalives (RFC 2326 §12.37: within the session
     /// timeout), sender reports (RFC 3550 §6.2), the UDP close wait.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), RtspError> {
+        if matches!(self.state, State::Closed | State::Failed) {
+            return Ok(());
+        }
+        if self
+            .stall_since
+            .is_some_and(|t| now >= later(t, self.opts.request_timeout))
+        {
+            let e = RtspError::Timeout {
+                step: Step::Write,
+                after: self.opts.request_timeout,
+                url: self.url_string(),
+            };
+            return Err(self.fail(e));
+        }
+        if self.shutdown_deadline.is_some_and(|t| now >= t) {
+            // TEARDOWN was answered: the session is over even if the server keeps the
+            // connection open.
+            self.finish_closed();
+            return Ok(());
+        }
         if let Some(p) = &self.pending {
             if now >= p.deadline {
                 let e = RtspError::Timeout {
@@ -1027,7 +1095,7 @@ impl RtspPublisherCore {
         if self.state != State::Recording {
             return Err(RtspError::NotRecording(match self.state {
                 State::Failed => "failed",
-                State::Closed | State::Teardown | State::Draining => "closed",
+                State::Closed | State::Teardown | State::Draining | State::ShuttingDown => "closed",
                 _ => "setup not finished",
             }));
         }
@@ -1051,7 +1119,7 @@ impl RtspPublisherCore {
         packets.clear();
         if let Err(e) = self.packetizer.packetize(au, &mut packets) {
             self.scratch = packets;
-            return Err(RtspError::Packetize(e.to_string()));
+            return Err(RtspError::Packetize(e));
         }
         if self.first_sequence.is_none() {
             self.first_sequence = packets.first().map(RtpPacket::sequence);
@@ -1060,21 +1128,22 @@ impl RtspPublisherCore {
         self.sr_reference = Some((self.packetizer.rtp_timestamp_dts(au), now));
         match transport {
             NegotiatedTransport::Tcp { rtp_channel, .. } => {
-                let mut chunks = TcpChunks {
-                    parts: Vec::with_capacity(packets.len()),
-                    len: 0,
-                };
+                let mut chunks = Chunks::with_capacity(packets.len());
                 for p in packets.drain(..) {
                     chunks.push_interleaved(rtp_channel, p);
                 }
                 self.scratch = packets;
-                self.push_transmit(Transmit::Tcp(chunks));
+                self.push_transmit(now, Transmit::Stream(chunks));
             }
             NegotiatedTransport::Udp { server_rtp, .. } => {
-                self.push_transmit(Transmit::UdpRtp {
-                    dest: server_rtp,
-                    packets,
-                });
+                self.bytes_written += packets.iter().map(|p| p.len() as u64).sum::<u64>();
+                self.push_transmit(
+                    now,
+                    Transmit::RtpDatagrams {
+                        dest: server_rtp,
+                        packets,
+                    },
+                );
             }
         }
         if self.next_sr.is_none() {
@@ -1119,20 +1188,23 @@ impl RtspPublisherCore {
                 if let Some(b) = buf.get_mut(2..4) {
                     b.copy_from_slice(&len.to_be_bytes());
                 }
-                Transmit::Tcp(TcpChunks::bytes(buf.freeze()))
+                Transmit::Stream(Chunks::bytes(buf.freeze()))
             }
-            Some(NegotiatedTransport::Udp { server_rtcp, .. }) => Transmit::UdpRtcp {
-                dest: server_rtcp,
-                data: buf.freeze(),
-            },
+            Some(NegotiatedTransport::Udp { server_rtcp, .. }) => {
+                self.bytes_written += buf.len() as u64;
+                Transmit::RtcpDatagram {
+                    dest: server_rtcp,
+                    data: buf.freeze(),
+                }
+            }
             None => return,
         };
-        self.push_transmit(t);
+        self.push_transmit(now, t);
     }
 
     /// Ends the session: RTCP BYE, then (UDP) a bounded wait for the server's receiver report
     /// to acknowledge the last packet, then TEARDOWN. The session is over at
-    /// [`Event::Closed`]. Calling it again, or after a failure, does nothing.
+    /// [`SessionEvent::Closed`]. Calling it again, or after a failure, does nothing.
     pub fn close(&mut self, now: Instant) -> Result<(), RtspError> {
         match self.state {
             State::Recording => {
@@ -1167,16 +1239,118 @@ impl RtspPublisherCore {
                 self.send_teardown(now);
                 Ok(())
             }
-            State::Draining | State::Teardown | State::Closed | State::Failed => Ok(()),
+            State::Draining
+            | State::Teardown
+            | State::ShuttingDown
+            | State::Closed
+            | State::Failed => Ok(()),
         }
     }
 }
 
-/// `now + d`, saturating far in the future instead of overflowing.
-fn later(now: Instant, d: Duration) -> Instant {
-    now.checked_add(d)
-        .or_else(|| now.checked_add(Duration::from_secs(86_400 * 365)))
-        .unwrap_or(now)
+/// What a receiver report block says, in units a user reads: RFC 3550 §6.4.1 gives the loss
+/// fraction in 1/256, the jitter in timestamp units, and the round trip as the arrival time
+/// minus LSR minus DLSR, all three in 1/65536 s (the middle 32 bits of NTP time).
+fn reception_report(block: &ReportBlock, arrival: u32, clock_rate: u32) -> ReceptionReport {
+    let round_trip = (block.last_sr != 0)
+        .then(|| {
+            arrival
+                .wrapping_sub(block.last_sr)
+                .wrapping_sub(block.delay_since_last_sr)
+        })
+        // A "negative" round trip (clocks or a bad report): none.
+        .filter(|units| *units < 0x8000_0000)
+        .map(|units| Duration::from_nanos(u64::from(units) * 1_000_000_000 / 65_536));
+    ReceptionReport {
+        fraction_lost: f64::from(block.fraction_lost) / 256.0,
+        cumulative_lost: i64::from(block.cumulative_lost),
+        jitter: Duration::from_nanos(
+            u64::from(block.jitter) * 1_000_000_000 / u64::from(clock_rate.max(1)),
+        ),
+        round_trip,
+        extended_highest_sequence: block.extended_highest_sequence,
+    }
+}
+
+impl SessionCore for RtspPublisherCore {
+    type Error = RtspError;
+    type Info = Negotiated;
+
+    fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), RtspError> {
+        RtspPublisherCore::handle_input(self, now, data)
+    }
+
+    fn handle_datagram(&mut self, now: Instant, data: &[u8]) {
+        self.handle_rtcp(now, data);
+    }
+
+    fn handle_eof(&mut self, now: Instant) -> Result<(), RtspError> {
+        RtspPublisherCore::handle_eof(self, now)
+    }
+
+    fn handle_written(&mut self, now: Instant, bytes: usize) {
+        RtspPublisherCore::handle_written(self, now, bytes);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), RtspError> {
+        RtspPublisherCore::handle_timeout(self, now)
+    }
+
+    fn handle_io_error(
+        &mut self,
+        _now: Instant,
+        during: &'static str,
+        error: std::io::Error,
+    ) -> RtspError {
+        let e = RtspError::io(during, &self.url_string(), error);
+        self.fail(e)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        RtspPublisherCore::poll_timeout(self)
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        RtspPublisherCore::poll_transmit(self)
+    }
+
+    fn poll_event(&mut self) -> Option<SessionEvent> {
+        RtspPublisherCore::poll_event(self)
+    }
+
+    fn can_send(&self) -> bool {
+        RtspPublisherCore::can_send(self)
+    }
+
+    fn send(&mut self, now: Instant, media: &Media) -> Result<(), RtspError> {
+        match media {
+            Media::H264(au) => RtspPublisherCore::send(self, now, au),
+        }
+    }
+
+    fn close(&mut self, now: Instant) -> Result<(), RtspError> {
+        RtspPublisherCore::close(self, now)
+    }
+
+    fn failure(&self) -> Option<&RtspError> {
+        self.failure.as_ref()
+    }
+
+    fn info(&self) -> Option<Negotiated> {
+        self.negotiated.clone()
+    }
+
+    fn publisher_stats(&self) -> PublisherStats {
+        RtspPublisherCore::publisher_stats(self)
+    }
+
+    fn closed_error(&self) -> RtspError {
+        RtspError::NotRecording("closed")
+    }
+
+    fn url(&self) -> String {
+        self.url_string()
+    }
 }
 
 /// The `a=control` of our one track.

@@ -15,6 +15,7 @@ use super::*;
 use crate::rtsp::auth::{digest_response, parse_challenges, Challenge};
 use crate::rtsp::message::{parse_message, Incoming};
 use crate::rtsp::url::RtspUrl;
+use crate::session::Track;
 use crate::TimeBase;
 
 const SPS: &[u8] = &[
@@ -53,7 +54,7 @@ fn conn(transport: Transport) -> ConnectionInfo {
 fn new_core(url: &str, transport: Transport, t0: Instant) -> RtspPublisherCore {
     RtspPublisherCore::new(
         RtspUrl::parse(url).unwrap(),
-        &track(),
+        &[Track::from(track())],
         options(transport),
         conn(transport),
         t0,
@@ -81,13 +82,18 @@ enum Out {
     Tcp(Vec<u8>),
     UdpRtp(String, Vec<Vec<u8>>),
     UdpRtcp(String, Vec<u8>),
+    Shutdown,
 }
 
 fn drain(core: &mut RtspPublisherCore) -> Vec<Out> {
     let mut out = Vec::new();
     while let Some(t) = core.poll_transmit() {
+        // As a driver would: every byte of the connection is written at once.
+        if let Transmit::Stream(c) = &t {
+            core.handle_written(origin(), c.len());
+        }
         out.push(match t {
-            Transmit::Tcp(c) => {
+            Transmit::Stream(c) => {
                 let mut v = Vec::new();
                 let mut slices = Vec::new();
                 c.io_slices(&mut slices);
@@ -98,17 +104,18 @@ fn drain(core: &mut RtspPublisherCore) -> Vec<Out> {
                 assert_eq!(&v[..], &c.to_bytes()[..]);
                 Out::Tcp(v)
             }
-            Transmit::UdpRtp { dest, packets } => Out::UdpRtp(
+            Transmit::RtpDatagrams { dest, packets } => Out::UdpRtp(
                 dest.to_string(),
                 packets.iter().map(|p| p.to_bytes().to_vec()).collect(),
             ),
-            Transmit::UdpRtcp { dest, data } => Out::UdpRtcp(dest.to_string(), data.to_vec()),
+            Transmit::RtcpDatagram { dest, data } => Out::UdpRtcp(dest.to_string(), data.to_vec()),
+            Transmit::Shutdown => Out::Shutdown,
         });
     }
     out
 }
 
-fn events(core: &mut RtspPublisherCore) -> Vec<Event> {
+fn events(core: &mut RtspPublisherCore) -> Vec<SessionEvent> {
     std::iter::from_fn(|| core.poll_event()).collect()
 }
 
@@ -207,7 +214,7 @@ fn recording(transport: Transport, t0: Instant) -> RtspPublisherCore {
     assert!(drain(&mut core).is_empty());
     assert!(matches!(
         events(&mut core).as_slice(),
-        [Event::Recording(_)]
+        [SessionEvent::Publishing]
     ));
     core
 }
@@ -297,9 +304,10 @@ fn tcp_happy_path() {
 
     core.handle_input(t0, &reply(4, SESSION)).unwrap();
     let ev = events(&mut core);
-    let [Event::Recording(n)] = ev.as_slice() else {
+    let [SessionEvent::Publishing] = ev.as_slice() else {
         panic!("{ev:?}")
     };
+    let n = core.negotiated().unwrap().clone();
     assert_eq!(n.session_id, "4711abc");
     assert_eq!(n.session_timeout, Duration::from_secs(30));
     assert_eq!(n.keepalive, Method::GetParameter);
@@ -354,7 +362,11 @@ fn tcp_happy_path() {
     assert_eq!(r.header("Session"), Some("4711abc"));
     assert_eq!(core.state(), State::Teardown);
     core.handle_input(t0, &reply(r.cseq(), "")).unwrap();
-    assert_eq!(events(&mut core), vec![Event::Closed]);
+    // TEARDOWN answered: our side closes, and the server closing its side ends the session.
+    assert_eq!(drain(&mut core), vec![Out::Shutdown]);
+    assert_eq!(core.state(), State::ShuttingDown);
+    core.handle_eof(t0).unwrap();
+    assert_eq!(events(&mut core), vec![SessionEvent::Closed]);
     assert_eq!(core.state(), State::Closed);
     let stats = core.stats();
     assert_eq!(stats.frames, 2);
@@ -381,9 +393,10 @@ fn udp_happy_path_waits_for_the_receiver_report() {
     drain(&mut core);
     core.handle_input(t0, &reply(4, "")).unwrap();
     let ev = events(&mut core);
-    let [Event::Recording(n)] = ev.as_slice() else {
+    let [SessionEvent::Publishing] = ev.as_slice() else {
         panic!("{ev:?}")
     };
+    let n = core.negotiated().unwrap().clone();
     assert_eq!(
         n.transport,
         NegotiatedTransport::Udp {
@@ -410,7 +423,7 @@ fn udp_happy_path_waits_for_the_receiver_report() {
                 assert_eq!(dest, "127.0.0.1:6001");
                 assert_eq!(rtcp_types(data), vec![200, 202]);
             }
-            Out::Tcp(_) => panic!("media over TCP"),
+            Out::Tcp(_) | Out::Shutdown => panic!("media over TCP"),
         }
     }
     let last_ext = u32::from(FIRST_SEQ) + sent as u32 - 1;
@@ -434,9 +447,17 @@ fn udp_happy_path_waits_for_the_receiver_report() {
     assert_eq!(r.method, "TEARDOWN");
     let ev = events(&mut core);
     assert_eq!(ev.len(), 2);
-    assert!(matches!(ev[1], Event::ReceiverReport(b) if b.extended_highest_sequence == last_ext));
+    assert!(
+        matches!(ev[1], SessionEvent::ReceiverReport(b) if b.extended_highest_sequence == last_ext)
+    );
     core.handle_input(t1, &reply(r.cseq(), "")).unwrap();
-    assert_eq!(events(&mut core), vec![Event::Closed]);
+    assert_eq!(drain(&mut core), vec![Out::Shutdown]);
+    // A server that keeps the connection open after answering TEARDOWN: the session is over
+    // after the shutdown wait all the same.
+    assert!(events(&mut core).is_empty());
+    assert_eq!(core.poll_timeout(), Some(t1 + Duration::from_secs(1)));
+    core.handle_timeout(t1 + Duration::from_secs(1)).unwrap();
+    assert_eq!(events(&mut core), vec![SessionEvent::Closed]);
 }
 
 #[test]
@@ -457,7 +478,7 @@ fn udp_close_without_receiver_report_times_out_then_tears_down() {
     assert_eq!(as_request(&outs[1]).method, "TEARDOWN");
     // A server that closes instead of answering TEARDOWN still ends the session cleanly.
     core.handle_eof(deadline).unwrap();
-    assert_eq!(events(&mut core), vec![Event::Closed]);
+    assert_eq!(events(&mut core), vec![SessionEvent::Closed]);
     assert_eq!(core.state(), State::Closed);
 }
 
@@ -828,7 +849,7 @@ fn keepalive_timing_on_virtual_time() {
 
 /// A scripted session with interleaved data, RTCP and a server request among the replies.
 /// Returns everything observable.
-fn scripted(chunks: &[Vec<Vec<u8>>]) -> (Vec<Out>, Vec<Event>, State, Option<String>) {
+fn scripted(chunks: &[Vec<Vec<u8>>]) -> (Vec<Out>, Vec<SessionEvent>, State, Option<String>) {
     let t0 = origin();
     let mut core = new_core(URL, Transport::Tcp, t0);
     let mut outs = drain(&mut core);
@@ -847,6 +868,11 @@ fn scripted(chunks: &[Vec<Vec<u8>>]) -> (Vec<Out>, Vec<Event>, State, Option<Str
             core.close(t0).unwrap();
             outs.extend(drain(&mut core));
         }
+    }
+    // The server closes after answering TEARDOWN.
+    if core.state() == State::ShuttingDown {
+        core.handle_eof(t0).unwrap();
+        evs.extend(events(&mut core));
     }
     (outs, evs, core.state(), err)
 }
@@ -887,15 +913,18 @@ fn interleaved_data_and_server_requests_between_replies() {
     let rr: Vec<u32> = evs
         .iter()
         .filter_map(|e| match e {
-            Event::ReceiverReport(b) => Some(b.extended_highest_sequence),
+            SessionEvent::ReceiverReport(b) => Some(b.extended_highest_sequence),
             _ => None,
         })
         .collect();
     // The RR on channel 1 before RECORD's reply is read too (the channel is known after
     // SETUP); data on other channels is skipped.
     assert_eq!(rr, vec![3, u32::from(FIRST_SEQ) + 3]);
-    assert!(matches!(evs.get(1), Some(Event::Recording(_))), "{evs:?}");
-    assert_eq!(evs.last(), Some(&Event::Closed));
+    assert!(
+        matches!(evs.get(1), Some(SessionEvent::Publishing)),
+        "{evs:?}"
+    );
+    assert_eq!(evs.last(), Some(&SessionEvent::Closed));
 }
 
 #[test]
@@ -1030,5 +1059,7 @@ fn absurd_session_timeout_from_the_server_is_capped() {
     core.handle_input(t0, &reply(3, huge)).unwrap();
     core.handle_input(t0, &reply(4, "")).unwrap();
     assert_eq!(core.state(), State::Recording);
+    // The requests were written (a driver writes what the core queues).
+    drain(&mut core);
     assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(43_200)));
 }

@@ -5,9 +5,12 @@
 //! malformed reply.
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::net::ConnectError;
+use crate::rtp::RtpError;
+use crate::session::MediaError;
 
 /// An RTSP request method the publisher sends (RFC 2326 §10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,10 +54,6 @@ impl fmt::Display for Method {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Step {
-    /// Resolving the host name.
-    Resolve,
-    /// Opening the TCP connection.
-    Connect,
     /// Waiting for the reply to a request.
     Request(Method),
     /// Writing to the connection (the server stopped reading).
@@ -66,8 +65,6 @@ pub enum Step {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Step::Resolve => f.write_str("resolving the host"),
-            Step::Connect => f.write_str("connecting"),
             Step::Request(m) => write!(f, "waiting for the reply to {m}"),
             Step::Write => f.write_str("writing to the server"),
             Step::Shutdown => f.write_str("closing the connection"),
@@ -112,24 +109,9 @@ pub enum RtspError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The host name could not be resolved.
-    #[error("cannot resolve {host} (from {url}): {source}")]
-    Dns {
-        /// The host name.
-        host: String,
-        /// The URL, without credentials.
-        url: String,
-        /// The resolver's error.
-        source: Arc<std::io::Error>,
-    },
-    /// The server refused the TCP connection (nothing listens on the port).
-    #[error("connection to {addr} refused (from {url})")]
-    ConnectionRefused {
-        /// The address that refused.
-        addr: SocketAddr,
-        /// The URL, without credentials.
-        url: String,
-    },
+    /// The connection could not be opened (DNS, refused, timed out).
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     /// A network step took longer than its configured time.
     #[error("timed out after {after:?} {step} ({url})")]
     Timeout {
@@ -200,18 +182,22 @@ pub enum RtspError {
         url: String,
     },
     /// An I/O error on the connection or the UDP sockets.
-    #[error("I/O error {during} ({url}): {source}")]
+    #[error("I/O error {during} ({url})")]
     Io {
         /// What the publisher was doing.
         during: &'static str,
         /// The URL, without credentials.
         url: String,
         /// The error.
+        #[source]
         source: Arc<std::io::Error>,
     },
+    /// A media unit was refused before it was queued; the session goes on.
+    #[error(transparent)]
+    Media(#[from] MediaError),
     /// The access unit could not be packetized.
-    #[error("cannot packetize access unit: {0}")]
-    Packetize(String),
+    #[error("cannot packetize the access unit")]
+    Packetize(#[source] RtpError),
     /// The publisher is not recording (closed, failed, or not set up yet).
     #[error("the publisher is not recording ({0})")]
     NotRecording(&'static str),

@@ -7,8 +7,8 @@
 //!   [`poll_event`](RtspPublisherCore::poll_event),
 //!   [`poll_timeout`](RtspPublisherCore::poll_timeout)), media in
 //!   ([`send`](RtspPublisherCore::send)). It never reads a clock or touches a socket.
-//! - [`RtspPublisher`]: a thin tokio driver around it (a background task owning the socket,
-//!   fed through a bounded channel).
+//! - [`RtspPublisher`]: that core under the one session driver ([`crate::session`]): a task
+//!   owning the connection, fed through a bounded channel.
 //!
 //! What the publisher does, in order: OPTIONS (learns whether the server takes GET_PARAMETER
 //! as a keepalive) → ANNOUNCE with the SDP of the track (RFC 6184 §8.2: packetization-mode=1,
@@ -28,16 +28,17 @@
 //! #               frames: Vec<mpegcoder_transport::AccessUnit>)
 //! #               -> Result<(), mpegcoder_transport::rtsp::RtspError> {
 //! use mpegcoder_transport::rtsp::{RtspOptions, RtspPublisher};
-//! use mpegcoder_transport::Transport;
+//! use mpegcoder_transport::{Track, Transport};
 //!
 //! let options = RtspOptions::default().with_transport(Transport::Tcp);
+//! let tracks = [Track::H264(track)];
 //! let mut publisher =
-//!     RtspPublisher::connect("rtsp://user:pass@127.0.0.1:8554/cam", &track, options).await?;
-//! for au in &frames {
+//!     RtspPublisher::connect("rtsp://user:pass@127.0.0.1:8554/cam", &tracks, options).await?;
+//! for au in frames {
 //!     publisher.send(au).await?; // waits only when the send queue is full
 //! }
-//! let stats = publisher.close().await?;
-//! println!("{} frames, {} RTP packets", stats.frames, stats.packets);
+//! let stats = publisher.close().await?; // BYE, TEARDOWN, and its reply
+//! println!("{} frames, {} bytes", stats.frames, stats.bytes);
 //! # Ok(())
 //! # }
 //! ```
@@ -52,8 +53,8 @@ pub mod sdp;
 pub mod url;
 
 pub use self::core::{
-    ConnectionInfo, Event, Negotiated, NegotiatedTransport, PublishStats, RtspOptions,
-    RtspPublisherCore, State, TcpChunks, Transmit,
+    ConnectionInfo, Negotiated, NegotiatedTransport, PublishStats, RtspOptions, RtspPublisherCore,
+    State,
 };
 pub use driver::RtspPublisher;
 pub use error::{Method, RtspError, StatusError, Step};

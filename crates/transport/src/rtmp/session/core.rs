@@ -1,22 +1,27 @@
-//! The sans-IO publish session: rml_rtmp's `Handshake` and `ClientSession` plus FLV tags.
+//! The sans-IO publish session: the shared RTMP connection step, then `createStream`,
+//! `publish` and FLV tags over rml_rtmp's `ClientSession`.
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::time::Instant;
 
 use bytes::Bytes;
-use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
-    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
-    PublishRequestType, StreamMetadata,
+    ClientSession, ClientSessionEvent, ClientSessionResult, PublishRequestType, StreamMetadata,
 };
 use rml_rtmp::time::RtmpTimestamp;
 
-use super::status::{ServerStatus, StatusReader, TapEvent};
+use super::status::{ServerStatus, TapEvent};
 use crate::h264::{nal_type, nal_unit_type, AccessUnit, AvcDecoderConfig, VideoTrack};
+use crate::rtmp::connect::{ClientConnection, ConnectFailure};
 use crate::rtmp::error::{RtmpError, Step};
 use crate::rtmp::flv::{self, FlvError, FrameType, TagTimeline};
 use crate::rtmp::options::RtmpOptions;
 use crate::rtmp::url::RtmpUrl;
+use crate::session::later;
+use crate::session::{
+    Chunks, Media, MediaError, PublisherStats, SessionCore, SessionEvent, Track, Transmit,
+};
 use crate::TimeBase;
 
 /// Where a publish session is.
@@ -29,9 +34,12 @@ pub enum PublishState {
     Connecting,
     /// `createStream`/`publish` sent, waiting for `NetStream.Publish.Start`.
     RequestingPublish,
-    /// Publishing: [`PublisherCore::send`] is allowed.
+    /// Publishing: [`RtmpPublisherCore::send`] is allowed.
     Publishing,
-    /// `close` done: end of sequence and `deleteStream` queued.
+    /// `close` called: end of sequence, `deleteStream` and the end of our side of the
+    /// connection are queued; waiting for the server to close its side.
+    Closing,
+    /// The session is over.
     Closed,
     /// The session failed; every call returns the error.
     Failed,
@@ -45,7 +53,7 @@ impl PublishState {
             PublishState::Connecting => Step::Connect,
             PublishState::RequestingPublish => Step::Publish,
             PublishState::Publishing | PublishState::Failed => Step::Streaming,
-            PublishState::Closed => Step::Closing,
+            PublishState::Closing | PublishState::Closed => Step::Closing,
         }
     }
 }
@@ -67,6 +75,8 @@ pub enum PublishEvent {
         /// The sequence number the server sent.
         bytes: u32,
     },
+    /// The server closed its side after ours: the session is over.
+    Closed,
 }
 
 /// Counters of a publish session.
@@ -91,37 +101,46 @@ pub struct PublishStats {
     pub last_dts_ms: Option<i64>,
     /// The last acknowledgement's sequence number from the server, if any.
     pub server_acknowledged: Option<u32>,
-    /// Bytes written to the socket (set by the driver; 0 for a bare core).
+    /// Bytes reported written to the connection.
     pub bytes_written: u64,
-    /// True when the server closed its side after `close` within the close timeout (set by
-    /// the driver).
+    /// True when the server closed its side after `close`: it read everything we sent.
     pub closed_cleanly: bool,
 }
 
 /// The sans-IO RTMP publisher: bytes in ([`handle_input`](Self::handle_input)), bytes out
 /// ([`poll_transmit`](Self::poll_transmit)), events out ([`poll_event`](Self::poll_event)),
-/// media in ([`send`](Self::send)), [`close`](Self::close). No sockets, no clocks: timeouts
-/// belong to the driver, which can read [`state`](Self::state).
+/// media in ([`send`](Self::send)), [`close`](Self::close), and its own deadlines
+/// ([`poll_timeout`](Self::poll_timeout), [`handle_timeout`](Self::handle_timeout)). No
+/// sockets, no clock: every call takes `now`.
 ///
 /// Flow: `new` queues C0+C1; the handshake's completion queues C2 and `connect` (with `app`
 /// and `tcUrl`); `NetConnection.Connect.Success` queues Window Acknowledgement Size, Set Chunk
 /// Size and `createStream`; its result queues `publish(key, "live")`; `NetStream.Publish.Start`
 /// queues `@setDataFrame onMetaData` and raises [`PublishEvent::Publishing`]. The AVC sequence
-/// header goes out right before the first frame, with that frame's timestamp.
+/// header goes out right before the first frame, with that frame's timestamp. `close` queues
+/// the AVC end of sequence, `deleteStream` and [`Transmit::Shutdown`]; the server closing its
+/// side then ends the session ([`PublishEvent::Closed`]).
+///
+/// Timeouts: the handshake ([`RtmpOptions::handshake_timeout`]), each command round trip
+/// ([`RtmpOptions::command_timeout`]), a write that makes no progress
+/// ([`RtmpOptions::send_timeout`]) and the close ([`RtmpOptions::close_timeout`]).
 ///
 /// Every timestamp given to rml_rtmp for media is explicit (tag timestamps from the access
 /// units). rml_rtmp stamps its own command, control and metadata messages with its wall-clock
 /// session time; those never share a chunk stream with video (csid 4 for video only), so
 /// video timestamps stay exactly as computed here.
-pub struct PublisherCore {
+pub struct RtmpPublisherCore {
     url: RtmpUrl,
+    options: RtmpOptions,
     state: PublishState,
-    handshake: Option<Handshake>,
-    session: Option<ClientSession>,
-    session_config: ClientSessionConfig,
-    tap: StatusReader,
-    transmit: VecDeque<Bytes>,
+    conn: ClientConnection,
+    transmit: VecDeque<Transmit>,
     queued: usize,
+    /// Bytes queued or taken but not reported written.
+    unwritten: usize,
+    stall_since: Option<Instant>,
+    /// The deadline of the current setup step or of the close.
+    step_deadline: Option<Instant>,
     events: VecDeque<PublishEvent>,
     error: Option<RtmpError>,
     metadata: StreamMetadata,
@@ -129,11 +148,12 @@ pub struct PublisherCore {
     sequence_header_sent: bool,
     timeline: TagTimeline,
     stats: PublishStats,
+    last_status: Option<ServerStatus>,
 }
 
-impl fmt::Debug for PublisherCore {
+impl fmt::Debug for RtmpPublisherCore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PublisherCore")
+        f.debug_struct("RtmpPublisherCore")
             .field("url", &self.url)
             .field("state", &self.state)
             .field("queued", &self.queued)
@@ -143,14 +163,19 @@ impl fmt::Debug for PublisherCore {
     }
 }
 
-impl PublisherCore {
-    /// A session publishing `track` to `url`; C0+C1 are queued for transmission.
+impl RtmpPublisherCore {
+    /// A session publishing `tracks` to `url`; C0+C1 are queued for transmission and the
+    /// handshake's deadline starts at `now`.
     pub fn new(
         url: RtmpUrl,
-        track: &VideoTrack,
+        tracks: &[Track],
         options: &RtmpOptions,
-    ) -> Result<PublisherCore, RtmpError> {
-        options.validate().map_err(RtmpError::InvalidOptions)?;
+        now: Instant,
+    ) -> Result<RtmpPublisherCore, RtmpError> {
+        options.validate()?;
+        let Some(track) = tracks.iter().find_map(Track::video) else {
+            return Err(MediaError::NoTrack { kind: "video" }.into());
+        };
         let avc = track.avc_config().map_err(|source| RtmpError::Track {
             url: url.redacted(),
             source,
@@ -163,36 +188,38 @@ impl PublisherCore {
             },
             other => RtmpError::InvalidAccessUnit(other),
         })?;
-        let mut session_config = ClientSessionConfig::new();
-        session_config.chunk_size = options.chunk_size;
-        session_config.flash_version = options.flash_version.clone();
-        session_config.tc_url = Some(url.tc_url());
-        let mut handshake = Handshake::new(PeerType::Client);
-        let c0c1 = handshake
-            .generate_outbound_p0_and_p1()
-            .map_err(|e| RtmpError::Handshake {
-                url: url.redacted(),
-                reason: e.to_string(),
-            })?;
-        let mut core = PublisherCore {
+        let (conn, c0c1) =
+            ClientConnection::start(&url, &options.flash_version, Some(options.chunk_size))
+                .map_err(|e| connect_error(&url, Step::Handshake, e))?;
+        let mut core = RtmpPublisherCore {
             metadata: metadata_for(track),
             url,
+            options: options.clone(),
             state: PublishState::Handshaking,
-            handshake: Some(handshake),
-            session: None,
-            session_config,
-            tap: StatusReader::new(),
+            conn,
             transmit: VecDeque::new(),
             queued: 0,
+            unwritten: 0,
+            stall_since: None,
+            step_deadline: Some(later(now, options.handshake_timeout)),
             events: VecDeque::new(),
             error: None,
             avc,
             sequence_header_sent: false,
             timeline: TagTimeline::new(),
             stats: PublishStats::default(),
+            last_status: None,
         };
-        core.queue(c0c1);
+        core.queue(now, c0c1);
         Ok(core)
+    }
+
+    /// Starts the handshake's deadline again at `now` (when the connection opened after the
+    /// core was made).
+    pub fn restart_handshake_deadline(&mut self, now: Instant) {
+        if self.state == PublishState::Handshaking {
+            self.step_deadline = Some(later(now, self.options.handshake_timeout));
+        }
     }
 
     /// The URL (prints without credentials).
@@ -225,34 +252,141 @@ impl PublisherCore {
         self.queued
     }
 
-    /// The next bytes to write to the server, in order. Every byte must be written, in order.
-    pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        let b = self.transmit.pop_front()?;
-        self.queued -= b.len();
-        Some(b)
+    /// True when publishing and the queue is under [`RtmpOptions::max_queued_bytes`] (one
+    /// access unit is always accepted into an empty queue, whatever its size).
+    pub fn can_send(&self) -> bool {
+        self.state == PublishState::Publishing
+            && (self.queued == 0 || self.queued < self.options.max_queued_bytes)
+    }
+
+    /// The next thing to write to the server. Every byte must be written, in order.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        let t = self.transmit.pop_front()?;
+        self.queued = self.queued.saturating_sub(t.len());
+        Some(t)
     }
 
     /// The next event.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<PublishEvent> {
         self.events.pop_front()
     }
 
-    /// Marks the session failed (e.g. by the driver on a socket error or timeout).
-    pub fn fail(&mut self, error: RtmpError) {
-        if self.error.is_none() {
-            self.error = Some(error);
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if matches!(self.state, PublishState::Closed | PublishState::Failed) {
+            return None;
         }
+        let stall = self
+            .stall_since
+            .map(|t| later(t, self.options.send_timeout));
+        match (stall, self.step_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Handles the deadlines: a setup step or the close that did not finish, or a write that
+    /// made no progress for [`RtmpOptions::send_timeout`] (the server stopped reading).
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), RtmpError> {
+        self.check_usable()?;
+        if matches!(self.state, PublishState::Closed) {
+            return Ok(());
+        }
+        if self.state == PublishState::Closing && self.step_deadline.is_some_and(|t| now >= t) {
+            let what = if self.unwritten > 0 {
+                format!(
+                    "{} bytes were still unwritten (the server stopped reading)",
+                    self.unwritten
+                )
+            } else {
+                "it did not close the connection after deleteStream".to_string()
+            };
+            let e = RtmpError::CloseNotConfirmed {
+                url: self.url.redacted(),
+                after: self.options.close_timeout,
+                what,
+            };
+            return Err(self.fail_with(e));
+        }
+        if self
+            .stall_since
+            .is_some_and(|t| now >= later(t, self.options.send_timeout))
+        {
+            let e = RtmpError::Timeout {
+                url: self.url.redacted(),
+                step: self.state.step(),
+                after: self.options.send_timeout,
+            };
+            return Err(self.fail_with(e));
+        }
+        if self.step_deadline.is_some_and(|t| now >= t) {
+            let after = match self.state {
+                PublishState::Handshaking => self.options.handshake_timeout,
+                _ => self.options.command_timeout,
+            };
+            let e = RtmpError::Timeout {
+                url: self.url.redacted(),
+                step: self.state.step(),
+                after,
+            };
+            return Err(self.fail_with(e));
+        }
+        Ok(())
+    }
+
+    /// `bytes` more of the transmits were written to the connection.
+    pub fn handle_written(&mut self, now: Instant, bytes: usize) {
+        self.unwritten = self.unwritten.saturating_sub(bytes);
+        self.stats.bytes_written += bytes as u64;
+        self.stall_since = (self.unwritten > 0).then_some(now);
+    }
+
+    /// The server closed the connection: the end of a session being closed, an error
+    /// otherwise.
+    pub fn handle_eof(&mut self, now: Instant) -> Result<(), RtmpError> {
+        let _ = now;
+        self.check_usable()?;
+        match self.state {
+            PublishState::Closing => {
+                self.state = PublishState::Closed;
+                self.step_deadline = None;
+                self.stats.closed_cleanly = true;
+                self.events.push_back(PublishEvent::Closed);
+                Ok(())
+            }
+            PublishState::Closed => Ok(()),
+            state => {
+                let e = RtmpError::ConnectionClosed {
+                    url: self.url.redacted(),
+                    step: state.step(),
+                };
+                Err(self.fail_with(e))
+            }
+        }
+    }
+
+    /// Marks the session failed (a socket error or a timeout seen by the driver).
+    pub fn fail(&mut self, error: RtmpError) {
+        self.fail_with(error);
+    }
+
+    fn fail_with(&mut self, error: RtmpError) -> RtmpError {
+        let e = self.error.get_or_insert(error).clone();
         self.state = PublishState::Failed;
+        self.step_deadline = None;
+        self.stall_since = None;
+        e
     }
 
     /// Processes bytes received from the server (any split: partial chunks are buffered).
-    pub fn handle_input(&mut self, data: &[u8]) -> Result<(), RtmpError> {
-        if let Some(e) = &self.error {
-            return Err(e.clone());
-        }
-        let result = self.handle_input_inner(data);
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), RtmpError> {
+        self.check_usable()?;
+        let result = self.handle_input_inner(now, data);
         if let Err(e) = &result {
-            self.fail(e.clone());
+            self.fail_with(e.clone());
         }
         result
     }
@@ -262,7 +396,7 @@ impl PublisherCore {
     /// Access-unit delimiters are dropped. In-band SPS/PPS stay in the tag; when they differ
     /// from the current ones a new sequence header goes out first. Errors about the access unit
     /// itself ([`RtmpError::InvalidAccessUnit`]) leave the session unchanged.
-    pub fn send(&mut self, au: &AccessUnit) -> Result<(), RtmpError> {
+    pub fn send(&mut self, now: Instant, au: &AccessUnit) -> Result<(), RtmpError> {
         self.check_usable()?;
         if self.state != PublishState::Publishing {
             return Err(RtmpError::InvalidState(state_name(self.state)));
@@ -305,11 +439,11 @@ impl PublisherCore {
         }
         if !self.sequence_header_sent {
             let header = flv::sequence_header_body(&self.avc)?;
-            self.publish_video(header, time.timestamp)?;
+            self.publish_video(now, header, time.timestamp)?;
             self.sequence_header_sent = true;
             self.stats.sequence_headers += 1;
         }
-        self.publish_video(body, time.timestamp)?;
+        self.publish_video(now, body, time.timestamp)?;
         self.stats.frames += 1;
         if frame == FrameType::Key {
             self.stats.key_frames += 1;
@@ -319,29 +453,36 @@ impl PublisherCore {
         Ok(())
     }
 
-    /// Ends publishing: queues the AVC end-of-sequence tag (if any frame was sent) and
-    /// `deleteStream` (rml_rtmp's `stop_publishing`). The driver then flushes, shuts down its
-    /// write side and drains the connection. Idempotent.
-    pub fn close(&mut self) -> Result<(), RtmpError> {
+    /// Ends publishing: queues the AVC end-of-sequence tag (if any frame was sent),
+    /// `deleteStream` (rml_rtmp's `stop_publishing`) and the end of our side of the
+    /// connection, then waits up to [`RtmpOptions::close_timeout`] for the server to close
+    /// its side (having read everything). Before publishing started it just ends the
+    /// connection. Idempotent.
+    pub fn close(&mut self, now: Instant) -> Result<(), RtmpError> {
         self.check_usable()?;
+        if matches!(self.state, PublishState::Closing | PublishState::Closed) {
+            return Ok(());
+        }
         if self.state == PublishState::Publishing {
             if let (true, Some(last)) = (self.sequence_header_sent, self.timeline.last()) {
-                self.publish_video(flv::end_of_sequence_body(), last.timestamp)?;
+                self.publish_video(now, flv::end_of_sequence_body(), last.timestamp)?;
             }
             let results = self
-                .session
-                .as_mut()
+                .conn
+                .session_mut()
                 .map(ClientSession::stop_publishing)
                 .transpose()
                 .map_err(|e| self.protocol(Step::Closing, e))?
                 .unwrap_or_default();
             for r in results {
                 if let ClientSessionResult::OutboundResponse(p) = r {
-                    self.queue(p.bytes);
+                    self.queue(now, p.bytes);
                 }
             }
         }
-        self.state = PublishState::Closed;
+        self.push(now, Transmit::Shutdown);
+        self.state = PublishState::Closing;
+        self.step_deadline = Some(later(now, self.options.close_timeout));
         Ok(())
     }
 
@@ -352,11 +493,20 @@ impl PublisherCore {
         }
     }
 
-    fn queue(&mut self, bytes: Vec<u8>) {
+    fn queue(&mut self, now: Instant, bytes: Vec<u8>) {
         if !bytes.is_empty() {
-            self.queued += bytes.len();
-            self.transmit.push_back(Bytes::from(bytes));
+            self.push(now, Transmit::Stream(Chunks::bytes(Bytes::from(bytes))));
         }
+    }
+
+    fn push(&mut self, now: Instant, t: Transmit) {
+        let len = t.len();
+        self.queued += len;
+        if len > 0 {
+            self.unwritten += len;
+            self.stall_since.get_or_insert(now);
+        }
+        self.transmit.push_back(t);
     }
 
     fn protocol(&self, step: Step, e: impl fmt::Display) -> RtmpError {
@@ -367,26 +517,30 @@ impl PublisherCore {
         }
     }
 
-    fn publish_video(&mut self, body: Bytes, timestamp: u32) -> Result<(), RtmpError> {
+    fn publish_video(
+        &mut self,
+        now: Instant,
+        body: Bytes,
+        timestamp: u32,
+    ) -> Result<(), RtmpError> {
         let len = body.len() as u64;
         let session = self
-            .session
-            .as_mut()
+            .conn
+            .session_mut()
             .ok_or(RtmpError::InvalidState("no session"))?;
         // Never droppable: we do not drop packets, and a droppable packet forces rml_rtmp to
         // send the next chunk header in full (type 0).
         let result = session.publish_video_data(body, RtmpTimestamp::new(timestamp), false);
         match result {
             Ok(ClientSessionResult::OutboundResponse(p)) => {
-                self.queue(p.bytes);
+                self.queue(now, p.bytes);
                 self.stats.video_bytes += len;
                 Ok(())
             }
             Ok(_) => Ok(()),
             Err(e) => {
                 let err = self.protocol(Step::Streaming, e);
-                self.fail(err.clone());
-                Err(err)
+                Err(self.fail_with(err))
             }
         }
     }
@@ -412,88 +566,64 @@ impl PublisherCore {
             .map_err(|e| RtmpError::InvalidAccessUnit(FlvError::Config(e)))
     }
 
-    fn handle_input_inner(&mut self, data: &[u8]) -> Result<(), RtmpError> {
+    fn enter(&mut self, now: Instant, state: PublishState) {
+        self.state = state;
+        self.step_deadline = match state {
+            PublishState::Connecting | PublishState::RequestingPublish => {
+                Some(later(now, self.options.command_timeout))
+            }
+            _ => None,
+        };
+    }
+
+    fn handle_input_inner(&mut self, now: Instant, data: &[u8]) -> Result<(), RtmpError> {
         if data.is_empty() {
             return Ok(());
         }
-        let Some(handshake) = self.handshake.as_mut() else {
-            return self.feed_session(data);
-        };
-        let result = handshake
-            .process_bytes(data)
-            .map_err(|e| RtmpError::Handshake {
-                url: self.url.redacted(),
-                reason: e.to_string(),
-            })?;
-        match result {
-            HandshakeProcessResult::InProgress { response_bytes } => {
-                self.queue(response_bytes);
-                Ok(())
-            }
-            HandshakeProcessResult::Completed {
-                response_bytes,
-                remaining_bytes,
-            } => {
-                self.queue(response_bytes);
-                self.handshake = None;
-                self.events.push_back(PublishEvent::HandshakeDone);
-                let (mut session, initial) = ClientSession::new(self.session_config.clone())
-                    .map_err(|e| self.protocol(Step::Handshake, e))?;
-                let connect = session
-                    .request_connection(self.url.app().to_string())
-                    .map_err(|e| self.protocol(Step::Connect, e))?;
-                self.session = Some(session);
-                self.state = PublishState::Connecting;
-                for r in initial.into_iter().chain(std::iter::once(connect)) {
-                    self.handle_result(r)?;
-                }
-                if remaining_bytes.is_empty() {
-                    Ok(())
-                } else {
-                    self.feed_session(&remaining_bytes)
-                }
-            }
-        }
-    }
-
-    fn feed_session(&mut self, data: &[u8]) -> Result<(), RtmpError> {
-        // A publisher only needs the status replies.
-        let statuses: Vec<ServerStatus> = self
-            .tap
-            .feed(data)
-            .into_iter()
-            .filter_map(|e| match e {
-                TapEvent::Status(s) => Some(s),
-                _ => None,
-            })
-            .collect();
         let step = self.state.step();
-        let Some(session) = self.session.as_mut() else {
-            return Err(RtmpError::InvalidState("no session"));
-        };
-        let results = session.handle_input(data);
-        // Status replies first: a rejection explains the session error that may follow it.
-        for status in statuses {
-            self.on_status(status)?;
+        let received = self
+            .conn
+            .receive(data)
+            .map_err(|e| connect_error(&self.url, step, e))?;
+        self.queue(now, received.reply);
+        if received.handshake_done {
+            self.events.push_back(PublishEvent::HandshakeDone);
+            self.enter(now, PublishState::Connecting);
         }
-        if self.state == PublishState::Closed {
-            // After deleteStream nothing the server says matters; keep answering pings.
-            for r in results.into_iter().flatten() {
+        // Status replies first: a rejection explains the session error that may follow it.
+        for tap in received.taps {
+            if let TapEvent::Status(status) = tap {
+                self.on_status(status)?;
+            }
+        }
+        if matches!(self.state, PublishState::Closing | PublishState::Closed) {
+            // After deleteStream nothing the server says matters; keep answering pings while
+            // our side is still open.
+            for r in received.results.into_iter().flatten() {
                 if let ClientSessionResult::OutboundResponse(p) = r {
-                    self.queue(p.bytes);
+                    if self.state == PublishState::Closing {
+                        self.queue(now, p.bytes);
+                    }
                 }
             }
             return Ok(());
         }
-        let results = results.map_err(|e| self.protocol(step, e))?;
+        let results = received.results.map_err(|e| self.protocol(step, e))?;
         for r in results {
-            self.handle_result(r)?;
+            self.handle_result(now, r)?;
         }
         Ok(())
     }
 
     fn on_status(&mut self, status: ServerStatus) -> Result<(), RtmpError> {
         let url = self.url.redacted();
+        tracing::debug!(
+            url = %url,
+            code = %status.code,
+            level = %status.level,
+            description = %status.description,
+            "RTMP status"
+        );
         if status.is_error() {
             let code = status.code_or_command();
             let description = status.description;
@@ -515,42 +645,48 @@ impl PublisherCore {
                     code,
                     description,
                 }),
-                PublishState::Closed | PublishState::Failed => Ok(()),
+                PublishState::Closing | PublishState::Closed | PublishState::Failed => Ok(()),
             };
         }
         // The two successes are acted on through rml_rtmp's events.
         if status.code != "NetConnection.Connect.Success"
             && status.code != "NetStream.Publish.Start"
         {
+            self.last_status = Some(status.clone());
             self.events.push_back(PublishEvent::Status(status));
         }
         Ok(())
     }
 
-    fn handle_result(&mut self, result: ClientSessionResult) -> Result<(), RtmpError> {
+    fn handle_result(
+        &mut self,
+        now: Instant,
+        result: ClientSessionResult,
+    ) -> Result<(), RtmpError> {
         match result {
-            ClientSessionResult::OutboundResponse(p) => self.queue(p.bytes),
-            ClientSessionResult::RaisedEvent(event) => self.on_event(event)?,
+            ClientSessionResult::OutboundResponse(p) => self.queue(now, p.bytes),
+            ClientSessionResult::RaisedEvent(event) => self.on_event(now, event)?,
             // Set Peer Bandwidth and the like: nothing a publisher must act on.
             ClientSessionResult::UnhandleableMessageReceived(_) => {}
         }
         Ok(())
     }
 
-    fn on_event(&mut self, event: ClientSessionEvent) -> Result<(), RtmpError> {
+    fn on_event(&mut self, now: Instant, event: ClientSessionEvent) -> Result<(), RtmpError> {
         match event {
             ClientSessionEvent::ConnectionRequestAccepted => {
+                tracing::debug!(url = %self.url, app = self.url.app(), "RTMP connect accepted");
                 self.events.push_back(PublishEvent::Connected);
                 let key = self.url.stream_key();
                 let session = self
-                    .session
-                    .as_mut()
+                    .conn
+                    .session_mut()
                     .ok_or(RtmpError::InvalidState("no session"))?;
                 let request = session
                     .request_publishing(key, PublishRequestType::Live)
                     .map_err(|e| self.protocol(Step::Publish, e))?;
-                self.state = PublishState::RequestingPublish;
-                self.handle_result(request)?;
+                self.enter(now, PublishState::RequestingPublish);
+                self.handle_result(now, request)?;
             }
             ClientSessionEvent::ConnectionRequestRejected { description } => {
                 // Normally caught with its code by the status reader first.
@@ -561,15 +697,16 @@ impl PublisherCore {
                 });
             }
             ClientSessionEvent::PublishRequestAccepted => {
+                tracing::debug!(url = %self.url, "RTMP publish accepted");
                 let session = self
-                    .session
-                    .as_mut()
+                    .conn
+                    .session_mut()
                     .ok_or(RtmpError::InvalidState("no session"))?;
                 let metadata = session
                     .publish_metadata(&self.metadata)
                     .map_err(|e| self.protocol(Step::Publish, e))?;
-                self.state = PublishState::Publishing;
-                self.handle_result(metadata)?;
+                self.enter(now, PublishState::Publishing);
+                self.handle_result(now, metadata)?;
                 self.events.push_back(PublishEvent::Publishing);
             }
             ClientSessionEvent::AcknowledgementReceived { bytes_received } => {
@@ -588,13 +725,126 @@ impl PublisherCore {
     }
 }
 
+/// The publisher's error for a failed connection step.
+fn connect_error(url: &RtmpUrl, step: Step, e: ConnectFailure) -> RtmpError {
+    match e {
+        ConnectFailure::Handshake(reason) => RtmpError::Handshake {
+            url: url.redacted(),
+            reason,
+        },
+        ConnectFailure::Session(reason) => RtmpError::Protocol {
+            url: url.redacted(),
+            step,
+            reason,
+        },
+    }
+}
+
+impl SessionCore for RtmpPublisherCore {
+    type Error = RtmpError;
+    type Info = ();
+
+    fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), RtmpError> {
+        RtmpPublisherCore::handle_input(self, now, data)
+    }
+
+    fn handle_eof(&mut self, now: Instant) -> Result<(), RtmpError> {
+        RtmpPublisherCore::handle_eof(self, now)
+    }
+
+    fn handle_written(&mut self, now: Instant, bytes: usize) {
+        RtmpPublisherCore::handle_written(self, now, bytes);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), RtmpError> {
+        RtmpPublisherCore::handle_timeout(self, now)
+    }
+
+    fn handle_io_error(
+        &mut self,
+        _now: Instant,
+        during: &'static str,
+        error: std::io::Error,
+    ) -> RtmpError {
+        let e = RtmpError::Io {
+            url: self.url.redacted(),
+            step: self.state.step(),
+            during,
+            source: std::sync::Arc::new(error),
+        };
+        self.fail_with(e)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        RtmpPublisherCore::poll_timeout(self)
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        RtmpPublisherCore::poll_transmit(self)
+    }
+
+    fn poll_event(&mut self) -> Option<SessionEvent> {
+        loop {
+            return match self.events.pop_front()? {
+                PublishEvent::HandshakeDone | PublishEvent::Connected => continue,
+                PublishEvent::Publishing => Some(SessionEvent::Publishing),
+                PublishEvent::Status(s) => Some(SessionEvent::ServerStatus(s)),
+                PublishEvent::Acknowledged { bytes } => Some(SessionEvent::Acknowledged(bytes)),
+                PublishEvent::Closed => Some(SessionEvent::Closed),
+            };
+        }
+    }
+
+    fn can_send(&self) -> bool {
+        RtmpPublisherCore::can_send(self)
+    }
+
+    fn send(&mut self, now: Instant, media: &Media) -> Result<(), RtmpError> {
+        match media {
+            Media::H264(au) => RtmpPublisherCore::send(self, now, au),
+        }
+    }
+
+    fn close(&mut self, now: Instant) -> Result<(), RtmpError> {
+        RtmpPublisherCore::close(self, now)
+    }
+
+    fn failure(&self) -> Option<&RtmpError> {
+        self.error.as_ref()
+    }
+
+    fn info(&self) -> Option<()> {
+        (self.state == PublishState::Publishing).then_some(())
+    }
+
+    fn publisher_stats(&self) -> PublisherStats {
+        PublisherStats {
+            frames: self.stats.frames,
+            bytes: self.stats.video_bytes,
+            bytes_written: self.stats.bytes_written,
+            last_status: self.last_status.clone(),
+            acknowledged: self.stats.server_acknowledged,
+            protocol: crate::session::ProtocolStats::Rtmp(self.stats.clone()),
+            ..PublisherStats::default()
+        }
+    }
+
+    fn closed_error(&self) -> RtmpError {
+        RtmpError::InvalidState("closed")
+    }
+
+    fn url(&self) -> String {
+        self.url.redacted()
+    }
+}
+
 fn state_name(state: PublishState) -> &'static str {
     match state {
         PublishState::Handshaking => "handshaking",
         PublishState::Connecting => "connecting",
         PublishState::RequestingPublish => "requesting to publish",
         PublishState::Publishing => "publishing",
-        PublishState::Closed => "closed",
+        PublishState::Closing | PublishState::Closed => "closed",
         PublishState::Failed => "failed",
     }
 }

@@ -1,4 +1,4 @@
-//! The sans-IO publish session ([`PublisherCore`]) and the server status replies it reads.
+//! The sans-IO publish session ([`RtmpPublisherCore`]) and the server status replies it reads.
 
 mod core;
 pub(crate) mod status;
@@ -6,5 +6,5 @@ pub(crate) mod status;
 #[cfg(test)]
 mod tests;
 
-pub use self::core::{PublishEvent, PublishState, PublishStats, PublisherCore};
+pub use self::core::{PublishEvent, PublishState, PublishStats, RtmpPublisherCore};
 pub use self::status::ServerStatus;

@@ -19,7 +19,12 @@ use crate::rtmp::error::RtmpError;
 use crate::rtmp::flv;
 use crate::rtmp::options::RtmpOptions;
 use crate::rtmp::url::RtmpUrl;
+use crate::session::Track;
 use crate::TimeBase;
+
+fn now() -> std::time::Instant {
+    std::time::Instant::now()
+}
 
 /// libx264's 320x240 High profile SPS (with VUI timing: 30 fps) and PPS.
 const SPS: &[u8] = &[
@@ -36,9 +41,9 @@ fn track() -> VideoTrack {
         .with_encoder("test-encoder")
 }
 
-fn core() -> PublisherCore {
+fn core() -> RtmpPublisherCore {
     let url = RtmpUrl::parse("rtmp://user:pw@127.0.0.1/live/cam?x=1").unwrap();
-    PublisherCore::new(url, &track(), &RtmpOptions::default()).unwrap()
+    RtmpPublisherCore::new(url, &[Track::from(track())], &RtmpOptions::default(), now()).unwrap()
 }
 
 /// What the server does with requests.
@@ -229,23 +234,31 @@ impl Wire {
     }
 }
 
+/// The bytes of a transmit (none for the end of our side).
+fn wire_bytes(t: &crate::session::Transmit) -> Vec<u8> {
+    match t {
+        crate::session::Transmit::Stream(c) => c.to_bytes().to_vec(),
+        _ => Vec::new(),
+    }
+}
+
 /// Moves bytes both ways until neither side has anything to say.
 fn pump(
-    core: &mut PublisherCore,
+    core: &mut RtmpPublisherCore,
     server: &mut TestServer,
     wire: &mut Wire,
 ) -> Result<(), RtmpError> {
     loop {
         let mut moved = false;
         while let Some(b) = core.poll_transmit() {
-            server.feed(&b);
+            server.feed(&wire_bytes(&b));
             moved = true;
         }
         let out = std::mem::take(&mut server.out);
         if !out.is_empty() {
             moved = true;
             for piece in wire.pieces(&out) {
-                core.handle_input(piece)?;
+                core.handle_input(now(), piece)?;
             }
         }
         if !moved {
@@ -254,7 +267,7 @@ fn pump(
     }
 }
 
-fn events(core: &mut PublisherCore) -> Vec<PublishEvent> {
+fn events(core: &mut RtmpPublisherCore) -> Vec<PublishEvent> {
     std::iter::from_fn(|| core.poll_event()).collect()
 }
 
@@ -336,9 +349,9 @@ fn publishes_metadata_sequence_header_and_every_frame() {
 
     let frames = clip();
     for au in &frames {
-        core.send(au).unwrap();
+        core.send(now(), au).unwrap();
     }
-    core.close().unwrap();
+    core.close(now()).unwrap();
     pump(&mut core, &mut server, &mut wire).unwrap();
     assert!(server.finished, "deleteStream reached the server");
 
@@ -394,13 +407,13 @@ fn every_split_of_the_servers_bytes_until_publishing() {
         let mut rounds = Vec::new();
         loop {
             while let Some(b) = core.poll_transmit() {
-                server.feed(&b);
+                server.feed(&wire_bytes(&b));
             }
             let out = std::mem::take(&mut server.out);
             if out.is_empty() {
                 break;
             }
-            core.handle_input(&out).unwrap();
+            core.handle_input(now(), &out).unwrap();
             rounds.push(out);
         }
         assert_eq!(core.state(), PublishState::Publishing);
@@ -421,7 +434,7 @@ fn every_split_of_the_servers_bytes_until_publishing() {
                 vec![round]
             };
             for piece in pieces {
-                core.handle_input(piece)?;
+                core.handle_input(now(), piece)?;
             }
             while let Some(b) = core.poll_transmit() {
                 written += b.len();
@@ -465,9 +478,9 @@ fn every_split_of_the_servers_bytes_until_publishing() {
     };
     pump(&mut core, &mut server, &mut wire).unwrap();
     for au in &clip() {
-        core.send(au).unwrap();
+        core.send(now(), au).unwrap();
     }
-    core.close().unwrap();
+    core.close(now()).unwrap();
     pump(&mut core, &mut server, &mut wire).unwrap();
     assert_eq!(server.video.len(), 12);
     assert!(server.finished);
@@ -497,11 +510,11 @@ fn rejected_publish_is_a_typed_error_with_code_and_description() {
     assert_eq!(core.state(), PublishState::Failed);
     // The session stays failed with the same error.
     assert!(matches!(
-        core.send(&clip()[0]),
+        core.send(now(), &clip()[0]),
         Err(RtmpError::PublishRejected { .. })
     ));
     assert!(matches!(
-        core.handle_input(&[0]),
+        core.handle_input(now(), &[0]),
         Err(RtmpError::PublishRejected { .. })
     ));
 }
@@ -543,19 +556,19 @@ fn rejected_connect_is_a_typed_error_with_code_and_description() {
 fn send_before_publishing_and_bad_timestamps_leave_the_session_usable() {
     let mut core = core();
     assert!(matches!(
-        core.send(&clip()[0]),
+        core.send(now(), &clip()[0]),
         Err(RtmpError::InvalidState(_))
     ));
     let mut server = TestServer::new(Policy::default());
     let mut wire = Wire::whole();
     pump(&mut core, &mut server, &mut wire).unwrap();
     let frames = clip();
-    core.send(&frames[0]).unwrap();
-    core.send(&frames[1]).unwrap();
+    core.send(now(), &frames[0]).unwrap();
+    core.send(now(), &frames[1]).unwrap();
     // DTS going backwards: rejected, nothing queued, session unchanged.
     let queued = core.queued_bytes();
     assert!(matches!(
-        core.send(&frames[0]),
+        core.send(now(), &frames[0]),
         Err(RtmpError::InvalidAccessUnit(
             flv::FlvError::NonMonotonicDts { .. }
         ))
@@ -566,9 +579,9 @@ fn send_before_publishing_and_bad_timestamps_leave_the_session_usable() {
         nalus: vec![Bytes::from_static(&[0x09, 0x10])],
         ..frames[2].clone()
     };
-    core.send(&empty).unwrap();
+    core.send(now(), &empty).unwrap();
     assert_eq!(core.queued_bytes(), queued);
-    core.send(&frames[2]).unwrap();
+    core.send(now(), &frames[2]).unwrap();
     pump(&mut core, &mut server, &mut wire).unwrap();
     assert_eq!(core.state(), PublishState::Publishing);
     assert_eq!(server.video.len(), 4);
@@ -582,8 +595,8 @@ fn changed_in_band_parameter_sets_send_a_new_sequence_header() {
     let mut wire = Wire::whole();
     pump(&mut core, &mut server, &mut wire).unwrap();
     let frames = clip();
-    core.send(&frames[0]).unwrap();
-    core.send(&frames[1]).unwrap();
+    core.send(now(), &frames[0]).unwrap();
+    core.send(now(), &frames[1]).unwrap();
     let mut sps2 = SPS.to_vec();
     sps2[3] = 0x1e; // level 3.0
     let sps2 = Bytes::from(sps2);
@@ -598,7 +611,7 @@ fn changed_in_band_parameter_sets_send_a_new_sequence_header() {
             Bytes::from_static(&[0x65, 0x88, 0x99]),
         ],
     };
-    core.send(&new_key).unwrap();
+    core.send(now(), &new_key).unwrap();
     pump(&mut core, &mut server, &mut wire).unwrap();
     // seq header, frame, frame, new seq header, key frame.
     assert_eq!(server.video.len(), 5);
@@ -619,7 +632,7 @@ fn changed_in_band_parameter_sets_send_a_new_sequence_header() {
         dts: 9 * 512,
         ..new_key.clone()
     };
-    core.send(&again).unwrap();
+    core.send(now(), &again).unwrap();
     pump(&mut core, &mut server, &mut wire).unwrap();
     assert_eq!(server.video.len(), 6);
 }
@@ -640,7 +653,7 @@ fn timestamps_wrap_at_32_bits_through_the_session() {
             key: i == 0,
             nalus: vec![Bytes::from(vec![0x41, i as u8 + 1])],
         };
-        core.send(&au).unwrap();
+        core.send(now(), &au).unwrap();
     }
     pump(&mut core, &mut server, &mut wire).unwrap();
     let seen: Vec<u32> = server.video[1..].iter().map(|(t, _)| *t).collect();

@@ -1,0 +1,209 @@
+//! [`AsyncServer`]: the async face of the push pipeline, on the caller's tokio runtime.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::codec::{EncodedPacket, Encoder};
+use crate::pacer::sleep_until_async;
+use crate::transport::{AccessUnit, PublishError, Publisher, PublisherStats};
+
+use super::core::{encoded_to_au, Core, Sent, Step};
+use super::encoder::{EncoderThread, OwnedFrame};
+use super::{FrameRef, PacketStream, ServerConfig, ServerError, ServerStats, VideoSource};
+
+/// The push pipeline for async code: the same encoder, pacer and publisher as [`crate::Server`],
+/// with the session's task on the caller's runtime, pacing on a precise timer
+/// ([`crate::pacer::sleep_until_async`]) and libx264 on a thread of its own. Must be used
+/// inside a tokio runtime.
+///
+/// ```no_run
+/// use mpegcoder::codec::{Demuxer, OpenOptions};
+/// use mpegcoder::{AsyncServer, PacketStream, ServerConfig};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// // Demuxing is file I/O: keep it off the runtime's threads.
+/// let (stream, packets) = tokio::task::spawn_blocking(|| -> Result<_, mpegcoder::codec::CodecError> {
+///     let mut demuxer = Demuxer::open("in.mp4", &OpenOptions::default())?;
+///     let stream = PacketStream::new(demuxer.extradata().clone(), demuxer.time_base());
+///     let mut packets = Vec::new();
+///     while let Some(p) = demuxer.next_packet()? {
+///         packets.push(p);
+///     }
+///     Ok((stream, packets))
+/// })
+/// .await??;
+/// let mut server = AsyncServer::open(ServerConfig::packets(stream, "rtmp://localhost/live/cam")).await?;
+/// for p in &packets {
+///     server.serve_packet_block(p).await?; // waits until the packet is due
+/// }
+/// let stats = server.close().await?;
+/// println!("{} frames", stats.frames_sent);
+/// # Ok(()) }
+/// ```
+///
+/// Dropping it without [`close`](Self::close) ends the session in the background.
+pub struct AsyncServer {
+    core: Core,
+    publisher: Option<Publisher>,
+    encoder: Option<EncoderThread>,
+    url: String,
+}
+
+impl fmt::Debug for AsyncServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncServer")
+            .field("url", &self.url)
+            .field("codec", &self.core.config.codec())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncServer {
+    /// Opens the server: starts the encoder thread when it encodes, connects, announces or
+    /// publishes, and marks the start time.
+    pub async fn open(config: ServerConfig) -> Result<AsyncServer, ServerError> {
+        let (encoder, described) = match &config.video {
+            VideoSource::Encode(e) => {
+                let (thread, opened) = EncoderThread::start(e.clone()).await?;
+                // The stream as the encoder made it: described like packets of libx264.
+                let stream = PacketStream::new(opened.extradata, opened.time_base)
+                    .with_frame_rate(Some(opened.encoder_config.frame_rate))
+                    .with_bit_rate(Some(opened.encoder_config.bit_rate))
+                    .with_encoder("libx264");
+                (
+                    Some(thread),
+                    ServerConfig::packets(stream, config.address.clone()),
+                )
+            }
+            VideoSource::Packets(_) => (None, config.clone()),
+        };
+        let (tracks, time_base) = Core::tracks(&described, None::<&Encoder>)?;
+        let mut core = Core::new(config.clone(), time_base)?;
+        let publisher =
+            Publisher::connect(&config.address, &tracks, Core::publish_options(&config)).await?;
+        core.mark_start();
+        Ok(AsyncServer {
+            url: publisher.url().to_string(),
+            core,
+            publisher: Some(publisher),
+            encoder,
+        })
+    }
+
+    /// Encodes a frame (on the encoder thread) and sends what the encoder outputs at once,
+    /// keeping the lead accounted (see [`AsyncServer::wait_ref`]).
+    pub async fn serve_frame<'a>(
+        &mut self,
+        frame: impl Into<FrameRef<'a>>,
+    ) -> Result<(), ServerError> {
+        let frame = OwnedFrame::of(frame.into());
+        self.serve(frame, false).await
+    }
+
+    /// Encodes a frame and sends what the encoder outputs, each access unit when it is due.
+    pub async fn serve_frame_block<'a>(
+        &mut self,
+        frame: impl Into<FrameRef<'a>>,
+    ) -> Result<(), ServerError> {
+        let frame = OwnedFrame::of(frame.into());
+        self.serve(frame, true).await
+    }
+
+    /// Sends an H.264 packet at once (packet sources).
+    pub async fn serve_packet(&mut self, packet: &EncodedPacket) -> Result<(), ServerError> {
+        let au = self.core.packet_to_au(packet)?;
+        self.send_au(au, false).await
+    }
+
+    /// Sends an H.264 packet when it is due (packet sources).
+    pub async fn serve_packet_block(&mut self, packet: &EncodedPacket) -> Result<(), ServerError> {
+        let au = self.core.packet_to_au(packet)?;
+        self.send_au(au, true).await
+    }
+
+    /// Half of how far the stream is ahead of the playing time (mpegCoder's `waitRef`).
+    pub fn wait_ref(&self) -> Duration {
+        self.core.wait_ref()
+    }
+
+    /// Current statistics, with what the media server reported.
+    pub fn stats(&self) -> ServerStats {
+        let session = self
+            .publisher
+            .as_ref()
+            .map(Publisher::stats)
+            .unwrap_or_default();
+        self.core.stats(
+            &session,
+            self.encoder.as_ref().map_or(0, EncoderThread::frames_in),
+        )
+    }
+
+    /// The URL published to, credentials removed.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.core.config
+    }
+
+    /// Flushes the encoder's delayed frames (paced), ends the publish cleanly, waits for the
+    /// server to confirm it, and returns the final statistics.
+    pub async fn close(mut self) -> Result<ServerStats, ServerError> {
+        if let Some(mut encoder) = self.encoder.take() {
+            let tail = encoder.finish().await?;
+            let tb = self.core.time_base;
+            for p in &tail {
+                self.send_au(encoded_to_au(p, tb), true).await?;
+            }
+            self.encoder = Some(encoder);
+        }
+        let frames_encoded = self.encoder.as_ref().map_or(0, EncoderThread::frames_in);
+        let session = match self.publisher.take() {
+            Some(publisher) => publisher.close().await?,
+            None => PublisherStats::default(),
+        };
+        Ok(self.core.stats(&session, frames_encoded))
+    }
+
+    async fn serve(&mut self, frame: OwnedFrame, block: bool) -> Result<(), ServerError> {
+        let encoder = self.encoder.as_mut().ok_or(ServerError::WrongInput(
+            "this server sends packets (codec copy, or encoded elsewhere): use serve_packet",
+        ))?;
+        let packets = encoder.encode(frame).await?;
+        let tb = self.core.time_base;
+        for p in &packets {
+            self.send_au(encoded_to_au(p, tb), block).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_au(&mut self, au: AccessUnit, block: bool) -> Result<(), ServerError> {
+        match self.core.schedule(&au, block) {
+            Step::Drop => return Ok(()),
+            Step::SendAt(Some(at)) => sleep_until_async(at).await,
+            Step::SendAt(None) => {}
+        }
+        let publisher = self
+            .publisher
+            .as_mut()
+            .ok_or(ServerError::WrongInput("the server is closed"))?;
+        let unit = Sent::of(&au);
+        match publisher.send(au).await {
+            Ok(()) => {
+                self.core.sent(unit);
+                Ok(())
+            }
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    fn failed(&mut self, e: PublishError) -> ServerError {
+        if e.is_media_error() {
+            self.core.refused();
+        }
+        e.into()
+    }
+}

@@ -1,0 +1,237 @@
+//! [`Server`]: the blocking face of the push pipeline.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::codec::{EncodedPacket, Encoder, EncoderConfig, PixelLayout};
+use crate::pacer::Clock;
+use crate::runtime;
+use crate::transport::{AccessUnit, PublishError, Publisher, PublisherStats};
+
+use super::core::{encoded_to_au, Core, Sent, Step};
+use super::{FrameRef, ServerConfig, ServerError, ServerStats, VideoSource};
+
+/// The push pipeline with mpegCoder's blocking API: encoder (or passthrough), pacer,
+/// publisher. Encoding and pacing run on the calling thread; the session runs on the
+/// process-wide runtime of the blocking API, so the server works from plain threads and,
+/// without panicking, from inside a tokio runtime (where [`crate::AsyncServer`] is the better
+/// fit: these calls block the thread that makes them).
+///
+/// ```no_run
+/// use mpegcoder::codec::{Decoder, DecoderOptions, PixelLayout};
+/// use mpegcoder::{Server, ServerConfig};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut decoder = Decoder::open(
+///     "test-video.mp4",
+///     DecoderOptions { output: PixelLayout::Yuv420p, ..DecoderOptions::default() },
+/// )?;
+/// let config = ServerConfig::from_params(decoder.params(), "rtsp://localhost:8554/video");
+/// let mut server = Server::open(config)?;
+/// while let Some(frame) = decoder.next_frame()? {
+///     server.serve_frame_block(&frame)?; // waits until the frame is due
+/// }
+/// let stats = server.close()?; // flushes libx264's delayed frames, still paced
+/// println!("sent {} frames", stats.frames_sent);
+/// # Ok(()) }
+/// ```
+///
+/// Dropping a server without [`close`](Self::close) ends the session in the background
+/// (without flushing the encoder).
+pub struct Server {
+    core: Core,
+    publisher: Option<Publisher>,
+    encoder: Option<Encoder>,
+    url: String,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("url", &self.url)
+            .field("codec", &self.core.config.codec())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the encoder on a short-lived thread of lowered priority, so that the worker threads
+/// libx264 starts there inherit it and yield to the thread that sends frames on time (see
+/// [`crate::priority`]); the caller's own priority is untouched.
+pub(super) fn open_encoder_in_background(config: &EncoderConfig) -> Result<Encoder, ServerError> {
+    std::thread::scope(|scope| {
+        let opener = std::thread::Builder::new()
+            .name("mpegcoder-encoder".into())
+            .spawn_scoped(scope, || {
+                crate::priority::lower_current_thread();
+                Encoder::new(config.clone())
+            })
+            .map_err(|e| ServerError::Runtime {
+                what: "encoder thread",
+                source: Arc::new(e),
+            })?;
+        match opener.join() {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(ServerError::Runtime {
+                what: "encoder thread",
+                source: Arc::new(std::io::Error::other(
+                    "the thread opening the encoder panicked",
+                )),
+            }),
+        }
+    })
+}
+
+impl Server {
+    /// Opens the server: starts the encoder when it encodes (its SPS/PPS describe the stream),
+    /// connects, announces or publishes, and marks the start time (mpegCoder's
+    /// `FFmpegSetup`). The pacer's clock starts at the first frame that leaves, so the
+    /// encoder's lookahead delay does not count as lateness.
+    pub fn open(config: ServerConfig) -> Result<Server, ServerError> {
+        let encoder = match &config.video {
+            VideoSource::Encode(e) => Some(open_encoder_in_background(e)?),
+            VideoSource::Packets(_) => None,
+        };
+        let (tracks, time_base) = Core::tracks(&config, encoder.as_ref())?;
+        // Checked before connecting.
+        let mut core = Core::new(config.clone(), time_base)?;
+        let options = Core::publish_options(&config);
+        let address = config.address;
+        let publisher =
+            runtime::run(async move { Publisher::connect(&address, &tracks, options).await })
+                .map_err(|e| ServerError::Runtime {
+                    what: "network runtime",
+                    source: Arc::new(e),
+                })??;
+        core.mark_start();
+        Ok(Server {
+            url: publisher.url().to_string(),
+            core,
+            publisher: Some(publisher),
+            encoder,
+        })
+    }
+
+    /// Encodes and sends a frame at once, however far ahead of the playing time it is
+    /// (mpegCoder's `ServeFrame`); the lead is still accounted, so [`Server::wait_ref`] tells
+    /// a caller that paces itself how long to sleep.
+    pub fn serve_frame<'a>(&mut self, frame: impl Into<FrameRef<'a>>) -> Result<(), ServerError> {
+        self.serve(frame.into(), false)
+    }
+
+    /// Encodes a frame and sends what the encoder outputs, each access unit waiting until it
+    /// is no longer more than the allowed lead ahead of the playing time (mpegCoder's
+    /// `ServeFrameBlock`).
+    pub fn serve_frame_block<'a>(
+        &mut self,
+        frame: impl Into<FrameRef<'a>>,
+    ) -> Result<(), ServerError> {
+        self.serve(frame.into(), true)
+    }
+
+    /// Sends an H.264 packet at once (packet sources; see [`Server::serve_frame`]).
+    pub fn serve_packet(&mut self, packet: &EncodedPacket) -> Result<(), ServerError> {
+        let au = self.core.packet_to_au(packet)?;
+        self.send_au(au, false)
+    }
+
+    /// Sends an H.264 packet when it is due (packet sources; see
+    /// [`Server::serve_frame_block`]).
+    pub fn serve_packet_block(&mut self, packet: &EncodedPacket) -> Result<(), ServerError> {
+        let au = self.core.packet_to_au(packet)?;
+        self.send_au(au, true)
+    }
+
+    /// Half of how far the stream is ahead of the playing time, never negative: how long a
+    /// caller using [`Server::serve_frame`] should sleep (mpegCoder's
+    /// `getParameter('waitRef')`).
+    pub fn wait_ref(&self) -> Duration {
+        self.core.wait_ref()
+    }
+
+    /// Current statistics, with what the media server reported (receiver reports, status).
+    pub fn stats(&self) -> ServerStats {
+        let session = self
+            .publisher
+            .as_ref()
+            .map(Publisher::stats)
+            .unwrap_or_default();
+        self.core.stats(
+            &session,
+            self.encoder.as_ref().map_or(0, Encoder::frames_in),
+        )
+    }
+
+    /// The URL published to, credentials removed.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.core.config
+    }
+
+    /// Flushes every frame the encoder still holds (paced like the others, so the stream does
+    /// not end in a burst), then ends the publish cleanly and waits for the server to confirm
+    /// it (TEARDOWN answered; RTMP: the server closed its side), and returns the final
+    /// statistics (mpegCoder's `FFmpegClose`).
+    pub fn close(mut self) -> Result<ServerStats, ServerError> {
+        if let Some(encoder) = self.encoder.as_mut() {
+            let tail = encoder.finish()?;
+            let tb = self.core.time_base;
+            for p in &tail {
+                self.send_au(encoded_to_au(p, tb), true)?;
+            }
+        }
+        let frames_encoded = self.encoder.as_ref().map_or(0, Encoder::frames_in);
+        let session = match self.publisher.take() {
+            Some(publisher) => runtime::wait(publisher.close())?,
+            None => PublisherStats::default(),
+        };
+        Ok(self.core.stats(&session, frames_encoded))
+    }
+
+    fn serve(&mut self, frame: FrameRef<'_>, block: bool) -> Result<(), ServerError> {
+        let encoder = self.encoder.as_mut().ok_or(ServerError::WrongInput(
+            "this server sends packets (codec copy, or encoded elsewhere): use serve_packet",
+        ))?;
+        let packets = match frame {
+            FrameRef::Frame(f) => encoder.encode(f)?,
+            FrameRef::Rgb24(data) => encoder.encode_buffer(PixelLayout::Rgb24, data, None)?,
+            FrameRef::Yuv420p(data) => encoder.encode_buffer(PixelLayout::Yuv420p, data, None)?,
+        };
+        let tb = self.core.time_base;
+        for p in &packets {
+            self.send_au(encoded_to_au(p, tb), block)?;
+        }
+        Ok(())
+    }
+
+    fn send_au(&mut self, au: AccessUnit, block: bool) -> Result<(), ServerError> {
+        match self.core.schedule(&au, block) {
+            Step::Drop => return Ok(()),
+            Step::SendAt(Some(at)) => self.core.clock.sleep_until(at),
+            Step::SendAt(None) => {}
+        }
+        let publisher = self
+            .publisher
+            .as_mut()
+            .ok_or(ServerError::WrongInput("the server is closed"))?;
+        let unit = Sent::of(&au);
+        match runtime::wait(publisher.send(au)) {
+            Ok(()) => {
+                self.core.sent(unit);
+                Ok(())
+            }
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    fn failed(&mut self, e: PublishError) -> ServerError {
+        if e.is_media_error() {
+            self.core.refused();
+        }
+        e.into()
+    }
+}
