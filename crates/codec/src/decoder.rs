@@ -7,6 +7,7 @@ use ff::util::frame;
 use ffmpeg_next as ff;
 
 use crate::convert::{destination_size, Converter};
+use crate::error::FfmpegError;
 use crate::index::{FrameIndex, Scanned};
 use crate::input::{OpenOptions, Source};
 use crate::rational::rescale;
@@ -471,9 +472,9 @@ impl Decoder {
             self.position = target;
             return Ok(());
         }
-        Err(CodecError::Seek {
+        Err(CodecError::SeekMissed {
             url: self.src.url.clone(),
-            message: format!("frame {target} (pts {target_pts}) was not found when decoding"),
+            reason: format!("frame {target} (pts {target_pts}) was not found when decoding"),
         })
     }
 
@@ -485,9 +486,9 @@ impl Decoder {
                 None => self.decode_raw()?,
             };
             if dropped.is_none() {
-                return Err(CodecError::Seek {
+                return Err(CodecError::SeekMissed {
                     url: self.src.url.clone(),
-                    message: format!(
+                    reason: format!(
                         "the stream ended at frame {} before frame {target}",
                         self.position
                     ),
@@ -548,7 +549,7 @@ impl Decoder {
                 Err(e) => {
                     return Err(CodecError::Decode {
                         url: self.src.url.clone(),
-                        message: e.to_string(),
+                        source: FfmpegError::new(e),
                     })
                 }
             }
@@ -568,7 +569,7 @@ impl Decoder {
                 }
                 Err(e) => Err(CodecError::Decode {
                     url: self.src.url.clone(),
-                    message: e.to_string(),
+                    source: FfmpegError::new(e),
                 }),
             },
             None => {

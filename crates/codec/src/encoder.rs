@@ -9,6 +9,7 @@ use ffmpeg_next as ff;
 use serde::{Deserialize, Serialize};
 
 use crate::convert::{check_size, unpack, Scaler};
+use crate::error::FfmpegError;
 use crate::rational::{rescale, FfRational};
 use crate::{CodecError, Frame, PixelLayout, Rational, VideoParams};
 
@@ -297,6 +298,12 @@ fn default_gop(frame_rate: Rational) -> u32 {
     }
 }
 
+fn encode_err(e: ff::Error) -> CodecError {
+    CodecError::Encode {
+        source: FfmpegError::new(e),
+    }
+}
+
 fn is_eagain(e: &ff::Error) -> bool {
     matches!(e, ff::Error::Other { errno } if *errno == ff::util::error::EAGAIN)
 }
@@ -339,7 +346,7 @@ impl Encoder {
         config.validate()?;
         let open_err = |e: ff::Error| CodecError::EncoderOpen {
             name: X264,
-            message: e.to_string(),
+            source: FfmpegError::new(e),
         };
         let codec =
             ff::encoder::find_by_name(X264).ok_or(CodecError::EncoderNotFound { name: X264 })?;
@@ -501,11 +508,7 @@ impl Encoder {
             }
         }
         yuv.set_pts(Some(pts));
-        self.encoder
-            .send_frame(&yuv)
-            .map_err(|e| CodecError::Encode {
-                message: e.to_string(),
-            })?;
+        self.encoder.send_frame(&yuv).map_err(encode_err)?;
         self.last_pts = Some(pts);
         self.frames_in += 1;
         self.drain()
@@ -518,9 +521,7 @@ impl Encoder {
             return Ok(Vec::new());
         }
         self.finished = true;
-        self.encoder.send_eof().map_err(|e| CodecError::Encode {
-            message: e.to_string(),
-        })?;
+        self.encoder.send_eof().map_err(encode_err)?;
         self.drain()
     }
 
@@ -547,11 +548,7 @@ impl Encoder {
                 }
                 Err(e) if is_eagain(&e) => break,
                 Err(ff::Error::Eof) => break,
-                Err(e) => {
-                    return Err(CodecError::Encode {
-                        message: e.to_string(),
-                    })
-                }
+                Err(e) => return Err(encode_err(e)),
             }
         }
         Ok(out)

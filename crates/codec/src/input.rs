@@ -12,6 +12,7 @@ use ffmpeg_next as ff;
 use crate::convert::pixel_name;
 use mpegcoder_types::redact_url;
 
+use crate::error::FfmpegError;
 use crate::rational::FfRational;
 use crate::{CodecError, EncodedPacket, FrameCountSource, Rational, VideoParams};
 
@@ -122,7 +123,7 @@ fn open_input(raw_url: &str, url: &str, options: &OpenOptions) -> Result<Input, 
         },
         e => CodecError::Open {
             url: url.to_owned(),
-            message: e.to_string(),
+            source: FfmpegError::new(e),
         },
     })
 }
@@ -164,9 +165,9 @@ impl Source {
             (stream.index(), Rational::from_ff(stream.time_base()), start)
         };
         if !time_base.is_valid() {
-            return Err(CodecError::Open {
+            return Err(CodecError::InvalidStream {
                 url,
-                message: "the video stream has no valid time base".into(),
+                reason: "it has no valid time base",
             });
         }
         Ok(Source {
@@ -194,13 +195,12 @@ impl Source {
                 })?;
         let parameters = stream.parameters();
         let codec = parameters.id().name().to_owned();
-        let open_err = |message: String| CodecError::DecoderOpen {
+        let open_err = |e: ff::Error| CodecError::DecoderOpen {
             url: self.url.clone(),
             codec: codec.clone(),
-            message,
+            source: FfmpegError::new(e),
         };
-        let mut ctx = ff::codec::Context::from_parameters(parameters.clone())
-            .map_err(|e| open_err(e.to_string()))?;
+        let mut ctx = ff::codec::Context::from_parameters(parameters.clone()).map_err(open_err)?;
         let extradata = crate::ffi::extradata(&ctx);
         // Frame threading must be configured before `.video()` opens the decoder. On FFmpeg
         // < 6 the config has an extra field, hence `..Default::default()`.
@@ -216,7 +216,7 @@ impl Source {
                 url: self.url.clone(),
                 codec: codec.clone(),
             },
-            e => open_err(e.to_string()),
+            e => open_err(e),
         })?;
 
         let tb = self.time_base;
@@ -290,7 +290,7 @@ impl Source {
             .or_else(|_| self.input.seek(us, ..))
             .map_err(|e| CodecError::Seek {
                 url: self.url.clone(),
-                message: e.to_string(),
+                source: FfmpegError::new(e),
             })
     }
 
@@ -301,9 +301,9 @@ impl Source {
             .stream(self.stream_index)
             .is_some_and(|s| s.parameters().medium() == media::Type::Video);
         if !ok {
-            return Err(CodecError::Seek {
+            return Err(CodecError::InvalidStream {
                 url: self.url.clone(),
-                message: "the video stream changed when the input was reopened".into(),
+                reason: "it changed when the input was reopened",
             });
         }
         self.input = input;
@@ -327,7 +327,7 @@ impl Source {
                 Err(e) => {
                     return Err(CodecError::Read {
                         url: self.url.clone(),
-                        message: e.to_string(),
+                        source: FfmpegError::new(e),
                     })
                 }
             }

@@ -52,7 +52,7 @@ mod rational;
 
 pub use decoder::{Decoder, DecoderOptions, Frames, Position};
 pub use encoder::{EncodedPacket, Encoder, EncoderConfig};
-pub use error::CodecError;
+pub use error::{CodecError, FfmpegError};
 pub use frame::{frame_md5, yuv420p_md5, Frame, PixelLayout};
 pub use index::{FrameIndex, IndexEntry};
 pub use input::{Demuxer, OpenOptions, PacketFormat};

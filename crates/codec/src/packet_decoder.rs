@@ -6,6 +6,7 @@ use ff::util::frame;
 use ffmpeg_next as ff;
 
 use crate::convert::{destination_size, Converter};
+use crate::error::FfmpegError;
 use crate::rational::FfRational;
 use crate::{CodecError, Frame, PixelLayout, Rational};
 
@@ -66,7 +67,7 @@ impl std::fmt::Debug for PacketDecoder {
 fn decode_err(e: ff::Error) -> CodecError {
     CodecError::Decode {
         url: SOURCE.into(),
-        message: e.to_string(),
+        source: FfmpegError::new(e),
     }
 }
 
@@ -120,7 +121,7 @@ impl PacketDecoder {
                 .map_err(|e| CodecError::DecoderOpen {
                     url: SOURCE.into(),
                     codec: "h264".into(),
-                    message: e.to_string(),
+                    source: FfmpegError::new(e),
                 })?;
         Ok(PacketDecoder {
             decoder,
