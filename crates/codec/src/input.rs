@@ -19,8 +19,10 @@ use crate::{CodecError, EncodedPacket, FrameCountSource, Rational, VideoParams};
 /// FFmpeg's "no timestamp" value.
 const NOPTS: i64 = i64::MIN;
 
-/// How to open an input (file or URL).
+/// How to open an input (file or URL): start from [`OpenOptions::default`] and change what
+/// you need with the `with_*` setters.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OpenOptions {
     /// Timeout of each network read/connect (FFmpeg's `rw_timeout`, and `timeout` for
     /// `rtsp://`). Only applied to URLs with a scheme (`proto://`); `None` waits forever.
@@ -40,6 +42,29 @@ impl Default for OpenOptions {
     }
 }
 
+impl OpenOptions {
+    /// Sets the timeout of each network read/connect (`None` waits forever).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.timeout = timeout.into();
+        self
+    }
+
+    /// Replaces the demuxer/protocol options with `options` (key, value pairs).
+    #[must_use]
+    pub fn with_format_options(mut self, options: Vec<(String, String)>) -> Self {
+        self.format_options = options;
+        self
+    }
+
+    /// Adds one demuxer/protocol option, e.g. `("rtsp_transport", "tcp")`.
+    #[must_use]
+    pub fn with_format_option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.format_options.push((key.into(), value.into()));
+        self
+    }
+}
+
 /// How the packets of a demuxed H.264 stream are framed, judged from its extradata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -54,6 +79,7 @@ pub enum PacketFormat {
 impl PacketFormat {
     /// Judges the framing from the extradata: an avcC record starts with version byte 1, an
     /// Annex B one with a start code; no extradata means in-band parameter sets (Annex B).
+    #[must_use]
     pub fn from_extradata(extradata: &[u8]) -> PacketFormat {
         match extradata.first() {
             Some(1) => PacketFormat::LengthPrefixed,

@@ -56,10 +56,7 @@ fn invalid_urls_are_rejected() {
     assert!(matches!(e, CodecError::InvalidUrl { .. }), "{e:?}");
     let e = Decoder::open("a\0b.mp4", DecoderOptions::default()).expect_err("nul");
     assert!(matches!(e, CodecError::InvalidUrl { .. }), "{e:?}");
-    let opts = OpenOptions {
-        format_options: vec![("bad\0key".into(), "v".into())],
-        ..Default::default()
-    };
+    let opts = OpenOptions::default().with_format_option("bad\0key", "v");
     let e = Demuxer::open("x.mp4", &opts).expect_err("nul option");
     assert!(matches!(e, CodecError::InvalidArgument { .. }), "{e:?}");
     // Credentials never appear in messages.
@@ -142,11 +139,9 @@ fn bad_decoder_options() {
     if !have_ffmpeg("bad_decoder_options") {
         return;
     }
-    let opts = DecoderOptions {
-        width_dst: Some(0),
-        height_dst: Some(100),
-        ..Default::default()
-    };
+    let opts = DecoderOptions::default()
+        .with_width_dst(0)
+        .with_height_dst(100);
     let e = Decoder::open(bframes_mp4(), opts).expect_err("zero width");
     assert!(matches!(e, CodecError::InvalidFrameSize { .. }), "{e:?}");
 }

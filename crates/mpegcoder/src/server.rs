@@ -242,7 +242,7 @@ struct CopyInput {
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let mut decoder = Decoder::open(
 ///     "test-video.mp4",
-///     DecoderOptions { output: PixelLayout::Yuv420p, ..DecoderOptions::default() },
+///     DecoderOptions::default().with_output(PixelLayout::Yuv420p),
 /// )?;
 /// let config = ServerConfig::from_params(decoder.params(), "rtsp://localhost:8554/video");
 /// let mut server = Server::open(config)?;
