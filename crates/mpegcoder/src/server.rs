@@ -141,11 +141,9 @@ impl ServerConfig {
     fn pacer_config(&self) -> Result<PacerConfig, ServerError> {
         let rate = Rate::from_f64(self.rate)
             .map_err(|e| ServerError::Config(format!("rate {}: {e}", self.rate)))?;
-        Ok(PacerConfig {
-            rate,
-            max_lead: Duration::from_millis(self.max_lead_ms),
-            ..PacerConfig::default()
-        })
+        Ok(PacerConfig::default()
+            .with_rate(rate)
+            .with_max_lead(Duration::from_millis(self.max_lead_ms)))
     }
 
     fn publish_options(&self) -> PublishOptions {
