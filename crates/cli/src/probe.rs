@@ -30,10 +30,7 @@ pub struct ProbeArgs {
 
 /// Runs the subcommand.
 pub fn run(args: &ProbeArgs) -> Result<()> {
-    let options = DecoderOptions {
-        output: PixelLayout::Yuv420p,
-        ..Default::default()
-    };
+    let options = DecoderOptions::default().with_output(PixelLayout::Yuv420p);
     let mut decoder = Decoder::open(&args.input, options)?;
     if !args.header_only && Path::new(&args.input).is_file() {
         decoder.build_index()?;

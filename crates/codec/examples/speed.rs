@@ -14,11 +14,9 @@ use std::time::Instant;
 use mpegcoder_codec::{Decoder, DecoderOptions, Encoder, Frame, PixelLayout};
 
 fn decode(path: &str, output: PixelLayout, threads: usize) -> Result<(usize, f64), Box<dyn Error>> {
-    let options = DecoderOptions {
-        output,
-        threads,
-        ..Default::default()
-    };
+    let options = DecoderOptions::default()
+        .with_output(output)
+        .with_threads(threads);
     let mut decoder = Decoder::open(path, options)?;
     let start = Instant::now();
     let mut n = 0;
@@ -58,10 +56,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         );
     }
 
-    let options = DecoderOptions {
-        output: PixelLayout::Yuv420p,
-        ..Default::default()
-    };
+    let options = DecoderOptions::default().with_output(PixelLayout::Yuv420p);
     let mut decoder = Decoder::open(&path, options)?;
     let frames: Vec<Frame> = decoder.frames().take(max).collect::<Result<_, _>>()?;
     for preset in ["ultrafast", "veryfast"] {

@@ -5,6 +5,7 @@ use ffmpeg_next::format::Pixel;
 use ffmpeg_next::software::scaling;
 use ffmpeg_next::util::frame;
 
+use crate::error::FfmpegError;
 use crate::ffi::SendScaler;
 use crate::{CodecError, PixelLayout};
 
@@ -82,28 +83,37 @@ impl Scaler {
         h: u32,
     ) -> Result<&mut Cached, CodecError> {
         let key = (src.format(), src.width(), src.height(), to, w, h);
-        if self.cached.as_ref().map(|c| c.key) != Some(key) {
-            self.cached = None;
-            if key.0 == Pixel::None {
-                return Err(scale_error(key, "unknown source pixel format".into()));
+        let cached = match self.cached.take() {
+            Some(cached) if cached.key == key => cached,
+            _ => {
+                if key.0 == Pixel::None {
+                    return Err(CodecError::InvalidArgument {
+                        what: "decoded frame",
+                        reason: format!(
+                            "{}x{} of unknown pixel format: cannot convert it to {}",
+                            key.1,
+                            key.2,
+                            pixel_name(to)
+                        ),
+                    });
+                }
+                let ctx =
+                    scaling::Context::get(key.0, key.1, key.2, to, w, h, scaling::Flags::BICUBIC)
+                        .map_err(|e| scale_error(key, e))?;
+                Cached {
+                    key,
+                    ctx: SendScaler(ctx),
+                    out: None,
+                }
             }
-            let ctx = scaling::Context::get(key.0, key.1, key.2, to, w, h, scaling::Flags::BICUBIC)
-                .map_err(|e| scale_error(key, e.to_string()))?;
-            self.cached = Some(Cached {
-                key,
-                ctx: SendScaler(ctx),
-                out: None,
-            });
-        }
-        self.cached
-            .as_mut()
-            .ok_or_else(|| scale_error(key, "no scaler".into()))
+        };
+        Ok(self.cached.insert(cached))
     }
 }
 
 type Key = (Pixel, u32, u32, Pixel, u32, u32);
 
-fn scale_error(key: Key, message: String) -> CodecError {
+fn scale_error(key: Key, e: ffmpeg_next::Error) -> CodecError {
     CodecError::Scale {
         from: pixel_name(key.0),
         from_width: key.1,
@@ -111,7 +121,7 @@ fn scale_error(key: Key, message: String) -> CodecError {
         to: pixel_name(key.3),
         to_width: key.4,
         to_height: key.5,
-        message,
+        source: FfmpegError::new(e),
     }
 }
 
@@ -121,16 +131,17 @@ fn scale(
     out: &mut frame::Video,
 ) -> Result<(), CodecError> {
     if out.planes() == 0 {
-        return Err(scale_error(
-            cached.key,
-            "cannot allocate the output frame".into(),
-        ));
+        // FFmpeg could not allocate the output frame's buffers.
+        let no_memory = ffmpeg_next::Error::Other {
+            errno: ffmpeg_next::util::error::ENOMEM,
+        };
+        return Err(scale_error(cached.key, no_memory));
     }
     cached
         .ctx
         .0
         .run(src, out)
-        .map_err(|e| scale_error(cached.key, e.to_string()))
+        .map_err(|e| scale_error(cached.key, e))
 }
 
 /// True when frames of format `p` can be packed into `layout` without conversion.

@@ -7,6 +7,7 @@ use ff::util::frame;
 use ffmpeg_next as ff;
 
 use crate::convert::{destination_size, Converter};
+use crate::error::FfmpegError;
 use crate::index::{FrameIndex, Scanned};
 use crate::input::{OpenOptions, Source};
 use crate::rational::rescale;
@@ -14,8 +15,10 @@ use crate::{
     CodecError, EncoderConfig, Frame, FrameCountSource, PixelLayout, Rational, VideoParams,
 };
 
-/// Options of a [`Decoder`].
+/// Options of a [`Decoder`]: start from [`DecoderOptions::default`] and change what you need
+/// with the `with_*` setters, e.g. `DecoderOptions::default().with_output(PixelLayout::Yuv420p)`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct DecoderOptions {
     /// Output width; with only one of `width_dst`/`height_dst` set, the other follows the
     /// aspect ratio (rounded to an even number). Scaled with swscale (bicubic).
@@ -29,6 +32,43 @@ pub struct DecoderOptions {
     pub output: PixelLayout,
     /// How to open the input.
     pub open: OpenOptions,
+}
+
+impl DecoderOptions {
+    /// Sets the output width (`None`: the source's; the height follows the aspect ratio).
+    #[must_use]
+    pub fn with_width_dst(mut self, width: impl Into<Option<u32>>) -> Self {
+        self.width_dst = width.into();
+        self
+    }
+
+    /// Sets the output height (`None`: the source's; the width follows the aspect ratio).
+    #[must_use]
+    pub fn with_height_dst(mut self, height: impl Into<Option<u32>>) -> Self {
+        self.height_dst = height.into();
+        self
+    }
+
+    /// Sets the number of decoder threads (0 = one per core).
+    #[must_use]
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    /// Sets the pixel layout of the frames handed out.
+    #[must_use]
+    pub fn with_output(mut self, output: PixelLayout) -> Self {
+        self.output = output;
+        self
+    }
+
+    /// Sets how the input is opened (network timeout, demuxer options).
+    #[must_use]
+    pub fn with_open(mut self, open: OpenOptions) -> Self {
+        self.open = open;
+        self
+    }
 }
 
 /// A position in a stream: a frame number (presentation order, from 0) or a time in seconds
@@ -178,6 +218,7 @@ impl Decoder {
 
     /// An encoder configuration inheriting this stream's parameters
     /// ([`EncoderConfig::from_params`]), sized for the frames this decoder hands out.
+    #[must_use]
     pub fn encoder_config(&self) -> EncoderConfig {
         let (w, h) = self.output_size();
         let mut config = EncoderConfig::from_params(&self.params);
@@ -471,9 +512,9 @@ impl Decoder {
             self.position = target;
             return Ok(());
         }
-        Err(CodecError::Seek {
+        Err(CodecError::SeekMissed {
             url: self.src.url.clone(),
-            message: format!("frame {target} (pts {target_pts}) was not found when decoding"),
+            reason: format!("frame {target} (pts {target_pts}) was not found when decoding"),
         })
     }
 
@@ -485,9 +526,9 @@ impl Decoder {
                 None => self.decode_raw()?,
             };
             if dropped.is_none() {
-                return Err(CodecError::Seek {
+                return Err(CodecError::SeekMissed {
                     url: self.src.url.clone(),
-                    message: format!(
+                    reason: format!(
                         "the stream ended at frame {} before frame {target}",
                         self.position
                     ),
@@ -548,7 +589,7 @@ impl Decoder {
                 Err(e) => {
                     return Err(CodecError::Decode {
                         url: self.src.url.clone(),
-                        message: e.to_string(),
+                        source: FfmpegError::new(e),
                     })
                 }
             }
@@ -568,7 +609,7 @@ impl Decoder {
                 }
                 Err(e) => Err(CodecError::Decode {
                     url: self.src.url.clone(),
-                    message: e.to_string(),
+                    source: FfmpegError::new(e),
                 }),
             },
             None => {

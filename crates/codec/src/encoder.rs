@@ -9,6 +9,7 @@ use ffmpeg_next as ff;
 use serde::{Deserialize, Serialize};
 
 use crate::convert::{check_size, unpack, Scaler};
+use crate::error::FfmpegError;
 use crate::rational::{rescale, FfRational};
 use crate::{CodecError, Frame, PixelLayout, Rational, VideoParams};
 
@@ -35,11 +36,13 @@ pub struct EncodedPacket {
 
 impl EncodedPacket {
     /// `pts` in seconds.
+    #[must_use]
     pub fn pts_seconds(&self) -> f64 {
         self.pts as f64 * self.time_base.as_f64()
     }
 
     /// `dts` in seconds.
+    #[must_use]
     pub fn dts_seconds(&self) -> f64 {
         self.dts as f64 * self.time_base.as_f64()
     }
@@ -60,7 +63,11 @@ impl fmt::Debug for EncodedPacket {
 
 /// Configuration of an [`Encoder`]: a plain serializable struct, so it can cross threads and
 /// processes. Bit rates are in bits per second.
+///
+/// Made by [`EncoderConfig::new`] or [`EncoderConfig::from_params`] and adjusted with the
+/// `with_*` setters (the fields can also be read and changed directly).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct EncoderConfig {
     /// Encoded width (even).
     pub width: u32,
@@ -99,6 +106,7 @@ pub struct EncoderConfig {
 impl EncoderConfig {
     /// A configuration for `width x height` frames at `frame_rate`: time base 1/90000,
     /// constant quality, GOP of 2 s, no B-frames, preset `veryfast`, automatic threads.
+    #[must_use]
     pub fn new(width: u32, height: u32, frame_rate: Rational) -> EncoderConfig {
         EncoderConfig {
             width,
@@ -122,6 +130,7 @@ impl EncoderConfig {
     /// Inherits everything a decoder knows (the original's `configDict`): size, frame rate,
     /// time base (so decoded frames keep their exact timestamps), bit rate, GOP size and
     /// max B-frames. Unknown values fall back to [`EncoderConfig::new`]'s defaults.
+    #[must_use]
     pub fn from_params(params: &VideoParams) -> EncoderConfig {
         let frame_rate = params.best_frame_rate();
         let mut c = EncoderConfig::new(params.width, params.height, frame_rate);
@@ -137,6 +146,7 @@ impl EncoderConfig {
     }
 
     /// Sets the encoded size (frames of the source size are scaled to it).
+    #[must_use]
     pub fn with_size(mut self, width: u32, height: u32) -> Self {
         self.width = width;
         self.height = height;
@@ -144,6 +154,7 @@ impl EncoderConfig {
     }
 
     /// Sets the size of the frames that will be given to the encoder.
+    #[must_use]
     pub fn with_source_size(mut self, width: u32, height: u32) -> Self {
         self.source_width = width;
         self.source_height = height;
@@ -151,56 +162,86 @@ impl EncoderConfig {
     }
 
     /// Sets the nominal frame rate.
+    #[must_use]
     pub fn with_frame_rate(mut self, frame_rate: Rational) -> Self {
         self.frame_rate = frame_rate;
         self
     }
 
     /// Sets the time base of the encoder's timestamps.
+    #[must_use]
     pub fn with_time_base(mut self, time_base: Rational) -> Self {
         self.time_base = time_base;
         self
     }
 
     /// Sets the target bit rate in bits/s (0 = constant quality).
+    #[must_use]
     pub fn with_bit_rate(mut self, bits_per_second: u64) -> Self {
         self.bit_rate = bits_per_second;
         self
     }
 
+    /// Sets the constant rate factor used when the bit rate is 0 (0–51, lower is better).
+    #[must_use]
+    pub fn with_crf(mut self, crf: impl Into<Option<f32>>) -> Self {
+        self.crf = crf.into();
+        self
+    }
+
     /// Sets the GOP size (frames between IDRs).
+    #[must_use]
     pub fn with_gop_size(mut self, frames: u32) -> Self {
         self.gop_size = frames;
         self
     }
 
     /// Sets the maximum number of consecutive B-frames.
+    #[must_use]
     pub fn with_max_b_frames(mut self, frames: u32) -> Self {
         self.max_b_frames = frames;
         self
     }
 
     /// Sets the libx264 preset.
+    #[must_use]
     pub fn with_preset(mut self, preset: impl Into<String>) -> Self {
         self.preset = preset.into();
         self
     }
 
     /// Sets the libx264 tune.
+    #[must_use]
     pub fn with_tune(mut self, tune: impl Into<String>) -> Self {
         self.tune = Some(tune.into());
         self
     }
 
     /// Sets the H.264 profile.
+    #[must_use]
     pub fn with_profile(mut self, profile: impl Into<String>) -> Self {
         self.profile = Some(profile.into());
         self
     }
 
     /// Sets the number of encoder threads (0 = automatic).
+    #[must_use]
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threads = threads;
+        self
+    }
+
+    /// Replaces the extra `x264-params` with `params` (key, value pairs).
+    #[must_use]
+    pub fn with_x264_params(mut self, params: Vec<(String, String)>) -> Self {
+        self.x264_params = params;
+        self
+    }
+
+    /// Adds one extra `x264-params` entry, e.g. `("keyint_min", "30")`.
+    #[must_use]
+    pub fn with_x264_param(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.x264_params.push((key.into(), value.into()));
         self
     }
 
@@ -297,6 +338,12 @@ fn default_gop(frame_rate: Rational) -> u32 {
     }
 }
 
+fn encode_err(e: ff::Error) -> CodecError {
+    CodecError::Encode {
+        source: FfmpegError::new(e),
+    }
+}
+
 fn is_eagain(e: &ff::Error) -> bool {
     matches!(e, ff::Error::Other { errno } if *errno == ff::util::error::EAGAIN)
 }
@@ -339,7 +386,7 @@ impl Encoder {
         config.validate()?;
         let open_err = |e: ff::Error| CodecError::EncoderOpen {
             name: X264,
-            message: e.to_string(),
+            source: FfmpegError::new(e),
         };
         let codec =
             ff::encoder::find_by_name(X264).ok_or(CodecError::EncoderNotFound { name: X264 })?;
@@ -501,11 +548,7 @@ impl Encoder {
             }
         }
         yuv.set_pts(Some(pts));
-        self.encoder
-            .send_frame(&yuv)
-            .map_err(|e| CodecError::Encode {
-                message: e.to_string(),
-            })?;
+        self.encoder.send_frame(&yuv).map_err(encode_err)?;
         self.last_pts = Some(pts);
         self.frames_in += 1;
         self.drain()
@@ -518,9 +561,7 @@ impl Encoder {
             return Ok(Vec::new());
         }
         self.finished = true;
-        self.encoder.send_eof().map_err(|e| CodecError::Encode {
-            message: e.to_string(),
-        })?;
+        self.encoder.send_eof().map_err(encode_err)?;
         self.drain()
     }
 
@@ -547,11 +588,7 @@ impl Encoder {
                 }
                 Err(e) if is_eagain(&e) => break,
                 Err(ff::Error::Eof) => break,
-                Err(e) => {
-                    return Err(CodecError::Encode {
-                        message: e.to_string(),
-                    })
-                }
+                Err(e) => return Err(encode_err(e)),
             }
         }
         Ok(out)

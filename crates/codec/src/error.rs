@@ -1,11 +1,54 @@
-//! The error type of the codec layer.
+//! The error types of the codec layer: [`CodecError`] and FFmpeg's own [`FfmpegError`].
+
+use std::fmt;
 
 use crate::frame::PixelLayout;
 
+/// An error code reported by FFmpeg, kept as the [`source`](std::error::Error::source) of a
+/// [`CodecError`]. It displays as FFmpeg's own description of the code (e.g. "Invalid data
+/// found when processing input").
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct FfmpegError(ffmpeg_next::Error);
+
+impl FfmpegError {
+    /// Wraps an error of ffmpeg-next (kept private so that the public API does not depend on
+    /// the ffmpeg-next version).
+    pub(crate) fn new(e: ffmpeg_next::Error) -> FfmpegError {
+        // FFmpeg's error texts are registered by its initialisation (done once).
+        crate::input::init();
+        FfmpegError(e)
+    }
+
+    /// FFmpeg's error code: a negative `AVERROR` value (`AVERROR(errno)` for system errors).
+    #[must_use]
+    pub fn code(&self) -> i32 {
+        std::ffi::c_int::from(self.0)
+    }
+}
+
+impl fmt::Display for FfmpegError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for FfmpegError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FfmpegError")
+            .field("code", &self.code())
+            .field("message", &self.0.to_string())
+            .finish()
+    }
+}
+
+impl std::error::Error for FfmpegError {}
+
 /// Everything that can go wrong while opening, demuxing, decoding, converting or encoding.
 ///
-/// Variants about an input carry the input's URL (with any `user:password@` removed) and, where
-/// FFmpeg reported the problem, FFmpeg's own error text.
+/// Variants about an input carry the input's URL (with any `user:password@` removed). Where
+/// FFmpeg reported the problem, its error is the [`source`](std::error::Error::source) (an
+/// [`FfmpegError`]) and is not repeated in the message: print the source chain, e.g.
+/// "cannot open clip.mp4: Invalid data found when processing input".
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CodecError {
@@ -25,12 +68,21 @@ pub enum CodecError {
     },
     /// FFmpeg could not open or recognise the input (not a media file, truncated header,
     /// network error, ...).
-    #[error("cannot open {url}: {message}")]
+    #[error("cannot open {url}")]
     Open {
         /// The input.
         url: String,
-        /// FFmpeg's error text.
-        message: String,
+        /// FFmpeg's error.
+        source: FfmpegError,
+    },
+    /// The input opened, but its video stream cannot be used (e.g. it has no valid time
+    /// base, or it changed when the input was reopened).
+    #[error("{url}: unusable video stream: {reason}")]
+    InvalidStream {
+        /// The input.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// The input has no video stream (e.g. an audio-only file).
     #[error("{url}: no video stream")]
@@ -47,38 +99,47 @@ pub enum CodecError {
         codec: String,
     },
     /// The decoder could not be opened.
-    #[error("{url}: cannot open the {codec} decoder: {message}")]
+    #[error("{url}: cannot open the {codec} decoder")]
     DecoderOpen {
         /// The input.
         url: String,
         /// The codec name.
         codec: String,
-        /// FFmpeg's error text.
-        message: String,
+        /// FFmpeg's error.
+        source: FfmpegError,
     },
     /// Reading a packet from the input failed (I/O error, truncated data).
-    #[error("{url}: read failed: {message}")]
+    #[error("{url}: read failed")]
     Read {
         /// The input.
         url: String,
-        /// FFmpeg's error text.
-        message: String,
+        /// FFmpeg's error.
+        source: FfmpegError,
     },
     /// The decoder failed in a way it cannot recover from.
-    #[error("{url}: decoding failed: {message}")]
+    #[error("{url}: decoding failed")]
     Decode {
         /// The input (for a [`crate::PacketDecoder`], the text `packets`).
         url: String,
-        /// FFmpeg's error text.
-        message: String,
+        /// FFmpeg's error.
+        source: FfmpegError,
     },
-    /// Seeking failed.
-    #[error("{url}: seek failed: {message}")]
+    /// FFmpeg could not seek in the input.
+    #[error("{url}: seek failed")]
     Seek {
         /// The input.
         url: String,
-        /// FFmpeg's error text or what went wrong.
-        message: String,
+        /// FFmpeg's error.
+        source: FfmpegError,
+    },
+    /// After seeking, decoding did not reach the requested frame (the input is damaged or
+    /// shorter than its index says).
+    #[error("{url}: seek failed: {reason}")]
+    SeekMissed {
+        /// The input.
+        url: String,
+        /// What happened.
+        reason: String,
     },
     /// The input does not support the requested random access.
     #[error("{url}: cannot seek: {reason}")]
@@ -159,7 +220,7 @@ pub enum CodecError {
         actual: PixelLayout,
     },
     /// swscale cannot convert between the two formats or sizes.
-    #[error("cannot convert {from} {from_width}x{from_height} to {to} {to_width}x{to_height}: {message}")]
+    #[error("cannot convert {from} {from_width}x{from_height} to {to} {to_width}x{to_height}")]
     Scale {
         /// Source pixel format name.
         from: String,
@@ -173,8 +234,8 @@ pub enum CodecError {
         to_width: u32,
         /// Destination height.
         to_height: u32,
-        /// FFmpeg's error text.
-        message: String,
+        /// FFmpeg's error.
+        source: FfmpegError,
     },
     /// The encoder configuration is invalid.
     #[error("invalid encoder config: {field}: {reason}")]
@@ -191,18 +252,18 @@ pub enum CodecError {
         name: &'static str,
     },
     /// libx264 refused the configuration.
-    #[error("cannot open the {name} encoder: {message}")]
+    #[error("cannot open the {name} encoder")]
     EncoderOpen {
         /// The encoder's name.
         name: &'static str,
-        /// FFmpeg's error text.
-        message: String,
+        /// FFmpeg's error.
+        source: FfmpegError,
     },
     /// Encoding a frame failed.
-    #[error("encoding failed: {message}")]
+    #[error("encoding failed")]
     Encode {
-        /// FFmpeg's error text.
-        message: String,
+        /// FFmpeg's error.
+        source: FfmpegError,
     },
     /// Frame timestamps given to the encoder must increase strictly.
     #[error("frame pts {pts} is not after the previous frame's pts {previous} (encoder time base {time_base})")]
@@ -217,4 +278,119 @@ pub enum CodecError {
     /// The encoder was used after [`crate::Encoder::finish`].
     #[error("the encoder has already been finished")]
     Finished,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    /// The error and its sources joined by ": ", as a CLI prints them.
+    fn one_line(e: &CodecError) -> String {
+        let mut line = e.to_string();
+        let mut next = e.source();
+        while let Some(cause) = next {
+            line.push_str(": ");
+            line.push_str(&cause.to_string());
+            next = cause.source();
+        }
+        line
+    }
+
+    #[test]
+    fn ffmpeg_causes_are_sources_and_not_repeated() {
+        let cause = FfmpegError::new(ffmpeg_next::Error::InvalidData);
+        let text = "Invalid data found when processing input";
+        assert_eq!(cause.to_string(), text);
+        let url = || "clip.mp4".to_owned();
+        let errors = [
+            CodecError::Open {
+                url: url(),
+                source: cause,
+            },
+            CodecError::DecoderOpen {
+                url: url(),
+                codec: "h264".into(),
+                source: cause,
+            },
+            CodecError::Read {
+                url: url(),
+                source: cause,
+            },
+            CodecError::Decode {
+                url: url(),
+                source: cause,
+            },
+            CodecError::Seek {
+                url: url(),
+                source: cause,
+            },
+            CodecError::Scale {
+                from: "rgb24".into(),
+                from_width: 2,
+                from_height: 2,
+                to: "yuv420p".into(),
+                to_width: 2,
+                to_height: 2,
+                source: cause,
+            },
+            CodecError::EncoderOpen {
+                name: "libx264",
+                source: cause,
+            },
+            CodecError::Encode { source: cause },
+        ];
+        for e in &errors {
+            let message = e.to_string();
+            let source = e.source().expect("the FFmpeg error is the source");
+            assert_eq!(source.downcast_ref::<FfmpegError>(), Some(&cause), "{e:?}");
+            assert!(!message.contains(text), "said twice: {message}");
+            assert_eq!(one_line(e), format!("{message}: {text}"));
+        }
+        assert_eq!(
+            one_line(&errors[0]),
+            "cannot open clip.mp4: Invalid data found when processing input"
+        );
+    }
+
+    #[test]
+    fn own_reasons_are_in_the_message_without_a_source() {
+        let errors = [
+            CodecError::InvalidUrl {
+                url: "x".into(),
+                reason: "empty",
+            },
+            CodecError::InvalidStream {
+                url: "x.mp4".into(),
+                reason: "it has no valid time base",
+            },
+            CodecError::SeekMissed {
+                url: "x.mp4".into(),
+                reason: "the stream ended at frame 3 before frame 9".into(),
+            },
+            CodecError::InvalidConfig {
+                field: "gop_size",
+                reason: "0 must be at least 1".into(),
+            },
+        ];
+        for e in &errors {
+            assert!(e.source().is_none(), "{e:?}");
+        }
+        assert_eq!(
+            errors[1].to_string(),
+            "x.mp4: unusable video stream: it has no valid time base"
+        );
+    }
+
+    #[test]
+    fn ffmpeg_error_keeps_its_code() {
+        let e = FfmpegError::new(ffmpeg_next::Error::Other {
+            errno: ffmpeg_next::util::error::ENOENT,
+        });
+        assert_eq!(e.code(), -ffmpeg_next::util::error::ENOENT);
+        assert_eq!(e.to_string(), "No such file or directory");
+        assert!(format!("{e:?}").contains("No such file or directory"));
+        assert!(e.source().is_none());
+    }
 }

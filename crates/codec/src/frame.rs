@@ -33,6 +33,7 @@ impl PixelLayout {
     }
 
     /// Bytes of a packed `width x height` picture in this layout.
+    #[must_use]
     pub fn buffer_size(self, width: u32, height: u32) -> usize {
         self.planes(width, height).iter().map(|(w, h)| w * h).sum()
     }
@@ -136,12 +137,14 @@ impl Frame {
     }
 
     /// The presentation time in seconds (`pts * time_base`).
+    #[must_use]
     pub fn pts_seconds(&self) -> f64 {
         self.pts as f64 * self.time_base.as_f64()
     }
 
     /// The planes of the frame: one for RGB24, Y/U/V for YUV420P. Empty when the buffer does not
     /// match the dimensions (a hand-made frame with inconsistent fields).
+    #[must_use]
     pub fn planes(&self) -> Vec<&[u8]> {
         let mut out = Vec::new();
         let mut offset = 0usize;

@@ -12,14 +12,17 @@ use ffmpeg_next as ff;
 use crate::convert::pixel_name;
 use mpegcoder_types::redact_url;
 
+use crate::error::FfmpegError;
 use crate::rational::FfRational;
 use crate::{CodecError, EncodedPacket, FrameCountSource, Rational, VideoParams};
 
 /// FFmpeg's "no timestamp" value.
 const NOPTS: i64 = i64::MIN;
 
-/// How to open an input (file or URL).
+/// How to open an input (file or URL): start from [`OpenOptions::default`] and change what
+/// you need with the `with_*` setters.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OpenOptions {
     /// Timeout of each network read/connect (FFmpeg's `rw_timeout`, and `timeout` for
     /// `rtsp://`). Only applied to URLs with a scheme (`proto://`); `None` waits forever.
@@ -39,6 +42,29 @@ impl Default for OpenOptions {
     }
 }
 
+impl OpenOptions {
+    /// Sets the timeout of each network read/connect (`None` waits forever).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.timeout = timeout.into();
+        self
+    }
+
+    /// Replaces the demuxer/protocol options with `options` (key, value pairs).
+    #[must_use]
+    pub fn with_format_options(mut self, options: Vec<(String, String)>) -> Self {
+        self.format_options = options;
+        self
+    }
+
+    /// Adds one demuxer/protocol option, e.g. `("rtsp_transport", "tcp")`.
+    #[must_use]
+    pub fn with_format_option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.format_options.push((key.into(), value.into()));
+        self
+    }
+}
+
 /// How the packets of a demuxed H.264 stream are framed, judged from its extradata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -53,6 +79,7 @@ pub enum PacketFormat {
 impl PacketFormat {
     /// Judges the framing from the extradata: an avcC record starts with version byte 1, an
     /// Annex B one with a start code; no extradata means in-band parameter sets (Annex B).
+    #[must_use]
     pub fn from_extradata(extradata: &[u8]) -> PacketFormat {
         match extradata.first() {
             Some(1) => PacketFormat::LengthPrefixed,
@@ -122,7 +149,7 @@ fn open_input(raw_url: &str, url: &str, options: &OpenOptions) -> Result<Input, 
         },
         e => CodecError::Open {
             url: url.to_owned(),
-            message: e.to_string(),
+            source: FfmpegError::new(e),
         },
     })
 }
@@ -164,9 +191,9 @@ impl Source {
             (stream.index(), Rational::from_ff(stream.time_base()), start)
         };
         if !time_base.is_valid() {
-            return Err(CodecError::Open {
+            return Err(CodecError::InvalidStream {
                 url,
-                message: "the video stream has no valid time base".into(),
+                reason: "it has no valid time base",
             });
         }
         Ok(Source {
@@ -194,13 +221,12 @@ impl Source {
                 })?;
         let parameters = stream.parameters();
         let codec = parameters.id().name().to_owned();
-        let open_err = |message: String| CodecError::DecoderOpen {
+        let open_err = |e: ff::Error| CodecError::DecoderOpen {
             url: self.url.clone(),
             codec: codec.clone(),
-            message,
+            source: FfmpegError::new(e),
         };
-        let mut ctx = ff::codec::Context::from_parameters(parameters.clone())
-            .map_err(|e| open_err(e.to_string()))?;
+        let mut ctx = ff::codec::Context::from_parameters(parameters.clone()).map_err(open_err)?;
         let extradata = crate::ffi::extradata(&ctx);
         // Frame threading must be configured before `.video()` opens the decoder. On FFmpeg
         // < 6 the config has an extra field, hence `..Default::default()`.
@@ -216,7 +242,7 @@ impl Source {
                 url: self.url.clone(),
                 codec: codec.clone(),
             },
-            e => open_err(e.to_string()),
+            e => open_err(e),
         })?;
 
         let tb = self.time_base;
@@ -290,7 +316,7 @@ impl Source {
             .or_else(|_| self.input.seek(us, ..))
             .map_err(|e| CodecError::Seek {
                 url: self.url.clone(),
-                message: e.to_string(),
+                source: FfmpegError::new(e),
             })
     }
 
@@ -301,9 +327,9 @@ impl Source {
             .stream(self.stream_index)
             .is_some_and(|s| s.parameters().medium() == media::Type::Video);
         if !ok {
-            return Err(CodecError::Seek {
+            return Err(CodecError::InvalidStream {
                 url: self.url.clone(),
-                message: "the video stream changed when the input was reopened".into(),
+                reason: "it changed when the input was reopened",
             });
         }
         self.input = input;
@@ -327,7 +353,7 @@ impl Source {
                 Err(e) => {
                     return Err(CodecError::Read {
                         url: self.url.clone(),
-                        message: e.to_string(),
+                        source: FfmpegError::new(e),
                     })
                 }
             }

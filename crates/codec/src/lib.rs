@@ -18,7 +18,7 @@
 //!
 //! # fn main() -> Result<(), mpegcoder_codec::CodecError> {
 //! // Decode to YUV420P and re-encode with the source's parameters at 1 Mb/s.
-//! let options = DecoderOptions { output: PixelLayout::Yuv420p, ..Default::default() };
+//! let options = DecoderOptions::default().with_output(PixelLayout::Yuv420p);
 //! let mut decoder = Decoder::open("input.mp4", options)?;
 //! println!("{}x{} at {} fps", decoder.params().width, decoder.params().height,
 //!          decoder.params().frame_rate);
@@ -52,7 +52,7 @@ mod rational;
 
 pub use decoder::{Decoder, DecoderOptions, Frames, Position};
 pub use encoder::{EncodedPacket, Encoder, EncoderConfig};
-pub use error::CodecError;
+pub use error::{CodecError, FfmpegError};
 pub use frame::{frame_md5, yuv420p_md5, Frame, PixelLayout};
 pub use index::{FrameIndex, IndexEntry};
 pub use input::{Demuxer, OpenOptions, PacketFormat};

@@ -6,13 +6,16 @@ use ff::util::frame;
 use ffmpeg_next as ff;
 
 use crate::convert::{destination_size, Converter};
+use crate::error::FfmpegError;
 use crate::rational::FfRational;
 use crate::{CodecError, Frame, PixelLayout, Rational};
 
 const SOURCE: &str = "packets";
 
-/// Options of a [`PacketDecoder`].
+/// Options of a [`PacketDecoder`]: start from [`PacketDecoderOptions::default`] and change
+/// what you need with the `with_*` setters.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PacketDecoderOptions {
     /// Pixel layout of the frames handed out.
     pub output: PixelLayout,
@@ -34,6 +37,36 @@ impl Default for PacketDecoderOptions {
             height_dst: None,
             threads: 1,
         }
+    }
+}
+
+impl PacketDecoderOptions {
+    /// Sets the pixel layout of the frames handed out.
+    #[must_use]
+    pub fn with_output(mut self, output: PixelLayout) -> Self {
+        self.output = output;
+        self
+    }
+
+    /// Sets the output width (`None`: the source's; the height follows the aspect ratio).
+    #[must_use]
+    pub fn with_width_dst(mut self, width: impl Into<Option<u32>>) -> Self {
+        self.width_dst = width.into();
+        self
+    }
+
+    /// Sets the output height (`None`: the source's; the width follows the aspect ratio).
+    #[must_use]
+    pub fn with_height_dst(mut self, height: impl Into<Option<u32>>) -> Self {
+        self.height_dst = height.into();
+        self
+    }
+
+    /// Sets the number of decoder threads (1 = lowest latency, 0 = automatic).
+    #[must_use]
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
     }
 }
 
@@ -66,7 +99,7 @@ impl std::fmt::Debug for PacketDecoder {
 fn decode_err(e: ff::Error) -> CodecError {
     CodecError::Decode {
         url: SOURCE.into(),
-        message: e.to_string(),
+        source: FfmpegError::new(e),
     }
 }
 
@@ -120,7 +153,7 @@ impl PacketDecoder {
                 .map_err(|e| CodecError::DecoderOpen {
                     url: SOURCE.into(),
                     codec: "h264".into(),
-                    message: e.to_string(),
+                    source: FfmpegError::new(e),
                 })?;
         Ok(PacketDecoder {
             decoder,

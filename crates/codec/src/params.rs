@@ -21,6 +21,7 @@ pub enum FrameCountSource {
 
 impl FrameCountSource {
     /// True for counts that are exact.
+    #[must_use]
     pub fn is_exact(self) -> bool {
         matches!(self, FrameCountSource::Container | FrameCountSource::Index)
     }
@@ -70,6 +71,7 @@ pub struct VideoParams {
 
 impl VideoParams {
     /// The best known frame rate: the nominal one, else the average, else 25/1.
+    #[must_use]
     pub fn best_frame_rate(&self) -> Rational {
         if self.frame_rate.is_valid() {
             self.frame_rate

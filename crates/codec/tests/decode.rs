@@ -9,10 +9,7 @@ use mpegcoder_codec::{
 };
 
 fn yuv() -> DecoderOptions {
-    DecoderOptions {
-        output: PixelLayout::Yuv420p,
-        ..Default::default()
-    }
+    DecoderOptions::default().with_output(PixelLayout::Yuv420p)
 }
 
 fn all_hashes(path: &std::path::Path) -> Vec<String> {
@@ -141,10 +138,7 @@ fn rgb_output_and_destination_size() {
         return;
     }
     let path = bframes_mp4();
-    let opts = DecoderOptions {
-        width_dst: Some(160),
-        ..Default::default()
-    };
+    let opts = DecoderOptions::default().with_width_dst(160);
     let mut d = Decoder::open(&path, opts).expect("open");
     assert_eq!(d.output_size(), (160, 120));
     let frames: Vec<_> = d.frames().collect::<Result<_, _>>().expect("decode");

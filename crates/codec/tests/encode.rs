@@ -15,10 +15,7 @@ fn decode_all(path: &std::path::Path, opts: DecoderOptions) -> Vec<Frame> {
 }
 
 fn yuv() -> DecoderOptions {
-    DecoderOptions {
-        output: PixelLayout::Yuv420p,
-        ..Default::default()
-    }
+    DecoderOptions::default().with_output(PixelLayout::Yuv420p)
 }
 
 /// PSNR in dB over all bytes of two equally sized buffers.
@@ -41,10 +38,7 @@ fn psnr(a: &[u8], b: &[u8]) -> f64 {
 }
 
 fn decode_packets(extradata: &[u8], packets: &[EncodedPacket], tb: Rational) -> Vec<Frame> {
-    let opts = PacketDecoderOptions {
-        output: PixelLayout::Yuv420p,
-        ..Default::default()
-    };
+    let opts = PacketDecoderOptions::default().with_output(PixelLayout::Yuv420p);
     let mut dec = PacketDecoder::new(extradata, tb, opts).expect("packet decoder");
     let mut frames = Vec::new();
     for p in packets {
@@ -187,12 +181,10 @@ fn rgb_buffers_scaled_and_timestamped_by_frame_rate() {
     let rgb = decode_all(&src, DecoderOptions::default());
     let small = decode_all(
         &src,
-        DecoderOptions {
-            width_dst: Some(160),
-            height_dst: Some(120),
-            output: PixelLayout::Yuv420p,
-            ..Default::default()
-        },
+        DecoderOptions::default()
+            .with_width_dst(160)
+            .with_height_dst(120)
+            .with_output(PixelLayout::Yuv420p),
     );
     let config = EncoderConfig::new(160, 120, Rational::new(25, 1))
         .with_source_size(320, 240)

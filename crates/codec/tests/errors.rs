@@ -4,8 +4,8 @@ mod common;
 
 use common::*;
 use mpegcoder_codec::{
-    CodecError, Decoder, DecoderOptions, Demuxer, Encoder, EncoderConfig, Frame, OpenOptions,
-    PacketDecoder, PacketDecoderOptions, PixelLayout, Rational,
+    CodecError, Decoder, DecoderOptions, Demuxer, Encoder, EncoderConfig, FfmpegError, Frame,
+    OpenOptions, PacketDecoder, PacketDecoderOptions, PixelLayout, Rational,
 };
 
 fn scratch(name: &str, data: &[u8]) -> std::path::PathBuf {
@@ -56,10 +56,7 @@ fn invalid_urls_are_rejected() {
     assert!(matches!(e, CodecError::InvalidUrl { .. }), "{e:?}");
     let e = Decoder::open("a\0b.mp4", DecoderOptions::default()).expect_err("nul");
     assert!(matches!(e, CodecError::InvalidUrl { .. }), "{e:?}");
-    let opts = OpenOptions {
-        format_options: vec![("bad\0key".into(), "v".into())],
-        ..Default::default()
-    };
+    let opts = OpenOptions::default().with_format_option("bad\0key", "v");
     let e = Demuxer::open("x.mp4", &opts).expect_err("nul option");
     assert!(matches!(e, CodecError::InvalidArgument { .. }), "{e:?}");
     // Credentials never appear in messages.
@@ -142,11 +139,9 @@ fn bad_decoder_options() {
     if !have_ffmpeg("bad_decoder_options") {
         return;
     }
-    let opts = DecoderOptions {
-        width_dst: Some(0),
-        height_dst: Some(100),
-        ..Default::default()
-    };
+    let opts = DecoderOptions::default()
+        .with_width_dst(0)
+        .with_height_dst(100);
     let e = Decoder::open(bframes_mp4(), opts).expect_err("zero width");
     assert!(matches!(e, CodecError::InvalidFrameSize { .. }), "{e:?}");
 }
@@ -282,4 +277,51 @@ fn packet_decoder_survives_garbage() {
     )
     .expect_err("avcC is not Annex B");
     assert!(matches!(e, CodecError::InvalidArgument { .. }), "{e:?}");
+}
+
+/// The error and its sources joined by ": ", as the CLI prints them.
+fn one_line(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    line
+}
+
+#[test]
+fn ffmpeg_causes_are_sources_said_once() {
+    use std::error::Error as _;
+
+    let path = scratch("cause.txt", b"this is not a video\n");
+    let e = Decoder::open(&path, DecoderOptions::default()).expect_err("not a video");
+    let _ = std::fs::remove_file(&path);
+    assert!(matches!(e, CodecError::Open { .. }), "{e:?}");
+    let source = e.source().expect("FFmpeg's error is the source");
+    let cause = source.to_string();
+    assert!(source.downcast_ref::<FfmpegError>().is_some(), "{source:?}");
+    assert!(!cause.is_empty());
+    assert!(!e.to_string().contains(&cause), "said twice: {e}");
+    assert_eq!(
+        one_line(&e),
+        format!("cannot open {}: {cause}", path.display())
+    );
+
+    let e =
+        Encoder::new(EncoderConfig::new(64, 48, Rational::new(30, 1)).with_preset("warp-speed"))
+            .expect_err("bad preset");
+    assert!(matches!(e, CodecError::EncoderOpen { .. }), "{e:?}");
+    let source = e.source().expect("FFmpeg's error is the source");
+    assert!(source.downcast_ref::<FfmpegError>().is_some(), "{source:?}");
+    assert!(
+        !e.to_string().contains(&source.to_string()),
+        "said twice: {e}"
+    );
+
+    // Errors found by the crate itself say their reason in the message and have no source.
+    let e = Decoder::open("", DecoderOptions::default()).expect_err("empty url");
+    assert!(e.source().is_none(), "{e:?}");
+    assert_eq!(one_line(&e), e.to_string());
 }

@@ -11,10 +11,7 @@ use proptest::prelude::*;
 const VARIANTS: &[(u32, u32)] = &[(1, 0), (5, 0), (8, 2), (10, 3), (30, 1), (6, 1)];
 
 fn yuv() -> DecoderOptions {
-    DecoderOptions {
-        output: PixelLayout::Yuv420p,
-        ..Default::default()
-    }
+    DecoderOptions::default().with_output(PixelLayout::Yuv420p)
 }
 
 fn summary(f: &Frame) -> (u64, String, bool) {

@@ -50,10 +50,7 @@ fn main() {
 fn decode(input: &str, tx: SyncSender<Item>) -> Result<(), Error> {
     let opened = Decoder::open(
         input,
-        DecoderOptions {
-            output: PixelLayout::Yuv420p,
-            ..DecoderOptions::default()
-        },
+        DecoderOptions::default().with_output(PixelLayout::Yuv420p),
     );
     let mut decoder = match opened {
         Ok(d) => d,

@@ -25,10 +25,7 @@ fn main() {
 fn run(input: &str, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let mut decoder = Decoder::open(
         input,
-        DecoderOptions {
-            output: PixelLayout::Yuv420p,
-            ..DecoderOptions::default()
-        },
+        DecoderOptions::default().with_output(PixelLayout::Yuv420p),
     )?;
     // Inherit most parameters from the decoder; encode with libx264 (the default).
     let config = ServerConfig::from_params(decoder.params(), url);

@@ -784,12 +784,11 @@ impl Worker {
     ) -> Result<PacketDecoder, ClientError> {
         let mut parameter_sets = bytes::BytesMut::new();
         write_annexb([&track.sps, &track.pps], &mut parameter_sets);
-        let options = PacketDecoderOptions {
-            output: self.options.output,
-            width_dst: self.options.width_dst,
-            height_dst: self.options.height_dst,
-            threads: self.options.decoder_threads,
-        };
+        let options = PacketDecoderOptions::default()
+            .with_output(self.options.output)
+            .with_width_dst(self.options.width_dst)
+            .with_height_dst(self.options.height_dst)
+            .with_threads(self.options.decoder_threads);
         let time_base = Rational::new(au.time_base.num, au.time_base.den);
         PacketDecoder::new(&parameter_sets, time_base, options).map_err(|e| ClientError::Decoder {
             url: self.shown.clone(),

@@ -598,11 +598,9 @@ fn read_frames(
 ) -> Result<(), PushError> {
     let mut decoder = Decoder::open(
         &options.input,
-        DecoderOptions {
-            threads: options.decoder_threads,
-            output: PixelLayout::Yuv420p,
-            ..DecoderOptions::default()
-        },
+        DecoderOptions::default()
+            .with_threads(options.decoder_threads)
+            .with_output(PixelLayout::Yuv420p),
     )?;
     if std::path::Path::new(&options.input).is_file() {
         // Reading the packets of a local file (no decoding) gives exact GOP size and B-frame

@@ -57,10 +57,7 @@ fn sleepers(clocks: &[MonotonicClock], samples: usize) -> Vec<Vec<f64>> {
 /// Send-time errors of a 60 fps stream paced by the pacer on the monotonic clock: how late
 /// after each frame's release instant the sender thread is back with the frame.
 fn paced(clock: &MonotonicClock, frames: i64) -> Vec<f64> {
-    let config = PacerConfig {
-        max_lead: Duration::ZERO,
-        ..PacerConfig::default()
-    };
+    let config = PacerConfig::default().with_max_lead(Duration::ZERO);
     let tb = TimeBase::new(1, 90_000);
     let Ok(mut pacer) = Pacer::new(config, tb) else {
         return Vec::new();
@@ -113,10 +110,10 @@ fn main() {
 }
 
 fn tail(margin_us: u64, spin_us: u64) -> SleepTail {
-    SleepTail {
-        margin: Duration::from_micros(margin_us),
-        spin: Duration::from_micros(spin_us),
-    }
+    SleepTail::new(
+        Duration::from_micros(margin_us),
+        Duration::from_micros(spin_us),
+    )
 }
 
 fn describe(name: &str, tail: SleepTail) -> String {

@@ -46,7 +46,10 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
 /// Yielding saves CPU but on a busy machine `yield_now` can hand the core to another process
 /// for a whole time slice (milliseconds), while a thread that just woke from a sleep and spins
 /// keeps it; so the default tail spins only (`spin == margin`).
+///
+/// Build it with [`SleepTail::new`], or from [`SleepTail::DEFAULT`] with the `with_*` setters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SleepTail {
     /// The OS sleep ends this long before the deadline.
     pub margin: Duration,
@@ -73,6 +76,26 @@ impl SleepTail {
         margin: Duration::ZERO,
         spin: Duration::ZERO,
     };
+
+    /// A tail that stops the OS sleep `margin` before the deadline and spins the last `spin`.
+    #[must_use]
+    pub const fn new(margin: Duration, spin: Duration) -> SleepTail {
+        SleepTail { margin, spin }
+    }
+
+    /// Sets how long before the deadline the OS sleep ends.
+    #[must_use]
+    pub const fn with_margin(mut self, margin: Duration) -> Self {
+        self.margin = margin;
+        self
+    }
+
+    /// Sets how long before the deadline yielding gives way to a busy spin.
+    #[must_use]
+    pub const fn with_spin(mut self, spin: Duration) -> Self {
+        self.spin = spin;
+        self
+    }
 }
 
 impl Default for SleepTail {
@@ -129,6 +152,7 @@ impl MonotonicClock {
     }
 
     /// A monotonic clock sleeping with the given tail.
+    #[must_use]
     pub const fn with_tail(tail: SleepTail) -> MonotonicClock {
         MonotonicClock { tail }
     }

@@ -51,9 +51,11 @@ impl Default for LatePolicy {
     }
 }
 
-/// How a [`crate::Pacer`] paces. Build with struct update syntax:
-/// `PacerConfig { rate: Rate::from_f64(2.0)?, ..PacerConfig::default() }`.
+/// How a [`crate::Pacer`] paces. Start from [`PacerConfig::default`] and change what you need
+/// with the `with_*` setters: `PacerConfig::default().with_rate(Rate::from_f64(2.0)?)`. The
+/// fields stay public for reading and changing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PacerConfig {
     /// Blocking (hold frames until due) or non-blocking (account only). Default blocking.
     pub mode: Mode,
@@ -82,6 +84,55 @@ impl PacerConfig {
     pub const DEFAULT_LATE_THRESHOLD: Duration = Duration::from_millis(200);
     /// Default largest forward timestamp step that is not a discontinuity.
     pub const DEFAULT_MAX_FORWARD_JUMP: Duration = Duration::from_secs(3);
+
+    /// Sets blocking (hold frames until due) or non-blocking (account only) pacing.
+    #[must_use]
+    pub const fn with_mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets the playback speed (1/1 = real time).
+    #[must_use]
+    pub const fn with_rate(mut self, rate: Rate) -> Self {
+        self.rate = rate;
+        self
+    }
+
+    /// Sets how long before its deadline a frame may leave in the blocking mode.
+    #[must_use]
+    pub const fn with_max_lead(mut self, max_lead: Duration) -> Self {
+        self.max_lead = max_lead;
+        self
+    }
+
+    /// Sets the span after the start within which frames leave at once (zero: no burst).
+    #[must_use]
+    pub const fn with_initial_burst(mut self, initial_burst: Duration) -> Self {
+        self.initial_burst = initial_burst;
+        self
+    }
+
+    /// Sets the lateness beyond which a frame is a stall handled by the late policy.
+    #[must_use]
+    pub const fn with_late_threshold(mut self, late_threshold: Duration) -> Self {
+        self.late_threshold = late_threshold;
+        self
+    }
+
+    /// Sets what happens after a stall.
+    #[must_use]
+    pub const fn with_late_policy(mut self, late_policy: LatePolicy) -> Self {
+        self.late_policy = late_policy;
+        self
+    }
+
+    /// Sets the largest forward timestamp step (stream time) that is not a discontinuity.
+    #[must_use]
+    pub const fn with_max_forward_jump(mut self, max_forward_jump: Duration) -> Self {
+        self.max_forward_jump = max_forward_jump;
+        self
+    }
 }
 
 impl Default for PacerConfig {

@@ -53,6 +53,7 @@ pub enum Decision {
 
 impl Decision {
     /// The release instant, or `None` for a dropped frame.
+    #[must_use]
     pub fn release_at(&self) -> Option<Instant> {
         match self {
             Decision::Send(release) => Some(release.at),
@@ -367,6 +368,7 @@ impl Pacer {
     /// How far the last sent frame is ahead of the playing time at `now`: its deadline minus
     /// `now` (minus the frozen playing time while paused), or zero when it is not ahead.
     /// A frame counts as sent once reported, or once its release instant has passed.
+    #[must_use]
     pub fn lead(&self, now: Instant) -> Duration {
         let Some(anchor) = self.anchor else {
             return Duration::ZERO;
@@ -385,6 +387,7 @@ impl Pacer {
     /// Half of [`Pacer::lead`], never negative: how long a caller that paces itself (the
     /// non-blocking mode) should sleep before handing over the next frame. This is mpegCoder's
     /// `getParameter('waitRef')`.
+    #[must_use]
     pub fn wait_ref(&self, now: Instant) -> Duration {
         self.lead(now) / 2
     }

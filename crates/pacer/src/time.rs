@@ -82,6 +82,7 @@ impl Rate {
     }
 
     /// The rate as a float, for display.
+    #[must_use]
     pub fn as_f64(self) -> f64 {
         f64::from(self.num) / f64::from(self.den)
     }

@@ -45,11 +45,9 @@ fn deadlines_follow_timestamps_scaled_by_rate() {
         (Rate::from_f64(2.0).unwrap(), ms(500)),
         (Rate::from_f64(0.5).unwrap(), ms(2000)),
     ] {
-        let config = PacerConfig {
-            rate,
-            mode: Mode::NonBlocking,
-            ..PacerConfig::default()
-        };
+        let config = PacerConfig::default()
+            .with_rate(rate)
+            .with_mode(Mode::NonBlocking);
         let mut p = Pacer::new(config, tb).unwrap();
         p.start(t0);
         // The first timestamp need not be zero: deadlines count from it.
@@ -63,10 +61,7 @@ fn deadlines_follow_timestamps_scaled_by_rate() {
 #[test]
 fn blocking_releases_max_lead_early_and_never_before_start() {
     let t0 = origin();
-    let mut p = pacer(PacerConfig {
-        max_lead: ms(20),
-        ..PacerConfig::default()
-    });
+    let mut p = pacer(PacerConfig::default().with_max_lead(ms(20)));
     p.start(t0);
     let first = send(p.schedule(0, true, t0));
     assert_eq!(
@@ -93,10 +88,7 @@ fn schedule_without_start_starts_at_its_now() {
 fn non_blocking_wait_ref_is_half_the_lead() {
     // mpegCoder's ServeFrame + waitRef: 30 frames pushed at once are one second ahead.
     let t0 = origin();
-    let mut p = pacer(PacerConfig {
-        mode: Mode::NonBlocking,
-        ..PacerConfig::default()
-    });
+    let mut p = pacer(PacerConfig::default().with_mode(Mode::NonBlocking));
     p.start(t0);
     assert_eq!(p.wait_ref(t0), Duration::ZERO);
     for n in 0..31 {
@@ -115,10 +107,7 @@ fn non_blocking_wait_ref_is_half_the_lead() {
 #[test]
 fn lead_counts_a_frame_only_once_it_may_have_left() {
     let t0 = origin();
-    let mut p = pacer(PacerConfig {
-        max_lead: ms(30),
-        ..PacerConfig::default()
-    });
+    let mut p = pacer(PacerConfig::default().with_max_lead(ms(30)));
     p.start(t0);
     send(p.schedule(0, true, t0));
     p.released(t0);
@@ -137,11 +126,11 @@ fn lead_counts_a_frame_only_once_it_may_have_left() {
 #[test]
 fn initial_burst_releases_the_first_frames_at_once() {
     let t0 = origin();
-    let mut p = pacer(PacerConfig {
-        initial_burst: ms(500),
-        max_lead: Duration::ZERO,
-        ..PacerConfig::default()
-    });
+    let mut p = pacer(
+        PacerConfig::default()
+            .with_initial_burst(ms(500))
+            .with_max_lead(Duration::ZERO),
+    );
     p.start(t0);
     let mut now = t0;
     for n in 0..30 {
@@ -189,10 +178,7 @@ fn slightly_late_frames_leave_at_once() {
 #[test]
 fn catch_up_after_a_stall_is_rate_bounded_and_ends_on_schedule() {
     let t0 = origin();
-    let config = PacerConfig {
-        max_lead: Duration::ZERO,
-        ..PacerConfig::default()
-    };
+    let config = PacerConfig::default().with_max_lead(Duration::ZERO);
     let mut p = pacer(config);
     let vclock = VirtualClock::starting_at(t0);
     p.start(t0);
@@ -242,11 +228,11 @@ fn catch_up_after_a_stall_is_rate_bounded_and_ends_on_schedule() {
 #[test]
 fn rebase_policy_restarts_the_clock_at_the_late_frame() {
     let t0 = origin();
-    let mut p = pacer(PacerConfig {
-        max_lead: Duration::ZERO,
-        late_policy: LatePolicy::Rebase,
-        ..PacerConfig::default()
-    });
+    let mut p = pacer(
+        PacerConfig::default()
+            .with_max_lead(Duration::ZERO)
+            .with_late_policy(LatePolicy::Rebase),
+    );
     p.start(t0);
     for n in 0..5 {
         send(p.schedule(n * FRAME, n == 0, t0));
@@ -269,11 +255,11 @@ fn rebase_policy_restarts_the_clock_at_the_late_frame() {
 #[test]
 fn drop_policy_drops_up_to_the_next_key_frame_and_never_a_key_frame() {
     let t0 = origin();
-    let mut p = pacer(PacerConfig {
-        max_lead: Duration::ZERO,
-        late_policy: LatePolicy::DropNonKey,
-        ..PacerConfig::default()
-    });
+    let mut p = pacer(
+        PacerConfig::default()
+            .with_max_lead(Duration::ZERO)
+            .with_late_policy(LatePolicy::DropNonKey),
+    );
     p.start(t0);
     send(p.schedule(0, true, t0));
     p.released(t0);
@@ -301,10 +287,7 @@ fn drop_policy_drops_up_to_the_next_key_frame_and_never_a_key_frame() {
 #[test]
 fn timestamp_discontinuities_never_move_deadlines_back() {
     let t0 = origin();
-    let mut p = pacer(PacerConfig {
-        mode: Mode::NonBlocking,
-        ..PacerConfig::default()
-    });
+    let mut p = pacer(PacerConfig::default().with_mode(Mode::NonBlocking));
     p.start(t0);
     let frame = Duration::from_nanos(33_333_333);
     let mut dues = Vec::new();
@@ -334,10 +317,7 @@ fn timestamp_discontinuities_never_move_deadlines_back() {
 #[test]
 fn explicit_rebase_for_a_loop_restart() {
     let t0 = origin();
-    let mut p = pacer(PacerConfig {
-        mode: Mode::NonBlocking,
-        ..PacerConfig::default()
-    });
+    let mut p = pacer(PacerConfig::default().with_mode(Mode::NonBlocking));
     p.start(t0);
     let mut last = t0;
     for n in 0..30 {
@@ -356,10 +336,7 @@ fn explicit_rebase_for_a_loop_restart() {
 #[test]
 fn pause_freezes_playing_time_and_resume_shifts_deadlines() {
     let t0 = origin();
-    let mut p = pacer(PacerConfig {
-        max_lead: Duration::ZERO,
-        ..PacerConfig::default()
-    });
+    let mut p = pacer(PacerConfig::default().with_max_lead(Duration::ZERO));
     p.start(t0);
     send(p.schedule(0, true, t0));
     p.released(t0);
@@ -392,10 +369,7 @@ fn scheduling_while_paused_resumes() {
 #[test]
 fn now_going_backwards_is_clamped() {
     let t0 = origin() + ms(1000);
-    let mut p = pacer(PacerConfig {
-        mode: Mode::NonBlocking,
-        ..PacerConfig::default()
-    });
+    let mut p = pacer(PacerConfig::default().with_mode(Mode::NonBlocking));
     p.start(t0);
     let a = send(p.schedule(0, true, t0 + ms(50)));
     let b = send(p.schedule(FRAME, false, t0 - ms(500)));
@@ -411,15 +385,13 @@ fn extreme_inputs_do_not_panic_and_stay_ordered() {
             LatePolicy::Rebase,
             LatePolicy::DropNonKey,
         ] {
-            let config = PacerConfig {
-                rate: Rate::new(1, u32::MAX).unwrap(),
-                late_policy: policy,
-                max_lead: Duration::MAX,
-                initial_burst: Duration::MAX,
-                late_threshold: Duration::MAX,
-                max_forward_jump: Duration::MAX,
-                ..PacerConfig::default()
-            };
+            let config = PacerConfig::default()
+                .with_rate(Rate::new(1, u32::MAX).unwrap())
+                .with_late_policy(policy)
+                .with_max_lead(Duration::MAX)
+                .with_initial_burst(Duration::MAX)
+                .with_late_threshold(Duration::MAX)
+                .with_max_forward_jump(Duration::MAX);
             let mut p = Pacer::new(config, TimeBase::new(num, den)).unwrap();
             p.start(t0);
             let mut last: Option<Release> = None;
@@ -444,12 +416,9 @@ fn extreme_inputs_do_not_panic_and_stay_ordered() {
 #[test]
 fn catch_up_must_be_faster_than_real_time() {
     for (num, den) in [(1, 1), (1, 2), (999, 1000)] {
-        let config = PacerConfig {
-            late_policy: LatePolicy::CatchUp {
-                max_speed: Rate::new(num, den).unwrap(),
-            },
-            ..PacerConfig::default()
-        };
+        let config = PacerConfig::default().with_late_policy(LatePolicy::CatchUp {
+            max_speed: Rate::new(num, den).unwrap(),
+        });
         assert!(matches!(
             Pacer::new(config, rtp()),
             Err(PacerError::CatchUpTooSlow { .. })
@@ -475,10 +444,7 @@ fn virtual_clock_moves_only_when_told_or_slept_on() {
 #[test]
 fn serve_blocking_does_not_call_send_for_a_drop() {
     let c = VirtualClock::new();
-    let mut p = pacer(PacerConfig {
-        late_policy: LatePolicy::DropNonKey,
-        ..PacerConfig::default()
-    });
+    let mut p = pacer(PacerConfig::default().with_late_policy(LatePolicy::DropNonKey));
     p.start(c.now());
     assert_eq!(clock::serve_blocking(&mut p, &c, 0, true, || 1), Some(1));
     c.advance(ms(1000));

@@ -12,10 +12,7 @@ const FRAMES: i64 = 86_400 * 30_000 / 1001 + 1;
 fn a_day_at_ntsc_rate_has_zero_drift() {
     // The time base is one tick per 1/30000 s; a frame lasts 1001 ticks.
     let tb = TimeBase::new(1, 30_000);
-    let config = PacerConfig {
-        max_lead: Duration::ZERO,
-        ..PacerConfig::default()
-    };
+    let config = PacerConfig::default().with_max_lead(Duration::ZERO);
     let mut pacer = Pacer::new(config, tb).unwrap();
     let vclock = VirtualClock::new();
     let t0 = vclock.now();

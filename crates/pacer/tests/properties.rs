@@ -222,15 +222,14 @@ impl Check {
 
     fn run(&self) -> Result<(), TestCaseError> {
         let s = &self.s;
-        let config = PacerConfig {
-            mode: s.mode,
-            rate: Rate::new(s.rate.0, s.rate.1).unwrap(),
-            max_lead: Duration::from_micros(u64::from(s.max_lead_us)),
-            initial_burst: Duration::from_millis(u64::from(s.burst_ms)),
-            late_threshold: Duration::from_millis(u64::from(s.threshold_ms)),
-            late_policy: s.policy,
-            max_forward_jump: Duration::from_millis(u64::from(s.forward_jump_ms)),
-        };
+        let config = PacerConfig::default()
+            .with_mode(s.mode)
+            .with_rate(Rate::new(s.rate.0, s.rate.1).unwrap())
+            .with_max_lead(Duration::from_micros(u64::from(s.max_lead_us)))
+            .with_initial_burst(Duration::from_millis(u64::from(s.burst_ms)))
+            .with_late_threshold(Duration::from_millis(u64::from(s.threshold_ms)))
+            .with_late_policy(s.policy)
+            .with_max_forward_jump(Duration::from_millis(u64::from(s.forward_jump_ms)));
         let blocking = s.mode == Mode::Blocking;
         let mut pacer = Pacer::new(config, self.tb).unwrap();
         let origin = VirtualClock::new().now();
@@ -552,15 +551,14 @@ proptest! {
             1 => LatePolicy::Rebase,
             _ => LatePolicy::DropNonKey,
         };
-        let config = PacerConfig {
-            mode: if blocking { Mode::Blocking } else { Mode::NonBlocking },
-            rate: Rate::new(rate.0, rate.1).unwrap(),
-            max_lead: durations[0],
-            initial_burst: durations[1],
-            late_threshold: durations[2],
-            late_policy,
-            max_forward_jump: durations[3],
-        };
+        let config = PacerConfig::default()
+            .with_mode(if blocking { Mode::Blocking } else { Mode::NonBlocking })
+            .with_rate(Rate::new(rate.0, rate.1).unwrap())
+            .with_max_lead(durations[0])
+            .with_initial_burst(durations[1])
+            .with_late_threshold(durations[2])
+            .with_late_policy(late_policy)
+            .with_max_forward_jump(durations[3]);
         let mut pacer = Pacer::new(config, TimeBase::new(tb.0, tb.1)).unwrap();
         // Start a day into the virtual clock so that `now` can also go back before the start.
         let clock = VirtualClock::new();

@@ -25,7 +25,7 @@ use super::{FrameRef, ServerConfig, ServerError, ServerStats, VideoSource};
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let mut decoder = Decoder::open(
 ///     "test-video.mp4",
-///     DecoderOptions { output: PixelLayout::Yuv420p, ..DecoderOptions::default() },
+///     DecoderOptions::default().with_output(PixelLayout::Yuv420p),
 /// )?;
 /// let config = ServerConfig::from_params(decoder.params(), "rtsp://localhost:8554/video");
 /// let mut server = Server::open(config)?;

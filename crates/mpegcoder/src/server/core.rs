@@ -76,11 +76,9 @@ impl Core {
         }
         let rate = Rate::from_f64(config.rate)
             .map_err(|e| ServerError::Config(format!("rate {}: {e}", config.rate)))?;
-        let pacer_config = PacerConfig {
-            rate,
-            max_lead: config.max_lead,
-            ..PacerConfig::default()
-        };
+        let pacer_config = PacerConfig::default()
+            .with_rate(rate)
+            .with_max_lead(config.max_lead);
         let pacer =
             Pacer::new(pacer_config, time_base).map_err(|e| ServerError::Config(e.to_string()))?;
         let packets = match &config.video {
