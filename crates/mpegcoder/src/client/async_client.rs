@@ -85,7 +85,6 @@ impl AsyncClient {
             ))))
         })?;
         let shared = Shared::new(shown, protocol);
-        shared.set_status(ClientStatus::Connecting);
         let puller = Puller::connect(url.trim(), options.pull().clone()).await?;
         let (tx, frames) = mpsc::channel(FRAME_QUEUE);
         let (network, decoder) = match pipeline::start(&shared, &options, Sink::Async(tx), None) {
