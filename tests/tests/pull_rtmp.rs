@@ -83,10 +83,11 @@ fn pull_rtmp_from_an_ffmpeg_publisher() {
 }
 
 fn failure(url: &str, setup: Duration, idle: Duration) -> (ClientError, Duration) {
-    let mut options = hash_options();
-    options.pull.setup_timeout = setup;
-    options.pull.idle_timeout = idle;
-    let mut client = Client::new(url, options).unwrap();
+    let options = hash_options();
+    let mut pull = options.pull().clone();
+    pull.setup_timeout = setup;
+    pull.idle_timeout = idle;
+    let mut client = Client::new(url, options.with_pull(pull)).unwrap();
     let started = Instant::now();
     client.start().unwrap();
     let status = client.wait_finished(Duration::from_secs(30));

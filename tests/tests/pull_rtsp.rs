@@ -32,9 +32,9 @@ fn pull_and_check(
     what: &str,
 ) -> ClientStatus {
     std::thread::sleep(JOIN_AFTER);
-    let mut options = hash_options();
-    options.pull.transport = transport;
-    let mut client = Client::new(&server.relay_url(), options).unwrap();
+    let options = hash_options();
+    let pull = options.pull().clone().with_transport(transport);
+    let mut client = Client::new(&server.relay_url(), options.with_pull(pull)).unwrap();
     let hashes = collect_hashes(client.subscribe(256).unwrap());
     client.start().unwrap();
     let params = client
@@ -133,11 +133,12 @@ fn pull_rtsp_errors_name_the_url_and_come_within_the_timeouts() {
     let dir = TempDir::new("pull-rtsp-errors");
     let server = relay_server(dir.path());
     let run = |url: &str, setup: Duration| -> (ClientError, Duration) {
-        let mut options = hash_options();
-        options.pull.connect_timeout = setup;
-        options.pull.setup_timeout = setup;
-        options.pull.idle_timeout = setup;
-        let mut client = Client::new(url, options).unwrap();
+        let options = hash_options();
+        let mut pull = options.pull().clone();
+        pull.connect_timeout = setup;
+        pull.setup_timeout = setup;
+        pull.idle_timeout = setup;
+        let mut client = Client::new(url, options.with_pull(pull)).unwrap();
         let started = Instant::now();
         client.start().unwrap();
         let status = client.wait_finished(Duration::from_secs(30));

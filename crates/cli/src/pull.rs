@@ -102,15 +102,15 @@ pub fn run(args: &PullArgs) -> Result<()> {
     }
     let hashing = args.framemd5.is_some();
     let hashes_to_stdout = args.framemd5.as_deref() == Some(Path::new("-"));
-    let options = ClientOptions {
-        pull: PullOptions::default()
-            .with_transport(args.transport)
-            .with_idle_timeout(idle),
-        output: PixelLayout::Yuv420p,
-        decode: hashing,
-        cache_size: 1,
-        ..ClientOptions::default()
-    };
+    let options = ClientOptions::default()
+        .with_pull(
+            PullOptions::default()
+                .with_transport(args.transport)
+                .with_idle_timeout(idle),
+        )
+        .with_output(PixelLayout::Yuv420p)
+        .with_decode(hashing)
+        .with_cache_size(1);
     let mut client = Client::new(&args.url, options)?;
     let receiver = if hashing {
         Some(client.subscribe(FRAME_QUEUE)?)
@@ -245,7 +245,7 @@ fn write_stats(
     let (state, error) = match status {
         ClientStatus::Ended => ("ended", None),
         ClientStatus::Stopped => ("stopped", None),
-        ClientStatus::Failed(e) => ("failed", Some(e.to_string())),
+        ClientStatus::Failed(e) => ("failed", Some(error_chain(e))),
         _ => ("running", None),
     };
     let value = serde_json::json!({
@@ -269,4 +269,34 @@ fn write_stats(
     });
     let text = serde_json::to_string_pretty(&value).context("serializing the summary")?;
     std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// An error and its causes on one line, joined by ": " (each says its own part once).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        line.push_str(": ");
+        line.push_str(&c.to_string());
+        cause = c.source();
+    }
+    line.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn the_summary_names_an_error_and_its_cause_once() {
+        let e = mpegcoder::ClientError::Record {
+            url: "rtmp://host/app/key".into(),
+            source: Arc::new(io::Error::other("No space left on device")),
+        };
+        assert_eq!(
+            error_chain(&e),
+            "cannot write the received video of rtmp://host/app/key: No space left on device"
+        );
+    }
 }

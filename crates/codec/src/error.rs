@@ -19,6 +19,13 @@ impl FfmpegError {
         FfmpegError(e)
     }
 
+    /// The error of an FFmpeg error code (a negative `AVERROR` value), e.g.
+    /// `AVERROR_INVALIDDATA`, for callers that build errors of their own.
+    #[must_use]
+    pub fn from_code(code: i32) -> FfmpegError {
+        FfmpegError::new(ffmpeg_next::Error::from(std::ffi::c_int::from(code)))
+    }
+
     /// FFmpeg's error code: a negative `AVERROR` value (`AVERROR(errno)` for system errors).
     #[must_use]
     pub fn code(&self) -> i32 {

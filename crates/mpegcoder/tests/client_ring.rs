@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mpegcoder::codec::Frame;
-use mpegcoder::{Client, ClientOptions, ClientStatus};
+use mpegcoder::{Client, ClientStatus};
 use mpegcoder_protocol_tests::*;
 
 #[path = "../../../tests/tests/pull_common/mod.rs"]
@@ -64,10 +64,12 @@ fn ring_extraction_terminate_and_decimation_on_a_live_stream() {
     let publisher = LivePublisher::start(&url, &clip);
     std::thread::sleep(JOIN_AFTER);
 
-    let with = |cache_size: usize, target_fps: Option<f64>| ClientOptions {
-        cache_size,
-        target_fps,
-        ..hash_options()
+    let with = |cache_size: usize, target_fps: Option<f64>| {
+        let options = hash_options().with_cache_size(cache_size);
+        match target_fps {
+            Some(fps) => options.with_target_fps(fps),
+            None => options,
+        }
     };
     // A: read concurrently while the worker writes, until the stream ends.
     let mut a = Client::new(&url, with(8, None)).unwrap();

@@ -11,7 +11,7 @@ use mpegcoder::codec::PixelLayout;
 use mpegcoder::transport::rtmp::{RtmpOptions, RtmpPublisher};
 use mpegcoder::transport::rtsp::{RtspOptions, RtspPublisher};
 use mpegcoder::transport::{AccessUnit, TimeBase, Track, VideoTrack};
-use mpegcoder::{Client, ClientOptions, ClientStatus, FrameReceiver};
+use mpegcoder::{Client, ClientOptions, ClientStatus, FrameReceiver, PullOptions};
 use mpegcoder_protocol_tests::{Clip, ClipSpec};
 
 /// When readers join a live clip: mid-GOP (frame 19 or so of GOPs of 15), so they start at a
@@ -186,12 +186,9 @@ impl Drop for FfmpegPublisher {
 
 /// Options for hashing: YUV420P output, short idle timeout.
 pub fn hash_options() -> ClientOptions {
-    let mut options = ClientOptions {
-        output: PixelLayout::Yuv420p,
-        ..ClientOptions::default()
-    };
-    options.pull.idle_timeout = Duration::from_secs(5);
-    options
+    ClientOptions::default()
+        .with_output(PixelLayout::Yuv420p)
+        .with_pull(PullOptions::default().with_idle_timeout(Duration::from_secs(5)))
 }
 
 /// Collects the MD5 of every frame a subscription delivers, on its own thread.
