@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mpegcoder_protocol_tests::*;
 use mpegcoder_transport::net::ConnectError;
-use mpegcoder_transport::rtmp::{PublishStats, RtmpError, RtmpOptions, RtmpPublisher, Step};
+use mpegcoder_transport::rtmp::{
+    PublishStats, RefusedStep, RtmpError, RtmpOptions, RtmpPublisher, ServerRefusal, Step,
+};
 use mpegcoder_transport::{AccessUnit, TimeBase, Track, VideoTrack};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -167,7 +169,11 @@ fn busy_stream_name_is_rejected_by_nginx_with_its_code() {
             RtmpPublisher::connect(&url, &[Track::from(&track)], RtmpOptions::default()).await;
         let err = second.expect_err("a second publisher on a busy name is refused");
         match &err {
-            RtmpError::PublishRejected { code, .. } => {
+            RtmpError::Refused(ServerRefusal {
+                step: RefusedStep::Publish,
+                code,
+                ..
+            }) => {
                 assert_eq!(code, "NetStream.Publish.BadName", "{err}")
             }
             other => panic!("expected a publish rejection, got {other:?}"),

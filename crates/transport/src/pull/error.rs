@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::net::ConnectError;
 use crate::options::InvalidOption;
+use crate::rtmp::{RtmpStartError, ServerRefusal};
 
 /// The step of a pull session an error or timeout happened in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -133,44 +134,12 @@ pub enum PullError {
         /// What the stream offers instead (e.g. `audio/mpeg4-generic`, `video codec HEVC`).
         found: String,
     },
-    /// The RTMP handshake failed.
-    #[error("RTMP handshake with {url} failed: {reason}")]
-    Handshake {
-        /// The URL, credentials removed.
-        url: String,
-        /// rml_rtmp's description of the failure.
-        reason: String,
-    },
-    /// The RTMP server rejected `connect` (e.g. `NetConnection.Connect.Rejected`).
-    #[error("{url} rejected the connection: {code}: {description}")]
-    ConnectRejected {
-        /// The URL, credentials removed.
-        url: String,
-        /// The server's status code (or the command name when it sent none).
-        code: String,
-        /// The server's description (empty if it sent none).
-        description: String,
-    },
-    /// The RTMP server rejected `createStream` or `play` (e.g. `NetStream.Play.StreamNotFound`).
-    #[error("{url} rejected playing: {code}: {description}")]
-    PlayRejected {
-        /// The URL, credentials removed.
-        url: String,
-        /// The server's status code (or the command name when it sent none).
-        code: String,
-        /// The server's description (empty if it sent none).
-        description: String,
-    },
-    /// The RTMP server reported an error status while streaming.
-    #[error("{url} reported an error: {code}: {description}")]
-    ServerError {
-        /// The URL, credentials removed.
-        url: String,
-        /// The server's status code.
-        code: String,
-        /// The server's description.
-        description: String,
-    },
+    /// The RTMP handshake or the session's setup failed.
+    #[error(transparent)]
+    Start(#[from] RtmpStartError),
+    /// The RTMP server refused (`connect`, `play`) or reported an error while streaming.
+    #[error(transparent)]
+    Refused(#[from] ServerRefusal),
     /// The server closed the connection before the session was set up.
     #[error("{url} closed the connection during {step}")]
     ConnectionClosed {
@@ -234,9 +203,7 @@ impl PullError {
     /// The RTMP server's status code, for rejections and server errors.
     pub fn server_code(&self) -> Option<&str> {
         match self {
-            PullError::ConnectRejected { code, .. }
-            | PullError::PlayRejected { code, .. }
-            | PullError::ServerError { code, .. } => Some(code),
+            PullError::Refused(r) => Some(&r.code),
             _ => None,
         }
     }

@@ -12,10 +12,10 @@ use super::error::{PullError, PullStep};
 use super::flv_parse::{parse_video_tag, FlvParseError, TimestampExtender, VideoTagBody};
 use super::PullOptions;
 use crate::h264::{nal_type, nal_unit_type, AccessUnit, AvcDecoderConfig, VideoTrack};
-use crate::rtmp::connect::{ClientConnection, ConnectFailure};
+use crate::rtmp::connect::{connect_refused, ClientConnection, StreamRequest};
 use crate::rtmp::session::status::TapEvent;
 use crate::rtmp::url::RtmpUrl;
-use crate::rtmp::ServerStatus;
+use crate::rtmp::{RefusedStep, ServerStatus};
 use crate::session::later;
 use crate::TimeBase;
 
@@ -128,6 +128,7 @@ pub struct PlayStats {
 /// Playback ends with `NetStream.Play.UnpublishNotify`, `NetStream.Play.Stop`,
 /// `NetStream.Play.Complete`, or user control Stream EOF (§7.1.7); an error-level status
 /// fails the session with the server's code and description.
+#[derive(Debug)]
 pub struct RtmpPlayCore {
     url: RtmpUrl,
     state: PlayState,
@@ -147,17 +148,6 @@ pub struct RtmpPlayCore {
     stats: PlayStats,
 }
 
-impl fmt::Debug for RtmpPlayCore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RtmpPlayCore")
-            .field("url", &self.url)
-            .field("state", &self.state)
-            .field("error", &self.error)
-            .field("stats", &self.stats)
-            .finish_non_exhaustive()
-    }
-}
-
 impl RtmpPlayCore {
     /// A session playing `url`; C0+C1 are queued for transmission and the handshake's
     /// deadline starts at `now`.
@@ -167,8 +157,7 @@ impl RtmpPlayCore {
         now: Instant,
     ) -> Result<RtmpPlayCore, PullError> {
         options.validate()?;
-        let (conn, c0c1) = ClientConnection::start(&url, FLASH_VERSION, None)
-            .map_err(|e| connect_error(&url, PullStep::Handshake, e))?;
+        let (conn, c0c1) = ClientConnection::start(&url, FLASH_VERSION, None)?;
         let mut core = RtmpPlayCore {
             url,
             state: PlayState::Handshaking,
@@ -378,12 +367,7 @@ impl RtmpPlayCore {
         if data.is_empty() {
             return Ok(());
         }
-        let step = self.state.step();
-        let received = self
-            .conn
-            .receive(data)
-            .map_err(|e| connect_error(&self.url, step, e))?;
-        self.queue(received.reply);
+        let received = self.conn.receive(data)?;
         if received.handshake_done {
             self.events.push_back(PlayEvent::HandshakeDone);
             self.enter(now, PlayState::Connecting);
@@ -444,28 +428,13 @@ impl RtmpPlayCore {
     fn on_status(&mut self, status: ServerStatus) -> Result<Option<String>, PullError> {
         let url = self.url.redacted();
         if status.is_error() {
-            let code = status.code_or_command();
-            let description = status.description;
-            return match self.state {
-                PlayState::Handshaking | PlayState::Connecting => Err(PullError::ConnectRejected {
-                    url,
-                    code,
-                    description,
-                }),
-                PlayState::CreatingStream | PlayState::PlayRequested => {
-                    Err(PullError::PlayRejected {
-                        url,
-                        code,
-                        description,
-                    })
-                }
-                PlayState::Playing => Err(PullError::ServerError {
-                    url,
-                    code,
-                    description,
-                }),
-                PlayState::Ended | PlayState::Failed => Ok(None),
+            let step = match self.state {
+                PlayState::Handshaking | PlayState::Connecting => RefusedStep::Connect,
+                PlayState::CreatingStream | PlayState::PlayRequested => RefusedStep::Play,
+                PlayState::Playing => RefusedStep::Streaming,
+                PlayState::Ended | PlayState::Failed => return Ok(None),
             };
+            return Err(status.refusal(url, step).into());
         }
         if END_CODES.contains(&status.code.as_str()) {
             return Ok(
@@ -498,24 +467,16 @@ impl RtmpPlayCore {
         match event {
             ClientSessionEvent::ConnectionRequestAccepted => {
                 self.events.push_back(PlayEvent::Connected);
-                let key = self.url.stream_key();
-                let session = self.conn.session_mut().ok_or_else(|| PullError::Protocol {
-                    url: self.url.redacted(),
-                    step: PullStep::Connect,
-                    reason: "no session".into(),
-                })?;
-                let request = session.request_playback(key);
+                let play = StreamRequest::Play(self.url.stream_key());
                 self.enter(now, PlayState::CreatingStream);
-                let request = request.map_err(|e| self.protocol(e))?;
+                let request = self
+                    .conn
+                    .request_stream(play)
+                    .map_err(|e| self.protocol(e))?;
                 self.handle_result(now, request)?;
             }
             ClientSessionEvent::ConnectionRequestRejected { description } => {
-                // Normally caught with its code by the status reader first.
-                return Err(PullError::ConnectRejected {
-                    url: self.url.redacted(),
-                    code: "_error".to_string(),
-                    description,
-                });
+                return Err(connect_refused(&self.url, description).into());
             }
             ClientSessionEvent::PlaybackRequestAccepted => self.start_playing(now),
             ClientSessionEvent::StreamMetadataReceived { metadata } => {
@@ -669,20 +630,5 @@ impl RtmpPlayCore {
         self.track = Some(track.clone());
         self.events.push_back(PlayEvent::Track(track));
         Ok(())
-    }
-}
-
-/// The player's error for a failed connection step.
-fn connect_error(url: &RtmpUrl, step: PullStep, e: ConnectFailure) -> PullError {
-    match e {
-        ConnectFailure::Handshake(reason) => PullError::Handshake {
-            url: url.redacted(),
-            reason,
-        },
-        ConnectFailure::Session(reason) => PullError::Protocol {
-            url: url.redacted(),
-            step,
-            reason,
-        },
     }
 }

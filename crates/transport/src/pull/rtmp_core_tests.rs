@@ -19,6 +19,7 @@ use super::PullOptions;
 use crate::h264::{AccessUnit, AvcDecoderConfig};
 use crate::rtmp::flv::{self, FrameType};
 use crate::rtmp::url::RtmpUrl;
+use crate::rtmp::{RefusedStep, ServerRefusal};
 use crate::TimeBase;
 
 /// libx264's 320x240 High profile SPS (with VUI timing) and PPS.
@@ -391,11 +392,13 @@ fn rejections_carry_the_servers_code_and_description() {
     let mut core = core();
     let mut server = TestServer::new(Answer::RejectConnect);
     let e = pump(&mut core, &mut server, false).unwrap_err();
-    let PullError::ConnectRejected {
+    let PullError::Refused(ServerRefusal {
         url,
+        step: RefusedStep::Connect,
         code,
         description,
-    } = &e
+        ..
+    }) = &e
     else {
         panic!("{e:?}")
     };
@@ -409,14 +412,17 @@ fn rejections_carry_the_servers_code_and_description() {
     // Once failed, every call returns the same error.
     assert!(matches!(
         core.handle_input(std::time::Instant::now(), &[0]),
-        Err(PullError::ConnectRejected { .. })
+        Err(PullError::Refused(ServerRefusal {
+            step: RefusedStep::Connect,
+            ..
+        }))
     ));
 
     let mut core = self::core();
     let mut server = TestServer::new(Answer::RejectPlay);
     let e = pump(&mut core, &mut server, false).unwrap_err();
     assert!(
-        matches!(&e, PullError::PlayRejected { code, description, .. }
+        matches!(&e, PullError::Refused(ServerRefusal { step: RefusedStep::Play, code, description, .. })
             if code == "NetStream.Play.Failed" && description == "not allowed"),
         "{e:?}"
     );

@@ -7,36 +7,74 @@
 
 use std::fmt;
 
+use rml_rtmp::chunk_io::Packet;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::sessions::{ClientSession, ClientSessionConfig, ClientSessionResult};
+use rml_rtmp::sessions::{
+    ClientSession, ClientSessionConfig, ClientSessionResult, PublishRequestType,
+};
 
 use super::session::status::{StatusReader, TapEvent};
+use super::session::{RefusedStep, ServerRefusal, ServerStatus};
 use super::url::RtmpUrl;
 
-/// Why the connection step failed (the cores turn it into their own error with the URL).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ConnectFailure {
-    /// The handshake bytes were not valid.
-    Handshake(String),
+/// Why an RTMP client session (publisher or player) could not start: the handshake or the
+/// session's own setup failed. Every variant names the URL without credentials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RtmpStartError {
+    /// The handshake bytes were not valid (RTMP spec §5.2).
+    #[error("RTMP handshake with {url} failed: {reason}")]
+    Handshake {
+        /// The URL, credentials removed.
+        url: String,
+        /// rml_rtmp's description.
+        reason: String,
+    },
     /// The session could not be created or `connect` not sent.
-    Session(String),
+    #[error("RTMP session with {url} could not start: {reason}")]
+    Session {
+        /// The URL, credentials removed.
+        url: String,
+        /// rml_rtmp's description.
+        reason: String,
+    },
+}
+
+/// What a session asks for once connected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StreamRequest {
+    /// `publish` (live) of this stream key.
+    Publish(String),
+    /// `play` of this stream key.
+    Play(String),
+}
+
+/// The refusal of `connect` that rml_rtmp reports with the description only (the status
+/// reader normally catches it first, with the server's code).
+pub(crate) fn connect_refused(url: &RtmpUrl, description: String) -> ServerRefusal {
+    let status = ServerStatus {
+        command: "_error".into(),
+        description,
+        ..ServerStatus::default()
+    };
+    status.refusal(url.redacted(), RefusedStep::Connect)
 }
 
 /// What one read of the server's bytes produced.
 #[derive(Debug)]
 pub(crate) struct Received {
-    /// Bytes to send back first (the handshake's reply; empty after it).
-    pub(crate) reply: Vec<u8>,
     /// True when these bytes completed the handshake (and `connect` is among the results).
     pub(crate) handshake_done: bool,
     /// What the status reader saw: status replies, `_result`s, Stream EOF.
     pub(crate) taps: Vec<TapEvent>,
-    /// What the session made of the bytes, in order; `Err` when it could not parse them.
+    /// What the session made of the bytes, in order (the handshake's reply first); `Err` when
+    /// it could not parse them.
     pub(crate) results: Result<Vec<ClientSessionResult>, String>,
 }
 
 /// Handshake, session and status reader of one RTMP client connection.
 pub(crate) struct ClientConnection {
+    url: String,
     handshake: Option<Handshake>,
     session: Option<ClientSession>,
     config: ClientSessionConfig,
@@ -61,7 +99,7 @@ impl ClientConnection {
         url: &RtmpUrl,
         flash_version: &str,
         chunk_size: Option<u32>,
-    ) -> Result<(ClientConnection, Vec<u8>), ConnectFailure> {
+    ) -> Result<(ClientConnection, Vec<u8>), RtmpStartError> {
         let mut config = ClientSessionConfig::new();
         config.flash_version = flash_version.to_string();
         config.tc_url = Some(url.tc_url());
@@ -69,11 +107,16 @@ impl ClientConnection {
             config.chunk_size = size;
         }
         let mut handshake = Handshake::new(PeerType::Client);
-        let c0c1 = handshake
-            .generate_outbound_p0_and_p1()
-            .map_err(|e| ConnectFailure::Handshake(e.to_string()))?;
+        let c0c1 =
+            handshake
+                .generate_outbound_p0_and_p1()
+                .map_err(|e| RtmpStartError::Handshake {
+                    url: url.redacted(),
+                    reason: e.to_string(),
+                })?;
         Ok((
             ClientConnection {
+                url: url.redacted(),
                 handshake: Some(handshake),
                 session: None,
                 config,
@@ -89,34 +132,55 @@ impl ClientConnection {
         self.session.as_mut()
     }
 
-    /// Feeds bytes from the server (any split).
-    pub(crate) fn receive(&mut self, data: &[u8]) -> Result<Received, ConnectFailure> {
-        let Some(handshake) = self.handshake.as_mut() else {
-            return Ok(self.feed_session(data, Vec::new(), Vec::new(), false));
+    /// Once `connect` was accepted: asks to publish or to play `stream_key` (rml_rtmp sends
+    /// `createStream`, then `publish` or `play`, RTMP spec §7.2.1.3, §7.2.2).
+    pub(crate) fn request_stream(
+        &mut self,
+        request: StreamRequest,
+    ) -> Result<ClientSessionResult, String> {
+        let session = self.session.as_mut().ok_or("no session")?;
+        let result = match request {
+            StreamRequest::Publish(key) => {
+                session.request_publishing(key, PublishRequestType::Live)
+            }
+            StreamRequest::Play(key) => session.request_playback(key),
         };
-        match handshake
+        result.map_err(|e| e.to_string())
+    }
+
+    /// Feeds bytes from the server (any split).
+    pub(crate) fn receive(&mut self, data: &[u8]) -> Result<Received, RtmpStartError> {
+        let Some(handshake) = self.handshake.as_mut() else {
+            return Ok(self.feed_session(data, Vec::new(), false));
+        };
+        let processed = handshake
             .process_bytes(data)
-            .map_err(|e| ConnectFailure::Handshake(e.to_string()))?
-        {
-            HandshakeProcessResult::InProgress { response_bytes } => Ok(Received {
-                reply: response_bytes,
-                handshake_done: false,
-                taps: Vec::new(),
-                results: Ok(Vec::new()),
-            }),
+            .map_err(|e| RtmpStartError::Handshake {
+                url: self.url.clone(),
+                reason: e.to_string(),
+            })?;
+        match processed {
+            HandshakeProcessResult::InProgress { response_bytes } => {
+                Ok(self.feed_session(&[], vec![reply(response_bytes)], false))
+            }
             HandshakeProcessResult::Completed {
                 response_bytes,
                 remaining_bytes,
             } => {
                 self.handshake = None;
-                let (mut session, mut results) = ClientSession::new(self.config.clone())
-                    .map_err(|e| ConnectFailure::Session(e.to_string()))?;
-                let connect = session
-                    .request_connection(self.app.clone())
-                    .map_err(|e| ConnectFailure::Session(e.to_string()))?;
-                results.push(connect);
+                let started = ClientSession::new(self.config.clone()).and_then(|(mut s, r)| {
+                    let connect = s.request_connection(self.app.clone())?;
+                    Ok((s, r, connect))
+                });
+                let (session, initial, connect) = started.map_err(|e| RtmpStartError::Session {
+                    url: self.url.clone(),
+                    reason: e.to_string(),
+                })?;
                 self.session = Some(session);
-                Ok(self.feed_session(&remaining_bytes, response_bytes, results, true))
+                let mut results = vec![reply(response_bytes)];
+                results.extend(initial);
+                results.push(connect);
+                Ok(self.feed_session(&remaining_bytes, results, true))
             }
         }
     }
@@ -124,13 +188,11 @@ impl ClientConnection {
     fn feed_session(
         &mut self,
         data: &[u8],
-        reply: Vec<u8>,
         mut results: Vec<ClientSessionResult>,
         handshake_done: bool,
     ) -> Received {
         if data.is_empty() {
             return Received {
-                reply,
                 handshake_done,
                 taps: Vec::new(),
                 results: Ok(results),
@@ -146,10 +208,17 @@ impl ClientConnection {
             results
         });
         Received {
-            reply,
             handshake_done,
             taps,
             results,
         }
     }
+}
+
+/// Bytes to send as a session result, so that they go out in order with the rest.
+fn reply(bytes: Vec<u8>) -> ClientSessionResult {
+    ClientSessionResult::OutboundResponse(Packet {
+        bytes,
+        can_be_dropped: false,
+    })
 }

@@ -4,7 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::connect::RtmpStartError;
 use super::flv::FlvError;
+use super::session::ServerRefusal;
 use super::url::UrlError;
 use crate::h264::H264Error;
 use crate::net::ConnectError;
@@ -81,44 +83,12 @@ pub enum RtmpError {
         /// The configured limit.
         after: Duration,
     },
-    /// The RTMP handshake failed.
-    #[error("RTMP handshake with {url} failed: {reason}")]
-    Handshake {
-        /// The URL, credentials removed.
-        url: String,
-        /// rml_rtmp's description of the failure.
-        reason: String,
-    },
-    /// The server rejected `connect` (e.g. `NetConnection.Connect.Rejected`).
-    #[error("{url} rejected the connection: {code}: {description}")]
-    ConnectRejected {
-        /// The URL, credentials removed.
-        url: String,
-        /// The server's status code (empty if it sent none).
-        code: String,
-        /// The server's description (empty if it sent none).
-        description: String,
-    },
-    /// The server rejected `createStream` or `publish` (e.g. `NetStream.Publish.BadName`).
-    #[error("{url} rejected publishing: {code}: {description}")]
-    PublishRejected {
-        /// The URL, credentials removed.
-        url: String,
-        /// The server's status code (empty if it sent none).
-        code: String,
-        /// The server's description (empty if it sent none).
-        description: String,
-    },
-    /// The server reported an error status while streaming.
-    #[error("{url} reported an error: {code}: {description}")]
-    ServerError {
-        /// The URL, credentials removed.
-        url: String,
-        /// The server's status code.
-        code: String,
-        /// The server's description.
-        description: String,
-    },
+    /// The handshake or the session's setup failed.
+    #[error(transparent)]
+    Start(#[from] RtmpStartError),
+    /// The server refused (`connect`, `publish`) or reported an error while streaming.
+    #[error(transparent)]
+    Refused(#[from] ServerRefusal),
     /// The server closed the connection.
     #[error("{url} closed the connection during {step}")]
     ConnectionClosed {
@@ -178,9 +148,7 @@ impl RtmpError {
     /// The server's status code, for rejections and server errors.
     pub fn server_code(&self) -> Option<&str> {
         match self {
-            RtmpError::ConnectRejected { code, .. }
-            | RtmpError::PublishRejected { code, .. }
-            | RtmpError::ServerError { code, .. } => Some(code),
+            RtmpError::Refused(r) => Some(&r.code),
             _ => None,
         }
     }

@@ -47,10 +47,12 @@ mod options;
 pub mod session;
 pub mod url;
 
+pub use self::connect::RtmpStartError;
 pub use self::driver::RtmpPublisher;
 pub use self::error::{RtmpError, Step};
 pub use self::options::RtmpOptions;
 pub use self::session::{
-    PublishEvent, PublishState, PublishStats, RtmpPublisherCore, ServerStatus,
+    PublishEvent, PublishState, PublishStats, RefusedStep, RtmpPublisherCore, ServerRefusal,
+    ServerStatus,
 };
 pub use self::url::{RtmpUrl, UrlError};

@@ -6,14 +6,12 @@ use std::fmt;
 use std::time::Instant;
 
 use bytes::Bytes;
-use rml_rtmp::sessions::{
-    ClientSession, ClientSessionEvent, ClientSessionResult, PublishRequestType, StreamMetadata,
-};
+use rml_rtmp::sessions::{ClientSession, ClientSessionEvent, ClientSessionResult, StreamMetadata};
 use rml_rtmp::time::RtmpTimestamp;
 
-use super::status::{ServerStatus, TapEvent};
+use super::status::{RefusedStep, ServerStatus, TapEvent};
 use crate::h264::{nal_type, nal_unit_type, AccessUnit, AvcDecoderConfig, VideoTrack};
-use crate::rtmp::connect::{ClientConnection, ConnectFailure};
+use crate::rtmp::connect::{connect_refused, ClientConnection, StreamRequest};
 use crate::rtmp::error::{RtmpError, Step};
 use crate::rtmp::flv::{self, FlvError, FrameType, TagTimeline};
 use crate::rtmp::options::RtmpOptions;
@@ -129,6 +127,7 @@ pub struct PublishStats {
 /// units). rml_rtmp stamps its own command, control and metadata messages with its wall-clock
 /// session time; those never share a chunk stream with video (csid 4 for video only), so
 /// video timestamps stay exactly as computed here.
+#[derive(Debug)]
 pub struct RtmpPublisherCore {
     url: RtmpUrl,
     options: RtmpOptions,
@@ -149,18 +148,6 @@ pub struct RtmpPublisherCore {
     timeline: TagTimeline,
     stats: PublishStats,
     last_status: Option<ServerStatus>,
-}
-
-impl fmt::Debug for RtmpPublisherCore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RtmpPublisherCore")
-            .field("url", &self.url)
-            .field("state", &self.state)
-            .field("queued", &self.queued)
-            .field("error", &self.error)
-            .field("stats", &self.stats)
-            .finish_non_exhaustive()
-    }
 }
 
 impl RtmpPublisherCore {
@@ -189,8 +176,7 @@ impl RtmpPublisherCore {
             other => RtmpError::InvalidAccessUnit(other),
         })?;
         let (conn, c0c1) =
-            ClientConnection::start(&url, &options.flash_version, Some(options.chunk_size))
-                .map_err(|e| connect_error(&url, Step::Handshake, e))?;
+            ClientConnection::start(&url, &options.flash_version, Some(options.chunk_size))?;
         let mut core = RtmpPublisherCore {
             metadata: metadata_for(track),
             url,
@@ -581,11 +567,7 @@ impl RtmpPublisherCore {
             return Ok(());
         }
         let step = self.state.step();
-        let received = self
-            .conn
-            .receive(data)
-            .map_err(|e| connect_error(&self.url, step, e))?;
-        self.queue(now, received.reply);
+        let received = self.conn.receive(data)?;
         if received.handshake_done {
             self.events.push_back(PublishEvent::HandshakeDone);
             self.enter(now, PublishState::Connecting);
@@ -625,28 +607,15 @@ impl RtmpPublisherCore {
             "RTMP status"
         );
         if status.is_error() {
-            let code = status.code_or_command();
-            let description = status.description;
-            return match self.state {
-                PublishState::Handshaking | PublishState::Connecting => {
-                    Err(RtmpError::ConnectRejected {
-                        url,
-                        code,
-                        description,
-                    })
+            let step = match self.state {
+                PublishState::Handshaking | PublishState::Connecting => RefusedStep::Connect,
+                PublishState::RequestingPublish => RefusedStep::Publish,
+                PublishState::Publishing => RefusedStep::Streaming,
+                PublishState::Closing | PublishState::Closed | PublishState::Failed => {
+                    return Ok(())
                 }
-                PublishState::RequestingPublish => Err(RtmpError::PublishRejected {
-                    url,
-                    code,
-                    description,
-                }),
-                PublishState::Publishing => Err(RtmpError::ServerError {
-                    url,
-                    code,
-                    description,
-                }),
-                PublishState::Closing | PublishState::Closed | PublishState::Failed => Ok(()),
             };
+            return Err(status.refusal(url, step).into());
         }
         // The two successes are acted on through rml_rtmp's events.
         if status.code != "NetConnection.Connect.Success"
@@ -677,24 +646,16 @@ impl RtmpPublisherCore {
             ClientSessionEvent::ConnectionRequestAccepted => {
                 tracing::debug!(url = %self.url, app = self.url.app(), "RTMP connect accepted");
                 self.events.push_back(PublishEvent::Connected);
-                let key = self.url.stream_key();
-                let session = self
+                let publish = StreamRequest::Publish(self.url.stream_key());
+                let request = self
                     .conn
-                    .session_mut()
-                    .ok_or(RtmpError::InvalidState("no session"))?;
-                let request = session
-                    .request_publishing(key, PublishRequestType::Live)
+                    .request_stream(publish)
                     .map_err(|e| self.protocol(Step::Publish, e))?;
                 self.enter(now, PublishState::RequestingPublish);
                 self.handle_result(now, request)?;
             }
             ClientSessionEvent::ConnectionRequestRejected { description } => {
-                // Normally caught with its code by the status reader first.
-                return Err(RtmpError::ConnectRejected {
-                    url: self.url.redacted(),
-                    code: "_error".to_string(),
-                    description,
-                });
+                return Err(connect_refused(&self.url, description).into());
             }
             ClientSessionEvent::PublishRequestAccepted => {
                 tracing::debug!(url = %self.url, "RTMP publish accepted");
@@ -722,21 +683,6 @@ impl RtmpPublisherCore {
             _ => {}
         }
         Ok(())
-    }
-}
-
-/// The publisher's error for a failed connection step.
-fn connect_error(url: &RtmpUrl, step: Step, e: ConnectFailure) -> RtmpError {
-    match e {
-        ConnectFailure::Handshake(reason) => RtmpError::Handshake {
-            url: url.redacted(),
-            reason,
-        },
-        ConnectFailure::Session(reason) => RtmpError::Protocol {
-            url: url.redacted(),
-            step,
-            reason,
-        },
     }
 }
 

@@ -7,4 +7,4 @@ pub(crate) mod status;
 mod tests;
 
 pub use self::core::{PublishEvent, PublishState, PublishStats, RtmpPublisherCore};
-pub use self::status::ServerStatus;
+pub use self::status::{RefusedStep, ServerRefusal, ServerStatus};

@@ -48,6 +48,56 @@ impl ServerStatus {
             self.code.clone()
         }
     }
+
+    /// The refusal this error status means for a session of `url` at `step`.
+    pub fn refusal(self, url: String, step: RefusedStep) -> ServerRefusal {
+        ServerRefusal {
+            url,
+            step,
+            code: self.code_or_command(),
+            description: self.description,
+        }
+    }
+}
+
+/// What a session asked for when the server refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RefusedStep {
+    /// `connect` to the application (RTMP spec §7.2.1.1).
+    Connect,
+    /// `createStream` and `publish` (§7.2.2.6).
+    Publish,
+    /// `createStream` and `play` (§7.2.2.1).
+    Play,
+    /// Nothing: the error status came while media flowed.
+    Streaming,
+}
+
+impl RefusedStep {
+    fn phrase(self) -> &'static str {
+        match self {
+            RefusedStep::Connect => "rejected the connection",
+            RefusedStep::Publish => "rejected publishing",
+            RefusedStep::Play => "rejected playing",
+            RefusedStep::Streaming => "reported an error",
+        }
+    }
+}
+
+/// An RTMP server answered with an error (`_error`, or an `onStatus` of level `error`): its
+/// code and description as it sent them, e.g. `NetStream.Publish.BadName`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{url} {}: {code}: {description}", step.phrase())]
+pub struct ServerRefusal {
+    /// The URL, credentials removed.
+    pub url: String,
+    /// What the session asked for.
+    pub step: RefusedStep,
+    /// The server's status code (or the command name when it sent none).
+    pub code: String,
+    /// The server's description (empty if it sent none).
+    pub description: String,
 }
 
 /// What the tap saw.

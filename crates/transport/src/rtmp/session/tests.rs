@@ -19,6 +19,7 @@ use crate::rtmp::error::RtmpError;
 use crate::rtmp::flv;
 use crate::rtmp::options::RtmpOptions;
 use crate::rtmp::url::RtmpUrl;
+use crate::rtmp::{RefusedStep, ServerRefusal};
 use crate::session::Track;
 use crate::TimeBase;
 
@@ -495,11 +496,13 @@ fn rejected_publish_is_a_typed_error_with_code_and_description() {
     });
     let err = pump(&mut core, &mut server, &mut Wire::whole()).unwrap_err();
     match &err {
-        RtmpError::PublishRejected {
+        RtmpError::Refused(ServerRefusal {
             url,
+            step: RefusedStep::Publish,
             code,
             description,
-        } => {
+            ..
+        }) => {
             assert_eq!(code, "NetStream.Publish.Denied");
             assert_eq!(description, "no publishing here");
             assert_eq!(url, "rtmp://127.0.0.1/live/cam?x=1");
@@ -511,11 +514,17 @@ fn rejected_publish_is_a_typed_error_with_code_and_description() {
     // The session stays failed with the same error.
     assert!(matches!(
         core.send(now(), &clip()[0]),
-        Err(RtmpError::PublishRejected { .. })
+        Err(RtmpError::Refused(ServerRefusal {
+            step: RefusedStep::Publish,
+            ..
+        }))
     ));
     assert!(matches!(
         core.handle_input(now(), &[0]),
-        Err(RtmpError::PublishRejected { .. })
+        Err(RtmpError::Refused(ServerRefusal {
+            step: RefusedStep::Publish,
+            ..
+        }))
     ));
 }
 
@@ -529,7 +538,7 @@ fn error_status_on_publish_is_a_typed_error() {
     });
     let err = pump(&mut core, &mut server, &mut Wire::whole()).unwrap_err();
     assert!(
-        matches!(&err, RtmpError::PublishRejected { code, description, .. }
+        matches!(&err, RtmpError::Refused(ServerRefusal { step: RefusedStep::Publish, code, description, .. })
             if code == "NetStream.Publish.BadName" && description == "Already publishing"),
         "{err:?}"
     );
@@ -546,7 +555,7 @@ fn rejected_connect_is_a_typed_error_with_code_and_description() {
     });
     let err = pump(&mut core, &mut server, &mut Wire::whole()).unwrap_err();
     assert!(
-        matches!(&err, RtmpError::ConnectRejected { code, description, .. }
+        matches!(&err, RtmpError::Refused(ServerRefusal { step: RefusedStep::Connect, code, description, .. })
             if code == "NetConnection.Connect.Rejected" && description == "bad app"),
         "{err:?}"
     );
