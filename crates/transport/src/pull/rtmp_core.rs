@@ -205,11 +205,13 @@ impl RtmpPlayCore {
     }
 
     /// The next bytes to write to the server. Every byte must be written, in order.
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         self.transmit.pop_front()
     }
 
     /// The next event.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<PlayEvent> {
         self.events.pop_front()
     }

@@ -414,6 +414,7 @@ impl RtspPublisherCore {
     }
 
     /// The next thing to write, in order.
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         let t = self.transmits.pop_front()?;
         self.queued = self.queued.saturating_sub(t.len());
@@ -421,6 +422,7 @@ impl RtspPublisherCore {
     }
 
     /// The next event.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
         self.events.pop_front()
     }
@@ -452,6 +454,7 @@ impl RtspPublisherCore {
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called next.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t: Option<Instant> = None;
         let mut consider = |d: Option<Instant>| {
