@@ -14,24 +14,28 @@ use std::sync::OnceLock;
 
 use tokio::runtime::{Builder, Handle, Runtime};
 
-/// Worker threads of the shared runtime. Network sessions spend their time waiting; one thread
-/// moves the bytes of many sessions, and a second keeps a burst on one from delaying another.
-const WORKERS: usize = 2;
+static RUNTIME: OnceLock<Result<Handle, String>> = OnceLock::new();
 
-static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
-
-/// The shared runtime's handle, built on first use.
+/// The shared runtime's handle, built on first use: a current-thread runtime driven by one
+/// thread of its own. Network sessions spend their time waiting, so one thread moves the bytes
+/// of many; and a single thread wakes once per frame handed to it, where a work-stealing pool
+/// wakes a second worker to look for work (measured: a third of a copy push's CPU).
 pub(crate) fn handle() -> Result<&'static Handle, std::io::Error> {
     let built = RUNTIME.get_or_init(|| {
-        Builder::new_multi_thread()
-            .worker_threads(WORKERS)
-            .thread_name("mpegcoder-net")
+        let runtime: Runtime = Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        let handle = runtime.handle().clone();
+        std::thread::Builder::new()
+            .name("mpegcoder-net".into())
+            // Never returns: the runtime lives as long as the process.
+            .spawn(move || runtime.block_on(std::future::pending::<()>()))
+            .map_err(|e| e.to_string())?;
+        Ok(handle)
     });
     match built {
-        Ok(rt) => Ok(rt.handle()),
+        Ok(handle) => Ok(handle),
         Err(e) => Err(std::io::Error::other(format!(
             "cannot start the network runtime: {e}"
         ))),

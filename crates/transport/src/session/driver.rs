@@ -1,28 +1,33 @@
-//! The tokio driver every publishing session uses: one task owns the connection (and, for
-//! RTSP over UDP, the RTP/RTCP sockets) and moves bytes between it and a [`SessionCore`]; a
-//! [`Session`] handle feeds it media through a bounded channel.
+//! The tokio driver every publishing session uses. The connection (and, for RTSP over UDP, the
+//! RTP/RTCP sockets) and the [`SessionCore`] sit together behind one lock:
+//!
+//! - [`Session::send`] hands a media unit to the core and writes what it produced right away,
+//!   on the caller's thread, as far as the socket takes it without waiting: a paced sender
+//!   hands each frame to no other thread.
+//! - One task on the runtime does everything that waits: it reads the connection (replies,
+//!   keepalive answers, RTCP, acknowledgements) whether or not anyone sends, finishes writes
+//!   the socket did not take at once, and calls the core at its deadlines. The caller wakes it
+//!   only when there is something for it: a write left over, an event, an earlier deadline,
+//!   the close.
 
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, Sleep};
 
 use super::{Chunks, Media, MediaCheck, MediaError, PublisherStats, SessionCore, SessionEvent};
 use super::{Track, Transmit};
 use crate::rtp::RtpPacket;
 
-/// Media units waiting between [`Session::send`] and the task. Small: the pacer hands each
-/// unit over when it is due, so a longer queue would only hold late units.
-const COMMAND_QUEUE: usize = 2;
 /// Bytes read from the connection per wake-up.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -42,7 +47,7 @@ pub struct UdpPair {
     pub server: std::net::IpAddr,
 }
 
-/// What a session task owns.
+/// What a session owns of the network.
 pub struct SessionIo {
     stream: Box<dyn SessionStream>,
     udp: Option<UdpPair>,
@@ -66,36 +71,68 @@ impl SessionIo {
     }
 }
 
+/// The transmit in progress.
 #[derive(Debug)]
-enum Command {
-    Media(Media),
-    Close,
+enum Current {
+    Stream {
+        chunks: Chunks,
+        offset: usize,
+    },
+    Rtp {
+        dest: SocketAddr,
+        packets: Vec<RtpPacket>,
+        next: usize,
+    },
+    Rtcp {
+        dest: SocketAddr,
+        data: Bytes,
+    },
+    Shutdown,
 }
 
-#[derive(Debug)]
-struct Shared<E> {
-    stats: PublisherStats,
-    /// How the task ended, once it has.
-    result: Option<Result<PublisherStats, E>>,
+/// The core and the connection, behind the session's lock.
+struct Inner<C: SessionCore> {
+    core: C,
+    stream: Box<dyn SessionStream>,
+    udp: Option<UdpPair>,
+    current: Option<Current>,
+    read_buf: Vec<u8>,
+    udp_buf: Vec<u8>,
+    udp_out: BytesMut,
+    eof: bool,
+    /// The task's waker (set at each of its polls).
+    task: Option<Waker>,
+    /// The deadline the task's timer is set for.
+    armed: Option<Instant>,
+    ready: Option<oneshot::Sender<Result<C::Info, C::Error>>>,
+    /// How the session ended, once it has.
+    result: Option<Result<PublisherStats, C::Error>>,
 }
 
-type SharedState<E> = Arc<Mutex<Shared<E>>>;
-
-fn lock<E>(s: &Mutex<Shared<E>>) -> MutexGuard<'_, Shared<E>> {
-    // The task never panics holding the lock; keep going with what is there if it did.
-    s.lock().unwrap_or_else(|p| p.into_inner())
+struct Shared<C: SessionCore> {
+    inner: Mutex<Inner<C>>,
+    /// Signalled when the core's queue has room again, and when the session ends.
+    room: Notify,
 }
 
-/// A running publishing session: the handle of the task that drives a [`SessionCore`]. See the
-/// [module docs](super) for the rules (errors, close, drop, backpressure).
+impl<C: SessionCore> Shared<C> {
+    fn lock(&self) -> MutexGuard<'_, Inner<C>> {
+        // Nothing panics while holding the lock; keep going with what is there if it did.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A running publishing session: a [`SessionCore`] and its connection, with the task that
+/// reads and keeps time. See the [module docs](super) for the rules (errors, close, drop,
+/// backpressure).
 pub struct Session<C: SessionCore> {
-    tx: Option<mpsc::Sender<Command>>,
+    shared: Arc<Shared<C>>,
     task: Option<JoinHandle<()>>,
-    shared: SharedState<C::Error>,
     info: C::Info,
     url: String,
     check: MediaCheck,
     closed_error: C::Error,
+    closed: bool,
 }
 
 impl<C: SessionCore> std::fmt::Debug for Session<C> {
@@ -104,6 +141,13 @@ impl<C: SessionCore> std::fmt::Debug for Session<C> {
             .field("url", &self.url)
             .finish_non_exhaustive()
     }
+}
+
+/// What one attempt to send gave.
+enum Sent {
+    Done,
+    /// The core's queue is full: wait for room.
+    Full,
 }
 
 impl<C: SessionCore> Session<C>
@@ -115,45 +159,40 @@ where
     pub async fn start(core: C, io: SessionIo, tracks: &[Track]) -> Result<Session<C>, C::Error> {
         let url = core.url();
         let closed_error = core.closed_error();
-        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (ready_tx, ready_rx) = oneshot::channel();
-        let shared: SharedState<C::Error> = Arc::new(Mutex::new(Shared {
-            stats: PublisherStats::default(),
-            result: None,
-        }));
-        let driver = Driver {
-            core,
-            stream: io.stream,
-            udp: io.udp,
-            rx,
-            ready: Some(ready_tx),
-            shared: Arc::clone(&shared),
-            current: None,
-            read_buf: vec![0; READ_CHUNK],
-            udp_buf: vec![0; 2048],
-            udp_out: BytesMut::with_capacity(2048),
-            slices_hint: 0,
-            eof: false,
-            closing: false,
-            sleep: Box::pin(tokio::time::sleep_until(Instant::now())),
-            sleep_at: None,
-        };
-        let task = tokio::spawn(driver.run());
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                core,
+                stream: io.stream,
+                udp: io.udp,
+                current: None,
+                read_buf: vec![0; READ_CHUNK],
+                udp_buf: vec![0; 2048],
+                udp_out: BytesMut::with_capacity(2048),
+                eof: false,
+                task: None,
+                armed: None,
+                ready: Some(ready_tx),
+                result: None,
+            }),
+            room: Notify::new(),
+        });
+        let task = tokio::spawn(run(Arc::clone(&shared)));
         match ready_rx.await {
             Ok(Ok(info)) => Ok(Session {
-                tx: Some(tx),
-                task: Some(task),
                 shared,
+                task: Some(task),
                 info,
                 url,
                 check: MediaCheck::new(tracks),
                 closed_error,
+                closed: false,
             }),
             Ok(Err(e)) => Err(e),
             Err(_) => {
                 // The task ended without a word: its result says why.
                 let _ = task.await;
-                let ended = lock(&shared).result.take();
+                let ended = shared.lock().result.take();
                 Err(match ended {
                     Some(Err(e)) => e,
                     _ => closed_error,
@@ -172,28 +211,35 @@ where
         &self.url
     }
 
-    /// Queues one media unit (decoding order per track). Refuses a unit the session cannot
-    /// carry at once ([`MediaError`], nothing queued); waits while the queue is full; returns
-    /// the session's error once it failed.
+    /// Hands one media unit to the session (decoding order per track) and writes it out as far
+    /// as the connection takes it at once. Refuses a unit the session cannot carry at once
+    /// ([`MediaError`], nothing queued); waits while the queue is full; returns the session's
+    /// error once it failed.
     pub async fn send(&mut self, media: impl Into<Media>) -> Result<(), C::Error> {
         let media = media.into();
         if let Some(e) = self.failure() {
             return Err(e);
         }
         self.check.check(&media)?;
-        let Some(tx) = &self.tx else {
-            return Err(self.closed_error.clone());
-        };
-        if tx.send(Command::Media(media)).await.is_err() {
-            self.tx = None;
-            return Err(self.ended().await);
+        let shared = Arc::clone(&self.shared);
+        loop {
+            let room = shared.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.try_send(&media)? {
+                Sent::Done => return Ok(()),
+                Sent::Full => room.await,
+            }
         }
-        Ok(())
     }
 
     /// Counters so far and what the server reported (receiver reports, status messages).
     pub fn stats(&self) -> PublisherStats {
-        lock(&self.shared).stats.clone()
+        let inner = self.shared.lock();
+        match &inner.result {
+            Some(Ok(stats)) => stats.clone(),
+            _ => inner.core.publisher_stats(),
+        }
     }
 
     /// Ends the session gracefully and waits until the server confirmed it (bounded by the
@@ -202,275 +248,387 @@ where
         if let Some(e) = self.failure() {
             return Err(e);
         }
-        if let Some(tx) = self.tx.take() {
-            // A closed channel means the task already ended; its result tells why.
-            let _ = tx.send(Command::Close).await;
-        }
+        self.begin_close();
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        match lock(&self.shared).result.clone() {
+        match self.shared.lock().result.clone() {
             Some(r) => r,
             None => Err(self.closed_error.clone()),
         }
     }
 
     fn failure(&self) -> Option<C::Error> {
-        match &lock(&self.shared).result {
+        match &self.shared.lock().result {
             Some(Err(e)) => Some(e.clone()),
             _ => None,
         }
     }
 
-    /// The error to report once the task has ended.
-    async fn ended(&mut self) -> C::Error {
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
+    fn try_send(&self, media: &Media) -> Result<Sent, C::Error> {
+        let mut inner = self.shared.lock();
+        match &inner.result {
+            Some(Err(e)) => return Err(e.clone()),
+            Some(Ok(_)) => return Err(self.closed_error.clone()),
+            None => {}
         }
-        match &lock(&self.shared).result {
-            Some(Err(e)) => e.clone(),
-            _ => self.closed_error.clone(),
+        if !inner.core.can_send() {
+            return Ok(Sent::Full);
+        }
+        let now = Instant::now();
+        if let Err(e) = inner.core.send(now, media) {
+            if inner.core.failure().is_some() {
+                inner.wake_task();
+                return Err(e);
+            }
+            tracing::warn!(url = %self.url, error = %e, "media unit dropped");
+        }
+        inner.write_now(now);
+        Ok(Sent::Done)
+    }
+
+    /// Starts the close (once): the core queues its goodbye, which goes out now as far as the
+    /// connection takes it; the task does the rest.
+    fn begin_close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let mut inner = self.shared.lock();
+        if inner.result.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        if inner.core.close(now).is_ok() {
+            inner.write_now(now);
+        }
+        inner.wake_task();
+    }
+}
+
+impl<C: SessionCore> Drop for Session<C> {
+    /// Ends the session in the background, as [`Session::close`] would, while the runtime runs.
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let mut inner = self.shared.lock();
+        if inner.result.is_none() {
+            let now = Instant::now();
+            let _ = inner.core.close(now);
+            inner.wake_task();
         }
     }
 }
 
-/// The transmit in progress.
-#[derive(Debug)]
-enum Current {
-    Stream {
-        chunks: Chunks,
-        offset: usize,
-    },
-    Rtp {
-        dest: SocketAddr,
-        packets: Vec<RtpPacket>,
-        next: usize,
-    },
-    Rtcp {
-        dest: SocketAddr,
-        data: bytes::Bytes,
-    },
-    Shutdown,
+/// What one step of the task did.
+enum Step {
+    /// Something happened: look again.
+    Progress,
+    /// Nothing is ready; wake at this deadline (if any).
+    Idle(Option<Instant>),
+    /// The session is over.
+    Done,
 }
 
-/// What woke the task.
-enum Wake {
-    Read(usize),
-    Eof,
-    ReadFailed(io::Error),
-    Wrote(usize),
-    Sent,
-    WriteFailed(io::Error),
-    ShutDown,
-    Rtcp(usize, SocketAddr),
-    Command(Option<Command>),
-    Timer,
-}
-
-struct Driver<C: SessionCore> {
-    core: C,
-    stream: Box<dyn SessionStream>,
-    udp: Option<UdpPair>,
-    rx: mpsc::Receiver<Command>,
-    ready: Option<oneshot::Sender<Result<C::Info, C::Error>>>,
-    shared: SharedState<C::Error>,
-    current: Option<Current>,
-    read_buf: Vec<u8>,
-    udp_buf: Vec<u8>,
-    udp_out: BytesMut,
-    slices_hint: usize,
-    eof: bool,
-    closing: bool,
-    sleep: Pin<Box<Sleep>>,
-    sleep_at: Option<std::time::Instant>,
-}
-
-impl<C: SessionCore> Driver<C> {
-    async fn run(mut self) {
-        let url = self.core.url();
-        let result = self.run_inner().await;
-        match &result {
-            Ok(_) => tracing::debug!(url = %url, "session closed"),
-            Err(e) => tracing::debug!(url = %url, error = %e, "session ended with an error"),
+/// The task: reads, finishes writes, keeps time, until the session is over.
+async fn run<C: SessionCore>(shared: Arc<Shared<C>>) {
+    let url = shared.lock().core.url();
+    let mut sleep = Box::pin(tokio::time::sleep_until(tokio::time::Instant::now()));
+    let mut sleep_at: Option<Instant> = None;
+    poll_fn(|cx| {
+        let mut inner = shared.lock();
+        if !inner.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            inner.task = Some(cx.waker().clone());
         }
+        loop {
+            match inner.step(cx) {
+                Step::Progress => {
+                    if inner.core.can_send() {
+                        shared.room.notify_waiters();
+                    }
+                }
+                Step::Done => return Poll::Ready(()),
+                Step::Idle(deadline) => {
+                    if deadline != sleep_at {
+                        if let Some(d) = deadline {
+                            sleep.as_mut().reset(tokio::time::Instant::from_std(d));
+                        }
+                        sleep_at = deadline;
+                    }
+                    inner.armed = deadline;
+                    if sleep_at.is_some() && sleep.as_mut().poll(cx).is_ready() {
+                        sleep_at = None;
+                        let now = Instant::now();
+                        if let Err(e) = inner.core.handle_timeout(now) {
+                            inner.finish(Err(e));
+                            return Poll::Ready(());
+                        }
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    })
+    .await;
+    let outcome = {
+        let inner = shared.lock();
+        match &inner.result {
+            Some(Ok(_)) => "closed".to_string(),
+            Some(Err(e)) => format!("ended with an error: {e}"),
+            None => "ended".to_string(),
+        }
+    };
+    tracing::debug!(url = %url, "session {outcome}");
+    shared.room.notify_waiters();
+}
+
+impl<C: SessionCore> Inner<C> {
+    /// Records how the session ended and tells whoever waits for the start.
+    fn finish(&mut self, result: Result<PublisherStats, C::Error>) {
         if let (Err(e), Some(ready)) = (&result, self.ready.take()) {
             let _ = ready.send(Err(e.clone()));
         }
-        let mut shared = lock(&self.shared);
-        shared.stats = self.core.publisher_stats();
-        shared.result = Some(result);
+        self.result.get_or_insert(result);
     }
 
-    async fn run_inner(&mut self) -> Result<PublisherStats, C::Error> {
-        loop {
-            if self.drain_events() {
-                return Ok(self.core.publisher_stats());
-            }
-            if self.current.is_none() {
-                self.current = self.core.poll_transmit().map(|t| match t {
-                    Transmit::Stream(chunks) => Current::Stream { chunks, offset: 0 },
-                    Transmit::Shutdown => Current::Shutdown,
-                    Transmit::RtpDatagrams { dest, packets } => Current::Rtp {
-                        dest,
-                        packets,
-                        next: 0,
-                    },
-                    Transmit::RtcpDatagram { dest, data } => Current::Rtcp { dest, data },
-                });
-            }
-            let deadline = self.core.poll_timeout();
-            if deadline != self.sleep_at {
-                if let Some(d) = deadline {
-                    self.sleep.as_mut().reset(Instant::from_std(d));
-                }
-                self.sleep_at = deadline;
-            }
-            let wake = poll_fn(|cx| self.poll_wake(cx)).await;
-            let now = Instant::now().into_std();
-            let counted = matches!(wake, Wake::Wrote(_) | Wake::Command(_) | Wake::Sent);
-            match wake {
-                Wake::Read(n) => {
-                    let data = self.read_buf.get(..n).unwrap_or_default();
-                    self.core.handle_input(now, data)?;
-                }
-                Wake::Eof => {
-                    self.eof = true;
-                    self.core.handle_eof(now)?;
-                }
-                Wake::ReadFailed(e) => {
-                    self.eof = true;
-                    if is_disconnect(&e) {
-                        self.core.handle_eof(now)?;
-                    } else {
-                        return Err(self.core.handle_io_error(now, "reading from the server", e));
-                    }
-                }
-                Wake::Wrote(n) => {
-                    self.core.handle_written(now, n);
-                    if let Some(Current::Stream { chunks, offset }) = &mut self.current {
-                        *offset += n;
-                        if *offset >= chunks.len() {
-                            self.current = None;
-                        }
-                    }
-                }
-                Wake::Sent => {
-                    let done = match &mut self.current {
-                        Some(Current::Rtp { packets, next, .. }) => {
-                            *next += 1;
-                            *next >= packets.len()
-                        }
-                        _ => true,
-                    };
-                    if done {
-                        self.current = None;
-                    }
-                }
-                Wake::WriteFailed(e) => {
-                    self.current = None;
-                    if is_disconnect(&e) {
-                        // The server is gone: whether that is an error depends on where the
-                        // session is (after a close it may be the normal end).
-                        self.eof = true;
-                        self.core.handle_eof(now)?;
-                    } else {
-                        return Err(self.core.handle_io_error(now, "writing to the server", e));
-                    }
-                }
-                Wake::ShutDown => self.current = None,
-                Wake::Rtcp(n, from) => {
-                    let server = self.udp.as_ref().map(|u| u.server);
-                    if Some(from.ip()) == server {
-                        let data = self.udp_buf.get(..n).unwrap_or_default();
-                        self.core.handle_datagram(now, data);
-                    }
-                }
-                Wake::Command(Some(Command::Media(media))) => {
-                    if let Err(e) = self.core.send(now, &media) {
-                        if self.core.failure().is_some() {
-                            return Err(e);
-                        }
-                        tracing::warn!(url = %self.core.url(), error = %e, "media unit dropped");
-                    }
-                }
-                Wake::Command(Some(Command::Close) | None) => {
-                    self.closing = true;
-                    self.core.close(now)?;
-                }
-                Wake::Timer => {
-                    self.sleep_at = None;
-                    self.core.handle_timeout(now)?;
-                }
-            }
-            if counted {
-                lock(&self.shared).stats = self.core.publisher_stats();
-            }
+    fn wake_task(&self) {
+        if let Some(w) = &self.task {
+            w.wake_by_ref();
         }
     }
 
-    /// Handles the core's events; true when the session is over.
-    fn drain_events(&mut self) -> bool {
-        let mut changed = false;
+    /// Writes what the core queued as far as the connection takes it without waiting (on the
+    /// sender's thread), then wakes the task if it has something to do.
+    fn write_now(&mut self, now: Instant) {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut needs_task = false;
+        loop {
+            if self.current.is_none() {
+                self.current = self.core.poll_transmit().map(Current::from);
+            }
+            if self.current.is_none() {
+                break;
+            }
+            match self.poll_current(&mut cx) {
+                // The connection is full: the task waits until it takes more. (Polling with a
+                // waker that does nothing replaced the task's: it polls again to register.)
+                None => {
+                    needs_task = true;
+                    break;
+                }
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    let r = self.after_write_error(now, e);
+                    if let Err(e) = r {
+                        self.finish(Err(e));
+                    }
+                    needs_task = true;
+                    break;
+                }
+            }
+        }
+        let earlier = match (self.core.poll_timeout(), self.armed) {
+            (Some(d), Some(a)) => d < a,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if needs_task || earlier || self.result.is_some() {
+            self.wake_task();
+        }
+    }
+
+    /// One step of the task; see [`Step`].
+    fn step(&mut self, cx: &mut Context<'_>) -> Step {
+        if self.result.is_some() {
+            return Step::Done;
+        }
+        if let Some(done) = self.drain_events() {
+            self.finish(Ok(done));
+            return Step::Done;
+        }
+        let now = Instant::now();
+        if self.current.is_none() {
+            self.current = self.core.poll_transmit().map(Current::from);
+        }
+        match self.poll_current(cx) {
+            Some(Ok(())) => return Step::Progress,
+            Some(Err(e)) => {
+                return match self.after_write_error(now, e) {
+                    Ok(()) => Step::Progress,
+                    Err(e) => {
+                        self.finish(Err(e));
+                        Step::Done
+                    }
+                }
+            }
+            None => {}
+        }
+        match self.poll_input(cx) {
+            Some(Ok(())) => Step::Progress,
+            Some(Err(e)) => {
+                self.finish(Err(e));
+                Step::Done
+            }
+            None => Step::Idle(self.core.poll_timeout()),
+        }
+    }
+
+    /// Handles the core's events; the final counters when the session is over.
+    fn drain_events(&mut self) -> Option<PublisherStats> {
         while let Some(event) = self.core.poll_event() {
-            changed = true;
+            let url = self.core.url();
             match event {
                 SessionEvent::Publishing => {
-                    tracing::debug!(url = %self.core.url(), "publishing");
+                    tracing::debug!(url = %url, "publishing");
                     if let (Some(ready), Some(info)) = (self.ready.take(), self.core.info()) {
                         let _ = ready.send(Ok(info));
                     }
                 }
                 SessionEvent::ReceiverReport(r) => tracing::debug!(
-                    url = %self.core.url(),
+                    url = %url,
                     fraction_lost = r.fraction_lost,
                     cumulative_lost = r.cumulative_lost,
                     jitter_ms = r.jitter.as_secs_f64() * 1e3,
                     rtt_ms = r.round_trip.map(|d| d.as_secs_f64() * 1e3),
                     "RTCP receiver report"
                 ),
-                SessionEvent::ServerBye => {
-                    tracing::info!(url = %self.core.url(), "the server sent RTCP BYE")
-                }
+                SessionEvent::ServerBye => tracing::info!(url = %url, "the server sent RTCP BYE"),
                 SessionEvent::ServerStatus(s) => tracing::info!(
-                    url = %self.core.url(),
+                    url = %url,
                     code = %s.code,
                     description = %s.description,
                     "server status"
                 ),
                 SessionEvent::Acknowledged(n) => {
-                    tracing::trace!(url = %self.core.url(), bytes = n, "acknowledged")
+                    tracing::trace!(url = %url, bytes = n, "acknowledged")
                 }
-                SessionEvent::Closed => {
-                    lock(&self.shared).stats = self.core.publisher_stats();
-                    return true;
-                }
+                SessionEvent::Closed => return Some(self.core.publisher_stats()),
             }
         }
-        if changed {
-            lock(&self.shared).stats = self.core.publisher_stats();
-        }
-        false
+        None
     }
 
-    /// Polls every source the task waits on; the first ready one wins.
-    fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
-        // Writing first: a server that floods us must not delay our media.
-        if let Some(wake) = self.poll_current(cx) {
-            return Poll::Ready(wake);
+    /// Polls the transmit in progress: `Some(Ok)` when it moved, `None` when it must wait.
+    fn poll_current(&mut self, cx: &mut Context<'_>) -> Option<io::Result<()>> {
+        let now = Instant::now();
+        let mut written = 0;
+        let mut finished = false;
+        let polled = match self.current.as_mut()? {
+            Current::Stream { chunks, offset } => {
+                let mut slices = Vec::with_capacity(16);
+                chunks.io_slices(&mut slices);
+                let mut rest: &mut [IoSlice<'_>] = &mut slices;
+                if *offset > 0 {
+                    IoSlice::advance_slices(&mut rest, *offset);
+                }
+                match Pin::new(&mut self.stream).poll_write_vectored(cx, rest) {
+                    Poll::Ready(Ok(0)) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "the connection accepts no more bytes",
+                    ))),
+                    Poll::Ready(Ok(n)) => {
+                        *offset += n;
+                        written = n;
+                        finished = *offset >= chunks.len();
+                        Poll::Ready(Ok(()))
+                    }
+                    other => other.map_ok(|_| ()),
+                }
+            }
+            // Shutting down a connection the server already closed is no failure.
+            Current::Shutdown => Pin::new(&mut self.stream).poll_shutdown(cx).map(|_| {
+                finished = true;
+                Ok(())
+            }),
+            Current::Rtp {
+                dest,
+                packets,
+                next,
+            } => match packets.get(*next) {
+                None => {
+                    finished = true;
+                    Poll::Ready(Ok(()))
+                }
+                Some(packet) => {
+                    self.udp_out.clear();
+                    packet.write_to(&mut self.udp_out);
+                    let socket = self.udp.as_ref().map(|u| &u.rtp);
+                    let sent = poll_datagram(socket, cx, &self.udp_out, *dest);
+                    if let Poll::Ready(Ok(())) = sent {
+                        *next += 1;
+                    }
+                    sent
+                }
+            },
+            Current::Rtcp { dest, data } => {
+                let socket = self.udp.as_ref().map(|u| &u.rtcp);
+                let sent = poll_datagram(socket, cx, data, *dest);
+                finished = matches!(sent, Poll::Ready(Ok(())));
+                sent
+            }
+        };
+        if written > 0 {
+            self.core.handle_written(now, written);
         }
+        if finished {
+            self.current = None;
+        }
+        match polled {
+            Poll::Ready(r) => Some(r),
+            Poll::Pending => None,
+        }
+    }
+
+    /// A write failed: the server being gone is the core's to judge (after a close it may be
+    /// the normal end); anything else fails the session.
+    fn after_write_error(&mut self, now: Instant, e: io::Error) -> Result<(), C::Error> {
+        self.current = None;
+        if is_disconnect(&e) {
+            self.eof = true;
+            self.core.handle_eof(now)
+        } else {
+            Err(self.core.handle_io_error(now, "writing to the server", e))
+        }
+    }
+
+    /// Polls the connection and the RTCP socket: `Some(Ok)` when something was handled.
+    fn poll_input(&mut self, cx: &mut Context<'_>) -> Option<Result<(), C::Error>> {
+        let now = Instant::now();
         if !self.eof {
             let mut buf = ReadBuf::new(&mut self.read_buf);
             match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
-                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Wake::Eof),
-                Poll::Ready(Ok(())) => return Poll::Ready(Wake::Read(buf.filled().len())),
-                Poll::Ready(Err(e)) => return Poll::Ready(Wake::ReadFailed(e)),
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => {
+                    self.eof = true;
+                    return Some(self.core.handle_eof(now));
+                }
+                Poll::Ready(Ok(())) => {
+                    let n = buf.filled().len();
+                    let data = self.read_buf.get(..n).unwrap_or_default();
+                    return Some(self.core.handle_input(now, data));
+                }
+                Poll::Ready(Err(e)) => {
+                    self.eof = true;
+                    return Some(if is_disconnect(&e) {
+                        self.core.handle_eof(now)
+                    } else {
+                        Err(self.core.handle_io_error(now, "reading from the server", e))
+                    });
+                }
                 Poll::Pending => {}
             }
         }
         if let Some(udp) = &self.udp {
             let mut buf = ReadBuf::new(&mut self.udp_buf);
             if let Poll::Ready(Ok(from)) = udp.rtcp.poll_recv_from(cx, &mut buf) {
-                return Poll::Ready(Wake::Rtcp(buf.filled().len(), from));
+                let n = buf.filled().len();
+                if from.ip() == udp.server {
+                    let data = self.udp_buf.get(..n).unwrap_or_default();
+                    self.core.handle_datagram(now, data);
+                }
+                return Some(Ok(()));
             }
             // A RECORD server sends nothing to our RTP port; drain anything that arrives so
             // the socket's buffer does not hold stale data.
@@ -480,68 +638,21 @@ impl<C: SessionCore> Driver<C> {
                 buf.clear();
             }
         }
-        // Commands only while the core takes media (that is the backpressure `send` feels).
-        if !self.closing && self.core.can_send() {
-            if let Poll::Ready(cmd) = self.rx.poll_recv(cx) {
-                return Poll::Ready(Wake::Command(cmd));
-            }
-        } else if !self.closing && self.rx.is_closed() {
-            // The handle was dropped while the queue was full: close after what is queued.
-            if let Poll::Ready(None) = self.rx.poll_recv(cx) {
-                return Poll::Ready(Wake::Command(None));
-            }
-        }
-        if self.sleep_at.is_some() && self.sleep.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Wake::Timer);
-        }
-        Poll::Pending
+        None
     }
+}
 
-    fn poll_current(&mut self, cx: &mut Context<'_>) -> Option<Wake> {
-        let current = self.current.as_ref()?;
-        let polled = match current {
-            Current::Stream { chunks, offset } => {
-                let mut slices = Vec::with_capacity(self.slices_hint);
-                chunks.io_slices(&mut slices);
-                self.slices_hint = self.slices_hint.max(slices.len());
-                let mut rest: &mut [IoSlice<'_>] = &mut slices;
-                if *offset > 0 {
-                    IoSlice::advance_slices(&mut rest, *offset);
-                }
-                match Pin::new(&mut self.stream).poll_write_vectored(cx, rest) {
-                    Poll::Ready(Ok(0)) => Poll::Ready(Wake::WriteFailed(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "the connection accepts no more bytes",
-                    ))),
-                    Poll::Ready(Ok(n)) => Poll::Ready(Wake::Wrote(n)),
-                    Poll::Ready(Err(e)) => Poll::Ready(Wake::WriteFailed(e)),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
-            Current::Shutdown => match Pin::new(&mut self.stream).poll_shutdown(cx) {
-                // Shutting down a connection the server already closed is no failure.
-                Poll::Ready(_) => Poll::Ready(Wake::ShutDown),
-                Poll::Pending => Poll::Pending,
-            },
-            Current::Rtp {
+impl From<Transmit> for Current {
+    fn from(t: Transmit) -> Current {
+        match t {
+            Transmit::Stream(chunks) => Current::Stream { chunks, offset: 0 },
+            Transmit::Shutdown => Current::Shutdown,
+            Transmit::RtpDatagrams { dest, packets } => Current::Rtp {
                 dest,
                 packets,
-                next,
-            } => {
-                let Some(packet) = packets.get(*next) else {
-                    return Some(Wake::Sent);
-                };
-                self.udp_out.clear();
-                packet.write_to(&mut self.udp_out);
-                poll_datagram(self.udp.as_ref().map(|u| &u.rtp), cx, &self.udp_out, *dest)
-            }
-            Current::Rtcp { dest, data } => {
-                poll_datagram(self.udp.as_ref().map(|u| &u.rtcp), cx, data, *dest)
-            }
-        };
-        match polled {
-            Poll::Ready(w) => Some(w),
-            Poll::Pending => None,
+                next: 0,
+            },
+            Transmit::RtcpDatagram { dest, data } => Current::Rtcp { dest, data },
         }
     }
 }
@@ -551,17 +662,15 @@ fn poll_datagram(
     cx: &mut Context<'_>,
     data: &[u8],
     dest: SocketAddr,
-) -> Poll<Wake> {
+) -> Poll<io::Result<()>> {
     let Some(socket) = socket else {
-        return Poll::Ready(Wake::Sent);
+        return Poll::Ready(Ok(()));
     };
     match socket.poll_send_to(cx, data, dest) {
-        Poll::Ready(Ok(_)) => Poll::Ready(Wake::Sent),
+        Poll::Ready(Ok(_)) => Poll::Ready(Ok(())),
         // An ICMP port unreachable from an earlier datagram: not fatal for UDP.
-        Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
-            Poll::Ready(Wake::Sent)
-        }
-        Poll::Ready(Err(e)) => Poll::Ready(Wake::WriteFailed(e)),
+        Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Poll::Ready(Ok(())),
+        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
         Poll::Pending => Poll::Pending,
     }
 }
