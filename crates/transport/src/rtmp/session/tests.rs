@@ -1062,3 +1062,26 @@ fn close_not_confirmed_in_time_names_the_url_and_what_is_missing() {
     assert!(e.to_string().contains(&format!("{unwritten} bytes")), "{e}");
     assert_eq!(core.poll_timeout(), None);
 }
+
+#[test]
+fn the_server_closing_before_the_close_was_written_is_no_confirmation() {
+    // The server went away while the end of sequence and deleteStream were still waiting to
+    // be written: it cannot have read them, so the close is not confirmed.
+    let opts = timed_options();
+    let t0 = origin();
+    let t1 = t0 + Duration::from_secs(1);
+    let (mut core, _server, queued) = closing_at(&opts, t0, t1);
+    let unwritten = stream_len(&queued);
+    let e = core
+        .handle_eof(t1 + Duration::from_millis(100))
+        .unwrap_err();
+    let RtmpError::CloseNotConfirmed { url, what, .. } = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(url, REDACTED);
+    assert!(what.contains(&format!("{unwritten} bytes")), "{what}");
+    assert!(!core.stats().closed_cleanly);
+    assert!(!events(&mut core).contains(&PublishEvent::Closed));
+    assert_eq!(core.state(), PublishState::Failed);
+    assert_eq!(core.poll_timeout(), None);
+}
