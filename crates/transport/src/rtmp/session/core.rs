@@ -593,11 +593,18 @@ impl RtmpPublisherCore {
         }
         if matches!(self.state, PublishState::Closing | PublishState::Closed) {
             // After deleteStream nothing the server says matters; keep answering pings while
-            // our side is still open.
+            // our side is still open. The answers go before the end of our side while it is
+            // still queued, and are dropped once it was taken: nothing may follow a
+            // `Transmit::Shutdown` (a write after it fails, and the driver would take that
+            // failure for the server's close).
             for r in received.results.into_iter().flatten() {
                 if let ClientSessionResult::OutboundResponse(p) = r {
-                    if self.state == PublishState::Closing {
+                    if self.state == PublishState::Closing
+                        && matches!(self.transmit.back(), Some(Transmit::Shutdown))
+                    {
+                        self.transmit.pop_back();
                         self.queue(now, p.bytes);
+                        self.transmit.push_back(Transmit::Shutdown);
                     }
                 }
             }

@@ -1085,3 +1085,45 @@ fn the_server_closing_before_the_close_was_written_is_no_confirmation() {
     assert_eq!(core.state(), PublishState::Failed);
     assert_eq!(core.poll_timeout(), None);
 }
+
+#[test]
+fn nothing_is_queued_after_the_end_of_our_side() {
+    let opts = timed_options();
+    let t0 = origin();
+    let t1 = t0 + Duration::from_secs(1);
+    let t2 = t1 + Duration::from_millis(100);
+
+    // A ping that arrives while the end of our side is still queued is answered before it.
+    let (mut core, mut server) = publishing_at(&opts, t0);
+    core.close(t1).unwrap();
+    let (ping, _) = server
+        .session
+        .as_mut()
+        .unwrap()
+        .send_ping_request()
+        .unwrap();
+    core.handle_input(t2, &ping.bytes).unwrap();
+    let queued = take_unwritten(&mut core);
+    assert!(queued.len() >= 3, "{queued:?}");
+    assert!(
+        matches!(queued.last(), Some(Transmit::Shutdown)),
+        "{queued:?}"
+    );
+    deliver(&mut core, &mut server, &queued, t2);
+
+    // Once our side is closed there is nothing more to write: a ping then is not answered
+    // (a write after the shutdown would fail and look like the server's close).
+    let (ping, _) = server
+        .session
+        .as_mut()
+        .unwrap()
+        .send_ping_request()
+        .unwrap();
+    core.handle_input(t2, &ping.bytes).unwrap();
+    let after: Vec<Transmit> = take_unwritten(&mut core);
+    assert!(after.is_empty(), "written after the shutdown: {after:?}");
+    // The close still needs the server's EOF.
+    assert_eq!(core.state(), PublishState::Closing);
+    core.handle_eof(t2).unwrap();
+    assert!(core.stats().closed_cleanly);
+}
