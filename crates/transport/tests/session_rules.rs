@@ -87,6 +87,9 @@ enum RtspBehaviour {
     NoTeardownReply,
     /// Stops reading once recording, holds the connection until released, then drops it.
     StopReading,
+    /// Stops reading once recording until released, then reads slowly (32 KiB a
+    /// millisecond), otherwise as `Normal`.
+    PauseReading,
 }
 
 #[derive(Debug, Default)]
@@ -101,6 +104,8 @@ struct RtspConn {
     sock: TcpStream,
     decoder: MessageDecoder,
     buf: Vec<u8>,
+    /// Pause a millisecond before each read.
+    slow: bool,
 }
 
 impl RtspConn {
@@ -109,6 +114,9 @@ impl RtspConn {
         loop {
             if let Some(m) = self.decoder.next_message().unwrap() {
                 return Some(m);
+            }
+            if self.slow {
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
             let n = self.sock.read(&mut self.buf).await.unwrap_or(0);
             if n == 0 {
@@ -136,6 +144,7 @@ async fn rtsp_server(behaviour: RtspBehaviour) -> (u16, JoinHandle<RtspSeen>, on
             sock,
             decoder: MessageDecoder::new(),
             buf: vec![0; 64 * 1024],
+            slow: false,
         };
         let mut seen = RtspSeen::default();
         for (method, extra) in [
@@ -157,9 +166,17 @@ async fn rtsp_server(behaviour: RtspBehaviour) -> (u16, JoinHandle<RtspSeen>, on
                 other => panic!("expected {method}, got {other:?}"),
             }
         }
-        if behaviour == RtspBehaviour::StopReading {
-            hold(&mut release).await;
-            return seen;
+        match behaviour {
+            RtspBehaviour::StopReading => {
+                hold(&mut release).await;
+                return seen;
+            }
+            RtspBehaviour::PauseReading => {
+                hold(&mut release).await;
+                conn.slow = true;
+                conn.buf.truncate(32 * 1024);
+            }
+            _ => {}
         }
         while let Some(m) = conn.next().await {
             match m {
@@ -212,6 +229,9 @@ enum RtmpBehaviour {
     NeverClose,
     /// Stops reading once publishing, holds the connection until released, then drops it.
     StopReading,
+    /// Stops reading once publishing until released, then reads slowly (32 KiB a
+    /// millisecond), otherwise as `Normal`.
+    PauseReading,
 }
 
 #[derive(Debug, Default)]
@@ -237,7 +257,11 @@ async fn rtmp_server(behaviour: RtmpBehaviour) -> (u16, JoinHandle<RtmpSeen>, on
         let mut buf = vec![0u8; 64 * 1024];
         let mut seen = RtmpSeen::default();
         let mut publishing = false;
+        let mut paused = false;
         loop {
+            if paused {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
             let n = sock.read(&mut buf).await.unwrap_or(0);
             if n == 0 {
                 seen.eof = true;
@@ -299,9 +323,19 @@ async fn rtmp_server(behaviour: RtmpBehaviour) -> (u16, JoinHandle<RtmpSeen>, on
                 }
             }
             let _ = sock.write_all(&out).await;
-            if publishing && behaviour == RtmpBehaviour::StopReading {
-                hold(&mut release).await;
-                return seen;
+            if publishing {
+                match behaviour {
+                    RtmpBehaviour::StopReading => {
+                        hold(&mut release).await;
+                        return seen;
+                    }
+                    RtmpBehaviour::PauseReading if !paused => {
+                        paused = true;
+                        hold(&mut release).await;
+                        buf.truncate(32 * 1024);
+                    }
+                    _ => {}
+                }
             }
         }
     });
@@ -669,4 +703,42 @@ async fn rtmp_a_final_error_is_returned_by_every_later_send() {
     assert_eq!(again.to_string(), e.to_string());
     release.send(()).unwrap();
     within("server", BOUND, server).await.unwrap();
+}
+
+// ---- units accepted before a drop are all delivered ---------------------------------------
+//
+// Frames larger than what the kernel takes at one wake-up leave the session task waiting in
+// the middle of a frame with its queue over the mark and units still in the channel; the
+// handle is dropped then. Every unit `send` accepted must still go out before the goodbye.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtsp_units_accepted_before_a_drop_with_a_full_queue_all_arrive() {
+    let (port, server, release) = rtsp_server(RtspBehaviour::PauseReading).await;
+    // Long enough a write limit that the pause is no failure.
+    let options = RtspOptions::default().with_request_timeout(BOUND);
+    let mut p = rtsp_connect(&format!("rtsp://127.0.0.1:{port}/live"), options).await;
+    let accepted = fill!(p, 4 << 20);
+    drop(p);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    release.send(()).unwrap();
+    let seen = within("server", BOUND, server).await.unwrap();
+    assert!(seen.teardown && seen.eof);
+    assert_eq!(seen.access_units.len() as i64, accepted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmp_units_accepted_before_a_drop_with_a_full_queue_all_arrive() {
+    let (port, server, release) = rtmp_server(RtmpBehaviour::PauseReading).await;
+    let options = RtmpOptions::default()
+        .with_send_timeout(BOUND)
+        .with_close_timeout(BOUND)
+        .with_max_queued_bytes(1 << 20);
+    let mut p = rtmp_connect(&format!("rtmp://127.0.0.1:{port}/live/test"), options).await;
+    let accepted = fill!(p, 4 << 20);
+    drop(p);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    release.send(()).unwrap();
+    let seen = within("server", BOUND, server).await.unwrap();
+    assert!(seen.finished_before_eof);
+    assert_eq!(rtmp_frame_timestamps(&seen).len() as i64, accepted);
 }

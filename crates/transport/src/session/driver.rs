@@ -485,8 +485,11 @@ impl<C: SessionCore> Driver<C> {
             if let Poll::Ready(cmd) = self.rx.poll_recv(cx) {
                 return Poll::Ready(Wake::Command(cmd));
             }
-        } else if !self.closing && self.rx.is_closed() {
+        } else if !self.closing && self.rx.is_closed() && self.rx.is_empty() {
             // The handle was dropped while the queue was full: close after what is queued.
+            // Only once the channel is empty too: units still in it were accepted by `send`
+            // and are taken above when the core has room (receiving one here, with nowhere
+            // to put it, dropped it without a word).
             if let Poll::Ready(None) = self.rx.poll_recv(cx) {
                 return Poll::Ready(Wake::Command(None));
             }
