@@ -45,6 +45,8 @@ pub(super) enum Answer {
     StreamNotFound,
     /// Nothing at all (nginx-rtmp with a stream nobody publishes).
     Silent,
+    /// Never answer `connect`.
+    SilentConnect,
 }
 
 /// rml_rtmp's server side.
@@ -116,6 +118,9 @@ impl TestServer {
                 app_name,
             } => {
                 self.app = Some(app_name);
+                if self.answer == Answer::SilentConnect {
+                    return;
+                }
                 let results = if self.answer == Answer::RejectConnect {
                     session.reject_request(request_id, "NetConnection.Connect.Rejected", "no app")
                 } else {
@@ -532,4 +537,268 @@ fn in_band_parameter_sets_set_the_track_without_a_sequence_header() {
     let aus = access_units(&events(&mut core));
     assert_eq!(aus.len(), 1);
     assert!(aus[0].key && aus[0].has_parameter_sets());
+}
+
+// ---- virtual time ------------------------------------------------------------------------
+//
+// One origin, every other instant built from it by adding durations: the core reads no
+// clock, so its setup and idle deadlines are checked exactly and without sleeping.
+
+use std::time::{Duration, Instant};
+
+use super::error::PullStep;
+
+/// The tests' only clock read: an arbitrary origin for virtual time.
+fn origin() -> Instant {
+    Instant::now()
+}
+
+const NANO: Duration = Duration::from_nanos(1);
+const REDACTED: &str = "rtmp://127.0.0.1/live/cam?x=1";
+
+/// Distinct limits, so an error's `after` tells which one fired.
+fn timed_options() -> PullOptions {
+    PullOptions::default()
+        .with_setup_timeout(Duration::from_secs(3))
+        .with_idle_timeout(Duration::from_secs(4))
+}
+
+fn core_at(options: &PullOptions, t0: Instant) -> RtmpPlayCore {
+    let url = RtmpUrl::parse("rtmp://user:pw@127.0.0.1/live/cam?x=1").unwrap();
+    RtmpPlayCore::new(url, options, t0).unwrap()
+}
+
+/// One exchange at `now`: our bytes to the server, its answer back. True when anything moved.
+fn round_at(
+    core: &mut RtmpPlayCore,
+    server: &mut TestServer,
+    now: Instant,
+) -> Result<bool, PullError> {
+    let mut moved = false;
+    while let Some(b) = core.poll_transmit() {
+        server.feed(&b);
+        moved = true;
+    }
+    let out = std::mem::take(&mut server.out);
+    if !out.is_empty() {
+        moved = true;
+        core.handle_input(now, &out)?;
+    }
+    Ok(moved)
+}
+
+fn pump_at(
+    core: &mut RtmpPlayCore,
+    server: &mut TestServer,
+    now: Instant,
+) -> Result<(), PullError> {
+    while round_at(core, server, now)? {}
+    Ok(())
+}
+
+/// A core playing since `t0` (the server answered `play` with `NetStream.Play.Start`).
+fn playing_at(options: &PullOptions, t0: Instant) -> (RtmpPlayCore, TestServer) {
+    let mut core = core_at(options, t0);
+    let mut server = TestServer::new(Answer::Accept);
+    pump_at(&mut core, &mut server, t0).unwrap();
+    assert_eq!(core.state(), PlayState::Playing);
+    let _ = events(&mut core);
+    (core, server)
+}
+
+#[test]
+fn each_setup_step_has_its_own_deadline() {
+    let opts = timed_options();
+    let t0 = origin();
+    // No answer at all: the handshake's deadline.
+    let mut core = core_at(&opts, t0);
+    assert!(core.poll_transmit().is_some(), "C0+C1");
+    let deadline = t0 + opts.setup_timeout;
+    assert_eq!(core.poll_timeout(), Some(deadline));
+    core.handle_timeout(deadline - NANO).unwrap();
+    assert_eq!(core.state(), PlayState::Handshaking);
+    let e = core.handle_timeout(deadline).unwrap_err();
+    assert!(
+        matches!(&e, PullError::Timeout { step: PullStep::Handshake, after, url }
+            if *after == opts.setup_timeout && url == REDACTED),
+        "{e:?}"
+    );
+    assert!(!e.to_string().contains("pw"), "{e}");
+    assert_eq!(core.state(), PlayState::Failed);
+    assert_eq!(core.poll_timeout(), None);
+    assert_eq!(
+        core.handle_timeout(deadline + Duration::from_secs(9))
+            .unwrap_err()
+            .to_string(),
+        e.to_string()
+    );
+
+    // The handshake finishes at t1, `connect` is never answered: connect's deadline, counted
+    // from t1 (the handshake's is gone).
+    let mut core = core_at(&opts, t0);
+    let mut server = TestServer::new(Answer::SilentConnect);
+    let t1 = t0 + Duration::from_secs(2);
+    pump_at(&mut core, &mut server, t1).unwrap();
+    assert_eq!(core.state(), PlayState::Connecting);
+    let deadline = t1 + opts.setup_timeout;
+    assert_eq!(core.poll_timeout(), Some(deadline));
+    core.handle_timeout(t0 + opts.setup_timeout).unwrap();
+    core.handle_timeout(deadline - NANO).unwrap();
+    let e = core.handle_timeout(deadline).unwrap_err();
+    assert!(
+        matches!(&e, PullError::Timeout { step: PullStep::Connect, after, .. }
+            if *after == opts.setup_timeout),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn no_video_after_play_is_no_video_received() {
+    let opts = timed_options();
+    let t0 = origin();
+    // The server accepts `play` at t1 and then sends nothing (nginx-rtmp with no publisher).
+    let mut core = core_at(&opts, t0);
+    let mut server = TestServer::new(Answer::Silent);
+    let t1 = t0 + Duration::from_secs(1);
+    pump_at(&mut core, &mut server, t1).unwrap();
+    assert_eq!(core.state(), PlayState::PlayRequested);
+    let deadline = t1 + opts.idle_timeout;
+    assert_eq!(core.poll_timeout(), Some(deadline));
+    // The setup limit does not apply after `play`: a server may wait for a publisher.
+    core.handle_timeout(t1 + opts.setup_timeout).unwrap();
+    core.handle_timeout(deadline - NANO).unwrap();
+    let e = core.handle_timeout(deadline).unwrap_err();
+    assert!(
+        matches!(&e, PullError::NoVideoReceived { after, url }
+            if *after == opts.idle_timeout && url == REDACTED),
+        "{e:?}"
+    );
+    assert_eq!(core.state(), PlayState::Failed);
+    assert_eq!(core.poll_timeout(), None);
+
+    // Play.Start but no media, and a sequence header is not video either: the same.
+    let (mut core, mut server) = playing_at(&opts, t0);
+    let t2 = t0 + Duration::from_secs(2);
+    server.send_video(0, flv::sequence_header_body(&config()).unwrap());
+    pump_at(&mut core, &mut server, t2).unwrap();
+    assert_eq!(core.poll_timeout(), Some(t0 + opts.idle_timeout));
+    let e = core.handle_timeout(t0 + opts.idle_timeout).unwrap_err();
+    assert!(matches!(e, PullError::NoVideoReceived { .. }), "{e:?}");
+}
+
+#[test]
+fn video_then_silence_is_a_stall() {
+    let opts = timed_options();
+    let t0 = origin();
+    let (mut core, mut server) = playing_at(&opts, t0);
+    server.send_video(0, flv::sequence_header_body(&config()).unwrap());
+    server.send_video(0, flv::nalu_body(FrameType::Key, 0, &[idr()]).unwrap());
+    let t1 = t0 + Duration::from_secs(3);
+    pump_at(&mut core, &mut server, t1).unwrap();
+    assert_eq!(access_units(&events(&mut core)).len(), 1);
+    // Each access unit pushes the deadline.
+    assert_eq!(core.poll_timeout(), Some(t1 + opts.idle_timeout));
+    let t2 = t1 + Duration::from_secs(3);
+    let p = Bytes::from_static(&[0x41, 0x9a, 0x01]);
+    server.send_video(40, flv::nalu_body(FrameType::Inter, 0, &[p]).unwrap());
+    pump_at(&mut core, &mut server, t2).unwrap();
+    let deadline = t2 + opts.idle_timeout;
+    assert_eq!(core.poll_timeout(), Some(deadline));
+    core.handle_timeout(t1 + opts.idle_timeout).unwrap();
+    // Audio alone does not keep a video stream alive.
+    server.send_audio(50);
+    pump_at(&mut core, &mut server, deadline - NANO).unwrap();
+    core.handle_timeout(deadline - NANO).unwrap();
+    assert_eq!(core.poll_timeout(), Some(deadline));
+    let e = core.handle_timeout(deadline).unwrap_err();
+    assert!(
+        matches!(&e, PullError::Stalled { after, url }
+            if *after == opts.idle_timeout && url == REDACTED),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("stalled"), "{e}");
+    assert_eq!(core.poll_timeout(), None);
+}
+
+#[test]
+fn only_audio_is_no_video() {
+    let opts = timed_options();
+    let t0 = origin();
+    let (mut core, mut server) = playing_at(&opts, t0);
+    let t1 = t0 + Duration::from_secs(1);
+    for ts in [0, 23, 46] {
+        server.send_audio(ts);
+    }
+    pump_at(&mut core, &mut server, t1).unwrap();
+    assert_eq!(core.stats().audio_messages, 3);
+    let deadline = t0 + opts.idle_timeout;
+    assert_eq!(core.poll_timeout(), Some(deadline));
+    core.handle_timeout(deadline - NANO).unwrap();
+    let e = core.handle_timeout(deadline).unwrap_err();
+    let PullError::NoVideo { url, found } = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(url, REDACTED);
+    assert_eq!(
+        found,
+        &format!("only audio arrived within {:?}", opts.idle_timeout)
+    );
+    assert_eq!(core.poll_timeout(), None);
+}
+
+#[test]
+fn eof_ends_a_playing_stream_and_fails_a_setup() {
+    let opts = timed_options();
+    let t0 = origin();
+    let (mut core, mut server) = playing_at(&opts, t0);
+    server.send_video(0, flv::sequence_header_body(&config()).unwrap());
+    server.send_video(0, flv::nalu_body(FrameType::Key, 0, &[idr()]).unwrap());
+    pump_at(&mut core, &mut server, t0).unwrap();
+    let _ = events(&mut core);
+    let t1 = t0 + Duration::from_secs(1);
+    core.handle_eof(t1).unwrap();
+    assert_eq!(
+        events(&mut core),
+        vec![PlayEvent::EndOfStream(
+            "the server closed the connection".into()
+        )]
+    );
+    assert_eq!(core.state(), PlayState::Ended);
+    assert_eq!(core.poll_timeout(), None);
+    // Once ended, neither a second EOF nor time is an error.
+    core.handle_eof(t1).unwrap();
+    core.handle_timeout(t1 + Duration::from_secs(60)).unwrap();
+    assert!(events(&mut core).is_empty());
+
+    // During setup (handshake done, `connect` unanswered) the same EOF is an error.
+    let mut core = core_at(&opts, t0);
+    let mut server = TestServer::new(Answer::SilentConnect);
+    pump_at(&mut core, &mut server, t0).unwrap();
+    assert_eq!(core.state(), PlayState::Connecting);
+    let e = core.handle_eof(t1).unwrap_err();
+    assert!(
+        matches!(&e, PullError::ConnectionClosed { step: PullStep::Connect, url } if url == REDACTED),
+        "{e:?}"
+    );
+    assert_eq!(core.state(), PlayState::Failed);
+    assert_eq!(core.poll_timeout(), None);
+    assert_eq!(
+        core.handle_timeout(t1 + opts.setup_timeout)
+            .unwrap_err()
+            .to_string(),
+        e.to_string()
+    );
+    // Before anything came back at all.
+    let mut core = core_at(&opts, t0);
+    let e = core.handle_eof(t0).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PullError::ConnectionClosed {
+                step: PullStep::Handshake,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 }

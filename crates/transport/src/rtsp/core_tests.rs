@@ -52,13 +52,21 @@ fn conn(transport: Transport) -> ConnectionInfo {
 }
 
 fn new_core(url: &str, transport: Transport, t0: Instant) -> RtspPublisherCore {
+    new_core_with(url, options(transport), t0)
+}
+
+/// The wall-clock time the cores are created at (see `new_core_with`).
+const WALL_UNIX_SECS: u64 = 1_700_000_000;
+
+fn new_core_with(url: &str, opts: RtspOptions, t0: Instant) -> RtspPublisherCore {
+    let transport = opts.transport;
     RtspPublisherCore::new(
         RtspUrl::parse(url).unwrap(),
         &[Track::from(track())],
-        options(transport),
+        opts,
         conn(transport),
         t0,
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        SystemTime::UNIX_EPOCH + Duration::from_secs(WALL_UNIX_SECS),
     )
     .unwrap()
 }
@@ -202,7 +210,13 @@ fn interleaved(channel: u8, data: &[u8]) -> Vec<u8> {
 
 /// Runs OPTIONS..RECORD with plain 200 replies; returns the core in Recording.
 fn recording(transport: Transport, t0: Instant) -> RtspPublisherCore {
-    let mut core = new_core(URL, transport, t0);
+    recording_with(options(transport), t0)
+}
+
+/// Runs OPTIONS..RECORD with `opts`; returns the core in Recording.
+fn recording_with(opts: RtspOptions, t0: Instant) -> RtspPublisherCore {
+    let transport = opts.transport;
+    let mut core = new_core_with(URL, opts, t0);
     assert_eq!(only_request(&drain(&mut core)).method, "OPTIONS");
     core.handle_input(t0, &reply(1, PUBLIC)).unwrap();
     assert_eq!(only_request(&drain(&mut core)).method, "ANNOUNCE");
@@ -1062,4 +1076,244 @@ fn absurd_session_timeout_from_the_server_is_capped() {
     // The requests were written (a driver writes what the core queues).
     drain(&mut core);
     assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(43_200)));
+}
+
+// ---- write stall, shutdown, receiver reports (virtual time) --------------------------------
+
+const NANO: Duration = Duration::from_nanos(1);
+
+/// Takes every queued transmit without reporting any byte written (the socket is full).
+fn take_unwritten(core: &mut RtspPublisherCore) -> Vec<Transmit> {
+    std::iter::from_fn(|| core.poll_transmit()).collect()
+}
+
+#[test]
+fn a_write_without_progress_times_out_on_virtual_time() {
+    let t0 = origin();
+    let limit = Duration::from_secs(3);
+    let mut core = recording_with(options(Transport::Tcp).with_request_timeout(limit), t0);
+    // Recording, everything written: the next deadline is the keepalive (timeout=30).
+    assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(15)));
+
+    // An access unit and the first sender report, taken but not written.
+    let t1 = t0 + Duration::from_secs(1);
+    core.send(t1, &au(0, true, 3000)).unwrap();
+    let taken = take_unwritten(&mut core);
+    assert_eq!(taken.len(), 2, "{taken:?}");
+    let total: usize = taken.iter().map(Transmit::len).sum();
+    assert_eq!(core.poll_timeout(), Some(t1 + limit));
+    // Written in full: back to the sender report's interval.
+    core.handle_written(t1, total);
+    assert_eq!(core.poll_timeout(), Some(t1 + Duration::from_secs(5)));
+
+    let t2 = t1 + Duration::from_millis(500);
+    core.send(t2, &au(1, false, 3000)).unwrap();
+    let total: usize = take_unwritten(&mut core).iter().map(Transmit::len).sum();
+    assert_eq!(core.poll_timeout(), Some(t2 + limit));
+    core.handle_timeout(t2 + limit - NANO).unwrap();
+    // Progress at t3 restarts the count.
+    let t3 = t2 + Duration::from_secs(1);
+    core.handle_written(t3, total / 2);
+    let deadline = t3 + limit;
+    assert_eq!(core.poll_timeout(), Some(deadline));
+    core.handle_timeout(t2 + limit).unwrap();
+    core.handle_timeout(deadline - NANO).unwrap();
+    assert_eq!(core.state(), State::Recording);
+    let e = core.handle_timeout(deadline).unwrap_err();
+    assert!(
+        matches!(&e, RtspError::Timeout { step: Step::Write, after, url }
+            if *after == limit && url == URL),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        format!("timed out after 3s writing to the server ({URL})")
+    );
+    assert_eq!(core.state(), State::Failed);
+    assert_eq!(core.failure().map(ToString::to_string), Some(e.to_string()));
+    assert_eq!(core.poll_timeout(), None);
+    assert!(!core.can_send());
+}
+
+/// Recording over TCP with a 2 s shutdown wait; closes at `t1` and checks what `close`
+/// queued: BYE, then TEARDOWN. Returns the TEARDOWN's CSeq.
+fn torn_down(t0: Instant, t1: Instant) -> (RtspPublisherCore, u32) {
+    let opts = options(Transport::Tcp).with_shutdown_wait(Duration::from_secs(2));
+    let mut core = recording_with(opts, t0);
+    core.send(t0, &au(0, true, 100)).unwrap();
+    drain(&mut core);
+    core.close(t1).unwrap();
+    let outs = drain(&mut core);
+    assert_eq!(outs.len(), 2, "{outs:?}");
+    let Out::Tcp(bye) = &outs[0] else {
+        panic!("{outs:?}")
+    };
+    assert_eq!(rtcp_types(&frames(bye)[0].1), vec![200, 202, 203]);
+    let r = as_request(&outs[1]);
+    assert_eq!(r.method, "TEARDOWN");
+    assert_eq!(core.state(), State::Teardown);
+    assert_eq!(core.poll_timeout(), Some(t1 + Duration::from_secs(10)));
+    (core, r.cseq())
+}
+
+#[test]
+fn after_the_teardown_reply_our_side_closes_and_the_session_ends() {
+    let t0 = origin();
+    let t1 = t0 + Duration::from_secs(1);
+    let t2 = t1 + Duration::from_millis(300);
+    let wait = Duration::from_secs(2);
+
+    // The server closes its side: Closed at its EOF.
+    let (mut core, cseq) = torn_down(t0, t1);
+    core.handle_input(t2, &reply(cseq, "")).unwrap();
+    assert_eq!(drain(&mut core), vec![Out::Shutdown]);
+    assert_eq!(core.state(), State::ShuttingDown);
+    assert_eq!(core.poll_timeout(), Some(t2 + wait));
+    // Nothing the server sends now is answered or queued after the end of our side.
+    core.handle_input(t2, b"OPTIONS * RTSP/1.0\r\nCSeq: 90\r\n\r\n")
+        .unwrap();
+    core.handle_rtcp(t2, &receiver_report(u32::from(FIRST_SEQ)));
+    core.handle_timeout(t2 + wait - NANO).unwrap();
+    assert!(drain(&mut core).is_empty());
+    // The report is still read; the session is not over yet.
+    let ev = events(&mut core);
+    assert!(
+        matches!(ev.as_slice(), [SessionEvent::ReceiverReport(_)]),
+        "{ev:?}"
+    );
+    core.handle_eof(t2 + Duration::from_millis(100)).unwrap();
+    assert_eq!(events(&mut core), vec![SessionEvent::Closed]);
+    assert_eq!(core.state(), State::Closed);
+    assert_eq!(core.poll_timeout(), None);
+
+    // The server keeps the connection open: Closed after the shutdown wait all the same.
+    let (mut core, cseq) = torn_down(t0, t1);
+    core.handle_input(t2, &reply(cseq, "")).unwrap();
+    assert_eq!(drain(&mut core), vec![Out::Shutdown]);
+    core.handle_timeout(t2 + wait - NANO).unwrap();
+    assert!(events(&mut core).is_empty());
+    core.handle_timeout(t2 + wait).unwrap();
+    assert_eq!(events(&mut core), vec![SessionEvent::Closed]);
+    assert_eq!(core.state(), State::Closed);
+    assert_eq!(core.poll_timeout(), None);
+    // A late EOF changes nothing.
+    core.handle_eof(t2 + wait).unwrap();
+    assert!(events(&mut core).is_empty());
+
+    // TEARDOWN never answered: the request's timeout, naming the URL.
+    let (mut core, _) = torn_down(t0, t1);
+    let deadline = t1 + Duration::from_secs(10);
+    core.handle_timeout(deadline - NANO).unwrap();
+    let e = core.handle_timeout(deadline).unwrap_err();
+    assert!(
+        matches!(&e, RtspError::Timeout { step: Step::Request(Method::Teardown), url, .. }
+            if url == URL),
+        "{e:?}"
+    );
+    assert!(drain(&mut core).is_empty(), "no shutdown without the reply");
+    assert!(events(&mut core).is_empty());
+    assert_eq!(core.poll_timeout(), None);
+}
+
+/// A receiver report from SSRC 0xdeadbeef with one block about our stream.
+fn report_block_rr(
+    fraction: u8,
+    lost: [u8; 3],
+    ext: u32,
+    jitter: u32,
+    lsr: u32,
+    dlsr: u32,
+) -> Vec<u8> {
+    let mut v = vec![0x81, 201, 0, 7];
+    v.extend_from_slice(&0xdead_beef_u32.to_be_bytes());
+    v.extend_from_slice(&SSRC.to_be_bytes());
+    v.push(fraction);
+    v.extend_from_slice(&lost);
+    for word in [ext, jitter, lsr, dlsr] {
+        v.extend_from_slice(&word.to_be_bytes());
+    }
+    v
+}
+
+#[test]
+fn receiver_reports_give_loss_jitter_and_round_trip() {
+    // NTP time counts seconds from 1900: the Unix epoch is 2 208 988 800 s later (70 years,
+    // 17 of them leap). LSR and DLSR are the middle 32 bits of NTP time, 16.16 fixed point
+    // (RFC 3550 §6.4.1).
+    const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+    let middle32 = |unix_secs: u64, frac16: u32| -> u32 {
+        ((((unix_secs + NTP_UNIX_OFFSET) & 0xffff) as u32) << 16) | frac16
+    };
+
+    let t0 = origin();
+    let mut core = recording(Transport::Tcp, t0);
+    // The first access unit at t0 + 1 s brings the first sender report, stamped with the
+    // wall clock anchored at creation: WALL_UNIX_SECS + 1 s exactly.
+    let t1 = t0 + Duration::from_secs(1);
+    core.send(t1, &au(0, true, 100)).unwrap();
+    let outs = drain(&mut core);
+    let Out::Tcp(sr) = &outs[1] else {
+        panic!("{outs:?}")
+    };
+    let sr = crate::rtcp::parse_compound(&frames(sr)[0].1).unwrap();
+    let crate::rtcp::RtcpPacket::SenderReport { info, .. } = &sr[0] else {
+        panic!("{sr:?}")
+    };
+    assert_eq!(
+        info.ntp.0,
+        (WALL_UNIX_SECS + 1 + NTP_UNIX_OFFSET) << 32,
+        "SR NTP time"
+    );
+    let lsr = middle32(WALL_UNIX_SECS + 1, 0);
+    assert_eq!(info.ntp.middle32(), lsr);
+
+    // The receiver held our report 0.125 s (DLSR 0x2000) and its report arrives at
+    // t0 + 2.5 s, whose middle 32 bits are (s + 2) . 0x8000. Round trip = A − LSR − DLSR
+    // = 1.5 s − 0.125 s = 0x16000 units = 1.375 s.
+    let t2 = t0 + Duration::from_millis(2500);
+    let arrival = middle32(WALL_UNIX_SECS + 2, 0x8000);
+    let dlsr = 0x2000;
+    let units = arrival.wrapping_sub(lsr).wrapping_sub(dlsr);
+    assert_eq!(units, 0x16000);
+    let expected_rtt = Duration::from_nanos(u64::from(units) * 1_000_000_000 / 65_536);
+    assert_eq!(expected_rtt, Duration::from_millis(1375));
+
+    let ext = u32::from(FIRST_SEQ) + 1;
+    let rr = report_block_rr(64, [0, 0x03, 0xe8], ext, 4500, lsr, dlsr);
+    core.handle_input(t2, &interleaved(1, &rr)).unwrap();
+    let ev = events(&mut core);
+    let [SessionEvent::ReceiverReport(r)] = ev.as_slice() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(r.round_trip, Some(expected_rtt));
+    assert_eq!(r.fraction_lost, 0.25);
+    assert_eq!(r.cumulative_lost, 1000);
+    // 4500 units of the 90 kHz clock.
+    assert_eq!(r.jitter, Duration::from_millis(50));
+    assert_eq!(r.extended_highest_sequence, ext);
+    let stats = core.publisher_stats();
+    assert_eq!(stats.reception, Some(*r));
+    assert_eq!(stats.receiver_reports, 1);
+
+    // LSR = 0: the receiver has not seen a sender report, so there is no round trip. A
+    // cumulative loss of 0xffffff is −1 (duplicates).
+    let rr = report_block_rr(0, [0xff, 0xff, 0xff], ext, 0, 0, 0);
+    core.handle_input(t2, &interleaved(1, &rr)).unwrap();
+    let ev = events(&mut core);
+    let [SessionEvent::ReceiverReport(r)] = ev.as_slice() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(r.round_trip, None);
+    assert_eq!((r.fraction_lost, r.cumulative_lost), (0.0, -1));
+    assert_eq!(r.jitter, Duration::ZERO);
+
+    // An LSR after the arrival (a report that cannot be ours): no round trip either.
+    let rr = report_block_rr(0, [0; 3], ext, 0, arrival.wrapping_add(0x1_0000), 0);
+    core.handle_rtcp(t2, &rr);
+    let ev = events(&mut core);
+    assert!(
+        matches!(ev.as_slice(), [SessionEvent::ReceiverReport(r)] if r.round_trip.is_none()),
+        "{ev:?}"
+    );
+    assert_eq!(core.publisher_stats().receiver_reports, 3);
 }

@@ -330,12 +330,25 @@ impl RtmpPublisherCore {
         self.stall_since = (self.unwritten > 0).then_some(now);
     }
 
-    /// The server closed the connection: the end of a session being closed, an error
-    /// otherwise.
+    /// The server closed the connection: the end of a session being closed once everything
+    /// was written, an error otherwise.
     pub fn handle_eof(&mut self, now: Instant) -> Result<(), RtmpError> {
         let _ = now;
         self.check_usable()?;
         match self.state {
+            // The server cannot have read what we did not write yet (the end of sequence,
+            // deleteStream): its close then confirms nothing, and the tail is lost.
+            PublishState::Closing if self.unwritten > 0 => {
+                let e = RtmpError::CloseNotConfirmed {
+                    url: self.url.redacted(),
+                    after: self.options.close_timeout,
+                    what: format!(
+                        "it closed the connection with {} bytes still unwritten",
+                        self.unwritten
+                    ),
+                };
+                Err(self.fail_with(e))
+            }
             PublishState::Closing => {
                 self.state = PublishState::Closed;
                 self.step_deadline = None;
@@ -580,11 +593,18 @@ impl RtmpPublisherCore {
         }
         if matches!(self.state, PublishState::Closing | PublishState::Closed) {
             // After deleteStream nothing the server says matters; keep answering pings while
-            // our side is still open.
+            // our side is still open. The answers go before the end of our side while it is
+            // still queued, and are dropped once it was taken: nothing may follow a
+            // `Transmit::Shutdown` (a write after it fails, and the driver would take that
+            // failure for the server's close).
             for r in received.results.into_iter().flatten() {
                 if let ClientSessionResult::OutboundResponse(p) = r {
-                    if self.state == PublishState::Closing {
+                    if self.state == PublishState::Closing
+                        && matches!(self.transmit.back(), Some(Transmit::Shutdown))
+                    {
+                        self.transmit.pop_back();
                         self.queue(now, p.bytes);
+                        self.transmit.push_back(Transmit::Shutdown);
                     }
                 }
             }

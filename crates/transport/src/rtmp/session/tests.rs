@@ -54,6 +54,10 @@ struct Policy {
     reject_publish: Option<(&'static str, &'static str)>,
     /// Answer `publish` with an error-level `onStatus` (as nginx-rtmp does) instead.
     on_status_error: Option<(&'static str, &'static str)>,
+    /// Never answer `connect`.
+    ignore_connect: bool,
+    /// Never answer `publish`.
+    ignore_publish: bool,
 }
 
 /// rml_rtmp's server side: handshake plus `ServerSession`, recording what it sees.
@@ -143,6 +147,9 @@ impl TestServer {
                 app_name,
             } => {
                 self.app = Some(app_name);
+                if self.policy.ignore_connect {
+                    return;
+                }
                 let results = match self.policy.reject_connect {
                     Some((code, desc)) => session.reject_request(request_id, code, desc),
                     None => session.accept_request(request_id),
@@ -155,6 +162,9 @@ impl TestServer {
                 ..
             } => {
                 self.key = Some(stream_key);
+                if self.policy.ignore_publish {
+                    return;
+                }
                 if let Some((code, desc)) = self.policy.on_status_error {
                     self.out.extend(on_status_packet("error", code, desc));
                     return;
@@ -683,4 +693,437 @@ fn metadata_data_rate_is_kilobits_of_1000_bits() {
     let m = super::core::metadata_for(&t);
     assert_eq!(m.video_bitrate_kbps, None);
     assert_eq!(m.encoder.as_deref(), Some("mpegcoder"));
+}
+
+// ---- virtual time ------------------------------------------------------------------------
+//
+// The core never reads a clock: these tests take one origin and pass it instants built by
+// adding durations, so every deadline is checked to the nanosecond without sleeping.
+
+use std::time::{Duration, Instant};
+
+use crate::rtmp::error::Step;
+use crate::session::Transmit;
+
+/// The tests' only clock read: an arbitrary origin for virtual time.
+fn origin() -> Instant {
+    Instant::now()
+}
+
+/// Distinct limits, so an error's `after` tells which one fired.
+fn timed_options() -> RtmpOptions {
+    RtmpOptions::default()
+        .with_handshake_timeout(Duration::from_secs(3))
+        .with_command_timeout(Duration::from_secs(5))
+        .with_send_timeout(Duration::from_secs(7))
+        .with_close_timeout(Duration::from_secs(2))
+}
+
+const REDACTED: &str = "rtmp://127.0.0.1/live/cam?x=1";
+
+fn core_at(options: &RtmpOptions, t0: Instant) -> RtmpPublisherCore {
+    let url = RtmpUrl::parse("rtmp://user:pw@127.0.0.1/live/cam?x=1").unwrap();
+    RtmpPublisherCore::new(url, &[Track::from(track())], options, t0).unwrap()
+}
+
+/// One exchange at `now`, as a driver whose socket takes every byte at once: the core's
+/// transmits go to the server (reported written), then the server's answer goes to the core.
+/// Returns whether anything moved and whether our side was shut down.
+fn round(
+    core: &mut RtmpPublisherCore,
+    server: &mut TestServer,
+    now: Instant,
+) -> Result<(bool, bool), RtmpError> {
+    let mut moved = false;
+    let mut shut = false;
+    while let Some(t) = core.poll_transmit() {
+        moved = true;
+        match &t {
+            Transmit::Stream(c) => {
+                server.feed(&c.to_bytes());
+                core.handle_written(now, c.len());
+            }
+            Transmit::Shutdown => shut = true,
+            other => panic!("RTMP writes only to its connection: {other:?}"),
+        }
+    }
+    let out = std::mem::take(&mut server.out);
+    if !out.is_empty() {
+        moved = true;
+        core.handle_input(now, &out)?;
+    }
+    Ok((moved, shut))
+}
+
+/// Rounds at `now` until neither side has anything to say.
+fn pump_at(
+    core: &mut RtmpPublisherCore,
+    server: &mut TestServer,
+    now: Instant,
+) -> Result<(), RtmpError> {
+    while round(core, server, now)?.0 {}
+    Ok(())
+}
+
+/// A core publishing since `t0`, everything written.
+fn publishing_at(options: &RtmpOptions, t0: Instant) -> (RtmpPublisherCore, TestServer) {
+    let mut core = core_at(options, t0);
+    let mut server = TestServer::new(Policy::default());
+    pump_at(&mut core, &mut server, t0).unwrap();
+    assert_eq!(core.state(), PublishState::Publishing);
+    let _ = events(&mut core);
+    (core, server)
+}
+
+/// Takes every queued transmit without reporting any byte written (the socket is full).
+fn take_unwritten(core: &mut RtmpPublisherCore) -> Vec<Transmit> {
+    std::iter::from_fn(|| core.poll_transmit()).collect()
+}
+
+fn stream_len(transmits: &[Transmit]) -> usize {
+    transmits.iter().map(Transmit::len).sum()
+}
+
+const NANO: Duration = Duration::from_nanos(1);
+
+#[test]
+fn handshake_times_out_at_its_deadline_and_not_before() {
+    let t0 = origin();
+    let opts = timed_options();
+    let mut core = core_at(&opts, t0);
+    // C0+C1 written at once: the only deadline left is the handshake's.
+    let c0c1 = core.poll_transmit().unwrap();
+    core.handle_written(t0, c0c1.len());
+    assert!(core.poll_transmit().is_none());
+    assert_eq!(core.poll_timeout(), Some(t0 + opts.handshake_timeout));
+    // The connection opened later than the core was made: the deadline starts again.
+    let opened = t0 + Duration::from_millis(500);
+    core.restart_handshake_deadline(opened);
+    let deadline = opened + opts.handshake_timeout;
+    assert_eq!(core.poll_timeout(), Some(deadline));
+    core.handle_timeout(t0 + opts.handshake_timeout).unwrap();
+    core.handle_timeout(deadline - NANO).unwrap();
+    assert_eq!(core.state(), PublishState::Handshaking);
+
+    let e = core.handle_timeout(deadline).unwrap_err();
+    assert!(
+        matches!(&e, RtmpError::Timeout { step: Step::Handshake, after, url }
+            if *after == opts.handshake_timeout && url == REDACTED),
+        "{e:?}"
+    );
+    assert!(e.is_timeout());
+    assert!(!e.to_string().contains("pw"), "{e}");
+    assert_eq!(core.state(), PublishState::Failed);
+    assert_eq!(core.poll_timeout(), None);
+    // Failed for good: every later call reports the same error.
+    let later = deadline + Duration::from_secs(60);
+    assert_eq!(
+        core.handle_timeout(later).unwrap_err().to_string(),
+        e.to_string()
+    );
+    assert_eq!(
+        core.handle_input(later, &[3]).unwrap_err().to_string(),
+        e.to_string()
+    );
+    assert_eq!(core.close(later).unwrap_err().to_string(), e.to_string());
+}
+
+#[test]
+fn connect_times_out_when_the_server_never_answers_it() {
+    let t0 = origin();
+    let opts = timed_options();
+    let mut core = core_at(&opts, t0);
+    let mut server = TestServer::new(Policy {
+        ignore_connect: true,
+        ..Policy::default()
+    });
+    // The handshake finishes at t1; `connect` goes out and is never answered.
+    let t1 = t0 + Duration::from_secs(2);
+    pump_at(&mut core, &mut server, t1).unwrap();
+    assert_eq!(core.state(), PublishState::Connecting);
+    assert_eq!(server.app.as_deref(), Some("live"));
+    assert_eq!(events(&mut core), vec![PublishEvent::HandshakeDone]);
+    let deadline = t1 + opts.command_timeout;
+    assert_eq!(core.poll_timeout(), Some(deadline));
+    // The handshake's deadline is gone.
+    core.handle_timeout(t0 + opts.handshake_timeout).unwrap();
+    core.handle_timeout(deadline - NANO).unwrap();
+    assert_eq!(core.state(), PublishState::Connecting);
+    let e = core.handle_timeout(deadline).unwrap_err();
+    assert!(
+        matches!(&e, RtmpError::Timeout { step: Step::Connect, after, url }
+            if *after == opts.command_timeout && url == REDACTED),
+        "{e:?}"
+    );
+    assert_eq!(core.poll_timeout(), None);
+}
+
+#[test]
+fn publish_times_out_when_the_server_never_answers_it() {
+    let t0 = origin();
+    let opts = timed_options();
+    let mut core = core_at(&opts, t0);
+    let mut server = TestServer::new(Policy {
+        ignore_publish: true,
+        ..Policy::default()
+    });
+    // Handshake at t1, `connect` answered at t2, then `createStream` + `publish` unanswered.
+    let t1 = t0 + Duration::from_secs(1);
+    let t2 = t1 + Duration::from_secs(4);
+    assert!(round(&mut core, &mut server, t1).unwrap().0);
+    assert_eq!(core.state(), PublishState::Connecting);
+    assert_eq!(core.poll_timeout(), Some(t1 + opts.command_timeout));
+    pump_at(&mut core, &mut server, t2).unwrap();
+    assert_eq!(core.state(), PublishState::RequestingPublish);
+    assert_eq!(server.key.as_deref(), Some("cam?x=1&user=user&pass=pw"));
+    let deadline = t2 + opts.command_timeout;
+    assert_eq!(core.poll_timeout(), Some(deadline));
+    // The step's deadline started with the step: connect's is gone.
+    core.handle_timeout(t1 + opts.command_timeout).unwrap();
+    core.handle_timeout(deadline - NANO).unwrap();
+    let e = core.handle_timeout(deadline).unwrap_err();
+    assert!(
+        matches!(&e, RtmpError::Timeout { step: Step::Publish, after, url }
+            if *after == opts.command_timeout && url == REDACTED),
+        "{e:?}"
+    );
+    assert_eq!(core.state(), PublishState::Failed);
+    assert_eq!(core.poll_timeout(), None);
+}
+
+#[test]
+fn a_write_without_progress_times_out_and_progress_pushes_the_deadline() {
+    let t0 = origin();
+    let opts = timed_options();
+    let (mut core, _server) = publishing_at(&opts, t0);
+    // Publishing with nothing unwritten: no deadline at all.
+    assert_eq!(core.poll_timeout(), None);
+    let frames = clip();
+    let t1 = t0 + Duration::from_secs(1);
+    core.send(t1, &frames[0]).unwrap();
+    let queued = take_unwritten(&mut core);
+    assert_eq!(core.poll_timeout(), Some(t1 + opts.send_timeout));
+    // Written in full: the deadline goes away again.
+    core.handle_written(t1, stream_len(&queued));
+    assert_eq!(core.poll_timeout(), None);
+
+    let t2 = t1 + Duration::from_secs(1);
+    core.send(t2, &frames[1]).unwrap();
+    let queued = take_unwritten(&mut core);
+    let total = stream_len(&queued);
+    assert!(total > 10);
+    assert_eq!(core.poll_timeout(), Some(t2 + opts.send_timeout));
+    core.handle_timeout(t2 + opts.send_timeout - NANO).unwrap();
+    // Some bytes go out at t3: the stall counts from there.
+    let t3 = t2 + Duration::from_secs(3);
+    core.handle_written(t3, 10);
+    let deadline = t3 + opts.send_timeout;
+    assert_eq!(core.poll_timeout(), Some(deadline));
+    core.handle_timeout(t2 + opts.send_timeout).unwrap();
+    core.handle_timeout(deadline - NANO).unwrap();
+    assert_eq!(core.state(), PublishState::Publishing);
+    let e = core.handle_timeout(deadline).unwrap_err();
+    assert!(
+        matches!(&e, RtmpError::Timeout { step: Step::Streaming, after, url }
+            if *after == opts.send_timeout && url == REDACTED),
+        "{e:?}"
+    );
+    assert_eq!(core.poll_timeout(), None);
+    assert_eq!(
+        core.send(deadline, &frames[2]).unwrap_err().to_string(),
+        e.to_string()
+    );
+}
+
+/// Publishes two frames and closes at `t1`; returns the transmits `close` queued.
+fn closing_at(
+    opts: &RtmpOptions,
+    t0: Instant,
+    t1: Instant,
+) -> (RtmpPublisherCore, TestServer, Vec<Transmit>) {
+    let (mut core, mut server) = publishing_at(opts, t0);
+    let frames = clip();
+    core.send(t0, &frames[0]).unwrap();
+    core.send(t0, &frames[1]).unwrap();
+    pump_at(&mut core, &mut server, t0).unwrap();
+    core.close(t1).unwrap();
+    let queued = take_unwritten(&mut core);
+    // End of sequence and deleteStream, then the end of our side, last.
+    assert!(queued.len() >= 3, "{queued:?}");
+    assert!(
+        matches!(queued.last(), Some(Transmit::Shutdown)),
+        "{queued:?}"
+    );
+    assert_eq!(
+        queued
+            .iter()
+            .filter(|t| matches!(t, Transmit::Shutdown))
+            .count(),
+        1
+    );
+    assert_eq!(core.state(), PublishState::Closing);
+    assert_eq!(core.poll_timeout(), Some(t1 + opts.close_timeout));
+    (core, server, queued)
+}
+
+/// Hands `queued` to the server and reports it written at `now`.
+fn deliver(
+    core: &mut RtmpPublisherCore,
+    server: &mut TestServer,
+    queued: &[Transmit],
+    now: Instant,
+) {
+    for t in queued {
+        if let Transmit::Stream(c) = t {
+            server.feed(&c.to_bytes());
+            core.handle_written(now, c.len());
+        }
+    }
+}
+
+#[test]
+fn close_is_confirmed_by_the_server_closing_its_side() {
+    let t0 = origin();
+    let opts = timed_options();
+    let t1 = t0 + Duration::from_secs(1);
+    let (mut core, mut server, queued) = closing_at(&opts, t0, t1);
+    deliver(&mut core, &mut server, &queued, t1);
+    assert!(server.finished, "deleteStream reached the server");
+    assert_eq!(server.video.last().unwrap().1[..], [0x17, 0x02, 0, 0, 0]);
+    // Idempotent; nothing more to send.
+    core.close(t1).unwrap();
+    assert!(core.poll_transmit().is_none());
+    assert!(matches!(
+        core.send(t1, &clip()[2]),
+        Err(RtmpError::InvalidState(_))
+    ));
+    // Whatever the server says after deleteStream is read, and does not end the close.
+    let out = std::mem::take(&mut server.out);
+    core.handle_input(t1, &out).unwrap();
+    assert_eq!(core.state(), PublishState::Closing);
+    let deadline = t1 + opts.close_timeout;
+    core.handle_timeout(deadline - NANO).unwrap();
+    assert!(!core.stats().closed_cleanly);
+    core.handle_eof(deadline - NANO).unwrap();
+    assert!(
+        events(&mut core).contains(&PublishEvent::Closed),
+        "the server's EOF ends the session"
+    );
+    assert_eq!(core.state(), PublishState::Closed);
+    assert!(core.stats().closed_cleanly);
+    assert_eq!(core.poll_timeout(), None);
+    core.handle_timeout(deadline + Duration::from_secs(10))
+        .unwrap();
+    core.handle_eof(deadline).unwrap();
+}
+
+#[test]
+fn close_not_confirmed_in_time_names_the_url_and_what_is_missing() {
+    let opts = timed_options();
+    // Everything written, but the server never closes its side.
+    let t0 = origin();
+    let t1 = t0 + Duration::from_secs(1);
+    let (mut core, mut server, queued) = closing_at(&opts, t0, t1);
+    deliver(&mut core, &mut server, &queued, t1);
+    let deadline = t1 + opts.close_timeout;
+    core.handle_timeout(deadline - NANO).unwrap();
+    let e = core.handle_timeout(deadline).unwrap_err();
+    let RtmpError::CloseNotConfirmed { url, after, what } = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!((url.as_str(), *after), (REDACTED, opts.close_timeout));
+    assert!(
+        what.contains("did not close the connection after deleteStream"),
+        "{what}"
+    );
+    let text = e.to_string();
+    assert!(text.contains(REDACTED), "{text}");
+    assert!(text.contains("deleteStream"), "{text}");
+    assert!(!text.contains("pw") && !text.contains("user"), "{text}");
+    assert_eq!(core.state(), PublishState::Failed);
+    assert!(!core.stats().closed_cleanly);
+    assert_eq!(core.poll_timeout(), None);
+    // A late EOF does not turn the failure into a clean close.
+    assert_eq!(core.handle_eof(deadline).unwrap_err().to_string(), text);
+
+    // The server stopped reading: the bytes of the close never left.
+    let (mut core, _server, queued) = closing_at(&opts, t0, t1);
+    let unwritten = stream_len(&queued);
+    core.handle_timeout(deadline - NANO).unwrap();
+    let e = core.handle_timeout(deadline).unwrap_err();
+    let RtmpError::CloseNotConfirmed { url, what, .. } = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(url, REDACTED);
+    assert_eq!(
+        what,
+        &format!("{unwritten} bytes were still unwritten (the server stopped reading)")
+    );
+    assert!(e.to_string().contains(&format!("{unwritten} bytes")), "{e}");
+    assert_eq!(core.poll_timeout(), None);
+}
+
+#[test]
+fn the_server_closing_before_the_close_was_written_is_no_confirmation() {
+    // The server went away while the end of sequence and deleteStream were still waiting to
+    // be written: it cannot have read them, so the close is not confirmed.
+    let opts = timed_options();
+    let t0 = origin();
+    let t1 = t0 + Duration::from_secs(1);
+    let (mut core, _server, queued) = closing_at(&opts, t0, t1);
+    let unwritten = stream_len(&queued);
+    let e = core
+        .handle_eof(t1 + Duration::from_millis(100))
+        .unwrap_err();
+    let RtmpError::CloseNotConfirmed { url, what, .. } = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(url, REDACTED);
+    assert!(what.contains(&format!("{unwritten} bytes")), "{what}");
+    assert!(!core.stats().closed_cleanly);
+    assert!(!events(&mut core).contains(&PublishEvent::Closed));
+    assert_eq!(core.state(), PublishState::Failed);
+    assert_eq!(core.poll_timeout(), None);
+}
+
+#[test]
+fn nothing_is_queued_after_the_end_of_our_side() {
+    let opts = timed_options();
+    let t0 = origin();
+    let t1 = t0 + Duration::from_secs(1);
+    let t2 = t1 + Duration::from_millis(100);
+
+    // A ping that arrives while the end of our side is still queued is answered before it.
+    let (mut core, mut server) = publishing_at(&opts, t0);
+    core.close(t1).unwrap();
+    let (ping, _) = server
+        .session
+        .as_mut()
+        .unwrap()
+        .send_ping_request()
+        .unwrap();
+    core.handle_input(t2, &ping.bytes).unwrap();
+    let queued = take_unwritten(&mut core);
+    assert!(queued.len() >= 3, "{queued:?}");
+    assert!(
+        matches!(queued.last(), Some(Transmit::Shutdown)),
+        "{queued:?}"
+    );
+    deliver(&mut core, &mut server, &queued, t2);
+
+    // Once our side is closed there is nothing more to write: a ping then is not answered
+    // (a write after the shutdown would fail and look like the server's close).
+    let (ping, _) = server
+        .session
+        .as_mut()
+        .unwrap()
+        .send_ping_request()
+        .unwrap();
+    core.handle_input(t2, &ping.bytes).unwrap();
+    let after: Vec<Transmit> = take_unwritten(&mut core);
+    assert!(after.is_empty(), "written after the shutdown: {after:?}");
+    // The close still needs the server's EOF.
+    assert_eq!(core.state(), PublishState::Closing);
+    core.handle_eof(t2).unwrap();
+    assert!(core.stats().closed_cleanly);
 }
