@@ -4,10 +4,9 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::codec::{EncodedPacket, Encoder};
-use crate::pacer::sleep_until_async;
-use crate::transport::{AccessUnit, PublishError, Publisher, PublisherStats};
+use crate::transport::{AccessUnit, Publisher};
 
-use super::core::{encoded_to_au, Core, Sent, Step};
+use super::core::{encoded_to_au, Core, Outlet, Wait};
 use super::encoder::{EncoderThread, OwnedFrame};
 use super::{FrameRef, PacketStream, ServerConfig, ServerError, ServerStats, VideoSource};
 
@@ -43,17 +42,15 @@ use super::{FrameRef, PacketStream, ServerConfig, ServerError, ServerStats, Vide
 ///
 /// Dropping it without [`close`](Self::close) ends the session in the background.
 pub struct AsyncServer {
-    core: Core,
-    publisher: Option<Publisher>,
+    outlet: Outlet,
     encoder: Option<EncoderThread>,
-    url: String,
 }
 
 impl fmt::Debug for AsyncServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncServer")
-            .field("url", &self.url)
-            .field("codec", &self.core.config.codec())
+            .field("url", &self.outlet.url)
+            .field("codec", &self.outlet.core.config.codec())
             .finish_non_exhaustive()
     }
 }
@@ -78,14 +75,11 @@ impl AsyncServer {
             VideoSource::Packets(_) => (None, config.clone()),
         };
         let (tracks, time_base) = Core::tracks(&described, None::<&Encoder>)?;
-        let mut core = Core::new(config.clone(), time_base)?;
+        let core = Core::new(config.clone(), time_base)?;
         let publisher =
             Publisher::connect(&config.address, &tracks, Core::publish_options(&config)).await?;
-        core.mark_start();
         Ok(AsyncServer {
-            url: publisher.url().to_string(),
-            core,
-            publisher: Some(publisher),
+            outlet: Outlet::new(core, publisher),
             encoder,
         })
     }
@@ -111,42 +105,35 @@ impl AsyncServer {
 
     /// Sends an H.264 packet at once (packet sources).
     pub async fn serve_packet(&mut self, packet: &EncodedPacket) -> Result<(), ServerError> {
-        let au = self.core.packet_to_au(packet)?;
+        let au = self.outlet.core.packet_to_au(packet)?;
         self.send_au(au, false).await
     }
 
     /// Sends an H.264 packet when it is due (packet sources).
     pub async fn serve_packet_block(&mut self, packet: &EncodedPacket) -> Result<(), ServerError> {
-        let au = self.core.packet_to_au(packet)?;
+        let au = self.outlet.core.packet_to_au(packet)?;
         self.send_au(au, true).await
     }
 
     /// Half of how far the stream is ahead of the playing time (mpegCoder's `waitRef`).
     pub fn wait_ref(&self) -> Duration {
-        self.core.wait_ref()
+        self.outlet.core.wait_ref()
     }
 
     /// Current statistics, with what the media server reported.
     pub fn stats(&self) -> ServerStats {
-        let session = self
-            .publisher
-            .as_ref()
-            .map(Publisher::stats)
-            .unwrap_or_default();
-        self.core.stats(
-            &session,
-            self.encoder.as_ref().map_or(0, EncoderThread::frames_in),
-        )
+        self.outlet
+            .stats(self.encoder.as_ref().map_or(0, EncoderThread::frames_in))
     }
 
     /// The URL published to, credentials removed.
     pub fn url(&self) -> &str {
-        &self.url
+        &self.outlet.url
     }
 
     /// The configuration.
     pub fn config(&self) -> &ServerConfig {
-        &self.core.config
+        &self.outlet.core.config
     }
 
     /// Flushes the encoder's delayed frames (paced), ends the publish cleanly, waits for the
@@ -154,18 +141,16 @@ impl AsyncServer {
     pub async fn close(mut self) -> Result<ServerStats, ServerError> {
         if let Some(mut encoder) = self.encoder.take() {
             let tail = encoder.finish().await?;
-            let tb = self.core.time_base;
+            let tb = self.outlet.core.time_base;
             for p in &tail {
-                self.send_au(encoded_to_au(p, tb), true).await?;
+                self.outlet
+                    .send(encoded_to_au(p, tb), true, Wait::Async)
+                    .await?;
             }
             self.encoder = Some(encoder);
         }
         let frames_encoded = self.encoder.as_ref().map_or(0, EncoderThread::frames_in);
-        let session = match self.publisher.take() {
-            Some(publisher) => publisher.close().await?,
-            None => PublisherStats::default(),
-        };
-        Ok(self.core.stats(&session, frames_encoded))
+        self.outlet.close(frames_encoded).await
     }
 
     async fn serve(&mut self, frame: OwnedFrame, block: bool) -> Result<(), ServerError> {
@@ -173,7 +158,7 @@ impl AsyncServer {
             "this server sends packets (codec copy, or encoded elsewhere): use serve_packet",
         ))?;
         let packets = encoder.encode(frame).await?;
-        let tb = self.core.time_base;
+        let tb = self.outlet.core.time_base;
         for p in &packets {
             self.send_au(encoded_to_au(p, tb), block).await?;
         }
@@ -181,29 +166,6 @@ impl AsyncServer {
     }
 
     async fn send_au(&mut self, au: AccessUnit, block: bool) -> Result<(), ServerError> {
-        match self.core.schedule(&au, block) {
-            Step::Drop => return Ok(()),
-            Step::SendAt(Some(at)) => sleep_until_async(at).await,
-            Step::SendAt(None) => {}
-        }
-        let publisher = self
-            .publisher
-            .as_mut()
-            .ok_or(ServerError::WrongInput("the server is closed"))?;
-        let unit = Sent::of(&au);
-        match publisher.send(au).await {
-            Ok(()) => {
-                self.core.sent(unit);
-                Ok(())
-            }
-            Err(e) => Err(self.failed(e)),
-        }
-    }
-
-    fn failed(&mut self, e: PublishError) -> ServerError {
-        if e.is_media_error() {
-            self.core.refused();
-        }
-        e.into()
+        self.outlet.send(au, block, Wait::Async).await
     }
 }

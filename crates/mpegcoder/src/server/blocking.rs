@@ -5,11 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::codec::{EncodedPacket, Encoder, EncoderConfig, PixelLayout};
-use crate::pacer::Clock;
 use crate::runtime;
-use crate::transport::{AccessUnit, PublishError, Publisher, PublisherStats};
+use crate::transport::{AccessUnit, Publisher};
 
-use super::core::{encoded_to_au, Core, Sent, Step};
+use super::core::{encoded_to_au, Core, Outlet, Wait};
 use super::{FrameRef, ServerConfig, ServerError, ServerStats, VideoSource};
 
 /// The push pipeline with mpegCoder's blocking API: encoder (or passthrough), pacer,
@@ -40,17 +39,15 @@ use super::{FrameRef, ServerConfig, ServerError, ServerStats, VideoSource};
 /// Dropping a server without [`close`](Self::close) ends the session in the background
 /// (without flushing the encoder).
 pub struct Server {
-    core: Core,
-    publisher: Option<Publisher>,
+    outlet: Outlet,
     encoder: Option<Encoder>,
-    url: String,
 }
 
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
-            .field("url", &self.url)
-            .field("codec", &self.core.config.codec())
+            .field("url", &self.outlet.url)
+            .field("codec", &self.outlet.core.config.codec())
             .finish_non_exhaustive()
     }
 }
@@ -94,7 +91,7 @@ impl Server {
         };
         let (tracks, time_base) = Core::tracks(&config, encoder.as_ref())?;
         // Checked before connecting.
-        let mut core = Core::new(config.clone(), time_base)?;
+        let core = Core::new(config.clone(), time_base)?;
         let options = Core::publish_options(&config);
         let address = config.address;
         let publisher =
@@ -103,11 +100,8 @@ impl Server {
                     what: "network runtime",
                     source: Arc::new(e),
                 })??;
-        core.mark_start();
         Ok(Server {
-            url: publisher.url().to_string(),
-            core,
-            publisher: Some(publisher),
+            outlet: Outlet::new(core, publisher),
             encoder,
         })
     }
@@ -131,14 +125,14 @@ impl Server {
 
     /// Sends an H.264 packet at once (packet sources; see [`Server::serve_frame`]).
     pub fn serve_packet(&mut self, packet: &EncodedPacket) -> Result<(), ServerError> {
-        let au = self.core.packet_to_au(packet)?;
+        let au = self.outlet.core.packet_to_au(packet)?;
         self.send_au(au, false)
     }
 
     /// Sends an H.264 packet when it is due (packet sources; see
     /// [`Server::serve_frame_block`]).
     pub fn serve_packet_block(&mut self, packet: &EncodedPacket) -> Result<(), ServerError> {
-        let au = self.core.packet_to_au(packet)?;
+        let au = self.outlet.core.packet_to_au(packet)?;
         self.send_au(au, true)
     }
 
@@ -146,30 +140,23 @@ impl Server {
     /// caller using [`Server::serve_frame`] should sleep (mpegCoder's
     /// `getParameter('waitRef')`).
     pub fn wait_ref(&self) -> Duration {
-        self.core.wait_ref()
+        self.outlet.core.wait_ref()
     }
 
     /// Current statistics, with what the media server reported (receiver reports, status).
     pub fn stats(&self) -> ServerStats {
-        let session = self
-            .publisher
-            .as_ref()
-            .map(Publisher::stats)
-            .unwrap_or_default();
-        self.core.stats(
-            &session,
-            self.encoder.as_ref().map_or(0, Encoder::frames_in),
-        )
+        self.outlet
+            .stats(self.encoder.as_ref().map_or(0, Encoder::frames_in))
     }
 
     /// The URL published to, credentials removed.
     pub fn url(&self) -> &str {
-        &self.url
+        &self.outlet.url
     }
 
     /// The configuration.
     pub fn config(&self) -> &ServerConfig {
-        &self.core.config
+        &self.outlet.core.config
     }
 
     /// Flushes every frame the encoder still holds (paced like the others, so the stream does
@@ -179,17 +166,13 @@ impl Server {
     pub fn close(mut self) -> Result<ServerStats, ServerError> {
         if let Some(encoder) = self.encoder.as_mut() {
             let tail = encoder.finish()?;
-            let tb = self.core.time_base;
+            let tb = self.outlet.core.time_base;
             for p in &tail {
                 self.send_au(encoded_to_au(p, tb), true)?;
             }
         }
         let frames_encoded = self.encoder.as_ref().map_or(0, Encoder::frames_in);
-        let session = match self.publisher.take() {
-            Some(publisher) => runtime::wait(publisher.close())?,
-            None => PublisherStats::default(),
-        };
-        Ok(self.core.stats(&session, frames_encoded))
+        runtime::wait(self.outlet.close(frames_encoded))
     }
 
     fn serve(&mut self, frame: FrameRef<'_>, block: bool) -> Result<(), ServerError> {
@@ -201,37 +184,15 @@ impl Server {
             FrameRef::Rgb24(data) => encoder.encode_buffer(PixelLayout::Rgb24, data, None)?,
             FrameRef::Yuv420p(data) => encoder.encode_buffer(PixelLayout::Yuv420p, data, None)?,
         };
-        let tb = self.core.time_base;
+        let tb = self.outlet.core.time_base;
         for p in &packets {
             self.send_au(encoded_to_au(p, tb), block)?;
         }
         Ok(())
     }
 
+    /// Paces with a thread sleep on this thread, then hands the unit to the session.
     fn send_au(&mut self, au: AccessUnit, block: bool) -> Result<(), ServerError> {
-        match self.core.schedule(&au, block) {
-            Step::Drop => return Ok(()),
-            Step::SendAt(Some(at)) => self.core.clock.sleep_until(at),
-            Step::SendAt(None) => {}
-        }
-        let publisher = self
-            .publisher
-            .as_mut()
-            .ok_or(ServerError::WrongInput("the server is closed"))?;
-        let unit = Sent::of(&au);
-        match runtime::wait(publisher.send(au)) {
-            Ok(()) => {
-                self.core.sent(unit);
-                Ok(())
-            }
-            Err(e) => Err(self.failed(e)),
-        }
-    }
-
-    fn failed(&mut self, e: PublishError) -> ServerError {
-        if e.is_media_error() {
-            self.core.refused();
-        }
-        e.into()
+        runtime::wait(self.outlet.send(au, block, Wait::Thread))
     }
 }

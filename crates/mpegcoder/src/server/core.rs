@@ -6,9 +6,13 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::codec::{EncodedPacket, Encoder, PacketFormat, Rational};
-use crate::pacer::{Clock, Decision, MonotonicClock, Pacer, PacerConfig, Rate, SleepTail};
+use crate::pacer::{
+    sleep_until_async, Clock, Decision, MonotonicClock, Pacer, PacerConfig, Rate, SleepTail,
+};
 use crate::transport::h264::AvcDecoderConfig;
-use crate::transport::{AccessUnit, PublishOptions, PublisherStats, TimeBase, Track, VideoTrack};
+use crate::transport::{
+    AccessUnit, PublishOptions, Publisher, PublisherStats, TimeBase, Track, VideoTrack,
+};
 
 use super::{PacketStream, ServerConfig, ServerError, ServerStats, VideoSource};
 
@@ -275,4 +279,86 @@ fn describe(
 /// An access unit from one of libx264's packets (Annex B).
 pub(super) fn encoded_to_au(p: &EncodedPacket, tb: TimeBase) -> AccessUnit {
     AccessUnit::from_annexb(&p.data, p.pts, p.dts, tb, p.key)
+}
+
+/// How a face of the server waits for a frame's deadline.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Wait {
+    /// A thread sleep (the blocking server, on the caller's thread).
+    Thread,
+    /// The precise async timer (the async server, on the caller's task).
+    Async,
+}
+
+/// The pacing core and the session, as both faces of the server use them.
+#[derive(Debug)]
+pub(super) struct Outlet {
+    pub(super) core: Core,
+    publisher: Option<Publisher>,
+    pub(super) url: String,
+}
+
+impl Outlet {
+    /// The core and the connected publisher; the start time is marked now.
+    pub(super) fn new(mut core: Core, publisher: Publisher) -> Outlet {
+        core.mark_start();
+        Outlet {
+            url: publisher.url().to_string(),
+            core,
+            publisher: Some(publisher),
+        }
+    }
+
+    /// Paces `au` (waiting for its deadline when `block`) and hands it to the session.
+    pub(super) async fn send(
+        &mut self,
+        au: AccessUnit,
+        block: bool,
+        wait: Wait,
+    ) -> Result<(), ServerError> {
+        match self.core.schedule(&au, block) {
+            Step::Drop => return Ok(()),
+            Step::SendAt(Some(at)) => match wait {
+                Wait::Thread => self.core.clock.sleep_until(at),
+                Wait::Async => sleep_until_async(at).await,
+            },
+            Step::SendAt(None) => {}
+        }
+        let publisher = self
+            .publisher
+            .as_mut()
+            .ok_or(ServerError::WrongInput("the server is closed"))?;
+        let unit = Sent::of(&au);
+        match publisher.send(au).await {
+            Ok(()) => {
+                self.core.sent(unit);
+                Ok(())
+            }
+            Err(e) => {
+                if e.is_media_error() {
+                    self.core.refused();
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Statistics so far, with what the session reported.
+    pub(super) fn stats(&self, frames_encoded: u64) -> ServerStats {
+        let session = self
+            .publisher
+            .as_ref()
+            .map(Publisher::stats)
+            .unwrap_or_default();
+        self.core.stats(&session, frames_encoded)
+    }
+
+    /// Ends the session and waits for the server's confirmation; the final statistics.
+    pub(super) async fn close(&mut self, frames_encoded: u64) -> Result<ServerStats, ServerError> {
+        let session = match self.publisher.take() {
+            Some(publisher) => publisher.close().await?,
+            None => PublisherStats::default(),
+        };
+        Ok(self.core.stats(&session, frames_encoded))
+    }
 }
