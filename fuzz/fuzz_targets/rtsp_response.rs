@@ -10,10 +10,8 @@ use libfuzzer_sys::fuzz_target;
 use mpegcoder_transport::rtsp::auth::parse_challenges;
 use mpegcoder_transport::rtsp::headers::{SessionHeader, TransportHeader};
 use mpegcoder_transport::rtsp::message::{parse_message, Incoming, MessageDecoder};
-use mpegcoder_transport::rtsp::{
-    ConnectionInfo, RtspOptions, RtspPublisherCore, Transport, RtspUrl,
-};
-use mpegcoder_transport::VideoTrack;
+use mpegcoder_transport::rtsp::{ConnectionInfo, RtspOptions, RtspPublisherCore, RtspUrl};
+use mpegcoder_transport::{Track, Transport, VideoTrack};
 
 const SPS: &[u8] = &[
     0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9, 0x41, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10,
@@ -78,7 +76,7 @@ fuzz_target!(|data: &[u8]| {
         };
         let options = RtspOptions::default().with_transport(transport);
         let Ok(mut core) =
-            RtspPublisherCore::new(url, &track, options, conn, now, SystemTime::UNIX_EPOCH)
+            RtspPublisherCore::new(url, &[Track::from(&track)], options, conn, now, SystemTime::UNIX_EPOCH)
         else {
             return;
         };

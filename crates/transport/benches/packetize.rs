@@ -64,13 +64,11 @@ fn gop() -> Vec<AccessUnit> {
 }
 
 fn config() -> PacketizerConfig {
-    PacketizerConfig {
-        max_payload: MAX_PAYLOAD,
-        ssrc: Some(1),
-        initial_sequence: Some(0),
-        timestamp_offset: Some(0),
-        ..PacketizerConfig::default()
-    }
+    PacketizerConfig::default()
+        .with_max_payload(MAX_PAYLOAD)
+        .with_ssrc(Some(1))
+        .with_initial_sequence(Some(0))
+        .with_timestamp_offset(Some(0))
 }
 
 fn bench(c: &mut Criterion) {

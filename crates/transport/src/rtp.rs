@@ -92,6 +92,7 @@ pub enum RtpError {
 
 /// Settings of a [`Packetizer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PacketizerConfig {
     /// RTP payload type, 0–127 (the SDP `rtpmap` number; 96 by default).
     pub payload_type: u8,
@@ -119,6 +120,41 @@ impl Default for PacketizerConfig {
 }
 
 impl PacketizerConfig {
+    /// Sets the RTP payload type (0–127).
+    #[must_use]
+    pub fn with_payload_type(mut self, payload_type: u8) -> Self {
+        self.payload_type = payload_type;
+        self
+    }
+
+    /// Sets the largest RTP payload in bytes.
+    #[must_use]
+    pub fn with_max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
+    }
+
+    /// Fixes the SSRC (`None`: random).
+    #[must_use]
+    pub fn with_ssrc(mut self, ssrc: Option<u32>) -> Self {
+        self.ssrc = ssrc;
+        self
+    }
+
+    /// Fixes the first sequence number (`None`: random).
+    #[must_use]
+    pub fn with_initial_sequence(mut self, sequence: Option<u16>) -> Self {
+        self.initial_sequence = sequence;
+        self
+    }
+
+    /// Fixes the timestamp offset (`None`: random).
+    #[must_use]
+    pub fn with_timestamp_offset(mut self, offset: Option<u32>) -> Self {
+        self.timestamp_offset = offset;
+        self
+    }
+
     /// Checks the payload type and payload limit.
     pub fn validate(&self) -> Result<(), RtpError> {
         if self.payload_type > 127 {
