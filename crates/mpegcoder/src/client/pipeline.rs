@@ -369,12 +369,26 @@ impl Network {
     /// Receives from a connected puller until the end of the stream, a failure or a stop;
     /// closes the session (bounded) and reports the outcome to the decoder thread.
     pub(super) async fn run(mut self, mut puller: Puller) {
+        tracing::info!(url = %self.shared.url, protocol = self.shared.protocol.name(), "pulling");
         self.shared.set_status(ClientStatus::Running);
         self.publish_progress(&puller);
         let result = self.receive(&mut puller).await;
         let quiet = self.arrivals.quiet(Instant::now());
+        let access_units = puller.stats().access_units;
         // TEARDOWN / deleteStream, bounded; also after a stop that cancelled a read.
         puller.close().await;
+        match &result {
+            Ok(end) => tracing::info!(
+                url = %self.shared.url,
+                access_units,
+                "pull {}",
+                match end {
+                    End::Ended => "ended",
+                    End::Stopped => "stopped",
+                }
+            ),
+            Err(e) => tracing::info!(url = %self.shared.url, error = %e, "pull failed"),
+        }
         self.finish(result, quiet);
     }
 

@@ -302,6 +302,12 @@ impl Outlet {
     /// The core and the connected publisher; the start time is marked now.
     pub(super) fn new(mut core: Core, publisher: Publisher) -> Outlet {
         core.mark_start();
+        tracing::info!(
+            url = %publisher.url(),
+            protocol = %publisher.protocol(),
+            codec = ?core.config.codec(),
+            "publishing"
+        );
         Outlet {
             url: publisher.url().to_string(),
             core,
@@ -359,6 +365,19 @@ impl Outlet {
             Some(publisher) => publisher.close().await?,
             None => PublisherStats::default(),
         };
-        Ok(self.core.stats(&session, frames_encoded))
+        let stats = self.core.stats(&session, frames_encoded);
+        tracing::info!(url = %self.url, frames = stats.frames_sent, "publish closed");
+        Ok(stats)
+    }
+}
+
+impl Drop for Outlet {
+    fn drop(&mut self) {
+        if self.publisher.is_some() {
+            tracing::info!(
+                url = %self.url,
+                "server dropped without close: the session ends in the background"
+            );
+        }
     }
 }
