@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod logging;
 mod probe;
 mod pull;
 mod push;
@@ -13,6 +14,10 @@ mod push;
 #[derive(Debug, Parser)]
 #[command(name = "mpegcoder", version, about)]
 struct Cli {
+    /// More log output on stderr: -v shows every RTSP request and reply and every RTMP
+    /// command and status, -vv traces everything. RUST_LOG, when set, takes precedence.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -29,10 +34,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let logging = logging::init(cli.verbose);
     let result = match &cli.command {
         Command::Probe(args) => probe::run(args),
-        Command::Pull(args) => pull::run(args),
-        Command::Push(args) => match push::run(args) {
+        Command::Pull(args) => pull::run(args, logging),
+        Command::Push(args) => match push::run(args, logging) {
             // Interrupted by Ctrl-C after a clean teardown: the conventional 128 + SIGINT.
             Ok(true) => return ExitCode::from(130),
             Ok(false) => Ok(()),

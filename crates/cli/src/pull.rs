@@ -90,8 +90,9 @@ impl HashSink {
     }
 }
 
-/// Runs the subcommand.
-pub fn run(args: &PullArgs) -> Result<()> {
+/// Runs the subcommand. `logging`: log lines beyond warnings may appear on stderr (no
+/// progress bar then).
+pub fn run(args: &PullArgs, logging: bool) -> Result<()> {
     let idle = seconds("--timeout", args.timeout)?;
     let duration = args
         .duration
@@ -138,7 +139,7 @@ pub fn run(args: &PullArgs) -> Result<()> {
         // Without a handler Ctrl-C still ends the process; with one, the outputs are complete.
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     }
-    let progress = progress_bar(args.quiet || hashes_to_stdout);
+    let progress = progress_bar(args.quiet || hashes_to_stdout || logging);
 
     let started = Instant::now();
     client.start()?;

@@ -120,8 +120,9 @@ pub fn parse_fps(s: &str) -> Result<Rational, String> {
     Ok(Rational::new(n, d))
 }
 
-/// Runs the subcommand. Returns whether the push was interrupted (Ctrl-C).
-pub fn run(args: &PushArgs) -> Result<bool> {
+/// Runs the subcommand. Returns whether the push was interrupted (Ctrl-C). `logging`: log
+/// lines beyond warnings may appear on stderr (no progress bar then, so they stay readable).
+pub fn run(args: &PushArgs, logging: bool) -> Result<bool> {
     let options = PushOptions::new(args.input.clone(), args.url.clone())
         .with_codec(args.codec)
         .with_transport(args.transport)
@@ -158,7 +159,7 @@ pub fn run(args: &PushArgs) -> Result<bool> {
         .context("cannot install the Ctrl-C handler")?;
     }
 
-    let mut progress = Progress::new(args.quiet);
+    let mut progress = Progress::new(args.quiet, logging);
     let summary = push(&options, &stop, |s| progress.update(s))?;
     progress.finish();
 
@@ -195,7 +196,8 @@ pub fn run(args: &PushArgs) -> Result<bool> {
     Ok(summary.interrupted)
 }
 
-/// A progress bar on a terminal, a log line every few seconds otherwise.
+/// A progress bar on a terminal, a line every few seconds otherwise (also while log lines
+/// beyond warnings are shown, which would tear a bar).
 struct Progress {
     bar: Option<ProgressBar>,
     quiet: bool,
@@ -203,8 +205,8 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(quiet: bool) -> Progress {
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+    fn new(quiet: bool, logging: bool) -> Progress {
+        let bar = (!quiet && !logging && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new_spinner();
             bar.set_style(
                 ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")

@@ -61,11 +61,12 @@ fn push_copy_to_nginx_with_stats_json() {
         "--stats-json",
         stats.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // A normal run prints its summary and nothing else (no log lines below warnings).
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with("pushed 60 frames"), "{stderr}");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
     assert_eq!(json["frames_sent"], 60);
@@ -73,6 +74,116 @@ fn push_copy_to_nginx_with_stats_json() {
     assert_eq!(json["width"], 320);
     let flv = nginx.wait_recording("cli", Duration::from_secs(10));
     assert_frames_match(&clip.framemd5, &framemd5(&flv), true, "cli copy");
+}
+
+/// The non-empty stderr lines of a run.
+fn stderr_lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn verbose_push_logs_the_rtsp_exchange_without_credentials() {
+    if !require("verbose_push_logs_the_rtsp_exchange", GST_TOOLS) {
+        return;
+    }
+    let dir = TempDir::new("cli-push-verbose");
+    let clip = clip(dir.path());
+    let server = GstRtspRecord::start_with(
+        dir.path(),
+        GstOptions {
+            auth: Some(("user".into(), "secret".into(), "digest")),
+            ..GstOptions::default()
+        },
+    );
+    let url = server.url(Some(("user", "secret")));
+    assert!(url.contains("user:secret@127.0.0.1:"), "{url}");
+    let mp4 = clip.mp4.to_str().unwrap();
+    let (out, _) = mpegcoder(&["-vv", "push", mp4, &url, "--codec", "copy", "--no-pace"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("secret"), "credentials leaked: {stderr}");
+    let lines = stderr_lines(&out);
+    for method in ["OPTIONS", "ANNOUNCE", "SETUP", "RECORD", "TEARDOWN"] {
+        let request = lines
+            .iter()
+            .find(|l| l.contains("RTSP request") && l.contains(&format!("method={method}")));
+        assert!(request.is_some(), "no {method} request logged: {stderr}");
+        let reply = lines.iter().find(|l| {
+            l.contains("RTSP reply")
+                && l.contains(&format!("method={method}"))
+                && l.contains("status=200")
+        });
+        assert!(reply.is_some(), "no 200 reply to {method} logged: {stderr}");
+    }
+    // The request lines name the URL, without its credentials.
+    let target = format!("127.0.0.1:{}/record", server.port);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("RTSP request") && l.contains(&target)),
+        "{stderr}"
+    );
+    assert!(lines.iter().any(|l| l.contains("publishing")), "{stderr}");
+    assert!(lines.iter().all(|l| !l.contains("panicked")), "{stderr}");
+    let rec = server.wait_recording(Duration::from_millis(500), Duration::from_secs(10));
+    assert_eq!(framemd5(&rec), clip.framemd5, "what arrived");
+
+    // -v alone shows the same exchange; RUST_LOG, when set, wins over the flags.
+    let quiet_server = GstRtspRecord::start(dir.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_mpegcoder"))
+        .args(["push", mp4, &quiet_server.url(None), "--codec", "copy"])
+        .args(["--no-pace", "-v"])
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "RUST_LOG=error still logged: {lines:?}");
+    assert!(lines[0].starts_with("pushed 60 frames"), "{lines:?}");
+}
+
+#[test]
+fn verbose_push_logs_rtmp_status_without_credentials() {
+    if !require("verbose_push_logs_rtmp_status", NGINX_TOOLS) {
+        return;
+    }
+    let dir = TempDir::new("cli-push-verbose-rtmp");
+    let clip = clip(dir.path());
+    let nginx = NginxRtmp::start(dir.path());
+    let url = format!(
+        "rtmp://user:secret@127.0.0.1:{}/live/vv?token=secret-token&x=1",
+        nginx.port
+    );
+    let mp4 = clip.mp4.to_str().unwrap();
+    let (out, _) = mpegcoder(&["push", "-v", mp4, &url, "--codec", "copy", "--no-pace"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("secret"), "credentials leaked: {stderr}");
+    let lines = stderr_lines(&out);
+    for needle in [
+        "RTMP connect accepted",
+        "RTMP publish accepted",
+        "NetStream.Publish.Start",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.contains(needle)),
+            "{needle} not logged: {stderr}"
+        );
+    }
+    assert!(lines.iter().any(|l| l.contains("token=***")), "{stderr}");
+    // -v is debug, not trace.
+    assert!(lines.iter().all(|l| !l.contains(" trace ")), "{stderr}");
+    let flv = nginx.wait_recording("vv", Duration::from_secs(10));
+    assert_frames_match(&clip.framemd5, &framemd5(&flv), true, "verbose rtmp push");
 }
 
 #[test]
