@@ -19,6 +19,25 @@ fn mpegcoder(args: &[&str]) -> (Output, Duration) {
     (out, started.elapsed())
 }
 
+/// Asserts that no part of an error line (the pieces between ": ") is said twice: each error
+/// of the chain adds its own text.
+fn assert_no_repetition(line: &str) {
+    let parts: Vec<&str> = line
+        .trim_start_matches("error: ")
+        .split(": ")
+        .map(str::trim)
+        .filter(|p| p.len() >= 8)
+        .collect();
+    for (i, a) in parts.iter().enumerate() {
+        for b in &parts[i + 1..] {
+            assert!(
+                !a.contains(b) && !b.contains(a),
+                "{b:?} repeats {a:?} in: {line}"
+            );
+        }
+    }
+}
+
 /// Asserts a failed run: non-zero exit, exactly one stderr line, `error: ` first, containing
 /// every `needle`, never containing `secret`.
 fn assert_one_error_line(out: &Output, needles: &[&str]) -> String {
@@ -27,6 +46,7 @@ fn assert_one_error_line(out: &Output, needles: &[&str]) -> String {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one error line, got: {stderr}");
     assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert_no_repetition(lines[0]);
     for n in needles {
         assert!(
             lines[0].to_lowercase().contains(&n.to_lowercase()),
