@@ -222,15 +222,32 @@ impl Progress {
         }
     }
 
+    /// The counters, then what the server reported: loss, jitter and round trip from RTCP
+    /// receiver reports (RTSP servers that send them), the last status message (RTMP).
     fn line(s: &ServerStats) -> String {
-        format!(
+        let mut line = format!(
             "frames {}  fps {:.1}  bitrate {:.0} kb/s  lead {:.1} ms  late {}",
             s.frames_sent,
             s.fps,
             s.bitrate_bps / 1000.0,
             s.lead_ms,
             s.late_frames
-        )
+        );
+        if s.receiver_reports > 0 {
+            if let Some(loss) = s.loss_fraction {
+                line.push_str(&format!("  loss {:.1}%", loss * 100.0));
+            }
+            if let Some(jitter) = s.jitter_ms {
+                line.push_str(&format!("  jitter {jitter:.1} ms"));
+            }
+            if let Some(rtt) = s.rtt_ms {
+                line.push_str(&format!("  rtt {rtt:.1} ms"));
+            }
+        }
+        if let Some(status) = &s.server_status {
+            line.push_str(&format!("  server: {status}"));
+        }
+        line
     }
 
     fn update(&mut self, s: &ServerStats) {
@@ -273,5 +290,35 @@ mod tests {
         assert_eq!(parse_fps("30000/1001"), Ok(Rational::new(30000, 1001)));
         assert_eq!(parse_fps("25"), Ok(Rational::new(25, 1)));
         assert!(parse_fps("0").is_err());
+    }
+
+    #[test]
+    fn the_progress_line_adds_what_the_server_reported() {
+        let mut s = ServerStats::default();
+        s.frames_sent = 90;
+        s.fps = 30.0;
+        s.bitrate_bps = 1_500_000.0;
+        s.lead_ms = 2.5;
+        let plain = "frames 90  fps 30.0  bitrate 1500 kb/s  lead 2.5 ms  late 0";
+        assert_eq!(Progress::line(&s), plain);
+        // Reception figures count only once a receiver report came.
+        s.jitter_ms = Some(1.0);
+        assert_eq!(Progress::line(&s), plain);
+        s.receiver_reports = 3;
+        s.loss_fraction = Some(0.25);
+        s.jitter_ms = Some(4.2);
+        assert_eq!(
+            Progress::line(&s),
+            format!("{plain}  loss 25.0%  jitter 4.2 ms")
+        );
+        s.rtt_ms = Some(0.8);
+        s.server_status = Some("NetStream.Publish.Start: Start publishing".into());
+        assert_eq!(
+            Progress::line(&s),
+            format!(
+                "{plain}  loss 25.0%  jitter 4.2 ms  rtt 0.8 ms  \
+                 server: NetStream.Publish.Start: Start publishing"
+            )
+        );
     }
 }

@@ -92,6 +92,13 @@ fn push_copy_to_nginx_with_stats_json() {
     assert_eq!(json["frames_sent"], 60);
     assert_eq!(json["codec"], "copy");
     assert_eq!(json["width"], 320);
+    // What the session reported is part of the summary: bytes on the wire, and the receiver
+    // report fields (nginx-rtmp sends none: zero reports, no figures).
+    assert!(json["bytes_written"].as_u64().unwrap() > json["bytes_sent"].as_u64().unwrap());
+    assert_eq!(json["receiver_reports"], 0);
+    for key in ["loss_fraction", "jitter_ms", "rtt_ms", "server_status"] {
+        assert!(json.get(key).is_some(), "{key} missing: {json}");
+    }
     let flv = nginx.wait_recording("cli", Duration::from_secs(10));
     assert_frames_match(&clip.framemd5, &framemd5(&flv), true, "cli copy");
 }
