@@ -66,7 +66,7 @@ pub enum ClientError {
         source: Arc<std::io::Error>,
     },
     /// The options are not usable.
-    #[error("invalid client options: {0}")]
+    #[error("invalid client options")]
     InvalidOptions(#[from] crate::transport::options::InvalidOption),
     /// The call is not allowed now (e.g. `subscribe` after `start`, `start` twice).
     #[error("not allowed: {0}")]
