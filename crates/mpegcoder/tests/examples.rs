@@ -1,6 +1,8 @@
-//! The two examples reproducing mpegCoder's pushing scripts, run against GStreamer's RTSP
-//! server: every frame arrives and decodes close to the source, and both pace at real time
-//! (the non-blocking one through `wait_ref`, the two-thread one through `serve_frame_block`).
+//! The examples, run as a user runs them. The two reproducing mpegCoder's pushing scripts go
+//! to GStreamer's RTSP server: every frame arrives and decodes close to the source, and both
+//! pace at real time (the non-blocking one through `wait_ref`, the two-thread one through
+//! `serve_frame_block`). The async one goes to nginx-rtmp in copy mode: every frame arrives
+//! bit-exact, paced.
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
@@ -58,4 +60,49 @@ fn seed_examples_push_every_frame_at_real_time() {
         assert_eq!(frames, 60, "{name}");
         assert!(db > 30.0, "{name}: PSNR {db:.2} dB");
     }
+}
+
+#[test]
+fn async_example_publishes_the_packets_bit_exact_at_real_time() {
+    if !require("async_push_example", NGINX_TOOLS) {
+        return;
+    }
+    let dir = TempDir::new("example-async");
+    let clip = Clip::generate(dir.path(), ClipSpec::default());
+    let nginx = NginxRtmp::start(dir.path());
+    let started = Instant::now();
+    let out = Command::new(example("async_push"))
+        .arg(&clip.mp4)
+        .arg(nginx.url("async"))
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "async_push: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.lines().count(), 1, "one summary line: {stdout}");
+    assert!(stdout.starts_with("sent 60 frames"), "{stdout}");
+    // Paced: the last of 60 frames at 30 fps is due 1.97 s after the first.
+    assert!(
+        took >= Duration::from_millis(1800) && took < Duration::from_secs(6),
+        "async_push took {took:?}"
+    );
+    // Copy mode is bit-exact: every frame arrives and decodes to the source's pixels.
+    let flv = nginx.wait_recording("async", Duration::from_secs(10));
+    assert_eq!(check_timestamps(&flv).packets, 60);
+    assert_frames_match(&clip.framemd5, &framemd5(&flv), true, "async_push");
+
+    // A failure is one error line and a non-zero exit.
+    let out = Command::new(example("async_push"))
+        .arg(&clip.mp4)
+        .arg(format!("rtmp://127.0.0.1:{}/live/x", free_tcp_port()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("connection refused"), "{stderr}");
 }
