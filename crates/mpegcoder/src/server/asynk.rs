@@ -1,6 +1,7 @@
 //! [`AsyncServer`]: the async face of the push pipeline, on the caller's tokio runtime.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::codec::{EncodedPacket, Encoder};
@@ -58,7 +59,17 @@ impl fmt::Debug for AsyncServer {
 impl AsyncServer {
     /// Opens the server: starts the encoder thread when it encodes, connects, announces or
     /// publishes, and marks the start time.
+    ///
+    /// Outside a tokio runtime it fails with [`ServerError::Runtime`] (it does not panic).
     pub async fn open(config: ServerConfig) -> Result<AsyncServer, ServerError> {
+        if let Err(e) = tokio::runtime::Handle::try_current() {
+            return Err(ServerError::Runtime {
+                what: "network session",
+                source: Arc::new(std::io::Error::other(format!(
+                    "AsyncServer::open needs a tokio runtime: {e}"
+                ))),
+            });
+        }
         let (encoder, described) = match &config.video {
             VideoSource::Encode(e) => {
                 let (thread, opened) = EncoderThread::start(e.clone()).await?;
