@@ -20,22 +20,26 @@ use super::{FrameRef, PacketStream, ServerConfig, ServerError, ServerStats, Vide
 /// use mpegcoder::codec::{Demuxer, OpenOptions};
 /// use mpegcoder::{AsyncServer, PacketStream, ServerConfig};
 ///
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// // Demuxing is file I/O: keep it off the runtime's threads.
-/// let (stream, packets) = tokio::task::spawn_blocking(|| -> Result<_, mpegcoder::codec::CodecError> {
-///     let mut demuxer = Demuxer::open("in.mp4", &OpenOptions::default())?;
-///     let stream = PacketStream::new(demuxer.extradata().clone(), demuxer.time_base());
-///     let mut packets = Vec::new();
-///     while let Some(p) = demuxer.next_packet()? {
-///         packets.push(p);
+/// # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// // Demuxing is blocking file I/O: keep it off the runtime's threads, and stream the packets
+/// // through a bounded channel rather than reading the whole file first.
+/// let open = || Demuxer::open("in.mp4", &OpenOptions::default());
+/// let mut demuxer = tokio::task::spawn_blocking(open).await??;
+/// let stream = PacketStream::new(demuxer.extradata().clone(), demuxer.time_base());
+/// let (tx, mut packets) = tokio::sync::mpsc::channel(8);
+/// let reader = tokio::task::spawn_blocking(move || {
+///     while let Some(packet) = demuxer.next_packet()? {
+///         if tx.blocking_send(packet).is_err() {
+///             break;
+///         }
 ///     }
-///     Ok((stream, packets))
-/// })
-/// .await??;
+///     Ok::<_, mpegcoder::codec::CodecError>(())
+/// });
 /// let mut server = AsyncServer::open(ServerConfig::packets(stream, "rtmp://localhost/live/cam")).await?;
-/// for p in &packets {
-///     server.serve_packet_block(p).await?; // waits until the packet is due
+/// while let Some(packet) = packets.recv().await {
+///     server.serve_packet_block(&packet).await?; // waits until the packet is due
 /// }
+/// reader.await??;
 /// let stats = server.close().await?;
 /// println!("{} frames", stats.frames_sent);
 /// # Ok(()) }
