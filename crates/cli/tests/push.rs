@@ -12,6 +12,8 @@ use mpegcoder_protocol_tests::*;
 fn mpegcoder(args: &[&str]) -> (Output, Duration) {
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_mpegcoder"))
+        // Log lines of the caller's RUST_LOG would add to the lines the tests count.
+        .env_remove("RUST_LOG")
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -336,6 +338,7 @@ fn ctrl_c_flushes_and_tears_down_cleanly() {
     let nginx = NginxRtmp::start(dir.path());
     let stats = dir.path().join("stats.json");
     let child = Command::new(env!("CARGO_BIN_EXE_mpegcoder"))
+        .env_remove("RUST_LOG")
         .args(["push", clip.mp4.to_str().unwrap(), &nginx.url("int")])
         .args(["--loop", "-1", "--stats-json", stats.to_str().unwrap()])
         .stdin(Stdio::null())
