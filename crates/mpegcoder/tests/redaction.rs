@@ -247,12 +247,9 @@ fn blocking_values(url: &str, shown: &mut Shown) {
 }
 
 fn password() -> impl Strategy<Value = String> {
-    // Printable ASCII except '/', '?' and '#', which would end the authority, and '\'.
-    // `redact_url` (mpegcoder-types) ends the authority at a '\' as WHATWG parsers do for
-    // http (rtsp and rtmp parsers do not), and when what comes before it reads as
-    // `host:port` it shows the password: `rtsp://u:12\x@h/p`, `rtsp://u:Qpw:0\@h/p`. That
-    // leak is reported and pinned by `a_backslash_after_a_numeric_password_prefix_is_hidden`.
-    "Qpw[!-~&&[^/?#\\\\]]{2,14}"
+    // Printable ASCII except '/', '?' and '#', which would end the authority (a '\' does
+    // not: `a_backslash_after_a_numeric_password_prefix_is_hidden`).
+    "Qpw[!-~&&[^/?#]]{2,14}"
 }
 
 fn query_secret() -> impl Strategy<Value = String> {
@@ -342,12 +339,9 @@ fn a_real_push_hides_credentials_in_its_summary_and_logs() {
     shown.assert_hidden(&[password, token]).unwrap();
 }
 
-/// A password whose text before a backslash ends in `:` and digits shows whole in
-/// `ServerConfig`'s and `PushOptions`' `Debug`: `redact_url` (mpegcoder-types) ends the
-/// authority at the '\' and then reads `user:12` as a host and port. To be un-ignored once
-/// `redact_url` is fixed.
+/// A password whose text before a backslash ends in `:` and digits is hidden whole in
+/// `ServerConfig`'s and `PushOptions`' `Debug` (a backslash once ended the authority there).
 #[test]
-#[ignore = "known leak in mpegcoder-types' redact_url, reported"]
 fn a_backslash_after_a_numeric_password_prefix_is_hidden() {
     let url = "rtsp://user:12\\Qpw@127.0.0.1:8554/cam";
     let config = ServerConfig::packets(

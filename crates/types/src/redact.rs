@@ -36,7 +36,7 @@ pub fn redact_url(url: &str) -> String {
         };
     };
     let (scheme, rest) = (&url[..scheme_end + 3], &url[scheme_end + 3..]);
-    let authority_end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
     let (host_and_tail_start, host_end) = match authority.rfind('@') {
         Some(at) => (at + 1, authority_end),
@@ -44,7 +44,7 @@ pub fn redact_url(url: &str) -> String {
             // Malformed: a delimiter inside the password. Hide up to the last '@'.
             let at = rest.rfind('@').unwrap_or(0);
             let host_end = rest[at + 1..]
-                .find(['/', '?', '#', '\\'])
+                .find(['/', '?', '#'])
                 .map_or(rest.len(), |i| at + 1 + i);
             (at + 1, host_end)
         }
@@ -180,6 +180,9 @@ mod tests {
             "rtmp://host/app/key"
         );
         assert_eq!(redact_url("rtsp://u:/x@host/cam"), "rtsp://host/cam");
+        // A backslash is no delimiter for rtsp or rtmp (nor for URL parsers outside http).
+        assert_eq!(redact_url("rtsp://u:12\\x@host/p"), "rtsp://host/p");
+        assert_eq!(redact_url("rtsp://:Qpw:0\\@h:5/cam"), "rtsp://h:5/cam");
     }
 
     #[test]
@@ -192,7 +195,7 @@ mod tests {
     fn secret() -> impl Strategy<Value = String> {
         // Distinctive (upper case, never in generated hosts or paths), with every character a
         // password may hold without escaping in the authority, '@' and ':' included.
-        "Q[A-Z!$%&'()*+,;=:@~_.-]{5,14}"
+        "Q[A-Z!$%&'()*+,;=:@~_.\\\\-]{5,14}"
     }
 
     proptest! {

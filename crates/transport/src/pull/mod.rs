@@ -106,10 +106,18 @@ pub fn check_url(url: &str) -> Result<(PullProtocol, String), PullError> {
     match PullProtocol::of(url)? {
         PullProtocol::Rtsp => RtspUrl::parse(url)
             .map(|u| (PullProtocol::Rtsp, u.to_string()))
-            .map_err(|e| invalid(e.to_string())),
+            .map_err(|e| invalid(rtsp_url_problem(e))),
         PullProtocol::Rtmp => RtmpUrl::parse(url)
             .map(|u| (PullProtocol::Rtmp, u.redacted()))
             .map_err(|e| invalid(e.to_string())),
+    }
+}
+
+/// What is wrong with an RTSP URL, without the URL (the pull error names it itself).
+fn rtsp_url_problem(e: crate::rtsp::RtspError) -> String {
+    match e {
+        crate::rtsp::RtspError::InvalidUrl { reason, .. } => reason,
+        other => other.to_string(),
     }
 }
 
@@ -248,7 +256,7 @@ impl Puller {
             PullProtocol::Rtsp => {
                 let parsed = RtspUrl::parse(url).map_err(|e| PullError::InvalidUrl {
                     url: redact_url(url),
-                    reason: e.to_string(),
+                    reason: rtsp_url_problem(e),
                 })?;
                 let session = rtsp_driver::RtspPull::connect(parsed.clone(), &options).await?;
                 (parsed.to_string(), Session::Rtsp(Box::new(session)))

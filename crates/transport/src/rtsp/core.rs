@@ -573,9 +573,11 @@ impl RtspPublisherCore {
             p.with_auth = true;
         }
         headers.extend(p.extra.iter().cloned());
+        // The request goes to the real URI (a query token is the server's to read); only
+        // messages and logs show it redacted.
         let req = Request {
             method: p.method.as_str(),
-            uri: redact_url(&p.uri),
+            uri: p.uri.clone(),
             headers,
             body: p.body.clone(),
         };
@@ -787,9 +789,6 @@ impl RtspPublisherCore {
             self.pending = Some(p);
             return Ok(());
         }
-        if resp.status == 401 {
-            return self.handle_unauthorized(now, p, &resp);
-        }
         tracing::debug!(
             method = p.method.as_str(),
             cseq = p.cseq,
@@ -797,6 +796,9 @@ impl RtspPublisherCore {
             reason = %resp.reason,
             "RTSP reply"
         );
+        if resp.status == 401 {
+            return self.handle_unauthorized(now, p, &resp);
+        }
         if let Some(v) = resp.headers.get("Session") {
             if let Some(s) = SessionHeader::parse(v) {
                 self.session = Some(s);

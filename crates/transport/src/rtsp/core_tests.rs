@@ -1317,3 +1317,23 @@ fn receiver_reports_give_loss_jitter_and_round_trip() {
     );
     assert_eq!(core.publisher_stats().receiver_reports, 3);
 }
+
+#[test]
+fn requests_carry_the_real_query_and_messages_the_redacted_one() {
+    let t0 = origin();
+    let mut core = new_core(
+        "rtsp://127.0.0.1:8554/live?token=s3cr3t",
+        Transport::Tcp,
+        t0,
+    );
+    let r = only_request(&drain(&mut core));
+    assert_eq!(r.method, "OPTIONS");
+    assert_eq!(r.uri, "rtsp://127.0.0.1:8554/live?token=s3cr3t");
+    // A server that refuses: the error shows the URL with the token masked.
+    let e = core
+        .handle_input(t0, b"RTSP/1.0 404 Not Found\r\nCSeq: 1\r\n\r\n")
+        .unwrap_err();
+    let shown = format!("{e} {e:?}");
+    assert!(!shown.contains("s3cr3t"), "{shown}");
+    assert!(shown.contains("token=***"), "{shown}");
+}
