@@ -67,11 +67,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// its own part once (a cause is either in its message or its `source()`, never both), so the
 /// chain reads as one sentence without repetition.
 fn one_line(e: &anyhow::Error) -> String {
-    let parts: Vec<String> = e
-        .chain()
-        .map(|c| c.to_string().replace('\n', " "))
-        .collect();
-    parts.join(": ")
+    mpegcoder::types::error_chain(e.as_ref())
 }
 
 #[cfg(test)]

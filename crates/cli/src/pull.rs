@@ -246,7 +246,7 @@ fn write_stats(
     let (state, error) = match status {
         ClientStatus::Ended => ("ended", None),
         ClientStatus::Stopped => ("stopped", None),
-        ClientStatus::Failed(e) => ("failed", Some(error_chain(e))),
+        ClientStatus::Failed(e) => ("failed", Some(mpegcoder::types::error_chain(e))),
         _ => ("running", None),
     };
     let value = serde_json::json!({
@@ -272,18 +272,6 @@ fn write_stats(
     std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// An error and its causes on one line, joined by ": " (each says its own part once).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut line = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        line.push_str(": ");
-        line.push_str(&c.to_string());
-        cause = c.source();
-    }
-    line.replace('\n', " ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,7 +284,7 @@ mod tests {
             source: Arc::new(io::Error::other("No space left on device")),
         };
         assert_eq!(
-            error_chain(&e),
+            mpegcoder::types::error_chain(&e),
             "cannot write the received video of rtmp://host/app/key: No space left on device"
         );
     }

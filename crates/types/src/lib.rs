@@ -9,15 +9,18 @@
 //! - [`Transport`]: how RTP travels for RTSP (TCP interleaved or UDP).
 //! - [`redact_url`]: the one function that removes credentials and secrets from URLs before
 //!   anything prints them.
+//! - [`error_chain`]: an error and its causes on one line, as the command line prints them.
 //!
 //! std only; the `serde` feature adds (de)serialization of [`Rational`] and [`Transport`].
 #![forbid(unsafe_code)]
 
+mod chain;
 mod fps;
 mod rational;
 mod redact;
 mod transport;
 
+pub use chain::error_chain;
 pub use fps::FrameRateConverter;
 pub use rational::{rescale, ParseRationalError, Rational, TimeBase};
 pub use redact::{redact_url, Redacted};

@@ -203,14 +203,7 @@ mod tests {
 
     /// The chain as a user prints it: every message once.
     fn chain(e: &dyn std::error::Error) -> String {
-        let mut line = e.to_string();
-        let mut cause = e.source();
-        while let Some(c) = cause {
-            line.push_str(": ");
-            line.push_str(&c.to_string());
-            cause = c.source();
-        }
-        line
+        crate::types::error_chain(e)
     }
 
     #[test]
