@@ -547,22 +547,23 @@ impl<C: SessionCore> Inner<C> {
                 dest,
                 packets,
                 next,
-            } => match packets.get(*next) {
-                None => {
+            } => {
+                let rest = packets.get(*next..).unwrap_or_default();
+                if rest.is_empty() {
                     finished = true;
                     Poll::Ready(Ok(()))
-                }
-                Some(packet) => {
-                    self.udp_out.clear();
-                    packet.write_to(&mut self.udp_out);
+                } else {
                     let socket = self.udp.as_ref().map(|u| &u.rtp);
-                    let sent = poll_datagram(socket, cx, &self.udp_out, *dest);
-                    if let Poll::Ready(Ok(())) = sent {
-                        *next += 1;
+                    match poll_datagrams(socket, cx, rest, *dest, &mut self.udp_out) {
+                        Poll::Ready(Ok(sent)) => {
+                            *next += sent;
+                            Poll::Ready(Ok(()))
+                        }
+                        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                        Poll::Pending => Poll::Pending,
                     }
-                    sent
                 }
-            },
+            }
             Current::Rtcp { dest, data } => {
                 let socket = self.udp.as_ref().map(|u| &u.rtcp);
                 let sent = poll_datagram(socket, cx, data, *dest);
@@ -655,6 +656,90 @@ impl From<Transmit> for Current {
             Transmit::RtcpDatagram { dest, data } => Current::Rtcp { dest, data },
         }
     }
+}
+
+/// Sends as many of `packets` as the socket takes now, one datagram each; returns how many
+/// went out. On Linux they leave in one `sendmmsg` per batch, each datagram gathered from the
+/// packet's header and its slices of the access unit (no copy); elsewhere one `sendto` each.
+fn poll_datagrams(
+    socket: Option<&UdpSocket>,
+    cx: &mut Context<'_>,
+    packets: &[RtpPacket],
+    dest: SocketAddr,
+    scratch: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
+    let Some(socket) = socket else {
+        return Poll::Ready(Ok(packets.len()));
+    };
+    loop {
+        match socket.poll_send_ready(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+        match socket.try_io(tokio::io::Interest::WRITABLE, || {
+            send_batch(socket, packets, dest, scratch)
+        }) {
+            // The kernel sends at least one datagram when it reports success.
+            Ok(n) => return Poll::Ready(Ok(n.max(1))),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            // An ICMP port unreachable from an earlier datagram: not fatal for UDP. The failed
+            // call consumed it; the caller tries the same datagrams again.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Poll::Ready(Ok(0)),
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
+}
+
+/// The most datagrams one `sendmmsg` carries.
+#[cfg(target_os = "linux")]
+const BATCH: usize = 64;
+
+#[cfg(target_os = "linux")]
+fn send_batch(
+    socket: &UdpSocket,
+    packets: &[RtpPacket],
+    dest: SocketAddr,
+    _scratch: &mut BytesMut,
+) -> io::Result<usize> {
+    use rustix::net::addr::SocketAddrArg;
+    use rustix::net::{sendmmsg, MMsgHdr, SendAncillaryBuffer, SendFlags};
+    let batch = packets.get(..BATCH.min(packets.len())).unwrap_or_default();
+    let addr = dest.as_any();
+    let iovs: Vec<Vec<IoSlice<'_>>> = batch
+        .iter()
+        .map(|p| {
+            let mut v = Vec::with_capacity(4);
+            p.io_slices(&mut v);
+            v
+        })
+        .collect();
+    let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = batch
+        .iter()
+        .map(|_| SendAncillaryBuffer::default())
+        .collect();
+    let mut msgs: Vec<MMsgHdr<'_>> = iovs
+        .iter()
+        .zip(controls.iter_mut())
+        .map(|(iov, control)| MMsgHdr::new_with_addr(&addr, iov, control))
+        .collect();
+    Ok(sendmmsg(socket, &mut msgs, SendFlags::empty())?)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn send_batch(
+    socket: &UdpSocket,
+    packets: &[RtpPacket],
+    dest: SocketAddr,
+    scratch: &mut BytesMut,
+) -> io::Result<usize> {
+    let Some(packet) = packets.first() else {
+        return Ok(0);
+    };
+    scratch.clear();
+    packet.write_to(scratch);
+    socket.try_send_to(scratch, dest)?;
+    Ok(1)
 }
 
 fn poll_datagram(
