@@ -108,11 +108,10 @@ mod config;
 mod error;
 mod pacer;
 mod time;
-mod timer;
 
+pub use clock::{sleep_until_async, PreciseSleep};
 pub use clock::{Clock, MonotonicClock, SleepTail, VirtualClock};
 pub use config::{LatePolicy, Mode, PacerConfig};
 pub use error::PacerError;
 pub use pacer::{Decision, Pacer, PacerStats, Release, Timing};
 pub use time::{Rate, TimeBase};
-pub use timer::{sleep_until_async, PreciseSleep};

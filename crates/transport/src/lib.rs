@@ -13,6 +13,7 @@
 //!   types of `mpegcoder-types`, re-exported.
 #![forbid(unsafe_code)]
 
+mod clock;
 pub mod h264;
 pub mod net;
 pub mod options;

@@ -782,7 +782,7 @@ mod tests {
 
     #[test]
     fn rtp_timestamp_follows_elapsed_time() {
-        let t0 = Instant::now(); // allow: an arbitrary origin; the test adds offsets to it
+        let t0 = crate::clock::test_origin(); // the test adds offsets to it
         assert_eq!(rtp_timestamp_at(1000, t0, t0, 90_000), 1000);
         assert_eq!(
             rtp_timestamp_at(1000, t0, t0 + Duration::from_millis(1500), 90_000),

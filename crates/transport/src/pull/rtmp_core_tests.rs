@@ -31,7 +31,7 @@ pub(super) const PPS: &[u8] = &[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
 
 fn core() -> RtmpPlayCore {
     let url = RtmpUrl::parse("rtmp://user:pw@127.0.0.1/live/cam?x=1").unwrap();
-    RtmpPlayCore::new(url, &PullOptions::default(), std::time::Instant::now()).unwrap()
+    RtmpPlayCore::new(url, &PullOptions::default(), crate::clock::test_origin()).unwrap()
 }
 
 /// How the server answers.
@@ -269,10 +269,10 @@ fn pump(core: &mut RtmpPlayCore, server: &mut TestServer, bytewise: bool) -> Res
             moved = true;
             if bytewise {
                 for b in out.chunks(1) {
-                    core.handle_input(std::time::Instant::now(), b)?;
+                    core.handle_input(crate::clock::test_origin(), b)?;
                 }
             } else {
-                core.handle_input(std::time::Instant::now(), &out)?;
+                core.handle_input(crate::clock::test_origin(), &out)?;
             }
         }
         if !moved {
@@ -416,7 +416,7 @@ fn rejections_carry_the_servers_code_and_description() {
     assert_eq!(core.state(), PlayState::Failed);
     // Once failed, every call returns the same error.
     assert!(matches!(
-        core.handle_input(std::time::Instant::now(), &[0]),
+        core.handle_input(crate::clock::test_origin(), &[0]),
         Err(PullError::Refused(ServerRefusal {
             step: RefusedStep::Connect,
             ..
@@ -548,9 +548,9 @@ use std::time::{Duration, Instant};
 
 use super::error::PullStep;
 
-/// The tests' only clock read: an arbitrary origin for virtual time.
+/// The origin of virtual time.
 fn origin() -> Instant {
-    Instant::now()
+    crate::clock::test_origin()
 }
 
 const NANO: Duration = Duration::from_nanos(1);

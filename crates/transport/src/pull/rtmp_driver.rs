@@ -37,7 +37,7 @@ impl RtmpPull {
     /// Connects, performs the handshake, `connect`, `createStream` and `play`, and returns
     /// once the server started playing (`NetStream.Play.Start` or the first media message).
     pub(super) async fn connect(url: RtmpUrl, options: &PullOptions) -> Result<Self, PullError> {
-        let mut core = RtmpPlayCore::new(url.clone(), options, Instant::now().into_std())?;
+        let mut core = RtmpPlayCore::new(url.clone(), options, crate::clock::now())?;
         let stream = connect_tcp(
             url.host(),
             url.port(),
@@ -45,7 +45,7 @@ impl RtmpPull {
             options.connect_timeout,
         )
         .await?;
-        core.restart_handshake_deadline(Instant::now().into_std());
+        core.restart_handshake_deadline(crate::clock::now());
         let mut me = RtmpPull {
             core,
             stream,
@@ -111,11 +111,11 @@ impl RtmpPull {
             };
         };
         match timeout_at(Instant::from_std(deadline), self.stream.read(&mut self.buf)).await {
-            Err(_) => self.core.handle_timeout(Instant::now().into_std()),
-            Ok(Ok(0)) => self.core.handle_eof(Instant::now().into_std()),
+            Err(_) => self.core.handle_timeout(crate::clock::now()),
+            Ok(Ok(0)) => self.core.handle_eof(crate::clock::now()),
             Ok(Ok(n)) => {
                 let data = self.buf.get(..n).unwrap_or(&[]);
-                self.core.handle_input(Instant::now().into_std(), data)
+                self.core.handle_input(crate::clock::now(), data)
             }
             Ok(Err(e)) => Err(self.io_error(e)),
         }

@@ -1,7 +1,5 @@
 //! [`RtmpPublisher`]: an RTMP publish session driven by the one session driver ([`Session`]).
 
-use tokio::time::Instant;
-
 use super::error::RtmpError;
 use super::options::RtmpOptions;
 use super::session::RtmpPublisherCore;
@@ -31,7 +29,7 @@ impl Session<RtmpPublisherCore> {
         })?;
         // Checks the options and the tracks before connecting.
         let mut core =
-            RtmpPublisherCore::new(parsed.clone(), tracks, &options, Instant::now().into_std())?;
+            RtmpPublisherCore::new(parsed.clone(), tracks, &options, crate::clock::now())?;
         let shown = parsed.redacted();
         let stream = connect_tcp(
             parsed.host(),
@@ -41,7 +39,7 @@ impl Session<RtmpPublisherCore> {
         )
         .await?;
         // The handshake's deadline starts with the connection.
-        core.restart_handshake_deadline(Instant::now().into_std());
+        core.restart_handshake_deadline(crate::clock::now());
         Session::start(core, SessionIo::new(stream, None), tracks).await
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 /// An arbitrary origin for virtual time: the core never reads a clock, so tests pass it
 /// instants built from this one plus explicit offsets.
 fn origin() -> Instant {
-    Instant::now() // allow: the tests' only clock read, an arbitrary origin
+    crate::clock::test_origin()
 }
 
 use bytes::Bytes;

@@ -7,7 +7,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
 
 use tokio::net::UdpSocket;
-use tokio::time::Instant;
 
 use super::core::{ConnectionInfo, Negotiated, RtspOptions, RtspPublisherCore};
 use super::error::RtspError;
@@ -75,7 +74,7 @@ impl Session<RtspPublisherCore> {
             tracks,
             options,
             conn,
-            Instant::now().into_std(),
+            crate::clock::now(),
             SystemTime::now(),
         )?;
         Session::start(core, SessionIo::new(stream, udp), tracks).await

@@ -275,7 +275,7 @@ where
         if !inner.core.can_send() {
             return Ok(Sent::Full);
         }
-        let now = Instant::now();
+        let now = crate::clock::now();
         if let Err(e) = inner.core.send(now, media) {
             if inner.core.failure().is_some() {
                 inner.wake_task();
@@ -298,7 +298,7 @@ where
         if inner.result.is_some() {
             return;
         }
-        let now = Instant::now();
+        let now = crate::clock::now();
         if inner.core.close(now).is_ok() {
             inner.write_now(now);
         }
@@ -315,7 +315,7 @@ impl<C: SessionCore> Drop for Session<C> {
         self.closed = true;
         let mut inner = self.shared.lock();
         if inner.result.is_none() {
-            let now = Instant::now();
+            let now = crate::clock::now();
             let _ = inner.core.close(now);
             inner.wake_task();
         }
@@ -360,7 +360,7 @@ async fn run<C: SessionCore>(shared: Arc<Shared<C>>) {
                     inner.armed = deadline;
                     if sleep_at.is_some() && sleep.as_mut().poll(cx).is_ready() {
                         sleep_at = None;
-                        let now = Instant::now();
+                        let now = crate::clock::now();
                         if let Err(e) = inner.core.handle_timeout(now) {
                             inner.finish(Err(e));
                             return Poll::Ready(());
@@ -449,7 +449,7 @@ impl<C: SessionCore> Inner<C> {
             self.finish(Ok(done));
             return Step::Done;
         }
-        let now = Instant::now();
+        let now = crate::clock::now();
         if self.current.is_none() {
             self.current = self.core.poll_transmit().map(Current::from);
         }
@@ -513,7 +513,7 @@ impl<C: SessionCore> Inner<C> {
 
     /// Polls the transmit in progress: `Some(Ok)` when it moved, `None` when it must wait.
     fn poll_current(&mut self, cx: &mut Context<'_>) -> Option<io::Result<()>> {
-        let now = Instant::now();
+        let now = crate::clock::now();
         let mut written = 0;
         let mut finished = false;
         let polled = match self.current.as_mut()? {
@@ -597,7 +597,7 @@ impl<C: SessionCore> Inner<C> {
 
     /// Polls the connection and the RTCP socket: `Some(Ok)` when something was handled.
     fn poll_input(&mut self, cx: &mut Context<'_>) -> Option<Result<(), C::Error>> {
-        let now = Instant::now();
+        let now = crate::clock::now();
         if !self.eof {
             let mut buf = ReadBuf::new(&mut self.read_buf);
             match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {

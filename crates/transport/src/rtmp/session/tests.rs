@@ -23,8 +23,9 @@ use crate::rtmp::{RefusedStep, ServerRefusal};
 use crate::session::Track;
 use crate::TimeBase;
 
+/// A fixed instant: these tests do not let time pass.
 fn now() -> std::time::Instant {
-    std::time::Instant::now()
+    crate::clock::test_origin()
 }
 
 /// libx264's 320x240 High profile SPS (with VUI timing: 30 fps) and PPS.
@@ -705,9 +706,9 @@ use std::time::{Duration, Instant};
 use crate::rtmp::error::Step;
 use crate::session::Transmit;
 
-/// The tests' only clock read: an arbitrary origin for virtual time.
+/// The origin of virtual time.
 fn origin() -> Instant {
-    Instant::now()
+    crate::clock::test_origin()
 }
 
 /// Distinct limits, so an error's `after` tells which one fired.

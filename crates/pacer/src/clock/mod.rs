@@ -2,7 +2,8 @@
 //! [`sleep_until`], a [`VirtualClock`] for tests and simulations, and [`serve_blocking`], the
 //! schedule → sleep → send → report loop body of a blocking sender thread.
 //!
-//! This is the only module of the crate that reads the system clock.
+//! This is the only module of the crate that reads the system clock; [`sleep_until_async`]
+//! (its `timer` part) is the precise wait for async senders.
 
 use std::hint;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +12,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::pacer::{Decision, Pacer};
+
+mod timer;
+pub use timer::{sleep_until_async, PreciseSleep};
 
 /// A source of monotonic time that can also wait.
 pub trait Clock {
