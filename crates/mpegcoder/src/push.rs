@@ -612,10 +612,7 @@ fn read_frames(
     let frame_duration = rescale(1, params.best_frame_rate().invert(), time_base).max(1);
     let config = options.encoder_config(&params);
     let mut encoder = Encoder::new(config.clone()).map_err(ServerError::from)?;
-    let stream = PacketStream::new(encoder.extradata().clone(), encoder.time_base())
-        .with_frame_rate(Some(config.frame_rate))
-        .with_bit_rate(Some(config.bit_rate))
-        .with_encoder("libx264");
+    let stream = PacketStream::libx264(encoder.extradata().clone(), encoder.time_base(), &config);
     let start = Item::Start {
         params: Box::new(params.clone()),
         stream,

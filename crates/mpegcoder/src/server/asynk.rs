@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::codec::{EncodedPacket, Encoder};
+use crate::codec::EncodedPacket;
 use crate::transport::{AccessUnit, Publisher};
 
 use super::core::{encoded_to_au, Core, Outlet, Wait};
@@ -74,22 +74,19 @@ impl AsyncServer {
                 ))),
             });
         }
-        let (encoder, described) = match &config.video {
+        let (encoder, stream) = match &config.video {
             VideoSource::Encode(e) => {
                 let (thread, opened) = EncoderThread::start(e.clone()).await?;
-                // The stream as the encoder made it: described like packets of libx264.
-                let stream = PacketStream::new(opened.extradata, opened.time_base)
-                    .with_frame_rate(Some(opened.encoder_config.frame_rate))
-                    .with_bit_rate(Some(opened.encoder_config.bit_rate))
-                    .with_encoder("libx264");
-                (
-                    Some(thread),
-                    ServerConfig::packets(stream, config.address.clone()),
-                )
+                let stream = PacketStream::libx264(
+                    opened.extradata,
+                    opened.time_base,
+                    &opened.encoder_config,
+                );
+                (Some(thread), stream)
             }
-            VideoSource::Packets(_) => (None, config.clone()),
+            VideoSource::Packets(stream) => (None, stream.clone()),
         };
-        let (tracks, time_base) = Core::tracks(&described, None::<&Encoder>)?;
+        let (tracks, time_base) = Core::tracks(&stream)?;
         let core = Core::new(config.clone(), time_base)?;
         let publisher =
             Publisher::connect(&config.address, &tracks, Core::publish_options(&config)).await?;

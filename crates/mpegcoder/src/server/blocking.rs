@@ -9,7 +9,7 @@ use crate::runtime;
 use crate::transport::{AccessUnit, Publisher};
 
 use super::core::{encoded_to_au, Core, Outlet, Wait};
-use super::{FrameRef, ServerConfig, ServerError, ServerStats, VideoSource};
+use super::{FrameRef, PacketStream, ServerConfig, ServerError, ServerStats, VideoSource};
 
 /// The push pipeline with mpegCoder's blocking API: encoder (or passthrough), pacer,
 /// publisher. Encoding and pacing run on the calling thread; the session runs on the
@@ -85,11 +85,19 @@ impl Server {
     /// `FFmpegSetup`). The pacer's clock starts at the first frame that leaves, so the
     /// encoder's lookahead delay does not count as lateness.
     pub fn open(config: ServerConfig) -> Result<Server, ServerError> {
-        let encoder = match &config.video {
-            VideoSource::Encode(e) => Some(open_encoder_in_background(e)?),
-            VideoSource::Packets(_) => None,
+        let (encoder, stream) = match &config.video {
+            VideoSource::Encode(e) => {
+                let encoder = open_encoder_in_background(e)?;
+                let stream = PacketStream::libx264(
+                    encoder.extradata().clone(),
+                    encoder.time_base(),
+                    encoder.config(),
+                );
+                (Some(encoder), stream)
+            }
+            VideoSource::Packets(stream) => (None, stream.clone()),
         };
-        let (tracks, time_base) = Core::tracks(&config, encoder.as_ref())?;
+        let (tracks, time_base) = Core::tracks(&stream)?;
         // Checked before connecting.
         let core = Core::new(config.clone(), time_base)?;
         let options = Core::publish_options(&config);

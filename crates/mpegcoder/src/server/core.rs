@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::codec::{EncodedPacket, Encoder, PacketFormat, Rational};
+use crate::codec::{EncodedPacket, PacketFormat, Rational};
 use crate::pacer::{
     sleep_until_async, Clock, Decision, MonotonicClock, Pacer, PacerConfig, Rate, SleepTail,
 };
@@ -114,44 +114,17 @@ impl Core {
         })
     }
 
-    /// The tracks a server publishes for its source; `encoder` describes an own encoder.
-    pub(super) fn tracks(
-        config: &ServerConfig,
-        encoder: Option<&Encoder>,
-    ) -> Result<(Vec<Track>, TimeBase), ServerError> {
-        let (track, time_base) = match (&config.video, encoder) {
-            (VideoSource::Encode(_), Some(encoder)) => {
-                let enc = encoder.config();
-                let track = describe(
-                    VideoTrack::from_extradata(encoder.extradata())?.with_encoder("libx264"),
-                    Some(enc.frame_rate),
-                    Some(enc.bit_rate),
-                );
-                (track, encoder.time_base())
-            }
-            (VideoSource::Packets(stream), _) => {
-                let PacketStream {
-                    extradata,
-                    time_base,
-                    frame_rate,
-                    bit_rate,
-                    encoder,
-                } = stream;
-                let mut track = describe(
-                    VideoTrack::from_extradata(extradata)?,
-                    *frame_rate,
-                    *bit_rate,
-                );
-                if let Some(name) = encoder {
-                    track = track.with_encoder(name.clone());
-                }
-                (track, *time_base)
-            }
-            (VideoSource::Encode(_), None) => {
-                return Err(ServerError::WrongInput("the encoder is not open"))
-            }
-        };
-        Ok((vec![Track::H264(track)], time_base))
+    /// The tracks that describe a stream of packets, and their time base.
+    pub(super) fn tracks(stream: &PacketStream) -> Result<(Vec<Track>, TimeBase), ServerError> {
+        let mut track = describe(
+            VideoTrack::from_extradata(&stream.extradata)?,
+            stream.frame_rate,
+            stream.bit_rate,
+        );
+        if let Some(name) = &stream.encoder {
+            track = track.with_encoder(name.clone());
+        }
+        Ok((vec![Track::H264(track)], stream.time_base))
     }
 
     /// The options of the session.

@@ -89,6 +89,15 @@ impl PacketStream {
         }
     }
 
+    /// The packets of a libx264 encoder with these settings, whose global header is
+    /// `extradata` and whose packets are stamped in `time_base`.
+    pub fn libx264(extradata: Bytes, time_base: Rational, config: &EncoderConfig) -> PacketStream {
+        PacketStream::new(extradata, time_base)
+            .with_frame_rate(Some(config.frame_rate))
+            .with_bit_rate(Some(config.bit_rate))
+            .with_encoder("libx264")
+    }
+
     /// Announces a nominal frame rate.
     pub fn with_frame_rate(mut self, frame_rate: Option<Rational>) -> Self {
         self.frame_rate = frame_rate;
