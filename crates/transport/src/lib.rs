@@ -2,6 +2,7 @@
 //! back. This crate does not link FFmpeg: a user with their own encoder can use it alone.
 //!
 //! Modules:
+//! - [`audio`]: audio tracks and frames (AAC, MP3, Opus, G.711), AudioSpecificConfig, ADTS.
 //! - [`h264`]: Annex B / length-prefixed NAL units, avcC records, SPS facts, [`AccessUnit`].
 //! - [`publisher`]: [`Publisher`], which picks RTSP or RTMP from the URL scheme.
 //! - [`rtp`], [`rtcp`]: RTP packetization of H.264 (RFC 6184) and RTCP reports.
@@ -13,6 +14,7 @@
 //!   types of `mpegcoder-types`, re-exported.
 #![forbid(unsafe_code)]
 
+pub mod audio;
 mod clock;
 pub mod h264;
 pub mod net;
@@ -25,6 +27,7 @@ pub mod rtp;
 pub mod rtsp;
 pub mod session;
 
+pub use audio::{AudioCodec, AudioFrame, AudioTrack};
 pub use h264::{AccessUnit, VideoTrack};
 pub use mpegcoder_types::{redact_url, rescale, Rational, TimeBase, Transport};
 pub use publisher::{Protocol, PublishError, PublishOptions, Publisher};

@@ -1330,6 +1330,7 @@ impl SessionCore for RtspPublisherCore {
     fn send(&mut self, now: Instant, media: &Media) -> Result<(), RtspError> {
         match media {
             Media::H264(au) => RtspPublisherCore::send(self, now, au),
+            Media::Audio(_) => Err(MediaError::NoTrack { kind: "audio" }.into()),
         }
     }
 

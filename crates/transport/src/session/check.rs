@@ -19,6 +19,12 @@ pub enum MediaError {
         /// `video` or `audio`.
         kind: &'static str,
     },
+    /// An audio frame without data.
+    #[error("the audio frame at pts {pts} is empty")]
+    EmptyAudio {
+        /// Its timestamp, in its own time base.
+        pts: i64,
+    },
     /// Nothing is left to send once empty NAL units and access unit delimiters are dropped.
     #[error("the access unit at dts {dts} has no NAL unit to send (empty, or only delimiters)")]
     Empty {
@@ -38,8 +44,12 @@ pub enum MediaError {
         nal_type: u8,
     },
     /// Decoding timestamps must not go backwards within a track.
-    #[error("decoding timestamp went backwards: {dts} after {previous} (time base {time_base})")]
+    #[error(
+        "{kind} decoding timestamp went backwards: {dts} after {previous} (time base {time_base})"
+    )]
     DtsBackwards {
+        /// `video` or `audio`.
+        kind: &'static str,
         /// The previous unit's DTS, in this unit's time base.
         previous: i64,
         /// This unit's DTS.
@@ -59,8 +69,11 @@ pub enum MediaError {
 #[derive(Debug, Clone)]
 pub struct MediaCheck {
     video: bool,
+    audio: bool,
     /// The last accepted video DTS, in nanoseconds and as given.
     last_video_dts: Option<(i128, i64, TimeBase)>,
+    /// The last accepted audio timestamp, likewise.
+    last_audio_pts: Option<(i128, i64, TimeBase)>,
 }
 
 impl MediaCheck {
@@ -68,7 +81,9 @@ impl MediaCheck {
     pub fn new(tracks: &[Track]) -> MediaCheck {
         MediaCheck {
             video: tracks.iter().any(|t| matches!(t, Track::H264(_))),
+            audio: tracks.iter().any(|t| matches!(t, Track::Audio(_))),
             last_video_dts: None,
+            last_audio_pts: None,
         }
     }
 
@@ -81,6 +96,18 @@ impl MediaCheck {
                 }
                 let dts_ns = check_access_unit(au, self.last_video_dts)?;
                 self.last_video_dts = Some((dts_ns, au.dts, au.time_base));
+                Ok(())
+            }
+            Media::Audio(f) => {
+                if !self.audio {
+                    return Err(MediaError::NoTrack { kind: "audio" });
+                }
+                if f.data.is_empty() {
+                    return Err(MediaError::EmptyAudio { pts: f.pts });
+                }
+                let ns = f.time_base.ticks_to_nanos(f.pts);
+                not_backwards("audio", ns, f.pts, f.time_base, self.last_audio_pts)?;
+                self.last_audio_pts = Some((ns, f.pts, f.time_base));
                 Ok(())
             }
         }
@@ -113,15 +140,7 @@ fn check_access_unit(
         return Err(MediaError::Empty { dts: au.dts });
     }
     let dts_ns = au.time_base.ticks_to_nanos(au.dts);
-    if let Some((previous_ns, previous, previous_tb)) = last {
-        if dts_ns < previous_ns {
-            return Err(MediaError::DtsBackwards {
-                previous: previous_tb.rescale(previous, au.time_base),
-                dts: au.dts,
-                time_base: au.time_base,
-            });
-        }
-    }
+    not_backwards("video", dts_ns, au.dts, au.time_base, last)?;
     let ms = au
         .time_base
         .rescale(au.pts.saturating_sub(au.dts), TimeBase::MILLIS);
@@ -129,6 +148,27 @@ fn check_access_unit(
         return Err(MediaError::CompositionTime { ms });
     }
     Ok(dts_ns)
+}
+
+/// Refuses a timestamp (`ns`, or `ts` in `tb`) before the track's last one.
+fn not_backwards(
+    kind: &'static str,
+    ns: i128,
+    ts: i64,
+    tb: TimeBase,
+    last: Option<(i128, i64, TimeBase)>,
+) -> Result<(), MediaError> {
+    match last {
+        Some((previous_ns, previous, previous_tb)) if ns < previous_ns => {
+            Err(MediaError::DtsBackwards {
+                kind,
+                previous: previous_tb.rescale(previous, tb),
+                dts: ts,
+                time_base: tb,
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -183,6 +223,7 @@ mod tests {
         assert_eq!(
             c.check(&au(2999, 6000, &[&[0x41, 1]])),
             Err(MediaError::DtsBackwards {
+                kind: "video",
                 previous: 3000,
                 dts: 2999,
                 time_base: TimeBase::new(1, 90_000)

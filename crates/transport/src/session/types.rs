@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::audio::{AudioFrame, AudioTrack};
 use crate::h264::{AccessUnit, VideoTrack};
 use crate::rtmp::ServerStatus;
 use crate::rtp::RtpPacket;
@@ -18,6 +19,8 @@ use crate::TimeBase;
 pub enum Track {
     /// H.264 video (RFC 6184 over RTP; FLV AVC video tags over RTMP).
     H264(VideoTrack),
+    /// Audio passed through (see [`crate::audio`] for the codecs each protocol carries).
+    Audio(AudioTrack),
 }
 
 impl Track {
@@ -25,14 +28,30 @@ impl Track {
     pub fn video(&self) -> Option<&VideoTrack> {
         match self {
             Track::H264(t) => Some(t),
+            Track::Audio(_) => None,
         }
     }
 
-    /// The kind, for messages: `video`.
+    /// The audio track, if this is one.
+    pub fn audio(&self) -> Option<&AudioTrack> {
+        match self {
+            Track::Audio(t) => Some(t),
+            Track::H264(_) => None,
+        }
+    }
+
+    /// The kind, for messages: `video` or `audio`.
     pub fn kind(&self) -> &'static str {
         match self {
             Track::H264(_) => "video",
+            Track::Audio(_) => "audio",
         }
+    }
+}
+
+impl From<AudioTrack> for Track {
+    fn from(t: AudioTrack) -> Self {
+        Track::Audio(t)
     }
 }
 
@@ -54,6 +73,8 @@ impl From<&VideoTrack> for Track {
 pub enum Media {
     /// An H.264 access unit.
     H264(AccessUnit),
+    /// An audio frame.
+    Audio(AudioFrame),
 }
 
 impl Media {
@@ -61,6 +82,7 @@ impl Media {
     pub fn dts_in(&self, to: TimeBase) -> i64 {
         match self {
             Media::H264(au) => au.dts_in(to),
+            Media::Audio(f) => f.pts_in(to),
         }
     }
 
@@ -68,6 +90,7 @@ impl Media {
     pub fn dts(&self) -> i64 {
         match self {
             Media::H264(au) => au.dts,
+            Media::Audio(f) => f.pts,
         }
     }
 
@@ -75,20 +98,24 @@ impl Media {
     pub fn time_base(&self) -> TimeBase {
         match self {
             Media::H264(au) => au.time_base,
+            Media::Audio(f) => f.time_base,
         }
     }
 
-    /// True for a random access point (a key frame).
+    /// True for a random access point: a key frame, or any audio frame (each decodes on its
+    /// own).
     pub fn is_key(&self) -> bool {
         match self {
             Media::H264(au) => au.key,
+            Media::Audio(_) => true,
         }
     }
 
-    /// Bytes of payload (NAL units without framing).
+    /// Bytes of payload (NAL units without framing; the encoded audio frame).
     pub fn payload_len(&self) -> usize {
         match self {
             Media::H264(au) => au.payload_len(),
+            Media::Audio(f) => f.data.len(),
         }
     }
 
@@ -96,7 +123,37 @@ impl Media {
     pub fn video(&self) -> Option<&AccessUnit> {
         match self {
             Media::H264(au) => Some(au),
+            Media::Audio(_) => None,
         }
+    }
+
+    /// The audio frame, if this is audio.
+    pub fn audio(&self) -> Option<&AudioFrame> {
+        match self {
+            Media::Audio(f) => Some(f),
+            Media::H264(_) => None,
+        }
+    }
+
+    /// `video` or `audio`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Media::H264(_) => "video",
+            Media::Audio(_) => "audio",
+        }
+    }
+}
+
+impl From<AudioFrame> for Media {
+    fn from(f: AudioFrame) -> Self {
+        Media::Audio(f)
+    }
+}
+
+/// A copy (the data is shared, not copied).
+impl From<&AudioFrame> for Media {
+    fn from(f: &AudioFrame) -> Self {
+        Media::Audio(f.clone())
     }
 }
 

@@ -768,6 +768,7 @@ impl SessionCore for RtmpPublisherCore {
     fn send(&mut self, now: Instant, media: &Media) -> Result<(), RtmpError> {
         match media {
             Media::H264(au) => RtmpPublisherCore::send(self, now, au),
+            Media::Audio(_) => Err(MediaError::NoTrack { kind: "audio" }.into()),
         }
     }
 
