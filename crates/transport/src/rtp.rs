@@ -1,4 +1,5 @@
-//! RTP packetization of H.264 (RFC 3550, RFC 6184 packetization-mode=1).
+//! RTP packetization of H.264 (RFC 3550, RFC 6184 packetization-mode=1), and of audio
+//! ([`AudioPacketizer`]: AAC per RFC 3640, MP3 per RFC 2250, Opus per RFC 7587, G.711).
 //!
 //! [`Packetizer`] turns each [`AccessUnit`] into RTP packets:
 //!
@@ -32,6 +33,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::h264::{nal_type, nal_unit_type, AccessUnit};
 use crate::TimeBase;
+
+mod audio;
+pub use audio::{default_payload_type, AudioPacketizer, MAX_AAC_FRAME, MAX_AAC_FRAMES_PER_PACKET};
 
 /// Length of the fixed RTP header without CSRCs or extensions (RFC 3550 §5.1).
 pub const RTP_HEADER_LEN: usize = 12;
@@ -78,6 +82,20 @@ pub enum RtpError {
     EmptyAccessUnit {
         /// The access unit's pts, in its own time base.
         pts: i64,
+    },
+    /// An audio frame without data.
+    #[error("audio frame at pts {pts} is empty")]
+    EmptyAudioFrame {
+        /// The frame's pts, in its own time base.
+        pts: i64,
+    },
+    /// An audio frame larger than its payload format can carry.
+    #[error("audio frame of {len} bytes is larger than the {limit} bytes RTP can carry for it")]
+    FrameTooLarge {
+        /// The frame's length.
+        len: usize,
+        /// The limit.
+        limit: usize,
     },
     /// A NAL unit type that RFC 6184 cannot carry: 24–29 would be read as aggregation or
     /// fragmentation packets, and receivers ignore 0, 30 and 31 (RFC 6184 §5.2, Table 3).

@@ -3,8 +3,15 @@
 //! never touches a socket or reads a clock; [`super::RtspPublisher`] drives it with tokio.
 //!
 //! Session flow (RFC 2326 §10, Appendix A.1 client state machine): OPTIONS → ANNOUNCE (SDP)
-//! → SETUP (one track) → RECORD → media, with keepalives → TEARDOWN. A 401 is answered once per
-//! request with the server's challenge, which is then reused for every later request.
+//! → SETUP of each track (video, then audio, in the same session) → RECORD → media, with
+//! keepalives → TEARDOWN. A 401 is answered once per request with the server's challenge,
+//! which is then reused for every later request.
+//!
+//! Each track has its own SSRC, sequence numbers and RTCP: over TCP the interleaved channels
+//! `2i` (RTP) and `2i + 1` (RTCP) for track `i`, over UDP its own client port pair. Sender
+//! reports of every track take their NTP / RTP timestamp pair from one media clock (RFC 3550
+//! §6.4.1): the media time of the last unit sent, moved on by the wall time since, so a
+//! receiver can line the tracks up; all tracks share one CNAME (§6.5.1).
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -12,9 +19,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::audio::{AudioFrame, AudioTrack};
 use crate::h264::{nal_type, nal_unit_type, AccessUnit, VideoTrack};
 use crate::rtcp::{self, NtpTimestamp, ReportBlock, RtcpPacket, SenderInfo};
-use crate::rtp::{Packetizer, PacketizerConfig, RtpPacket};
+use crate::rtp::{default_payload_type, AudioPacketizer, Packetizer, PacketizerConfig, RtpPacket};
 use crate::session::later;
 use crate::session::{
     Chunks, Media, MediaError, PublisherStats, ReceptionReport, SessionCore, SessionEvent, Track,
@@ -26,7 +34,7 @@ use super::auth::{best_challenge, parse_challenges, Authenticator, Challenge};
 use super::error::{Method, RtspError, StatusError, Step};
 use super::headers::{public_lists, SessionHeader, TransportHeader};
 use super::message::{response_bytes, Incoming, MessageDecoder, Request, Response};
-use super::sdp::{self, SdpParams};
+use super::sdp::{self, SdpMedia, SdpParams};
 use super::url::RtspUrl;
 
 /// Settings of an RTSP publisher. Start from [`RtspOptions::default`] and change what differs
@@ -62,6 +70,13 @@ pub struct RtspOptions {
     pub session_name: String,
     /// RTP payload type, payload size, and optional fixed SSRC / sequence / timestamp offset.
     pub packetizer: PacketizerConfig,
+    /// The same for the audio track. Its payload type is used for codecs without a static
+    /// one (AAC, Opus: default 97); PCMU, PCMA and MP3 always use theirs (0, 8, 14).
+    pub audio_packetizer: PacketizerConfig,
+    /// The longest span of audio one RTP packet carries (default 40 ms, which puts two AAC
+    /// frames in most packets; zero sends each frame in its own packet). A frame held back
+    /// for the next one waits at most this long.
+    pub audio_aggregation: Duration,
 }
 
 impl Default for RtspOptions {
@@ -79,6 +94,9 @@ impl Default for RtspOptions {
             user_agent: concat!("mpegcoder/", env!("CARGO_PKG_VERSION")).to_string(),
             session_name: "mpegcoder".to_string(),
             packetizer: PacketizerConfig::default(),
+            audio_packetizer: PacketizerConfig::default()
+                .with_payload_type(default_payload_type(crate::audio::AudioCodec::Aac)),
+            audio_aggregation: Duration::from_millis(40),
         }
     }
 }
@@ -155,18 +173,31 @@ impl RtspOptions {
         self.packetizer = packetizer;
         self
     }
+
+    /// The RTP packetizer settings of the audio track.
+    pub fn with_audio_packetizer(mut self, packetizer: PacketizerConfig) -> Self {
+        self.audio_packetizer = packetizer;
+        self
+    }
+
+    /// The longest span of audio one RTP packet carries (zero: one frame per packet).
+    pub fn with_audio_aggregation(mut self, span: Duration) -> Self {
+        self.audio_aggregation = span;
+        self
+    }
 }
 
 /// What the driver knows about the connection when it creates the core.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnectionInfo {
     /// The server's address (the peer of the TCP connection): `c=` in the SDP, and where UDP
     /// media goes.
     pub server_ip: IpAddr,
     /// Our address on the connection (`o=` in the SDP).
     pub local_ip: IpAddr,
-    /// UDP only: our RTP and RTCP ports (an even/odd pair, RFC 3550 §11).
-    pub client_ports: Option<(u16, u16)>,
+    /// UDP only: our RTP and RTCP ports (an even/odd pair, RFC 3550 §11), one pair per
+    /// track in the order of the tracks. Empty over TCP.
+    pub client_ports: Vec<(u16, u16)>,
     /// A random value: the SDP session id, Digest client nonces and the RTCP CNAME derive
     /// from it.
     pub seed: u64,
@@ -176,12 +207,18 @@ pub struct ConnectionInfo {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PublishStats {
-    /// RTP packets sent.
+    /// RTP packets of video sent.
     pub packets: u64,
-    /// RTP payload octets sent (headers excluded, as in RTCP sender reports).
+    /// RTP payload octets of video sent (headers excluded, as in RTCP sender reports).
     pub octets: u64,
     /// Access units sent.
     pub frames: u64,
+    /// RTP packets of audio sent.
+    pub audio_packets: u64,
+    /// RTP payload octets of audio sent.
+    pub audio_octets: u64,
+    /// Audio frames sent (or held back for the next packet).
+    pub audio_frames: u64,
 }
 
 /// The media transport the server accepted.
@@ -205,6 +242,21 @@ pub enum NegotiatedTransport {
     },
 }
 
+/// What the server accepted for one track.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NegotiatedTrack {
+    /// `video` or `audio`.
+    pub kind: &'static str,
+    /// The media transport.
+    pub transport: NegotiatedTransport,
+    /// The URL its SETUP was sent to (without credentials).
+    pub setup_url: String,
+    /// Its RTP SSRC.
+    pub ssrc: u32,
+    /// Its RTP payload type.
+    pub payload_type: u8,
+}
+
 /// The outcome of the setup, once RECORD is accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Negotiated {
@@ -212,14 +264,16 @@ pub struct Negotiated {
     pub session_id: String,
     /// The session timeout (from the server, or the default).
     pub session_timeout: Duration,
-    /// The media transport.
+    /// The media transport of the first track.
     pub transport: NegotiatedTransport,
-    /// The URL SETUP was sent to (without credentials).
+    /// The URL the first track's SETUP was sent to (without credentials).
     pub setup_url: String,
-    /// Our RTP SSRC.
+    /// The first track's RTP SSRC.
     pub ssrc: u32,
     /// The method used for keepalives.
     pub keepalive: Method,
+    /// Every track, in the order of the SDP.
+    pub tracks: Vec<NegotiatedTrack>,
 }
 
 /// Where the publisher is in the session.
@@ -230,7 +284,7 @@ pub enum State {
     Options,
     /// Waiting for the reply to ANNOUNCE.
     Announce,
-    /// Waiting for the reply to SETUP.
+    /// Waiting for the reply to a SETUP.
     Setup,
     /// Waiting for the reply to RECORD.
     Record,
@@ -278,7 +332,14 @@ struct Pending {
 pub struct RtspPublisherCore {
     url: RtspUrl,
     base: RtspUrl,
-    track: VideoTrack,
+    /// The video track, for the SDP and the parameter sets put in front of key frames.
+    video: Option<VideoTrack>,
+    /// The audio track, for the SDP.
+    audio_track: Option<AudioTrack>,
+    /// The tracks, in SDP order.
+    tracks: Vec<MediaTrack>,
+    /// The track whose SETUP is under way.
+    setup_index: usize,
     opts: RtspOptions,
     conn: ConnectionInfo,
     state: State,
@@ -289,7 +350,6 @@ pub struct RtspPublisherCore {
     keepalive: Method,
     session: Option<SessionHeader>,
     negotiated: Option<Negotiated>,
-    packetizer: Packetizer,
     scratch: Vec<RtpPacket>,
     transmits: VecDeque<Transmit>,
     /// Bytes of media and requests queued and not yet taken by `poll_transmit`.
@@ -301,21 +361,118 @@ pub struct RtspPublisherCore {
     bytes_written: u64,
     events: VecDeque<SessionEvent>,
     failure: Option<RtspError>,
-    reception: Option<ReceptionReport>,
     receiver_reports: u64,
     server_bye: bool,
     shutdown_deadline: Option<Instant>,
     next_keepalive: Option<Instant>,
     next_sr: Option<Instant>,
     drain_deadline: Option<Instant>,
-    /// RTP timestamp (of the dts) of the last access unit and when it was sent.
-    sr_reference: Option<(u32, Instant)>,
+    /// The media clock of every track's sender reports: the media time (nanoseconds, the
+    /// timeline of the units' timestamps) of the last unit sent, and when it was sent.
+    sr_reference: Option<(i128, Instant)>,
     wall_anchor: (Instant, SystemTime),
+    /// The oldest audio frame held back for aggregation (its RTP timestamp) and when it must
+    /// go at the latest.
+    audio_flush: Option<(u32, Instant)>,
+    cname: String,
+}
+
+/// How one track's units become RTP packets.
+#[derive(Debug)]
+enum Packer {
+    Video(Packetizer),
+    Audio(AudioPacketizer),
+}
+
+/// One track of the session: its packetizer, what SETUP negotiated, what receivers reported.
+#[derive(Debug)]
+struct MediaTrack {
+    kind: &'static str,
+    control: String,
+    packer: Packer,
+    transport: Option<NegotiatedTransport>,
+    setup_url: String,
     frames: u64,
     first_sequence: Option<u16>,
     /// Highest extended sequence number the server acknowledged.
     acked: Option<u32>,
-    cname: String,
+    reception: Option<ReceptionReport>,
+    /// A sender report went out for this track.
+    reported: bool,
+}
+
+impl MediaTrack {
+    /// Track `index` of the session: `a=control:streamid=<index>`.
+    fn new(kind: &'static str, packer: Packer, index: usize) -> MediaTrack {
+        MediaTrack {
+            kind,
+            control: format!("streamid={index}"),
+            packer,
+            transport: None,
+            setup_url: String::new(),
+            frames: 0,
+            first_sequence: None,
+            acked: None,
+            reception: None,
+            reported: false,
+        }
+    }
+
+    fn ssrc(&self) -> u32 {
+        match &self.packer {
+            Packer::Video(p) => p.ssrc(),
+            Packer::Audio(p) => p.ssrc(),
+        }
+    }
+
+    fn payload_type(&self) -> u8 {
+        match &self.packer {
+            Packer::Video(p) => p.payload_type(),
+            Packer::Audio(p) => p.payload_type(),
+        }
+    }
+
+    fn packets_sent(&self) -> u64 {
+        match &self.packer {
+            Packer::Video(p) => p.packets_sent(),
+            Packer::Audio(p) => p.packets_sent(),
+        }
+    }
+
+    fn octets_sent(&self) -> u64 {
+        match &self.packer {
+            Packer::Video(p) => p.octets_sent(),
+            Packer::Audio(p) => p.octets_sent(),
+        }
+    }
+
+    fn clock_rate(&self) -> u32 {
+        match &self.packer {
+            Packer::Video(_) => 90_000,
+            Packer::Audio(p) => p.clock_rate(),
+        }
+    }
+
+    fn timestamp_offset(&self) -> u32 {
+        match &self.packer {
+            Packer::Video(p) => p.timestamp_offset(),
+            Packer::Audio(p) => p.timestamp_offset(),
+        }
+    }
+
+    /// True when a receiver report covered the track's last packet: its extended highest
+    /// sequence number (cycles counted from our first packet, RFC 3550 A.1) reached ours.
+    fn all_acknowledged(&self) -> bool {
+        let sent = self.packets_sent();
+        let Some(first) = self.first_sequence else {
+            return true;
+        };
+        if sent == 0 {
+            return true;
+        }
+        let last_ext = u64::from(first) + sent - 1;
+        self.acked.is_some_and(|a| u64::from(a) >= last_ext)
+    }
 }
 
 impl RtspPublisherCore {
@@ -329,14 +486,38 @@ impl RtspPublisherCore {
         now: Instant,
         wall: SystemTime,
     ) -> Result<RtspPublisherCore, RtspError> {
-        let Some(track) = tracks.iter().find_map(Track::video) else {
+        let video = tracks.iter().find_map(Track::video).cloned();
+        let audio = tracks.iter().find_map(Track::audio);
+        if video.is_none() && audio.is_none() {
             return Err(MediaError::NoTrack { kind: "video" }.into());
-        };
-        let packetizer = Packetizer::try_new(opts.packetizer).map_err(RtspError::Packetize)?;
-        if opts.transport == Transport::Udp && conn.client_ports.is_none() {
+        }
+        let mut media = Vec::with_capacity(2);
+        let mut video_ssrc = None;
+        if video.is_some() {
+            let packetizer = Packetizer::try_new(opts.packetizer).map_err(RtspError::Packetize)?;
+            video_ssrc = Some(packetizer.ssrc());
+            media.push(MediaTrack::new(
+                "video",
+                Packer::Video(packetizer),
+                media.len(),
+            ));
+        }
+        if let Some(audio) = audio {
+            let packetizer = audio_packetizer(audio, &opts, video_ssrc)?;
+            media.push(MediaTrack::new(
+                "audio",
+                Packer::Audio(packetizer),
+                media.len(),
+            ));
+        }
+        if opts.transport == Transport::Udp && conn.client_ports.len() < media.len() {
             return Err(RtspError::Protocol {
                 method: Method::Setup,
-                reason: "UDP transport needs local client ports".into(),
+                reason: format!(
+                    "UDP transport needs a local client port pair per track ({} for {} tracks)",
+                    conn.client_ports.len(),
+                    media.len()
+                ),
                 url: url.to_string(),
             });
         }
@@ -344,7 +525,10 @@ impl RtspPublisherCore {
         let mut core = RtspPublisherCore {
             base: url.clone(),
             url,
-            track: track.clone(),
+            video,
+            audio_track: audio.cloned(),
+            tracks: media,
+            setup_index: 0,
             opts,
             conn,
             state: State::Options,
@@ -355,7 +539,6 @@ impl RtspPublisherCore {
             keepalive: Method::Options,
             session: None,
             negotiated: None,
-            packetizer,
             scratch: Vec::new(),
             transmits: VecDeque::new(),
             queued: 0,
@@ -364,7 +547,6 @@ impl RtspPublisherCore {
             bytes_written: 0,
             events: VecDeque::new(),
             failure: None,
-            reception: None,
             receiver_reports: 0,
             server_bye: false,
             shutdown_deadline: None,
@@ -373,9 +555,7 @@ impl RtspPublisherCore {
             drain_deadline: None,
             sr_reference: None,
             wall_anchor: (now, wall),
-            frames: 0,
-            first_sequence: None,
-            acked: None,
+            audio_flush: None,
             cname,
         };
         let uri = core.url.as_str().to_string();
@@ -395,11 +575,22 @@ impl RtspPublisherCore {
 
     /// Counters so far.
     pub fn stats(&self) -> PublishStats {
-        PublishStats {
-            packets: self.packetizer.packets_sent(),
-            octets: self.packetizer.octets_sent(),
-            frames: self.frames,
+        let mut s = PublishStats::default();
+        for t in &self.tracks {
+            match t.packer {
+                Packer::Video(_) => {
+                    s.packets += t.packets_sent();
+                    s.octets += t.octets_sent();
+                    s.frames += t.frames;
+                }
+                Packer::Audio(_) => {
+                    s.audio_packets += t.packets_sent();
+                    s.audio_octets += t.octets_sent();
+                    s.audio_frames += t.frames;
+                }
+            }
         }
+        s
     }
 
     /// Bytes queued for transmission and not yet taken by [`poll_transmit`](Self::poll_transmit).
@@ -429,11 +620,15 @@ impl RtspPublisherCore {
 
     /// Counters in the form every session reports them.
     pub fn publisher_stats(&self) -> PublisherStats {
+        let s = self.stats();
         PublisherStats {
-            frames: self.frames,
-            bytes: self.packetizer.octets_sent(),
+            frames: s.frames,
+            bytes: s.octets,
+            audio_frames: s.audio_frames,
+            audio_bytes: s.audio_octets,
             bytes_written: self.bytes_written,
-            reception: self.reception,
+            // The first track's (the video's when there is video), else any track's.
+            reception: self.tracks.iter().find_map(|t| t.reception),
             receiver_reports: self.receiver_reports,
             server_bye: self.server_bye,
             protocol: crate::session::ProtocolStats::Rtsp(self.stats()),
@@ -476,6 +671,7 @@ impl RtspPublisherCore {
                     consider(self.next_keepalive);
                 }
                 consider(self.next_sr);
+                consider(self.audio_flush.map(|(_, at)| at));
             }
             State::Draining => consider(self.drain_deadline),
             _ => {}
@@ -596,11 +792,27 @@ impl RtspPublisherCore {
             session_id: self.conn.seed >> 1,
             local_ip: self.conn.local_ip,
             server_ip: self.conn.server_ip,
-            payload_type: self.opts.packetizer.payload_type,
-            control: CONTROL.to_string(),
             session_name: self.opts.session_name.clone(),
         };
-        let body = Bytes::from(sdp::to_bytes(&self.track, &params));
+        let described: Vec<Track> = self
+            .tracks
+            .iter()
+            .map(|t| match &t.packer {
+                Packer::Video(_) => self.video.clone().map(Track::H264),
+                Packer::Audio(_) => self.audio_track.clone().map(Track::Audio),
+            })
+            .collect::<Option<Vec<Track>>>()
+            .unwrap_or_default();
+        let medias: Vec<SdpMedia<'_>> = described
+            .iter()
+            .zip(&self.tracks)
+            .map(|(track, t)| SdpMedia {
+                track,
+                payload_type: t.payload_type(),
+                control: &t.control,
+            })
+            .collect();
+        let body = Bytes::from(sdp::to_bytes(&medias, &params));
         let uri = self.url.as_str().to_string();
         self.state = State::Announce;
         self.request(
@@ -612,15 +824,27 @@ impl RtspPublisherCore {
         );
     }
 
-    fn send_setup(&mut self, now: Instant) -> Result<(), RtspError> {
-        let setup_url = self.base.join_control(CONTROL)?;
-        let transport = match (self.opts.transport, self.conn.client_ports) {
+    /// SETUP of track `index` (RFC 2326 §10.4): its control URL and transport, interleaved
+    /// channels `2i`–`2i+1` over TCP, its own client port pair over UDP.
+    fn send_setup(&mut self, now: Instant, index: usize) -> Result<(), RtspError> {
+        let control = self
+            .tracks
+            .get(index)
+            .map(|t| t.control.clone())
+            .unwrap_or_default();
+        let setup_url = self.base.join_control(&control)?;
+        let transport = match (self.opts.transport, self.conn.client_ports.get(index)) {
             (Transport::Udp, Some((rtp, rtcp))) => {
                 format!("RTP/AVP;unicast;client_port={rtp}-{rtcp};mode=record")
             }
-            _ => "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record".to_string(),
+            _ => format!(
+                "RTP/AVP/TCP;unicast;interleaved={}-{};mode=record",
+                2 * index,
+                2 * index + 1
+            ),
         };
         let uri = setup_url.as_str().to_string();
+        self.setup_index = index;
         self.state = State::Setup;
         self.request(
             now,
@@ -669,12 +893,12 @@ impl RtspPublisherCore {
             };
             match msg {
                 Incoming::Data { channel, payload } => {
-                    if let Some(NegotiatedTransport::Tcp { rtcp_channel, .. }) =
-                        self.negotiated.as_ref().map(|n| n.transport)
-                    {
-                        if channel == rtcp_channel {
-                            self.handle_rtcp(now, &payload);
-                        }
+                    let rtcp = self.tracks.iter().any(|t| {
+                        matches!(t.transport, Some(NegotiatedTransport::Tcp { rtcp_channel, .. })
+                            if rtcp_channel == channel)
+                    });
+                    if rtcp {
+                        self.handle_rtcp(now, &payload);
                     }
                 }
                 Incoming::Request(req) => {
@@ -709,14 +933,17 @@ impl RtspPublisherCore {
         let Ok(packets) = rtcp::parse_compound(data) else {
             return;
         };
-        let ssrc = self.packetizer.ssrc();
         let arrival = NtpTimestamp::from_system_time(self.wall_at(now)).middle32();
         for p in &packets {
-            for block in p.report_blocks().iter().filter(|b| b.ssrc == ssrc) {
+            for block in p.report_blocks() {
+                // The report block names the source it is about (RFC 3550 §6.4.1).
+                let Some(t) = self.tracks.iter_mut().find(|t| t.ssrc() == block.ssrc) else {
+                    continue;
+                };
                 let ext = block.extended_highest_sequence;
-                self.acked = Some(self.acked.map_or(ext, |a| a.max(ext)));
-                let report = reception_report(block, arrival, 90_000);
-                self.reception = Some(report);
+                t.acked = Some(t.acked.map_or(ext, |a| a.max(ext)));
+                let report = reception_report(block, arrival, t.clock_rate());
+                t.reception = Some(report);
                 self.receiver_reports += 1;
                 self.events.push_back(SessionEvent::ReceiverReport(report));
             }
@@ -730,18 +957,9 @@ impl RtspPublisherCore {
         }
     }
 
-    /// True when a receiver report covered our last packet: its extended highest sequence
-    /// number (cycles counted from our first packet, RFC 3550 A.1) reached ours.
+    /// True when receiver reports covered the last packet of every track.
     fn all_acknowledged(&self) -> bool {
-        let sent = self.packetizer.packets_sent();
-        let Some(first) = self.first_sequence else {
-            return true;
-        };
-        if sent == 0 {
-            return true;
-        }
-        let last_ext = u64::from(first) + sent - 1;
-        self.acked.is_some_and(|a| u64::from(a) >= last_ext)
+        self.tracks.iter().all(MediaTrack::all_acknowledged)
     }
 
     /// The server closed the connection (read returned 0 bytes).
@@ -840,7 +1058,7 @@ impl RtspPublisherCore {
                 {
                     self.base = self.url.with_base(b)?;
                 }
-                self.send_setup(now)
+                self.send_setup(now, 0)
             }
             Method::Setup => {
                 if !ok {
@@ -962,6 +1180,7 @@ impl RtspPublisherCore {
                 .map_err(|e| protocol_err(format!("Transport header: {e}")))?,
             None => return Err(protocol_err("reply has no Transport header".into())),
         };
+        let index = self.setup_index;
         let transport = match self.opts.transport {
             Transport::Tcp => {
                 if !th.is_tcp() {
@@ -970,7 +1189,18 @@ impl RtspPublisherCore {
                         th.protocol
                     )));
                 }
-                let (rtp_channel, rtcp_channel) = th.interleaved.unwrap_or((0, 1));
+                let asked = ((2 * index) as u8, (2 * index + 1) as u8);
+                let (rtp_channel, rtcp_channel) = th.interleaved.unwrap_or(asked);
+                let taken = self.tracks.iter().take(index).any(|t| {
+                    matches!(t.transport, Some(NegotiatedTransport::Tcp { rtp_channel: r, rtcp_channel: c })
+                        if r == rtp_channel || c == rtcp_channel || r == rtcp_channel || c == rtp_channel)
+                });
+                if taken {
+                    return Err(protocol_err(format!(
+                        "the server gave interleaved channels {rtp_channel}-{rtcp_channel}, \
+                         which another track already uses"
+                    )));
+                }
                 NegotiatedTransport::Tcp {
                     rtp_channel,
                     rtcp_channel,
@@ -986,13 +1216,37 @@ impl RtspPublisherCore {
                 let (rtp, rtcp) = th
                     .server_port
                     .ok_or_else(|| protocol_err("UDP reply has no server_port".into()))?;
-                let client_ports = self.conn.client_ports.unwrap_or((0, 0));
+                let client_ports = self.conn.client_ports.get(index).copied().unwrap_or((0, 0));
                 NegotiatedTransport::Udp {
                     server_rtp: SocketAddr::new(self.conn.server_ip, rtp),
                     server_rtcp: SocketAddr::new(self.conn.server_ip, rtcp),
                     client_ports,
                 }
             }
+        };
+        if let Some(t) = self.tracks.get_mut(index) {
+            t.transport = Some(transport);
+            t.setup_url = redact_url(&p.uri);
+        }
+        if index + 1 < self.tracks.len() {
+            // RFC 2326 §10.4: further SETUPs carry the Session header of the first reply.
+            return self.send_setup(now, index + 1);
+        }
+        let tracks: Vec<NegotiatedTrack> = self
+            .tracks
+            .iter()
+            .filter_map(|t| {
+                Some(NegotiatedTrack {
+                    kind: t.kind,
+                    transport: t.transport?,
+                    setup_url: t.setup_url.clone(),
+                    ssrc: t.ssrc(),
+                    payload_type: t.payload_type(),
+                })
+            })
+            .collect();
+        let Some(first) = tracks.first().cloned() else {
+            return Err(protocol_err("no track was set up".into()));
         };
         self.negotiated = Some(Negotiated {
             session_id: self
@@ -1001,10 +1255,11 @@ impl RtspPublisherCore {
                 .map(|s| s.id.clone())
                 .unwrap_or_default(),
             session_timeout: self.opts.default_session_timeout,
-            transport,
-            setup_url: redact_url(&p.uri),
-            ssrc: self.packetizer.ssrc(),
+            transport: first.transport,
+            setup_url: first.setup_url,
+            ssrc: first.ssrc,
             keepalive: self.keepalive,
+            tracks,
         });
         self.state = State::Record;
         let uri = self.base.as_str().to_string();
@@ -1070,6 +1325,9 @@ impl RtspPublisherCore {
         }
         match self.state {
             State::Recording => {
+                if self.audio_flush.is_some_and(|(_, at)| now >= at) {
+                    self.flush_audio(now);
+                }
                 if self.next_sr.is_some_and(|t| now >= t) {
                     self.queue_sender_report(now, false);
                     self.next_sr = Some(later(now, self.sr_interval()));
@@ -1097,6 +1355,83 @@ impl RtspPublisherCore {
     /// Packetizes one access unit and queues its RTP packets (over TCP: one [`Transmit`] for
     /// the whole access unit). Errors about the access unit itself leave the session intact.
     pub fn send(&mut self, now: Instant, au: &AccessUnit) -> Result<(), RtspError> {
+        self.check_sendable()?;
+        let Some(index) = self
+            .tracks
+            .iter()
+            .position(|t| matches!(t.packer, Packer::Video(_)))
+        else {
+            return Err(MediaError::NoTrack { kind: "video" }.into());
+        };
+        let with_ps;
+        let au = match &self.video {
+            Some(track)
+                if self.opts.prepend_parameter_sets && au.key && !au.has_parameter_sets() =>
+            {
+                with_ps = with_parameter_sets(au, track);
+                &with_ps
+            }
+            _ => au,
+        };
+        let mut packets = std::mem::take(&mut self.scratch);
+        packets.clear();
+        let Some(Packer::Video(packetizer)) = self.tracks.get_mut(index).map(|t| &mut t.packer)
+        else {
+            return Err(MediaError::NoTrack { kind: "video" }.into());
+        };
+        if let Err(e) = packetizer.packetize(au, &mut packets) {
+            self.scratch = packets;
+            return Err(RtspError::Packetize(e));
+        }
+        if let Some(t) = self.tracks.get_mut(index) {
+            t.frames += 1;
+        }
+        self.sr_reference = Some((au.time_base.ticks_to_nanos(au.dts), now));
+        self.transmit_packets(now, index, packets);
+        Ok(())
+    }
+
+    /// Packetizes one audio frame and queues its RTP packets; AAC frames may wait (at most
+    /// [`RtspOptions::audio_aggregation`]) to share a packet with the next ones. Errors about
+    /// the frame itself leave the session intact.
+    pub fn send_audio(&mut self, now: Instant, frame: &AudioFrame) -> Result<(), RtspError> {
+        self.check_sendable()?;
+        let Some(index) = self
+            .tracks
+            .iter()
+            .position(|t| matches!(t.packer, Packer::Audio(_)))
+        else {
+            return Err(MediaError::NoTrack { kind: "audio" }.into());
+        };
+        let mut packets = std::mem::take(&mut self.scratch);
+        packets.clear();
+        let Some(Packer::Audio(packetizer)) = self.tracks.get_mut(index).map(|t| &mut t.packer)
+        else {
+            return Err(MediaError::NoTrack { kind: "audio" }.into());
+        };
+        if let Err(e) = packetizer.push(frame, &mut packets) {
+            self.scratch = packets;
+            return Err(RtspError::Packetize(e));
+        }
+        let pending = packetizer.pending_since();
+        self.audio_flush = match (pending, self.audio_flush) {
+            (None, _) => None,
+            (Some(ts), Some((held, at))) if held == ts => Some((held, at)),
+            (Some(ts), _) => Some((ts, later(now, self.opts.audio_aggregation))),
+        };
+        if let Some(t) = self.tracks.get_mut(index) {
+            t.frames += 1;
+        }
+        self.sr_reference = Some((frame.time_base.ticks_to_nanos(frame.pts), now));
+        if packets.is_empty() {
+            self.scratch = packets;
+        } else {
+            self.transmit_packets(now, index, packets);
+        }
+        Ok(())
+    }
+
+    fn check_sendable(&self) -> Result<(), RtspError> {
         if self.state != State::Recording {
             return Err(RtspError::NotRecording(match self.state {
                 State::Failed => "failed",
@@ -1110,29 +1445,41 @@ impl RtspPublisherCore {
                 limit: self.opts.send_queue_bytes,
             });
         }
-        let Some(transport) = self.negotiated.as_ref().map(|n| n.transport) else {
-            return Err(RtspError::NotRecording("setup not finished"));
+        Ok(())
+    }
+
+    /// Sends the audio frames held back for aggregation.
+    fn flush_audio(&mut self, now: Instant) {
+        self.audio_flush = None;
+        let Some(index) = self
+            .tracks
+            .iter()
+            .position(|t| matches!(t.packer, Packer::Audio(_)))
+        else {
+            return;
         };
-        let with_ps;
-        let au = if self.opts.prepend_parameter_sets && au.key && !au.has_parameter_sets() {
-            with_ps = with_parameter_sets(au, &self.track);
-            &with_ps
-        } else {
-            au
+        let mut packets = Vec::new();
+        if let Some(Packer::Audio(p)) = self.tracks.get_mut(index).map(|t| &mut t.packer) {
+            p.flush(&mut packets);
+        }
+        if !packets.is_empty() {
+            self.transmit_packets(now, index, packets);
+        }
+    }
+
+    /// Queues one unit's packets on track `index`'s transport, and the track's first sender
+    /// report right after its first packets (RFC 3550 §6.2 allows the first report early),
+    /// so that a receiver can line the tracks up from the start.
+    fn transmit_packets(&mut self, now: Instant, index: usize, mut packets: Vec<RtpPacket>) {
+        let Some(t) = self.tracks.get_mut(index) else {
+            return;
         };
-        let mut packets = std::mem::take(&mut self.scratch);
-        packets.clear();
-        if let Err(e) = self.packetizer.packetize(au, &mut packets) {
-            self.scratch = packets;
-            return Err(RtspError::Packetize(e));
+        if t.first_sequence.is_none() {
+            t.first_sequence = packets.first().map(RtpPacket::sequence);
         }
-        if self.first_sequence.is_none() {
-            self.first_sequence = packets.first().map(RtpPacket::sequence);
-        }
-        self.frames += 1;
-        self.sr_reference = Some((self.packetizer.rtp_timestamp_dts(au), now));
-        match transport {
-            NegotiatedTransport::Tcp { rtp_channel, .. } => {
+        let first_report = !t.reported;
+        match t.transport {
+            Some(NegotiatedTransport::Tcp { rtp_channel, .. }) => {
                 let mut chunks = Chunks::with_capacity(packets.len());
                 for p in packets.drain(..) {
                     chunks.push_interleaved(rtp_channel, p);
@@ -1140,40 +1487,69 @@ impl RtspPublisherCore {
                 self.scratch = packets;
                 self.push_transmit(now, Transmit::Stream(chunks));
             }
-            NegotiatedTransport::Udp { server_rtp, .. } => {
+            Some(NegotiatedTransport::Udp { server_rtp, .. }) => {
                 self.bytes_written += packets.iter().map(|p| p.len() as u64).sum::<u64>();
                 self.push_transmit(
                     now,
                     Transmit::RtpDatagrams {
+                        socket: index,
                         dest: server_rtp,
                         packets,
                     },
                 );
             }
+            None => self.scratch = packets,
+        }
+        if first_report {
+            self.queue_track_report(now, index, false);
         }
         if self.next_sr.is_none() {
-            // The first sender report goes right after the first access unit (RFC 3550
-            // §6.2 allows the first report early); then every interval.
-            self.queue_sender_report(now, false);
             self.next_sr = Some(later(now, self.sr_interval()));
         }
-        Ok(())
     }
 
+    /// The RTP timestamp of track `t` at `now` on the media clock of every sender report.
+    fn rtp_timestamp_at(&self, t: &MediaTrack, now: Instant) -> u32 {
+        let Some((media_ns, at)) = self.sr_reference else {
+            return t.timestamp_offset();
+        };
+        let elapsed = match now.checked_duration_since(at) {
+            Some(d) => i128::try_from(d.as_nanos()).unwrap_or(i128::MAX),
+            None => -i128::try_from(at.duration_since(now).as_nanos()).unwrap_or(i128::MAX),
+        };
+        let ns = media_ns.saturating_add(elapsed);
+        // Ticks of the track's clock, to the nearest (the packetizers round timestamps so).
+        let ticks =
+            (ns.saturating_mul(i128::from(t.clock_rate())) + 500_000_000).div_euclid(1_000_000_000);
+        // The low 32 bits: RTP timestamps wrap modulo 2^32 (RFC 3550 §5.1).
+        (ticks as u32).wrapping_add(t.timestamp_offset())
+    }
+
+    /// A sender report (with BYE when `bye`) for every track that sent packets.
     fn queue_sender_report(&mut self, now: Instant, bye: bool) {
-        let rtp_timestamp = match self.sr_reference {
-            Some((rtp, at)) => rtcp::rtp_timestamp_at(rtp, at, now, 90_000),
-            None => self.packetizer.timestamp_offset(),
+        for index in 0..self.tracks.len() {
+            let sent = self.tracks.get(index).is_some_and(|t| t.packets_sent() > 0);
+            if sent || bye {
+                self.queue_track_report(now, index, bye);
+            }
+        }
+    }
+
+    /// One track's compound RTCP packet: SR + SDES CNAME (+ BYE), RFC 3550 §6.1, on the
+    /// track's RTCP channel or port.
+    fn queue_track_report(&mut self, now: Instant, index: usize, bye: bool) {
+        let Some(t) = self.tracks.get(index) else {
+            return;
         };
         let info = SenderInfo {
-            ssrc: self.packetizer.ssrc(),
+            ssrc: t.ssrc(),
             ntp: NtpTimestamp::from_system_time(self.wall_at(now)),
-            rtp_timestamp,
-            packet_count: self.packetizer.packets_sent() as u32,
-            octet_count: self.packetizer.octets_sent() as u32,
+            rtp_timestamp: self.rtp_timestamp_at(t, now),
+            packet_count: t.packets_sent() as u32,
+            octet_count: t.octets_sent() as u32,
         };
+        let transport = t.transport;
         let mut buf = BytesMut::with_capacity(128);
-        let transport = self.negotiated.as_ref().map(|n| n.transport);
         if let Some(NegotiatedTransport::Tcp { rtcp_channel, .. }) = transport {
             // Interleaved frame header; the length is filled in below.
             buf.extend_from_slice(&[b'$', rtcp_channel, 0, 0]);
@@ -1187,7 +1563,7 @@ impl RtspPublisherCore {
             // Only an over-long CNAME fails, and ours is short.
             return;
         }
-        let t = match transport {
+        let transmit = match transport {
             Some(NegotiatedTransport::Tcp { .. }) => {
                 let len = u16::try_from(buf.len().saturating_sub(4)).unwrap_or(u16::MAX);
                 if let Some(b) = buf.get_mut(2..4) {
@@ -1198,13 +1574,17 @@ impl RtspPublisherCore {
             Some(NegotiatedTransport::Udp { server_rtcp, .. }) => {
                 self.bytes_written += buf.len() as u64;
                 Transmit::RtcpDatagram {
+                    socket: index,
                     dest: server_rtcp,
                     data: buf.freeze(),
                 }
             }
             None => return,
         };
-        self.push_transmit(now, t);
+        if let Some(t) = self.tracks.get_mut(index) {
+            t.reported = true;
+        }
+        self.push_transmit(now, transmit);
     }
 
     /// Ends the session: RTCP BYE, then (UDP) a bounded wait for the server's receiver report
@@ -1213,6 +1593,8 @@ impl RtspPublisherCore {
     pub fn close(&mut self, now: Instant) -> Result<(), RtspError> {
         match self.state {
             State::Recording => {
+                // The audio held back for aggregation goes first.
+                self.flush_audio(now);
                 let udp = matches!(
                     self.negotiated.as_ref().map(|n| n.transport),
                     Some(NegotiatedTransport::Udp { .. })
@@ -1330,7 +1712,7 @@ impl SessionCore for RtspPublisherCore {
     fn send(&mut self, now: Instant, media: &Media) -> Result<(), RtspError> {
         match media {
             Media::H264(au) => RtspPublisherCore::send(self, now, au),
-            Media::Audio(_) => Err(MediaError::NoTrack { kind: "audio" }.into()),
+            Media::Audio(f) => RtspPublisherCore::send_audio(self, now, f),
         }
     }
 
@@ -1359,8 +1741,27 @@ impl SessionCore for RtspPublisherCore {
     }
 }
 
-/// The `a=control` of our one track.
-const CONTROL: &str = "streamid=0";
+/// The audio track's packetizer: the codec's static payload type where it has one, the
+/// options' otherwise; an SSRC different from the video's (RFC 3550 §8: one per source).
+fn audio_packetizer(
+    track: &AudioTrack,
+    opts: &RtspOptions,
+    video_ssrc: Option<u32>,
+) -> Result<AudioPacketizer, RtspError> {
+    let mut cfg = opts.audio_packetizer;
+    let pt = default_payload_type(track.codec);
+    if pt < 96 {
+        cfg.payload_type = pt;
+    }
+    let mut p =
+        AudioPacketizer::new(track, cfg, opts.audio_aggregation).map_err(RtspError::Packetize)?;
+    if video_ssrc == Some(p.ssrc()) {
+        cfg.ssrc = Some(p.ssrc() ^ 1);
+        p = AudioPacketizer::new(track, cfg, opts.audio_aggregation)
+            .map_err(RtspError::Packetize)?;
+    }
+    Ok(p)
+}
 
 /// A copy of `au` with the track's SPS and PPS in front (after any access unit delimiter,
 /// which must come first: H.264 §7.4.1.2.3). Zero-copy: the NAL units are shared.

@@ -46,7 +46,11 @@ fn conn(transport: Transport) -> ConnectionInfo {
     ConnectionInfo {
         server_ip: "127.0.0.1".parse().unwrap(),
         local_ip: "127.0.0.1".parse().unwrap(),
-        client_ports: (transport == Transport::Udp).then_some((5000, 5001)),
+        client_ports: if transport == Transport::Udp {
+            vec![(5000, 5001)]
+        } else {
+            Vec::new()
+        },
         seed: 7,
     }
 }
@@ -112,11 +116,13 @@ fn drain(core: &mut RtspPublisherCore) -> Vec<Out> {
                 assert_eq!(&v[..], &c.to_bytes()[..]);
                 Out::Tcp(v)
             }
-            Transmit::RtpDatagrams { dest, packets } => Out::UdpRtp(
+            Transmit::RtpDatagrams { dest, packets, .. } => Out::UdpRtp(
                 dest.to_string(),
                 packets.iter().map(|p| p.to_bytes().to_vec()).collect(),
             ),
-            Transmit::RtcpDatagram { dest, data } => Out::UdpRtcp(dest.to_string(), data.to_vec()),
+            Transmit::RtcpDatagram { dest, data, .. } => {
+                Out::UdpRtcp(dest.to_string(), data.to_vec())
+            }
             Transmit::Shutdown => Out::Shutdown,
         });
     }
@@ -1336,4 +1342,337 @@ fn requests_carry_the_real_query_and_messages_the_redacted_one() {
     let shown = format!("{e} {e:?}");
     assert!(!shown.contains("s3cr3t"), "{shown}");
     assert!(shown.contains("token=***"), "{shown}");
+}
+
+// ---- audio ---------------------------------------------------------------------------------
+
+/// AAC LC, 48 kHz, stereo.
+fn aac() -> AudioTrack {
+    AudioTrack::aac(Bytes::from_static(&[0x11, 0x90])).unwrap()
+}
+
+const AUDIO_SSRC: u32 = 0x0a0b_0c0d;
+
+fn av_options(transport: Transport, aggregation: Duration) -> RtspOptions {
+    let mut o = options(transport).with_audio_aggregation(aggregation);
+    o.audio_packetizer.ssrc = Some(AUDIO_SSRC);
+    o.audio_packetizer.initial_sequence = Some(100);
+    o.audio_packetizer.timestamp_offset = Some(5000);
+    o
+}
+
+/// AAC frame `n` (1024 samples at 48 kHz) of `size` bytes.
+fn audio_frame(n: i64, size: usize) -> AudioFrame {
+    AudioFrame::new(
+        Bytes::from(vec![n as u8; size]),
+        n * 1024,
+        TimeBase::new(1, 48_000),
+    )
+}
+
+/// Runs OPTIONS..RECORD for video + AAC; checks both SETUPs on the way.
+fn av_recording(opts: RtspOptions, t0: Instant) -> RtspPublisherCore {
+    let transport = opts.transport;
+    let mut c = conn(transport);
+    if transport == Transport::Udp {
+        c.client_ports = vec![(5000, 5001), (5002, 5003)];
+    }
+    let mut core = RtspPublisherCore::new(
+        RtspUrl::parse(URL).unwrap(),
+        &[Track::from(track()), Track::from(aac())],
+        opts,
+        c,
+        t0,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(WALL_UNIX_SECS),
+    )
+    .unwrap();
+    assert_eq!(only_request(&drain(&mut core)).method, "OPTIONS");
+    core.handle_input(t0, &reply(1, PUBLIC)).unwrap();
+    let announce = only_request(&drain(&mut core));
+    let sdp = std::str::from_utf8(&announce.body).unwrap().to_string();
+    let video_at = sdp.find("m=video 0 RTP/AVP 96").expect("video section");
+    let audio_at = sdp.find("m=audio 0 RTP/AVP 97").expect("audio section");
+    assert!(video_at < audio_at, "{sdp}");
+    assert!(
+        sdp[audio_at..].contains("a=rtpmap:97 MPEG4-GENERIC/48000/2\r\n"),
+        "{sdp}"
+    );
+    assert!(sdp[audio_at..].contains(
+        "a=fmtp:97 streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;\
+         indexlength=3;indexdeltalength=3;config=1190\r\n"
+    ));
+    assert!(
+        sdp[audio_at..].contains("a=control:streamid=1\r\n"),
+        "{sdp}"
+    );
+    core.handle_input(t0, &reply(2, "")).unwrap();
+    let setup = only_request(&drain(&mut core));
+    assert_eq!(setup.uri, "rtsp://127.0.0.1:8554/live/streamid=0");
+    core.handle_input(t0, &setup_reply(3, transport)).unwrap();
+    let setup = only_request(&drain(&mut core));
+    assert_eq!(setup.method, "SETUP");
+    assert_eq!(setup.uri, "rtsp://127.0.0.1:8554/live/streamid=1");
+    // The second SETUP joins the session of the first (RFC 2326 §10.4).
+    assert_eq!(setup.header("Session"), Some("4711abc"));
+    let second = match transport {
+        Transport::Tcp => {
+            assert_eq!(
+                setup.header("Transport"),
+                Some("RTP/AVP/TCP;unicast;interleaved=2-3;mode=record")
+            );
+            "Transport: RTP/AVP/TCP;unicast;interleaved=2-3;mode=record\r\n"
+        }
+        Transport::Udp => {
+            assert_eq!(
+                setup.header("Transport"),
+                Some("RTP/AVP;unicast;client_port=5002-5003;mode=record")
+            );
+            "Transport: RTP/AVP;unicast;client_port=5002-5003;server_port=6002-6003;mode=record\r\n"
+        }
+    };
+    core.handle_input(t0, &reply(4, &format!("{SESSION}{second}")))
+        .unwrap();
+    assert_eq!(only_request(&drain(&mut core)).method, "RECORD");
+    core.handle_input(t0, &reply(5, SESSION)).unwrap();
+    assert_eq!(events(&mut core), vec![SessionEvent::Publishing]);
+    core
+}
+
+/// (ssrc, NTP as f64 seconds, RTP timestamp) of each sender report in a compound packet.
+fn sender_reports(data: &[u8]) -> Vec<(u32, f64, u32)> {
+    crate::rtcp::parse_compound(data)
+        .unwrap()
+        .iter()
+        .filter_map(|p| match p {
+            crate::rtcp::RtcpPacket::SenderReport { info, .. } => Some((
+                info.ssrc,
+                f64::from(info.ntp.seconds()) + f64::from(info.ntp.fraction()) / 4_294_967_296.0,
+                info.rtp_timestamp,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn tcp_audio_track_has_its_own_setup_channels_ssrc_and_sender_reports() {
+    let t0 = origin();
+    let mut core = av_recording(av_options(Transport::Tcp, Duration::ZERO), t0);
+    let n = core.negotiated().unwrap().clone();
+    assert_eq!(n.tracks.len(), 2);
+    assert_eq!(n.tracks[1].kind, "audio");
+    assert_eq!(n.tracks[1].ssrc, AUDIO_SSRC);
+    assert_eq!(n.tracks[1].payload_type, 97);
+    assert_eq!(
+        n.tracks[1].transport,
+        NegotiatedTransport::Tcp {
+            rtp_channel: 2,
+            rtcp_channel: 3
+        }
+    );
+    // Frame 0 of each track at t0: video on channel 0 (+ its SR on 1), audio on 2 (+ 3).
+    core.send(t0, &au(0, true, 100)).unwrap();
+    core.send_audio(t0, &audio_frame(0, 300)).unwrap();
+    let t1 = t0 + Duration::from_millis(21);
+    core.send_audio(t1, &audio_frame(1, 310)).unwrap();
+    let mut by_channel: std::collections::BTreeMap<u8, Vec<Vec<u8>>> = Default::default();
+    for o in drain(&mut core) {
+        let Out::Tcp(b) = o else { panic!("{o:?}") };
+        for (ch, p) in frames(&b) {
+            by_channel.entry(ch).or_default().push(p);
+        }
+    }
+    let audio = &by_channel[&2];
+    assert_eq!(audio.len(), 2, "zero aggregation: a packet per frame");
+    // RFC 3640: PT 97, our SSRC, timestamps in samples from the offset, marker set, one AU
+    // header of 16 bits with the frame's size.
+    assert_eq!(audio[0][1], 0x80 | 97);
+    assert_eq!(
+        u32::from_be_bytes(audio[0][8..12].try_into().unwrap()),
+        AUDIO_SSRC
+    );
+    assert_eq!(u32::from_be_bytes(audio[0][4..8].try_into().unwrap()), 5000);
+    assert_eq!(
+        u32::from_be_bytes(audio[1][4..8].try_into().unwrap()),
+        5000 + 1024
+    );
+    assert_eq!(rtp_seq(&audio[0]), 100);
+    assert_eq!(
+        &audio[0][12..16],
+        &[0, 16, (300u16 << 3 >> 8) as u8, (300u16 << 3) as u8]
+    );
+    assert_eq!(audio[0].len(), 12 + 4 + 300);
+    // One first sender report per track, on its own RTCP channel, from one media clock:
+    // both RTP timestamps correspond to media time 0 at t0.
+    let srs: Vec<_> = by_channel[&1]
+        .iter()
+        .chain(&by_channel[&3])
+        .flat_map(|p| sender_reports(p))
+        .collect();
+    assert_eq!(srs.len(), 2, "{srs:?}");
+    assert_eq!((srs[0].0, srs[0].2), (SSRC, 1000));
+    assert_eq!((srs[1].0, srs[1].2), (AUDIO_SSRC, 5000));
+    assert_eq!(srs[0].1, srs[1].1);
+
+    // A later report of both tracks maps the same instant to the same media time: video
+    // 90 kHz and audio 48 kHz ticks from the last unit sent (audio frame 1 at t1).
+    let t2 = t1 + Duration::from_secs(5);
+    core.handle_timeout(t2).unwrap();
+    let outs = drain(&mut core);
+    let srs: Vec<_> = outs
+        .iter()
+        .flat_map(|o| match o {
+            Out::Tcp(b) => frames(b),
+            _ => Vec::new(),
+        })
+        .flat_map(|(_, p)| sender_reports(&p))
+        .collect();
+    assert_eq!(srs.len(), 2, "{outs:?}");
+    // Media time at t2: 1024 / 48000 s + 5 s.
+    let media_s = 1024.0 / 48_000.0 + 5.0;
+    let expect_video = 1000 + (media_s * 90_000.0_f64).round() as u32;
+    let expect_audio = 5000 + (media_s * 48_000.0_f64).round() as u32;
+    assert_eq!(srs[0], (SSRC, srs[0].1, expect_video));
+    assert_eq!(srs[1], (AUDIO_SSRC, srs[0].1, expect_audio));
+    let s = core.stats();
+    assert_eq!((s.frames, s.audio_frames, s.audio_packets), (1, 2, 2));
+    assert_eq!(s.audio_octets, 2 * 4 + 300 + 310);
+    let p = core.publisher_stats();
+    assert_eq!((p.frames, p.audio_frames, p.audio_bytes), (1, 2, 618));
+
+    // Interleaved RTCP receiver reports on channel 3 about the audio SSRC count too.
+    let mut rr = receiver_report(101);
+    rr[8..12].copy_from_slice(&AUDIO_SSRC.to_be_bytes());
+    core.handle_input(t2, &interleaved(3, &rr)).unwrap();
+    let ev = events(&mut core);
+    assert!(
+        matches!(ev.as_slice(), [SessionEvent::ReceiverReport(r)] if r.extended_highest_sequence == 101),
+        "{ev:?}"
+    );
+    // Close: a BYE for each track, then TEARDOWN.
+    core.close(t2).unwrap();
+    let outs = drain(&mut core);
+    let byes = outs
+        .iter()
+        .filter(|o| matches!(o, Out::Tcp(b) if b[0] == b'$' && rtcp_types(&frames(b)[0].1).contains(&203)))
+        .count();
+    assert_eq!(byes, 2, "{outs:?}");
+    assert_eq!(as_request(outs.last().unwrap()).method, "TEARDOWN");
+}
+
+#[test]
+fn aac_frames_held_for_aggregation_leave_at_the_bound_or_at_close() {
+    let t0 = origin();
+    let mut core = av_recording(av_options(Transport::Tcp, Duration::from_millis(50)), t0);
+    core.send_audio(t0, &audio_frame(0, 100)).unwrap();
+    // Held back: nothing on the wire, and a deadline 50 ms on.
+    assert!(drain(&mut core).is_empty());
+    assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_millis(50)));
+    // The second frame completes a packet of two (42.7 ms ≤ 50 ms; a third would not fit).
+    core.send_audio(t0 + Duration::from_millis(21), &audio_frame(1, 100))
+        .unwrap();
+    let outs = drain(&mut core);
+    let audio: Vec<Vec<u8>> = outs
+        .iter()
+        .flat_map(|o| match o {
+            Out::Tcp(b) => frames(b),
+            _ => Vec::new(),
+        })
+        .filter(|(ch, _)| *ch == 2)
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(audio.len(), 1);
+    assert_eq!(&audio[0][12..14], &[0, 32], "two AU headers");
+    // A lone frame goes out at its deadline.
+    let t1 = t0 + Duration::from_millis(100);
+    core.send_audio(t1, &audio_frame(2, 100)).unwrap();
+    assert!(drain(&mut core).is_empty());
+    let deadline = core.poll_timeout().unwrap();
+    assert_eq!(deadline, t1 + Duration::from_millis(50));
+    core.handle_timeout(deadline).unwrap();
+    let outs = drain(&mut core);
+    assert_eq!(outs.len(), 1, "{outs:?}");
+    // And one held at close goes before the BYE.
+    core.send_audio(deadline, &audio_frame(3, 100)).unwrap();
+    assert!(drain(&mut core).is_empty());
+    core.close(deadline).unwrap();
+    let outs = drain(&mut core);
+    let Out::Tcp(first) = &outs[0] else { panic!() };
+    assert_eq!(frames(first)[0].0, 2, "the held frame first: {outs:?}");
+    assert_eq!(core.stats().audio_frames, 4);
+}
+
+#[test]
+fn udp_audio_uses_its_own_port_pair_and_the_close_waits_for_both_tracks() {
+    let t0 = origin();
+    let mut core = av_recording(av_options(Transport::Udp, Duration::ZERO), t0);
+    let n = core.negotiated().unwrap().clone();
+    assert_eq!(
+        n.tracks[1].transport,
+        NegotiatedTransport::Udp {
+            server_rtp: "127.0.0.1:6002".parse().unwrap(),
+            server_rtcp: "127.0.0.1:6003".parse().unwrap(),
+            client_ports: (5002, 5003),
+        }
+    );
+    core.send(t0, &au(0, true, 100)).unwrap();
+    core.send_audio(t0, &audio_frame(0, 100)).unwrap();
+    let mut sockets = Vec::new();
+    while let Some(t) = core.poll_transmit() {
+        match t {
+            Transmit::RtpDatagrams { socket, dest, .. } => {
+                sockets.push(("rtp", socket, dest.port()))
+            }
+            Transmit::RtcpDatagram { socket, dest, .. } => {
+                sockets.push(("rtcp", socket, dest.port()))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        sockets,
+        vec![
+            ("rtp", 0, 6000),
+            ("rtcp", 0, 6001),
+            ("rtp", 1, 6002),
+            ("rtcp", 1, 6003)
+        ]
+    );
+    core.close(t0).unwrap();
+    drain(&mut core);
+    assert_eq!(core.state(), State::Draining);
+    // The video's report alone does not end the wait; the audio's too does.
+    core.handle_rtcp(t0, &receiver_report(u32::from(FIRST_SEQ)));
+    assert_eq!(core.state(), State::Draining);
+    let mut rr = receiver_report(100);
+    rr[8..12].copy_from_slice(&AUDIO_SSRC.to_be_bytes());
+    core.handle_rtcp(t0, &rr);
+    assert_eq!(core.state(), State::Teardown);
+}
+
+#[test]
+fn audio_only_and_refusals() {
+    let t0 = origin();
+    // No audio track: an audio frame is refused, the session goes on.
+    let mut core = recording(Transport::Tcp, t0);
+    assert!(matches!(
+        core.send_audio(t0, &audio_frame(0, 10)),
+        Err(RtspError::Media(MediaError::NoTrack { kind: "audio" }))
+    ));
+    assert!(core.can_send());
+    // UDP with fewer port pairs than tracks cannot start.
+    let e = RtspPublisherCore::new(
+        RtspUrl::parse(URL).unwrap(),
+        &[Track::from(track()), Track::from(aac())],
+        options(Transport::Udp),
+        conn(Transport::Udp),
+        t0,
+        SystemTime::UNIX_EPOCH,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("port pair per track"), "{e}");
+    // An empty AAC frame is refused by the packetizer; the session goes on.
+    let mut core = av_recording(av_options(Transport::Tcp, Duration::ZERO), t0);
+    assert!(core.send_audio(t0, &audio_frame(0, 0)).is_err());
+    assert!(core.can_send());
 }

@@ -41,27 +41,24 @@ impl Session<RtspPublisherCore> {
         let local = stream
             .local_addr()
             .map_err(|e| RtspError::io("reading the local address", &shown, e))?;
-        let udp = match options.transport {
-            Transport::Udp => Some(
-                bind_udp_pair(local.ip(), peer.ip())
+        // One even/odd port pair per track over UDP.
+        let mut udp = Vec::new();
+        let mut client_ports = Vec::new();
+        if options.transport == Transport::Udp {
+            let bind_err = |e| RtspError::io("binding UDP ports", &shown, e);
+            // The core carries at most one track of each kind.
+            let video = tracks.iter().any(|t| t.video().is_some());
+            let audio = tracks.iter().any(|t| t.audio().is_some());
+            for _ in 0..usize::from(video) + usize::from(audio) {
+                let pair = bind_udp_pair(local.ip(), peer.ip())
                     .await
-                    .map_err(|e| RtspError::io("binding UDP ports", &shown, e))?,
-            ),
-            Transport::Tcp => None,
-        };
-        let client_ports = match &udp {
-            Some(u) => Some((
-                u.rtp
-                    .local_addr()
-                    .map_err(|e| RtspError::io("binding UDP ports", &shown, e))?
-                    .port(),
-                u.rtcp
-                    .local_addr()
-                    .map_err(|e| RtspError::io("binding UDP ports", &shown, e))?
-                    .port(),
-            )),
-            None => None,
-        };
+                    .map_err(bind_err)?;
+                let rtp = pair.rtp.local_addr().map_err(bind_err)?.port();
+                let rtcp = pair.rtcp.local_addr().map_err(bind_err)?.port();
+                client_ports.push((rtp, rtcp));
+                udp.push(pair);
+            }
+        }
         let conn = ConnectionInfo {
             server_ip: peer.ip(),
             local_ip: local.ip(),
@@ -77,7 +74,7 @@ impl Session<RtspPublisherCore> {
             crate::clock::now(),
             SystemTime::now(),
         )?;
-        Session::start(core, SessionIo::new(stream, udp), tracks).await
+        Session::start(core, SessionIo::with_udp_pairs(stream, udp), tracks).await
     }
 
     /// The session the server accepted.

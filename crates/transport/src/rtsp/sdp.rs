@@ -1,13 +1,17 @@
-//! The SDP description (RFC 4566) a publisher ANNOUNCEs for one H.264 track (RFC 6184 §8.2).
+//! The SDP description (RFC 4566) a publisher ANNOUNCEs: an H.264 video section (RFC 6184
+//! §8.2) and, when the session carries audio, an audio section (RFC 3640 §4.1 for AAC, RFC 7587
+//! §7 for Opus, RFC 3551 for MP3 and G.711), each with its own `a=control`.
 
 use std::net::IpAddr;
 
 use base64::Engine as _;
 use sdp_types::{Attribute, Connection, Media, Origin, Session, Time};
 
+use crate::audio::{AudioCodec, AudioTrack};
 use crate::h264::VideoTrack;
+use crate::session::Track;
 
-/// What goes into the SDP besides the track.
+/// What goes into the SDP besides the tracks.
 #[derive(Debug, Clone)]
 pub struct SdpParams {
     /// Session id for the `o=` line (RFC 4566 §5.2: a numeric string, unique per session).
@@ -16,12 +20,19 @@ pub struct SdpParams {
     pub local_ip: IpAddr,
     /// The server's address, for `c=` (the address media goes to, as publishers write it).
     pub server_ip: IpAddr,
-    /// RTP payload type (dynamic, 96–127).
-    pub payload_type: u8,
-    /// The `a=control` value of the track.
-    pub control: String,
     /// The `s=` session name.
     pub session_name: String,
+}
+
+/// One media section: a track with its RTP payload type and `a=control`.
+#[derive(Debug, Clone, Copy)]
+pub struct SdpMedia<'a> {
+    /// The track.
+    pub track: &'a Track,
+    /// RTP payload type.
+    pub payload_type: u8,
+    /// The `a=control` value.
+    pub control: &'a str,
 }
 
 fn addr_type(ip: IpAddr) -> &'static str {
@@ -43,9 +54,92 @@ pub fn fmtp(track: &VideoTrack) -> String {
     )
 }
 
-/// Builds the SDP session description (kept private: `sdp_types` stays out of our public API).
-fn session(track: &VideoTrack, p: &SdpParams) -> Session {
-    let pt = p.payload_type;
+/// The `a=fmtp` value of an AAC track (RFC 3640 §4.1, §3.3.6 AAC-hbr): stream type 5
+/// (audio), the sizes of the AU header fields, and the AudioSpecificConfig in hex.
+pub fn aac_fmtp(track: &AudioTrack) -> String {
+    let config: String = track.config.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;\
+         indexdeltalength=3;config={config}"
+    )
+}
+
+/// The `m=audio` section of an audio track.
+fn audio_media(track: &AudioTrack, pt: u8, control: &str) -> Media {
+    // RFC 4566 §6 rtpmap: <encoding name>/<clock rate>[/<channels>], channels omitted for one.
+    let channels = |n: u8| {
+        if n > 1 {
+            format!("/{n}")
+        } else {
+            String::new()
+        }
+    };
+    let (rtpmap, fmtp) = match track.codec {
+        AudioCodec::Aac => (
+            format!(
+                "MPEG4-GENERIC/{}{}",
+                track.rtp_clock_rate(),
+                channels(track.channels)
+            ),
+            Some(aac_fmtp(track)),
+        ),
+        // RFC 3551 §4.5.13: MPA is payload type 14 at 90 kHz, channels in the stream.
+        AudioCodec::Mp3 => ("MPA/90000".to_string(), None),
+        // RFC 7587 §7: always opus/48000/2; sprop-stereo says what the sender sends.
+        AudioCodec::Opus => (
+            "opus/48000/2".to_string(),
+            Some(format!("sprop-stereo={}", u8::from(track.channels > 1))),
+        ),
+        AudioCodec::Pcmu => (
+            format!("PCMU/{}{}", track.sample_rate, channels(track.channels)),
+            None,
+        ),
+        AudioCodec::Pcma => (
+            format!("PCMA/{}{}", track.sample_rate, channels(track.channels)),
+            None,
+        ),
+    };
+    let mut attributes = vec![Attribute {
+        attribute: "rtpmap".into(),
+        value: Some(format!("{pt} {rtpmap}")),
+    }];
+    if let Some(f) = fmtp {
+        attributes.push(Attribute {
+            attribute: "fmtp".into(),
+            value: Some(format!("{pt} {f}")),
+        });
+    }
+    attributes.push(Attribute {
+        attribute: "control".into(),
+        value: Some(control.to_string()),
+    });
+    Media {
+        media: "audio".into(),
+        port: 0,
+        num_ports: None,
+        proto: "RTP/AVP".into(),
+        fmt: pt.to_string(),
+        media_title: None,
+        connections: Vec::new(),
+        bandwidths: bandwidth(track.bitrate),
+        key: None,
+        attributes,
+    }
+}
+
+/// `b=AS:<kilobits per second>` (RFC 4566 §5.8), when the bit rate is known.
+fn bandwidth(bitrate: Option<u64>) -> Vec<sdp_types::Bandwidth> {
+    bitrate
+        .map(|b| sdp_types::Bandwidth {
+            bwtype: "AS".into(),
+            bandwidth: b.div_ceil(1000),
+        })
+        .into_iter()
+        .collect()
+}
+
+/// The `m=video` section of an H.264 track.
+fn video_media(track: &VideoTrack, pt: u8, control: &str) -> Media {
     let mut attributes = vec![
         Attribute {
             attribute: "rtpmap".into(),
@@ -73,8 +167,24 @@ fn session(track: &VideoTrack, p: &SdpParams) -> Session {
     }
     attributes.push(Attribute {
         attribute: "control".into(),
-        value: Some(p.control.clone()),
+        value: Some(control.to_string()),
     });
+    Media {
+        media: "video".into(),
+        port: 0,
+        num_ports: None,
+        proto: "RTP/AVP".into(),
+        fmt: pt.to_string(),
+        media_title: None,
+        connections: Vec::new(),
+        bandwidths: bandwidth(track.bitrate),
+        key: None,
+        attributes,
+    }
+}
+
+/// Builds the SDP session description (kept private: `sdp_types` stays out of our public API).
+fn session(medias: &[SdpMedia<'_>], p: &SdpParams) -> Session {
     Session {
         origin: Origin {
             username: None,
@@ -106,25 +216,13 @@ fn session(track: &VideoTrack, p: &SdpParams) -> Session {
             attribute: "tool".into(),
             value: Some(concat!("mpegcoder ", env!("CARGO_PKG_VERSION")).into()),
         }],
-        medias: vec![Media {
-            media: "video".into(),
-            port: 0,
-            num_ports: None,
-            proto: "RTP/AVP".into(),
-            fmt: pt.to_string(),
-            media_title: None,
-            connections: Vec::new(),
-            bandwidths: track
-                .bitrate
-                .map(|b| sdp_types::Bandwidth {
-                    bwtype: "AS".into(),
-                    bandwidth: b.div_ceil(1000),
-                })
-                .into_iter()
-                .collect(),
-            key: None,
-            attributes,
-        }],
+        medias: medias
+            .iter()
+            .map(|m| match m.track {
+                Track::H264(v) => video_media(v, m.payload_type, m.control),
+                Track::Audio(a) => audio_media(a, m.payload_type, m.control),
+            })
+            .collect(),
     }
 }
 
@@ -138,11 +236,11 @@ fn one_line(s: &str) -> String {
     }
 }
 
-/// The SDP as bytes.
-pub fn to_bytes(track: &VideoTrack, p: &SdpParams) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
+/// The SDP as bytes, one media section per entry of `medias`, in order.
+pub fn to_bytes(medias: &[SdpMedia<'_>], p: &SdpParams) -> Vec<u8> {
+    let mut out = Vec::with_capacity(768);
     // Writing into a Vec cannot fail.
-    let _ = session(track, p).write(&mut out);
+    let _ = session(medias, p).write(&mut out);
     out
 }
 
@@ -160,18 +258,22 @@ mod tests {
 
     #[test]
     fn sdp_content() {
-        let track = VideoTrack::new(Bytes::from_static(SPS), Bytes::from_static(PPS))
+        let video = VideoTrack::new(Bytes::from_static(SPS), Bytes::from_static(PPS))
             .unwrap()
             .with_frame_rate(30000, 1001);
+        let track = Track::H264(video.clone());
+        let media = |track| SdpMedia {
+            track,
+            payload_type: 96,
+            control: "streamid=0",
+        };
         let p = SdpParams {
             session_id: 1234,
             local_ip: "127.0.0.1".parse().unwrap(),
             server_ip: "192.0.2.7".parse().unwrap(),
-            payload_type: 96,
-            control: "streamid=0".into(),
             session_name: "cam\r\nx".into(),
         };
-        let text = String::from_utf8(to_bytes(&track, &p)).unwrap();
+        let text = String::from_utf8(to_bytes(&[media(&track)], &p)).unwrap();
         let lines: Vec<&str> = text.split("\r\n").collect();
         assert_eq!(
             lines,
@@ -207,7 +309,70 @@ mod tests {
             server_ip: "::1".parse().unwrap(),
             ..p
         };
-        let text = String::from_utf8(to_bytes(&track.with_frame_rate(25, 1), &ipv6)).unwrap();
+        let track25 = Track::H264(video.with_frame_rate(25, 1));
+        let text = String::from_utf8(to_bytes(&[media(&track25)], &ipv6)).unwrap();
         assert!(text.contains("c=IN IP6 ::1\r\n") && text.contains("a=framerate:25\r\n"));
+    }
+
+    #[test]
+    fn audio_sections() {
+        let p = SdpParams {
+            session_id: 1,
+            local_ip: "127.0.0.1".parse().unwrap(),
+            server_ip: "127.0.0.1".parse().unwrap(),
+            session_name: "s".into(),
+        };
+        let video =
+            Track::H264(VideoTrack::new(Bytes::from_static(SPS), Bytes::from_static(PPS)).unwrap());
+        let aac = Track::Audio(
+            AudioTrack::aac(Bytes::from_static(&[0x11, 0x90]))
+                .unwrap()
+                .with_bitrate(128_000),
+        );
+        let medias = [
+            SdpMedia {
+                track: &video,
+                payload_type: 96,
+                control: "streamid=0",
+            },
+            SdpMedia {
+                track: &aac,
+                payload_type: 97,
+                control: "streamid=1",
+            },
+        ];
+        let text = String::from_utf8(to_bytes(&medias, &p)).unwrap();
+        let audio: Vec<&str> = text
+            .split("\r\n")
+            .skip_while(|l| !l.starts_with("m=audio"))
+            .collect();
+        assert_eq!(
+            audio,
+            vec![
+                "m=audio 0 RTP/AVP 97",
+                "b=AS:128",
+                "a=rtpmap:97 MPEG4-GENERIC/48000/2",
+                "a=fmtp:97 streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;\
+                 indexlength=3;indexdeltalength=3;config=1190",
+                "a=control:streamid=1",
+                "",
+            ]
+        );
+        let parsed = Session::parse(text.as_bytes()).unwrap();
+        assert_eq!(parsed.medias.len(), 2);
+        let line = |codec, rate, ch, pt| {
+            let t = Track::Audio(AudioTrack::new(codec, rate, ch).unwrap());
+            let m = SdpMedia {
+                track: &t,
+                payload_type: pt,
+                control: "streamid=1",
+            };
+            String::from_utf8(to_bytes(&[m], &p)).unwrap()
+        };
+        assert!(line(AudioCodec::Pcmu, 8000, 1, 0).contains("a=rtpmap:0 PCMU/8000\r\n"));
+        assert!(line(AudioCodec::Pcma, 8000, 2, 8).contains("a=rtpmap:8 PCMA/8000/2\r\n"));
+        assert!(line(AudioCodec::Mp3, 44100, 2, 14).contains("a=rtpmap:14 MPA/90000\r\n"));
+        let opus = line(AudioCodec::Opus, 48000, 1, 97);
+        assert!(opus.contains("a=rtpmap:97 opus/48000/2\r\na=fmtp:97 sprop-stereo=0\r\n"));
     }
 }

@@ -50,7 +50,7 @@ pub struct UdpPair {
 /// What a session owns of the network.
 pub struct SessionIo {
     stream: Box<dyn SessionStream>,
-    udp: Option<UdpPair>,
+    udp: Vec<UdpPair>,
 }
 
 impl std::fmt::Debug for SessionIo {
@@ -64,6 +64,12 @@ impl std::fmt::Debug for SessionIo {
 impl SessionIo {
     /// A connection, with the UDP sockets of RTSP over UDP if any.
     pub fn new(stream: impl SessionStream, udp: Option<UdpPair>) -> SessionIo {
+        SessionIo::with_udp_pairs(stream, udp.into_iter().collect())
+    }
+
+    /// A connection with one UDP socket pair per track (RTSP over UDP; empty otherwise):
+    /// [`Transmit::RtpDatagrams`] and [`Transmit::RtcpDatagram`] name the pair by index.
+    pub fn with_udp_pairs(stream: impl SessionStream, udp: Vec<UdpPair>) -> SessionIo {
         SessionIo {
             stream: Box::new(stream),
             udp,
@@ -79,11 +85,13 @@ enum Current {
         offset: usize,
     },
     Rtp {
+        socket: usize,
         dest: SocketAddr,
         packets: Vec<RtpPacket>,
         next: usize,
     },
     Rtcp {
+        socket: usize,
         dest: SocketAddr,
         data: Bytes,
     },
@@ -94,7 +102,7 @@ enum Current {
 struct Inner<C: SessionCore> {
     core: C,
     stream: Box<dyn SessionStream>,
-    udp: Option<UdpPair>,
+    udp: Vec<UdpPair>,
     current: Option<Current>,
     read_buf: Vec<u8>,
     udp_buf: Vec<u8>,
@@ -544,6 +552,7 @@ impl<C: SessionCore> Inner<C> {
                 Ok(())
             }),
             Current::Rtp {
+                socket,
                 dest,
                 packets,
                 next,
@@ -553,7 +562,7 @@ impl<C: SessionCore> Inner<C> {
                     finished = true;
                     Poll::Ready(Ok(()))
                 } else {
-                    let socket = self.udp.as_ref().map(|u| &u.rtp);
+                    let socket = self.udp.get(*socket).map(|u| &u.rtp);
                     match poll_datagrams(socket, cx, rest, *dest, &mut self.udp_out) {
                         Poll::Ready(Ok(sent)) => {
                             *next += sent;
@@ -564,8 +573,8 @@ impl<C: SessionCore> Inner<C> {
                     }
                 }
             }
-            Current::Rtcp { dest, data } => {
-                let socket = self.udp.as_ref().map(|u| &u.rtcp);
+            Current::Rtcp { socket, dest, data } => {
+                let socket = self.udp.get(*socket).map(|u| &u.rtcp);
                 let sent = poll_datagram(socket, cx, data, *dest);
                 finished = matches!(sent, Poll::Ready(Ok(())));
                 sent
@@ -621,7 +630,7 @@ impl<C: SessionCore> Inner<C> {
                 Poll::Pending => {}
             }
         }
-        if let Some(udp) = &self.udp {
+        for udp in &self.udp {
             let mut buf = ReadBuf::new(&mut self.udp_buf);
             if let Poll::Ready(Ok(from)) = udp.rtcp.poll_recv_from(cx, &mut buf) {
                 let n = buf.filled().len();
@@ -648,12 +657,17 @@ impl From<Transmit> for Current {
         match t {
             Transmit::Stream(chunks) => Current::Stream { chunks, offset: 0 },
             Transmit::Shutdown => Current::Shutdown,
-            Transmit::RtpDatagrams { dest, packets } => Current::Rtp {
+            Transmit::RtpDatagrams {
+                socket,
+                dest,
+                packets,
+            } => Current::Rtp {
+                socket,
                 dest,
                 packets,
                 next: 0,
             },
-            Transmit::RtcpDatagram { dest, data } => Current::Rtcp { dest, data },
+            Transmit::RtcpDatagram { socket, dest, data } => Current::Rtcp { socket, dest, data },
         }
     }
 }

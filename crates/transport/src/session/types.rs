@@ -267,15 +267,19 @@ pub enum Transmit {
     /// Every byte before this has been written: close our side of the connection (TCP FIN,
     /// after TLS close_notify), then keep reading until the server closes its side.
     Shutdown,
-    /// RTP datagrams, from our RTP port to `dest`.
+    /// RTP datagrams, from our RTP port of track `socket` to `dest`.
     RtpDatagrams {
+        /// The track whose UDP port pair sends them (the index into the session's pairs).
+        socket: usize,
         /// The server's RTP port.
         dest: SocketAddr,
         /// One datagram each.
         packets: Vec<RtpPacket>,
     },
-    /// One compound RTCP datagram, from our RTCP port to `dest`.
+    /// One compound RTCP datagram, from our RTCP port of track `socket` to `dest`.
     RtcpDatagram {
+        /// The track whose UDP port pair sends it.
+        socket: usize,
         /// The server's RTCP port.
         dest: SocketAddr,
         /// The datagram.
@@ -340,10 +344,14 @@ pub enum SessionEvent {
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct PublisherStats {
-    /// Media units sent.
+    /// Video access units sent.
     pub frames: u64,
-    /// Media payload bytes sent: RTP payload octets (RTSP) or FLV tag body bytes (RTMP).
+    /// Video payload bytes sent: RTP payload octets (RTSP) or FLV tag body bytes (RTMP).
     pub bytes: u64,
+    /// Audio frames sent.
+    pub audio_frames: u64,
+    /// Audio payload bytes sent, counted the same way.
+    pub audio_bytes: u64,
     /// Bytes written to the connection (every protocol byte over TCP; RTP and RTCP over UDP).
     pub bytes_written: u64,
     /// Media units a core refused after the up-front check, dropped (see the module docs).
