@@ -70,6 +70,14 @@ pub enum RtmpError {
         #[source]
         source: H264Error,
     },
+    /// The audio track's codec has no FLV sound format (Opus).
+    #[error("cannot publish {codec} audio to {url}: FLV has no sound format for it")]
+    UnsupportedAudio {
+        /// The URL, credentials removed.
+        url: String,
+        /// The codec.
+        codec: crate::audio::AudioCodec,
+    },
     /// The connection could not be opened (DNS, refused, timed out).
     #[error(transparent)]
     Connect(#[from] ConnectError),

@@ -73,6 +73,14 @@ pub enum FlvError {
         /// This access unit's DTS (milliseconds, before shifting).
         dts_ms: i64,
     },
+    /// A unit is earlier than the first unit of the stream (of another track).
+    #[error("timestamp {dts_ms} ms is before the stream's start at {start_ms} ms")]
+    BeforeStart {
+        /// The unit's DTS in milliseconds.
+        dts_ms: i64,
+        /// The stream's first DTS in milliseconds.
+        start_ms: i64,
+    },
     /// The decoder configuration record could not be written.
     #[error("cannot build the AVC sequence header: {0}")]
     Config(#[from] H264Error),
@@ -196,6 +204,14 @@ impl TagTimeline {
         }
         let shift = *self.shift_ms.get_or_insert(dts_ms.saturating_neg().max(0));
         let shifted = dts_ms.saturating_add(shift);
+        if shifted < 0 {
+            // Earlier than the start of the stream another track set: FLV timestamps are
+            // unsigned.
+            return Err(FlvError::BeforeStart {
+                dts_ms,
+                start_ms: shift.saturating_neg(),
+            });
+        }
         let time = TagTime {
             dts_ms: shifted,
             timestamp: wire_timestamp(shifted),
@@ -214,6 +230,14 @@ impl TagTimeline {
     /// The shift added to every DTS (milliseconds), once the first access unit was seen.
     pub fn shift_ms(&self) -> Option<i64> {
         self.shift_ms
+    }
+
+    /// Uses `shift_ms` as the shift if none was chosen yet: the timelines of the tracks of
+    /// one stream share the shift of the stream's first unit, so they stay aligned.
+    pub fn share_shift(&mut self, shift_ms: Option<i64>) {
+        if self.shift_ms.is_none() {
+            self.shift_ms = shift_ms;
+        }
     }
 }
 

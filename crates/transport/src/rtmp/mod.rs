@@ -1,9 +1,10 @@
-//! RTMP publishing of H.264 in FLV video tags over rml_rtmp.
+//! RTMP publishing of H.264 in FLV video tags, and of audio in FLV audio tags, over rml_rtmp.
 //!
 //! Layers, bottom up:
 //! - [`flv`]: pure functions building FLV video tag bodies (AVC sequence header, NALU tags
 //!   with composition times, end of sequence) and the tag timeline (negative-DTS shift,
-//!   32-bit wrap).
+//!   32-bit wrap); [`flv_audio`]: FLV audio tag bodies (AAC sequence header and raw frames,
+//!   MP3, G.711).
 //! - [`url`]: `rtmp://[user:pass@]host[:port]/app[/instance]/key[?query]` → `tcUrl`, app,
 //!   stream key; credentials are never printed.
 //! - `connect`: the handshake and `connect` step every RTMP client session starts with,
@@ -43,6 +44,7 @@ mod driver;
 mod driver_tests;
 mod error;
 pub mod flv;
+pub mod flv_audio;
 mod options;
 pub mod session;
 pub mod url;

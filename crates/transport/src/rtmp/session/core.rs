@@ -10,10 +10,12 @@ use rml_rtmp::sessions::{ClientSession, ClientSessionEvent, ClientSessionResult,
 use rml_rtmp::time::RtmpTimestamp;
 
 use super::status::{RefusedStep, ServerStatus, TapEvent};
+use crate::audio::{AudioFrame, AudioTrack};
 use crate::h264::{nal_type, nal_unit_type, AccessUnit, AvcDecoderConfig, VideoTrack};
 use crate::rtmp::connect::{connect_refused, ClientConnection, StreamRequest};
 use crate::rtmp::error::{RtmpError, Step};
 use crate::rtmp::flv::{self, FlvError, FrameType, TagTimeline};
+use crate::rtmp::flv_audio;
 use crate::rtmp::options::RtmpOptions;
 use crate::rtmp::url::RtmpUrl;
 use crate::session::later;
@@ -89,6 +91,12 @@ pub struct PublishStats {
     pub sequence_headers: u64,
     /// Bytes of FLV video tag bodies sent (headers and length prefixes included).
     pub video_bytes: u64,
+    /// Audio frames sent as audio tags.
+    pub audio_frames: u64,
+    /// Bytes of FLV audio tag bodies sent (sequence headers included).
+    pub audio_bytes: u64,
+    /// AAC sequence headers sent.
+    pub audio_sequence_headers: u64,
     /// Access-unit delimiter NAL units dropped.
     pub dropped_aud: u64,
     /// Access units that had nothing left to send (e.g. only an AUD).
@@ -143,9 +151,12 @@ pub struct RtmpPublisherCore {
     events: VecDeque<PublishEvent>,
     error: Option<RtmpError>,
     metadata: StreamMetadata,
-    avc: AvcDecoderConfig,
+    avc: Option<AvcDecoderConfig>,
     sequence_header_sent: bool,
     timeline: TagTimeline,
+    audio: Option<AudioTrack>,
+    audio_header_sent: bool,
+    audio_timeline: TagTimeline,
     stats: PublishStats,
     last_status: Option<ServerStatus>,
 }
@@ -160,25 +171,42 @@ impl RtmpPublisherCore {
         now: Instant,
     ) -> Result<RtmpPublisherCore, RtmpError> {
         options.validate()?;
-        let Some(track) = tracks.iter().find_map(Track::video) else {
+        let video = tracks.iter().find_map(Track::video);
+        let audio = tracks.iter().find_map(Track::audio).cloned();
+        if video.is_none() && audio.is_none() {
             return Err(MediaError::NoTrack { kind: "video" }.into());
+        }
+        if let Some(a) = &audio {
+            if flv_audio::sound_format(a.codec).is_none() {
+                return Err(RtmpError::UnsupportedAudio {
+                    url: url.redacted(),
+                    codec: a.codec,
+                });
+            }
+        }
+        let avc = match video {
+            Some(track) => {
+                let avc = track.avc_config().map_err(|source| RtmpError::Track {
+                    url: url.redacted(),
+                    source,
+                })?;
+                // Check now that the record serialises, so a bad track fails before
+                // connecting.
+                flv::sequence_header_body(&avc).map_err(|e| match e {
+                    FlvError::Config(source) => RtmpError::Track {
+                        url: url.redacted(),
+                        source,
+                    },
+                    other => RtmpError::InvalidAccessUnit(other),
+                })?;
+                Some(avc)
+            }
+            None => None,
         };
-        let avc = track.avc_config().map_err(|source| RtmpError::Track {
-            url: url.redacted(),
-            source,
-        })?;
-        // Check now that the record serialises, so a bad track fails before connecting.
-        flv::sequence_header_body(&avc).map_err(|e| match e {
-            FlvError::Config(source) => RtmpError::Track {
-                url: url.redacted(),
-                source,
-            },
-            other => RtmpError::InvalidAccessUnit(other),
-        })?;
         let (conn, c0c1) =
             ClientConnection::start(&url, &options.flash_version, Some(options.chunk_size))?;
         let mut core = RtmpPublisherCore {
-            metadata: metadata_for(track),
+            metadata: metadata_for(video, audio.as_ref()),
             url,
             options: options.clone(),
             state: PublishState::Handshaking,
@@ -193,6 +221,9 @@ impl RtmpPublisherCore {
             avc,
             sequence_header_sent: false,
             timeline: TagTimeline::new(),
+            audio,
+            audio_header_sent: false,
+            audio_timeline: TagTimeline::new(),
             stats: PublishStats::default(),
             last_status: None,
         };
@@ -422,7 +453,11 @@ impl RtmpPublisherCore {
             self.stats.skipped_empty += 1;
             return Ok(());
         }
-        let new_config = self.changed_config(sps, pps)?;
+        let Some(current) = self.avc.as_ref() else {
+            return Err(MediaError::NoTrack { kind: "video" }.into());
+        };
+        let new_config = changed_config(current, sps, pps)?;
+        self.timeline.share_shift(self.audio_timeline.shift_ms());
         let time = self
             .timeline
             .next(au.dts_in(TimeBase::MILLIS), au.pts_in(TimeBase::MILLIS))?;
@@ -433,11 +468,14 @@ impl RtmpPublisherCore {
         };
         let body = flv::nalu_body(frame, time.composition_time_ms, &nalus)?;
         if let Some(config) = new_config {
-            self.avc = config;
+            self.avc = Some(config);
             self.sequence_header_sent = false;
         }
         if !self.sequence_header_sent {
-            let header = flv::sequence_header_body(&self.avc)?;
+            let Some(avc) = self.avc.as_ref() else {
+                return Err(MediaError::NoTrack { kind: "video" }.into());
+            };
+            let header = flv::sequence_header_body(avc)?;
             self.publish_video(now, header, time.timestamp)?;
             self.sequence_header_sent = true;
             self.stats.sequence_headers += 1;
@@ -449,6 +487,42 @@ impl RtmpPublisherCore {
         }
         self.stats.first_dts_ms.get_or_insert(time.dts_ms);
         self.stats.last_dts_ms = Some(time.dts_ms);
+        Ok(())
+    }
+
+    /// Queues one audio frame as an FLV audio tag (FLV spec E.4.2.1), after the AAC sequence
+    /// header the first time, stamped with its pts in milliseconds on the stream's timeline
+    /// (the negative-DTS shift of the first unit of either track applies to both). Errors
+    /// about the frame itself leave the session unchanged.
+    pub fn send_audio(&mut self, now: Instant, frame: &AudioFrame) -> Result<(), RtmpError> {
+        self.check_usable()?;
+        if self.state != PublishState::Publishing {
+            return Err(RtmpError::InvalidState(state_name(self.state)));
+        }
+        let Some(track) = self.audio.as_ref() else {
+            return Err(MediaError::NoTrack { kind: "audio" }.into());
+        };
+        let Some(body) = flv_audio::audio_frame_body(track, &frame.data) else {
+            return Err(RtmpError::UnsupportedAudio {
+                url: self.url.redacted(),
+                codec: track.codec,
+            });
+        };
+        let header = if self.audio_header_sent {
+            None
+        } else {
+            flv_audio::aac_sequence_header_body(track)
+        };
+        self.audio_timeline.share_shift(self.timeline.shift_ms());
+        let ms = frame.pts_in(TimeBase::MILLIS);
+        let time = self.audio_timeline.next(ms, ms)?;
+        if let Some(header) = header {
+            self.publish_audio(now, header, time.timestamp)?;
+            self.stats.audio_sequence_headers += 1;
+        }
+        self.audio_header_sent = true;
+        self.publish_audio(now, body, time.timestamp)?;
+        self.stats.audio_frames += 1;
         Ok(())
     }
 
@@ -516,6 +590,34 @@ impl RtmpPublisherCore {
         }
     }
 
+    fn publish_audio(
+        &mut self,
+        now: Instant,
+        body: Bytes,
+        timestamp: u32,
+    ) -> Result<(), RtmpError> {
+        let len = body.len() as u64;
+        let session = self
+            .conn
+            .session_mut()
+            .ok_or(RtmpError::InvalidState("no session"))?;
+        // Audio goes on its own chunk stream (rml_rtmp: csid 5 for type 8), so its headers
+        // never disturb the video's.
+        let result = session.publish_audio_data(body, RtmpTimestamp::new(timestamp), false);
+        match result {
+            Ok(ClientSessionResult::OutboundResponse(p)) => {
+                self.queue(now, p.bytes);
+                self.stats.audio_bytes += len;
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = self.protocol(Step::Streaming, e);
+                Err(self.fail_with(err))
+            }
+        }
+    }
+
     fn publish_video(
         &mut self,
         now: Instant,
@@ -542,27 +644,6 @@ impl RtmpPublisherCore {
                 Err(self.fail_with(err))
             }
         }
-    }
-
-    /// A new decoder configuration when in-band SPS/PPS differ from the current ones.
-    fn changed_config(
-        &self,
-        sps: Option<&Bytes>,
-        pps: Option<&Bytes>,
-    ) -> Result<Option<AvcDecoderConfig>, RtmpError> {
-        let cur_sps = self.avc.sps.first();
-        let cur_pps = self.avc.pps.first();
-        let sps_changed = sps.is_some_and(|s| Some(s) != cur_sps);
-        let pps_changed = pps.is_some_and(|p| Some(p) != cur_pps);
-        if !sps_changed && !pps_changed {
-            return Ok(None);
-        }
-        let (Some(s), Some(p)) = (sps.or(cur_sps), pps.or(cur_pps)) else {
-            return Ok(None);
-        };
-        AvcDecoderConfig::from_parameter_sets(s, p)
-            .map(Some)
-            .map_err(|e| RtmpError::InvalidAccessUnit(FlvError::Config(e)))
     }
 
     fn enter(&mut self, now: Instant, state: PublishState) {
@@ -768,7 +849,7 @@ impl SessionCore for RtmpPublisherCore {
     fn send(&mut self, now: Instant, media: &Media) -> Result<(), RtmpError> {
         match media {
             Media::H264(au) => RtmpPublisherCore::send(self, now, au),
-            Media::Audio(_) => Err(MediaError::NoTrack { kind: "audio" }.into()),
+            Media::Audio(f) => RtmpPublisherCore::send_audio(self, now, f),
         }
     }
 
@@ -788,6 +869,8 @@ impl SessionCore for RtmpPublisherCore {
         PublisherStats {
             frames: self.stats.frames,
             bytes: self.stats.video_bytes,
+            audio_frames: self.stats.audio_frames,
+            audio_bytes: self.stats.audio_bytes,
             bytes_written: self.stats.bytes_written,
             last_status: self.last_status.clone(),
             acknowledged: self.stats.server_acknowledged,
@@ -805,6 +888,27 @@ impl SessionCore for RtmpPublisherCore {
     }
 }
 
+/// A new decoder configuration when in-band SPS/PPS differ from the current ones.
+fn changed_config(
+    current: &AvcDecoderConfig,
+    sps: Option<&Bytes>,
+    pps: Option<&Bytes>,
+) -> Result<Option<AvcDecoderConfig>, RtmpError> {
+    let cur_sps = current.sps.first();
+    let cur_pps = current.pps.first();
+    let sps_changed = sps.is_some_and(|s| Some(s) != cur_sps);
+    let pps_changed = pps.is_some_and(|p| Some(p) != cur_pps);
+    if !sps_changed && !pps_changed {
+        return Ok(None);
+    }
+    let (Some(s), Some(p)) = (sps.or(cur_sps), pps.or(cur_pps)) else {
+        return Ok(None);
+    };
+    AvcDecoderConfig::from_parameter_sets(s, p)
+        .map(Some)
+        .map_err(|e| RtmpError::InvalidAccessUnit(FlvError::Config(e)))
+}
+
 fn state_name(state: PublishState) -> &'static str {
     match state {
         PublishState::Handshaking => "handshaking",
@@ -820,23 +924,39 @@ fn state_name(state: PublishState) -> &'static str {
 /// there; the project keeps bit rates in bits per second, so it is `bitrate / 1000` rounded
 /// to the nearest integer (rml_rtmp's field is an integer). (ffmpeg's FLV muxer divides by
 /// 1024; the spec's "kilobits" and the rest of this project mean 1000.)
-pub(crate) fn metadata_for(track: &VideoTrack) -> StreamMetadata {
+pub(crate) fn metadata_for(
+    video: Option<&VideoTrack>,
+    audio: Option<&AudioTrack>,
+) -> StreamMetadata {
     let mut m = StreamMetadata::new();
-    m.video_width = Some(track.width());
-    m.video_height = Some(track.height());
-    m.video_codec_id = Some(u32::from(flv::CODEC_ID_AVC));
-    m.video_frame_rate = track
-        .frame_rate
-        .filter(|&(_, den)| den > 0)
-        .map(|(num, den)| (f64::from(num) / f64::from(den)) as f32);
-    m.video_bitrate_kbps = track
-        .bitrate
-        .map(|bps| u32::try_from(bps.saturating_add(500) / 1000).unwrap_or(u32::MAX));
+    if let Some(track) = video {
+        m.video_width = Some(track.width());
+        m.video_height = Some(track.height());
+        m.video_codec_id = Some(u32::from(flv::CODEC_ID_AVC));
+        m.video_frame_rate = track
+            .frame_rate
+            .filter(|&(_, den)| den > 0)
+            .map(|(num, den)| (f64::from(num) / f64::from(den)) as f32);
+        m.video_bitrate_kbps = track.bitrate.map(kbps);
+    }
+    if let Some(track) = audio {
+        // E.5: audiocodecid is the SoundFormat; audiosamplerate the real rate (the tags'
+        // SoundRate cannot say 48 kHz); stereo; audiodatarate in kilobits per second.
+        m.audio_codec_id = flv_audio::sound_format(track.codec).map(u32::from);
+        m.audio_sample_rate = Some(track.sample_rate);
+        m.audio_channels = Some(u32::from(track.channels));
+        m.audio_is_stereo = Some(track.channels > 1);
+        m.audio_bitrate_kbps = track.bitrate.map(kbps);
+    }
     m.encoder = Some(
-        track
-            .encoder
-            .clone()
+        video
+            .and_then(|t| t.encoder.clone())
             .unwrap_or_else(|| "mpegcoder".to_string()),
     );
     m
+}
+
+/// Bits per second to kilobits per second, rounded to the nearest.
+fn kbps(bps: u64) -> u32 {
+    u32::try_from(bps.saturating_add(500) / 1000).unwrap_or(u32::MAX)
 }

@@ -73,6 +73,7 @@ struct TestServer {
     chunk_size: Option<u32>,
     metadata: Option<StreamMetadata>,
     video: Vec<(u32, Bytes)>,
+    audio: Vec<(u32, Bytes)>,
     finished: bool,
 }
 
@@ -89,6 +90,7 @@ impl TestServer {
             chunk_size: None,
             metadata: None,
             video: Vec::new(),
+            audio: Vec::new(),
             finished: false,
         }
     }
@@ -182,6 +184,9 @@ impl TestServer {
             ServerSessionEvent::VideoDataReceived {
                 data, timestamp, ..
             } => self.video.push((timestamp.value, data)),
+            ServerSessionEvent::AudioDataReceived {
+                data, timestamp, ..
+            } => self.audio.push((timestamp.value, data)),
             ServerSessionEvent::PublishStreamFinished { .. } => self.finished = true,
             _ => {}
         }
@@ -685,13 +690,19 @@ fn timestamps_wrap_at_32_bits_through_the_session() {
 #[test]
 fn metadata_data_rate_is_kilobits_of_1000_bits() {
     let t = track().with_bitrate(1_234_499);
-    assert_eq!(super::core::metadata_for(&t).video_bitrate_kbps, Some(1234));
+    assert_eq!(
+        super::core::metadata_for(Some(&t), None).video_bitrate_kbps,
+        Some(1234)
+    );
     let t = track().with_bitrate(1_234_500);
-    assert_eq!(super::core::metadata_for(&t).video_bitrate_kbps, Some(1235));
+    assert_eq!(
+        super::core::metadata_for(Some(&t), None).video_bitrate_kbps,
+        Some(1235)
+    );
     let mut t = track();
     t.bitrate = None;
     t.encoder = None;
-    let m = super::core::metadata_for(&t);
+    let m = super::core::metadata_for(Some(&t), None);
     assert_eq!(m.video_bitrate_kbps, None);
     assert_eq!(m.encoder.as_deref(), Some("mpegcoder"));
 }
@@ -1127,4 +1138,94 @@ fn nothing_is_queued_after_the_end_of_our_side() {
     assert_eq!(core.state(), PublishState::Closing);
     core.handle_eof(t2).unwrap();
     assert!(core.stats().closed_cleanly);
+}
+
+#[test]
+fn audio_tags_follow_the_aac_sequence_header_on_the_shared_timeline() {
+    use crate::audio::{AudioCodec, AudioFrame, AudioTrack};
+    let url = RtmpUrl::parse("rtmp://127.0.0.1/live/av").unwrap();
+    let aac = AudioTrack::aac(Bytes::from_static(&[0x11, 0x88]))
+        .unwrap()
+        .with_bitrate(96_000);
+    let tracks = [Track::from(track()), Track::from(aac.clone())];
+    let mut core = RtmpPublisherCore::new(url, &tracks, &RtmpOptions::default(), now()).unwrap();
+    let mut server = TestServer::new(Policy::default());
+    let mut wire = Wire::whole();
+    pump(&mut core, &mut server, &mut wire).unwrap();
+    let meta = server.metadata.clone().expect("metadata arrived");
+    assert_eq!(meta.audio_codec_id, Some(10));
+    assert_eq!(meta.audio_sample_rate, Some(48_000));
+    assert_eq!(meta.audio_channels, Some(1));
+    assert_eq!(meta.audio_is_stereo, Some(false));
+    assert_eq!(meta.audio_bitrate_kbps, Some(96));
+    assert_eq!(meta.video_codec_id, Some(7));
+
+    // Video starts at −67 ms (two B-frames): the shift applies to audio too.
+    let frames = clip();
+    let audio_tb = TimeBase::new(1, 48_000);
+    let audio: Vec<AudioFrame> = (0..5)
+        .map(|n| AudioFrame::new(Bytes::from(vec![n as u8; 40]), n * 1024, audio_tb))
+        .collect();
+    core.send(now(), &frames[0]).unwrap();
+    core.send(now(), &frames[1]).unwrap();
+    for f in &audio {
+        core.send_audio(now(), f).unwrap();
+    }
+    for au in &frames[2..] {
+        core.send(now(), au).unwrap();
+    }
+    core.close(now()).unwrap();
+    pump(&mut core, &mut server, &mut wire).unwrap();
+    assert_eq!(server.audio.len(), 6, "sequence header and five frames");
+    assert_eq!(
+        server.audio[0],
+        (67, Bytes::from_static(&[0xaf, 0x00, 0x11, 0x88]))
+    );
+    for (n, (ts, body)) in server.audio[1..].iter().enumerate() {
+        let ms = audio[n].pts_in(TimeBase::MILLIS) + 67;
+        assert_eq!(i64::from(*ts), ms, "audio frame {n}");
+        assert_eq!(&body[..2], &[0xaf, 0x01]);
+        assert_eq!(&body[2..], &audio[n].data[..]);
+    }
+    let stats = core.stats();
+    assert_eq!(
+        (
+            stats.audio_frames,
+            stats.audio_sequence_headers,
+            stats.frames
+        ),
+        (5, 1, 10)
+    );
+    assert_eq!(stats.audio_bytes, 4 + 5 * 42);
+
+    // A frame before the stream's start is refused and the session goes on.
+    let url = RtmpUrl::parse("rtmp://127.0.0.1/live/av2").unwrap();
+    let mut core = RtmpPublisherCore::new(url, &tracks, &RtmpOptions::default(), now()).unwrap();
+    let mut server = TestServer::new(Policy::default());
+    pump(&mut core, &mut server, &mut Wire::whole()).unwrap();
+    core.send_audio(now(), &audio[1]).unwrap();
+    // The video's first frame at −67 ms is before the start the audio set.
+    assert!(matches!(
+        core.send(now(), &frames[0]),
+        Err(RtmpError::InvalidAccessUnit(flv::FlvError::BeforeStart {
+            dts_ms: -67,
+            start_ms: 0
+        }))
+    ));
+    assert_eq!(core.state(), PublishState::Publishing);
+
+    // Opus has no FLV sound format: refused before connecting.
+    let opus = AudioTrack::new(AudioCodec::Opus, 48_000, 2).unwrap();
+    let url = RtmpUrl::parse("rtmp://127.0.0.1/live/opus").unwrap();
+    let e = RtmpPublisherCore::new(
+        url,
+        &[Track::from(track()), Track::from(opus)],
+        &RtmpOptions::default(),
+        now(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "cannot publish opus audio to rtmp://127.0.0.1/live/opus: FLV has no sound format for it"
+    );
 }
