@@ -75,6 +75,11 @@ pub struct PacerConfig {
     /// A timestamp step forward larger than this (in stream time, before `rate`) is a
     /// discontinuity and re-bases the clock instead of stalling the stream. Default 3 s.
     pub max_forward_jump: Duration,
+    /// A timestamp step backward up to this long is not a discontinuity: the frame keeps its
+    /// own deadline (earlier than the previous one, so it leaves at once). For several tracks
+    /// paced on one timeline whose units come only roughly in order. Default zero: any step
+    /// back is a discontinuity.
+    pub max_backward_step: Duration,
 }
 
 impl PacerConfig {
@@ -133,6 +138,13 @@ impl PacerConfig {
         self.max_forward_jump = max_forward_jump;
         self
     }
+
+    /// Sets the largest backward timestamp step (stream time) that is not a discontinuity.
+    #[must_use]
+    pub const fn with_max_backward_step(mut self, max_backward_step: Duration) -> Self {
+        self.max_backward_step = max_backward_step;
+        self
+    }
 }
 
 impl Default for PacerConfig {
@@ -145,6 +157,7 @@ impl Default for PacerConfig {
             late_threshold: PacerConfig::DEFAULT_LATE_THRESHOLD,
             late_policy: LatePolicy::DEFAULT,
             max_forward_jump: PacerConfig::DEFAULT_MAX_FORWARD_JUMP,
+            max_backward_step: Duration::ZERO,
         }
     }
 }

@@ -47,9 +47,17 @@
 //! In the blocking mode no stall is ever followed by an unpaced burst of more than
 //! `late_threshold` worth of stream (the frames that were late by less than that).
 //!
+//! # Several tracks
+//!
+//! Audio and video are paced by one pacer on one timeline (their timestamps in one time base,
+//! e.g. nanoseconds), so they never drift apart. [`Interleaver`] merges the tracks into
+//! timestamp order first; [`PacerConfig::max_backward_step`] lets units that come only roughly
+//! in order keep their own deadlines instead of re-basing the clock.
+//!
 //! # Discontinuities and pause
 //!
-//! A timestamp lower than the previous one, a step forward of more than
+//! A timestamp lower than the previous one (by more than
+//! [`PacerConfig::max_backward_step`], default zero), a step forward of more than
 //! [`PacerConfig::max_forward_jump`] (stream time), or an explicit [`Pacer::rebase`] (loop
 //! restart) starts a new segment: the frame is due one frame interval (or the given gap) after
 //! the previous deadline, so deadlines never go backwards. [`Pacer::pause`] freezes the
@@ -106,6 +114,7 @@
 pub mod clock;
 mod config;
 mod error;
+mod interleave;
 mod pacer;
 mod time;
 
@@ -113,5 +122,6 @@ pub use clock::{sleep_until_async, PreciseSleep};
 pub use clock::{Clock, MonotonicClock, SleepTail, VirtualClock};
 pub use config::{LatePolicy, Mode, PacerConfig};
 pub use error::PacerError;
+pub use interleave::Interleaver;
 pub use pacer::{Decision, Pacer, PacerStats, Release, Timing};
 pub use time::{Rate, TimeBase};

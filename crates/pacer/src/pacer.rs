@@ -207,6 +207,7 @@ pub struct Pacer {
     initial_burst: i128,
     late_threshold: i128,
     max_forward_jump: i128,
+    max_backward_step: i128,
     anchor: Option<Instant>,
     state: State,
     stats: PacerStats,
@@ -250,6 +251,7 @@ impl Pacer {
             initial_burst,
             late_threshold: duration_ns(config.late_threshold),
             max_forward_jump: duration_ns(config.max_forward_jump),
+            max_backward_step: duration_ns(config.max_backward_step),
             anchor: None,
             state: State::fresh(initial_burst > 0),
             stats: PacerStats::default(),
@@ -485,7 +487,8 @@ impl Pacer {
         let (segment, due) = match (self.state.segment, self.state.last) {
             (Some(segment), Some(last)) => {
                 let step = i128::from(ts) - i128::from(last.ts);
-                let jumped = step < 0 || self.stream.floor(step) > self.max_forward_jump;
+                let jumped = (step < 0 && self.stream.floor(-step) > self.max_backward_step)
+                    || self.stream.floor(step) > self.max_forward_jump;
                 if request.is_some() || jumped {
                     if request.is_none() {
                         self.stats.discontinuities = self.stats.discontinuities.saturating_add(1);
