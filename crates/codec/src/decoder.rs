@@ -9,10 +9,11 @@ use ffmpeg_next as ff;
 use crate::convert::{destination_size, Converter};
 use crate::error::FfmpegError;
 use crate::index::{FrameIndex, Scanned};
-use crate::input::{OpenOptions, Source};
+use crate::input::{OpenOptions, Source, SourcePacket};
 use crate::rational::rescale;
 use crate::{
-    CodecError, EncoderConfig, Frame, FrameCountSource, PixelLayout, Rational, VideoParams,
+    AudioParams, CodecError, EncodedPacket, EncoderConfig, Frame, FrameCountSource, PixelLayout,
+    Rational, VideoParams,
 };
 
 /// Options of a [`Decoder`]: start from [`DecoderOptions::default`] and change what you need
@@ -30,7 +31,8 @@ pub struct DecoderOptions {
     /// Pixel layout of the frames handed out: RGB24 for users (the default), YUV420P for an
     /// encoder (no RGB round trip; packed without conversion when the source is yuv420p).
     pub output: PixelLayout,
-    /// How to open the input.
+    /// How to open the input, including which audio stream to pass through
+    /// ([`OpenOptions::audio`], see [`Decoder::take_audio_packets`]).
     pub open: OpenOptions,
 }
 
@@ -89,6 +91,92 @@ struct RawFrame {
     corrupt: bool,
 }
 
+/// Audio packets read while feeding the video decoder, waiting for
+/// [`Decoder::take_audio_packets`].
+#[derive(Debug, Default)]
+struct AudioQueue {
+    packets: Vec<EncodedPacket>,
+    /// dts of the last packet queued since the input was last read from a new place.
+    last_dts: Option<i64>,
+    /// Packets whose dts is not after this were queued before the input was repositioned to
+    /// continue where it was (see [`Decoder::build_index`]): drop them.
+    skip_through: Option<i64>,
+    /// After a seek: drop packets that end at or before this presentation time (pts, time
+    /// base of the video), until the first one that does not.
+    drop_ending_by: Option<(i64, Rational)>,
+}
+
+/// True when `packet` ends (pts + duration) at or before `pts` ticks of `time_base`; for a
+/// packet of unknown duration (0), when it starts before then.
+fn ends_by(packet: &EncodedPacket, (pts, time_base): (i64, Rational)) -> bool {
+    let a = packet.time_base;
+    let scaled = |ticks: i64| i128::from(ticks) * i128::from(a.num) * i128::from(time_base.den);
+    // Compares end * a.num / a.den with pts * tb.num / tb.den without rounding (the
+    // denominators are positive).
+    let target = i128::from(pts) * i128::from(time_base.num) * i128::from(a.den);
+    if packet.duration > 0 {
+        scaled(packet.pts.saturating_add(packet.duration)) <= target
+    } else {
+        scaled(packet.pts) < target
+    }
+}
+
+impl AudioQueue {
+    fn push(&mut self, packet: EncodedPacket) {
+        if self.skip_through.is_some_and(|s| packet.dts <= s) {
+            return;
+        }
+        self.skip_through = None;
+        if let Some(target) = self.drop_ending_by {
+            if ends_by(&packet, target) {
+                return;
+            }
+            self.drop_ending_by = None;
+        }
+        self.last_dts = Some(packet.dts);
+        self.packets.push(packet);
+    }
+
+    /// The input was repositioned for a seek to the frame shown at `target`: what is queued
+    /// is stale, and audio ending by `target` will not be queued.
+    fn restart(&mut self, target: Option<(i64, Rational)>) {
+        self.packets.clear();
+        self.last_dts = None;
+        self.skip_through = None;
+        self.drop_ending_by = target;
+    }
+
+    /// The decoder moves forward to the frame shown at `target` without repositioning the
+    /// input: drop queued and coming audio that ends by then.
+    fn trim(&mut self, target: (i64, Rational)) {
+        self.packets.retain(|p| !ends_by(p, target));
+        self.drop_ending_by = Some(target);
+    }
+
+    /// The input starts again from the beginning (a new pass of a loop): keep what is
+    /// queued, queue everything read from now on.
+    fn new_pass(&mut self) {
+        self.last_dts = None;
+        self.skip_through = None;
+        self.drop_ending_by = None;
+    }
+
+    /// The input is about to be repositioned to continue where it is: what was queued stays
+    /// queued and is not queued again.
+    fn resume(&mut self) {
+        self.skip_through = self.skip_through.max(self.last_dts);
+    }
+}
+
+/// What [`Decoder::seek_to`] does with the audio queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SeekAudio {
+    /// A seek: the queue then holds the audio from the target frame's time on.
+    Seek,
+    /// A return to where decoding was (after indexing): nothing is lost or queued twice.
+    Resume,
+}
+
 /// Decodes the best video stream of a file or URL (the original mpegCoder's `MpegDecoder`).
 ///
 /// Frames come in presentation order with their timestamps ([`Decoder::next_frame`],
@@ -99,6 +187,27 @@ struct RawFrame {
 ///
 /// Random access needs a [`FrameIndex`], built on first use by reading every packet of the
 /// input once (no decoding); see [`Decoder::build_index`].
+///
+/// # Audio
+///
+/// Audio is passed through, not decoded. When [`OpenOptions::audio`] selects an audio stream,
+/// the packets of that stream read while feeding the video decoder are queued in read order;
+/// [`Decoder::take_audio_packets`] hands them out. The queue follows these rules:
+/// - [`Decoder::next_frame`] queues the audio read on the way. The decoder reads ahead of the
+///   frame it returns, so the queue usually holds audio somewhat past that frame's time. When
+///   `next_frame` returns `None` the input has been read to its end: the queue then holds
+///   the rest of the audio, including any stored after the last video frame.
+/// - [`Decoder::rewind`] keeps what is queued (a loop player takes it before or after
+///   rewinding) and the next pass queues the audio again from the start of the input.
+/// - A seek ([`Decoder::extract_frame`], [`Decoder::extract_frame_by_time`], and
+///   [`Decoder::extract_gop`] when it has to move) drops what is queued; afterwards the queue
+///   holds the audio read from the new position on, without the packets that end at or
+///   before the time of the target frame (for AAC in MP4, seeking to frame 0 thus drops the
+///   encoder's priming packet, which lies before the first frame; `rewind` keeps it).
+/// - [`Decoder::build_index`] queues nothing, keeps what is queued, and returning to the
+///   current frame neither loses nor repeats audio packets.
+///
+/// The queue is not bounded: take the packets as you go.
 pub struct Decoder {
     src: Source,
     decoder: ff::decoder::Video,
@@ -115,6 +224,8 @@ pub struct Decoder {
     gop_cursor: u64,
     decode_errors: u64,
     frames_decoded: u64,
+    /// Present when an audio stream is selected.
+    audio: Option<AudioQueue>,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -125,6 +236,11 @@ impl std::fmt::Debug for Decoder {
             .field("output", &self.converter.layout())
             .field("position", &self.position)
             .field("indexed", &self.index.is_some())
+            .field("audio", &self.src.audio())
+            .field(
+                "audio_queued",
+                &self.audio.as_ref().map_or(0, |a| a.packets.len()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -138,7 +254,9 @@ impl Decoder {
     ///
     /// Errors: [`CodecError::NotFound`], [`CodecError::Open`] (not a media file, truncated
     /// header, network failure), [`CodecError::NoVideoStream`], [`CodecError::UnsupportedCodec`],
-    /// [`CodecError::InvalidFrameSize`] for a zero destination size.
+    /// [`CodecError::InvalidFrameSize`] for a zero destination size,
+    /// [`CodecError::NoAudioStream`] when [`crate::AudioSelection::Index`] names an audio
+    /// stream the input does not have.
     pub fn open(url: impl AsRef<OsStr>, options: DecoderOptions) -> Result<Decoder, CodecError> {
         let src = Source::open(url.as_ref(), &options.open)?;
         let (decoder, params, extradata) = src.open_decoder(options.threads)?;
@@ -149,6 +267,7 @@ impl Decoder {
             params.height,
         )?;
         let frame_ticks = rescale(1, params.best_frame_rate().invert(), src.time_base).max(1);
+        let audio = src.audio().map(|_| AudioQueue::default());
         Ok(Decoder {
             src,
             decoder,
@@ -165,6 +284,7 @@ impl Decoder {
             gop_cursor: 0,
             decode_errors: 0,
             frames_decoded: 0,
+            audio,
         })
     }
 
@@ -187,6 +307,28 @@ impl Decoder {
     /// Time base of [`Frame::pts`].
     pub fn time_base(&self) -> Rational {
         self.src.time_base
+    }
+
+    /// The selected audio stream ([`OpenOptions::audio`]); `None` when no audio was asked
+    /// for, or [`crate::AudioSelection::First`] found none.
+    pub fn audio(&self) -> Option<&AudioParams> {
+        self.src.audio()
+    }
+
+    /// Every audio stream of the input in container order, selected or not.
+    pub fn audio_streams(&self) -> Vec<AudioParams> {
+        self.src.audio_streams().to_vec()
+    }
+
+    /// Takes the queued packets of the selected audio stream, in read order (see
+    /// [Audio](Decoder#audio) for when packets are queued and dropped). Empty when no audio
+    /// stream is selected. Each packet is as [`crate::Demuxer::next_media`] returns it, in
+    /// the audio stream's time base.
+    pub fn take_audio_packets(&mut self) -> Vec<EncodedPacket> {
+        self.audio
+            .as_mut()
+            .map(|a| std::mem::take(&mut a.packets))
+            .unwrap_or_default()
     }
 
     /// Pixel layout of the frames handed out.
@@ -269,6 +411,11 @@ impl Decoder {
     pub fn build_index(&mut self) -> Result<&FrameIndex, CodecError> {
         if self.index.is_none() {
             let resume = self.position;
+            // Indexing reads video packets only; returning to `resume` re-reads audio that
+            // may already be queued (or taken).
+            if let Some(a) = &mut self.audio {
+                a.resume();
+            }
             self.src.rewind()?;
             let mut packets = Vec::new();
             while let Some(p) = self.src.read_packet()? {
@@ -290,7 +437,7 @@ impl Decoder {
                 self.input_done = true;
                 self.decoder_done = true;
             } else if resume > 0 {
-                self.seek_to(resume)?;
+                self.seek_to(resume, SeekAudio::Resume)?;
             }
         }
         match &self.index {
@@ -305,8 +452,11 @@ impl Decoder {
     /// Returns up to `count` frames starting at frame `index` (presentation order, from 0);
     /// fewer at the end of the stream. Exact: the first frame returned is frame `index` of a
     /// sequential decode. Decoding continues from there with [`Decoder::next_frame`].
+    ///
+    /// With audio selected, the queued audio is dropped and the queue then holds the audio
+    /// from this frame's time on (see [Audio](Decoder#audio)).
     pub fn extract_frame(&mut self, index: u64, count: usize) -> Result<Vec<Frame>, CodecError> {
-        self.seek_to(index)?;
+        self.seek_to(index, SeekAudio::Seek)?;
         let mut out = Vec::with_capacity(count.min(1024));
         while out.len() < count {
             match self.next_frame()? {
@@ -340,7 +490,7 @@ impl Decoder {
             if self.gop_cursor >= len {
                 return Ok(None);
             }
-            self.seek_to(self.gop_cursor)?;
+            self.seek_to(self.gop_cursor, SeekAudio::Seek)?;
         }
         let Some(first) = self.next_frame()? else {
             return Ok(None);
@@ -374,10 +524,21 @@ impl Decoder {
     }
 
     /// Goes back to the first frame (and the first GOP).
+    ///
+    /// Queued audio packets stay queued; the audio is then queued again from the start of
+    /// the input, so that every pass of a loop yields all of it (see [Audio](Decoder#audio)).
     pub fn rewind(&mut self) -> Result<(), CodecError> {
         self.gop_cursor = 0;
-        if self.index.as_ref().is_some_and(|i| !i.is_empty()) {
-            return self.seek_to(0);
+        match &mut self.audio {
+            // Seeking to the first key frame positions the video exactly, but where the
+            // demuxer puts the other streams is up to it (MPEG-TS lands near the start time,
+            // possibly after the first packets). Reopening reads every stream from its first
+            // packet again, as the first pass did.
+            Some(a) => a.new_pass(),
+            None if self.index.as_ref().is_some_and(|i| !i.is_empty()) => {
+                return self.seek_to(0, SeekAudio::Seek);
+            }
+            None => {}
         }
         self.src.rewind()?;
         self.reset_decoder();
@@ -444,8 +605,9 @@ impl Decoder {
         }
     }
 
-    /// Makes `target` the next frame [`Decoder::next_frame`] returns.
-    fn seek_to(&mut self, target: u64) -> Result<(), CodecError> {
+    /// Makes `target` the next frame [`Decoder::next_frame`] returns; `audio` says what
+    /// happens to the audio queue.
+    fn seek_to(&mut self, target: u64, audio: SeekAudio) -> Result<(), CodecError> {
         self.build_index()?;
         let Some(index) = self.index.as_ref() else {
             return Err(CodecError::NotSeekable {
@@ -461,12 +623,19 @@ impl Decoder {
                 frame_count: len,
             });
         }
+        let target_time = index
+            .has_timestamps()
+            .then(|| (index.entries()[target as usize].pts, self.src.time_base));
+        if let (SeekAudio::Seek, Some(a), Some(t)) = (audio, &mut self.audio, target_time) {
+            a.trim(t);
+        }
         if target == self.position {
             return Ok(());
         }
         if !index.has_timestamps() {
             // Without timestamps, count frames from the start (or from here).
             if target < self.position {
+                self.audio_repositioned(audio, target_time);
                 self.src.rewind()?;
                 self.reset_decoder();
                 self.position = 0;
@@ -497,6 +666,7 @@ impl Decoder {
             return self.skip_to(target);
         }
         for ts in candidates {
+            self.audio_repositioned(audio, target_time);
             if self.src.seek_before(ts).is_err() {
                 break;
             }
@@ -506,6 +676,7 @@ impl Decoder {
                 return Ok(());
             }
         }
+        self.audio_repositioned(audio, target_time);
         self.src.rewind()?;
         self.reset_decoder();
         if self.decode_until(target_pts)? {
@@ -516,6 +687,16 @@ impl Decoder {
             url: self.src.url.clone(),
             reason: format!("frame {target} (pts {target_pts}) was not found when decoding"),
         })
+    }
+
+    /// Updates the audio queue before the input is repositioned for [`Decoder::seek_to`].
+    fn audio_repositioned(&mut self, audio: SeekAudio, target_time: Option<(i64, Rational)>) {
+        if let Some(a) = &mut self.audio {
+            match audio {
+                SeekAudio::Seek => a.restart(target_time),
+                SeekAudio::Resume => a.resume(),
+            }
+        }
     }
 
     /// Decodes and drops frames until `target` is the next one.
@@ -597,9 +778,21 @@ impl Decoder {
         }
     }
 
-    /// Sends the next packet (or the end of stream) to the decoder.
+    /// Sends the next video packet (or the end of stream) to the decoder, queueing the audio
+    /// packets read before it.
     fn feed(&mut self) -> Result<(), CodecError> {
-        match self.src.read_packet()? {
+        let packet = loop {
+            match self.src.read_media()? {
+                Some(SourcePacket::Audio(packet)) => {
+                    if let Some(a) = &mut self.audio {
+                        a.push(packet);
+                    }
+                }
+                Some(SourcePacket::Video(packet)) => break Some(packet),
+                None => break None,
+            }
+        };
+        match packet {
             Some(packet) => match self.decoder.send_packet(&packet) {
                 Ok(()) => Ok(()),
                 // A damaged packet: skip it, as ffmpeg does.
@@ -659,5 +852,64 @@ impl Iterator for Frames<'_> {
                 Some(Err(e))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An AAC packet at 48 kHz: `n` frames of 1024 samples from 0.
+    fn aac(n: i64) -> EncodedPacket {
+        EncodedPacket {
+            data: Bytes::from(vec![n as u8]),
+            pts: n * 1024,
+            dts: n * 1024,
+            key: true,
+            duration: 1024,
+            time_base: Rational::new(1, 48_000),
+        }
+    }
+
+    fn pts(q: &AudioQueue) -> Vec<i64> {
+        q.packets.iter().map(|p| p.pts / 1024).collect()
+    }
+
+    #[test]
+    fn ends_by_compares_across_time_bases() {
+        let video = Rational::new(1, 90_000);
+        // Packet 2 covers [2048, 3072) / 48000 s = [3840, 5760) / 90000 s.
+        assert!(ends_by(&aac(2), (5760, video)));
+        assert!(!ends_by(&aac(2), (5759, video)));
+        let mut unknown = aac(2);
+        unknown.duration = 0;
+        assert!(ends_by(&unknown, (3841, video)));
+        assert!(!ends_by(&unknown, (3840, video)));
+    }
+
+    #[test]
+    fn queue_rules() {
+        let mut q = AudioQueue::default();
+        (0..5).for_each(|n| q.push(aac(n)));
+        assert_eq!(pts(&q), [0, 1, 2, 3, 4]);
+        // Repositioned to continue: packets up to the last queued are not queued again.
+        q.resume();
+        (2..7).for_each(|n| q.push(aac(n)));
+        assert_eq!(pts(&q), [0, 1, 2, 3, 4, 5, 6]);
+        // A new pass queues everything again and keeps what is there.
+        q.new_pass();
+        q.push(aac(0));
+        assert_eq!(pts(&q), [0, 1, 2, 3, 4, 5, 6, 0]);
+        // A seek to the frame shown at packet 3's start: the queue is emptied, packets that
+        // end by then are dropped.
+        let at_3 = (3 * 1024, Rational::new(1, 48_000));
+        q.restart(Some(at_3));
+        (1..6).for_each(|n| q.push(aac(n)));
+        assert_eq!(pts(&q), [3, 4, 5]);
+        // Forward without repositioning: what ended by the target goes.
+        q.trim((5 * 1024, Rational::new(1, 48_000)));
+        assert_eq!(pts(&q), [5]);
+        q.push(aac(6));
+        assert_eq!(pts(&q), [5, 6]);
     }
 }

@@ -15,20 +15,23 @@ use crate::{CodecError, Frame, PixelLayout, Rational, VideoParams};
 
 const X264: &str = "libx264";
 
-/// One encoded access unit (or one demuxed packet, see [`crate::Demuxer`]).
+/// One encoded access unit (or one demuxed video or audio packet, see [`crate::Demuxer`]).
 #[derive(Clone, PartialEq, Eq)]
 pub struct EncodedPacket {
     /// The access unit's NAL units: Annex B from the [`Encoder`] (SPS/PPS repeated before
-    /// every IDR); as stored by the container from a [`crate::Demuxer`].
+    /// every IDR); as stored by the container from a [`crate::Demuxer`]. For an audio packet,
+    /// the encoded audio frame(s) as stored (AAC in MPEG-TS with its ADTS header).
     pub data: Bytes,
     /// Presentation timestamp in ticks of `time_base`.
     pub pts: i64,
     /// Decode timestamp in ticks of `time_base`; `pts >= dts`. With B-frames libx264 starts
     /// the dts below the first pts (possibly negative); it is kept as given.
     pub dts: i64,
-    /// The access unit is a key frame (an IDR picture from the encoder).
+    /// The access unit is a key frame (an IDR picture from the encoder). Always true for
+    /// audio packets.
     pub key: bool,
-    /// Duration in ticks of `time_base` (one nominal frame when not stored).
+    /// Duration in ticks of `time_base` (one nominal frame when not stored; for audio, one
+    /// frame of [`crate::AudioParams::frame_size`] samples, or 0 when that is unknown).
     pub duration: i64,
     /// Seconds per tick.
     pub time_base: Rational,

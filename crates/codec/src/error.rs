@@ -97,6 +97,16 @@ pub enum CodecError {
         /// The input.
         url: String,
     },
+    /// The audio stream asked for with [`crate::AudioSelection::Index`] does not exist.
+    #[error("{url}: no audio stream {index} (the input has {})", audio_streams(*count))]
+    NoAudioStream {
+        /// The input.
+        url: String,
+        /// The requested ordinal among the audio streams.
+        index: usize,
+        /// Audio streams in the input.
+        count: usize,
+    },
     /// No FFmpeg decoder is available for the stream's codec.
     #[error("{url}: no decoder for codec {codec}")]
     UnsupportedCodec {
@@ -287,6 +297,15 @@ pub enum CodecError {
     Finished,
 }
 
+/// "no audio streams", "1 audio stream, number 0", "3 audio streams, numbered 0 to 2".
+fn audio_streams(count: usize) -> String {
+    match count {
+        0 => "no audio streams".to_owned(),
+        1 => "1 audio stream, number 0".to_owned(),
+        n => format!("{n} audio streams, numbered 0 to {}", n - 1),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::error::Error as _;
@@ -387,6 +406,23 @@ mod tests {
         assert_eq!(
             errors[1].to_string(),
             "x.mp4: unusable video stream: it has no valid time base"
+        );
+        let audio = |count| CodecError::NoAudioStream {
+            url: "x.mp4".into(),
+            index: 5,
+            count,
+        };
+        assert_eq!(
+            audio(2).to_string(),
+            "x.mp4: no audio stream 5 (the input has 2 audio streams, numbered 0 to 1)"
+        );
+        assert_eq!(
+            audio(1).to_string(),
+            "x.mp4: no audio stream 5 (the input has 1 audio stream, number 0)"
+        );
+        assert_eq!(
+            audio(0).to_string(),
+            "x.mp4: no audio stream 5 (the input has no audio streams)"
         );
     }
 

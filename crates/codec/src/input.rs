@@ -12,12 +12,15 @@ use ffmpeg_next as ff;
 use crate::convert::pixel_name;
 use mpegcoder_types::redact_url;
 
+use crate::audio::{audio_streams, AudioStamper};
 use crate::error::FfmpegError;
 use crate::rational::FfRational;
-use crate::{CodecError, EncodedPacket, FrameCountSource, Rational, VideoParams};
+use crate::{
+    AudioParams, AudioSelection, CodecError, EncodedPacket, FrameCountSource, Rational, VideoParams,
+};
 
 /// FFmpeg's "no timestamp" value.
-const NOPTS: i64 = i64::MIN;
+pub(crate) const NOPTS: i64 = i64::MIN;
 
 /// How to open an input (file or URL): start from [`OpenOptions::default`] and change what
 /// you need with the `with_*` setters.
@@ -31,6 +34,9 @@ pub struct OpenOptions {
     /// Extra demuxer/protocol options handed to `avformat_open_input`, e.g.
     /// `("rtsp_transport", "tcp")`. Options FFmpeg does not know are ignored.
     pub format_options: Vec<(String, String)>,
+    /// Which audio stream to pass through next to the video ([`Demuxer::next_media`],
+    /// [`crate::Decoder::take_audio_packets`]). Default: [`AudioSelection::None`].
+    pub audio: AudioSelection,
 }
 
 impl Default for OpenOptions {
@@ -38,6 +44,7 @@ impl Default for OpenOptions {
         OpenOptions {
             timeout: Some(Duration::from_secs(10)),
             format_options: Vec::new(),
+            audio: AudioSelection::None,
         }
     }
 }
@@ -61,6 +68,13 @@ impl OpenOptions {
     #[must_use]
     pub fn with_format_option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.format_options.push((key.into(), value.into()));
+        self
+    }
+
+    /// Selects the audio stream to pass through next to the video.
+    #[must_use]
+    pub fn with_audio(mut self, audio: AudioSelection) -> Self {
+        self.audio = audio;
         self
     }
 }
@@ -99,7 +113,22 @@ pub(crate) fn init() {
     });
 }
 
-/// An opened input with its chosen video stream.
+/// A packet read by [`Source::read_media`].
+pub(crate) enum SourcePacket {
+    /// A packet of the video stream, as FFmpeg returned it.
+    Video(ff::Packet),
+    /// A packet of the selected audio stream, with its timestamps filled in.
+    Audio(EncodedPacket),
+}
+
+/// The selected audio stream of a [`Source`].
+struct SelectedAudio {
+    /// Position in [`Source::audio_streams`].
+    ordinal: usize,
+    stamper: AudioStamper,
+}
+
+/// An opened input with its chosen video stream (and, if selected, audio stream).
 pub(crate) struct Source {
     /// The URL with credentials removed, for messages.
     pub(crate) url: String,
@@ -110,6 +139,9 @@ pub(crate) struct Source {
     pub(crate) stream_index: usize,
     pub(crate) time_base: Rational,
     pub(crate) start_time: i64,
+    /// Every audio stream of the input, in container order.
+    audio_streams: Vec<AudioParams>,
+    audio: Option<SelectedAudio>,
 }
 
 fn is_network(url: &str) -> bool {
@@ -196,6 +228,26 @@ impl Source {
                 reason: "it has no valid time base",
             });
         }
+        let audio_streams = audio_streams(&input);
+        let ordinal = match options.audio {
+            AudioSelection::None => None,
+            AudioSelection::First => (!audio_streams.is_empty()).then_some(0),
+            AudioSelection::Index(n) if n < audio_streams.len() => Some(n),
+            AudioSelection::Index(n) => {
+                return Err(CodecError::NoAudioStream {
+                    url,
+                    index: n,
+                    count: audio_streams.len(),
+                })
+            }
+        };
+        let audio = ordinal.and_then(|ordinal| {
+            let params = audio_streams.get(ordinal)?;
+            Some(SelectedAudio {
+                ordinal,
+                stamper: AudioStamper::new(params),
+            })
+        });
         Ok(Source {
             url,
             raw_url: raw_url.to_owned(),
@@ -204,7 +256,21 @@ impl Source {
             stream_index,
             time_base,
             start_time,
+            audio_streams,
+            audio,
         })
+    }
+
+    /// Every audio stream of the input, in container order.
+    pub(crate) fn audio_streams(&self) -> &[AudioParams] {
+        &self.audio_streams
+    }
+
+    /// The selected audio stream, if any.
+    pub(crate) fn audio(&self) -> Option<&AudioParams> {
+        self.audio
+            .as_ref()
+            .and_then(|a| self.audio_streams.get(a.ordinal))
     }
 
     /// Opens a decoder for the video stream (threading is configured before it opens) and
@@ -300,7 +366,15 @@ impl Source {
     /// reliable: the MPEG-TS demuxer, for one, lands on the first packet whose timestamp is
     /// near the start time, which may come after the first packets.)
     pub(crate) fn rewind(&mut self) -> Result<(), CodecError> {
+        self.reset_audio();
         self.reopen()
+    }
+
+    /// Forgets the previous audio packet (its end is no longer where the next one starts).
+    fn reset_audio(&mut self) {
+        if let Some(a) = &mut self.audio {
+            a.stamper.reset();
+        }
     }
 
     /// Seeks so that the next packet read is at or before the key frame whose decode
@@ -309,6 +383,7 @@ impl Source {
         let us = (i128::from(ts) * i128::from(self.time_base.num) * 1_000_000)
             .div_euclid(i128::from(self.time_base.den).max(1));
         let us = i64::try_from(us).unwrap_or(0);
+        self.reset_audio();
         // ffmpeg-next passes the end of a `..x` range as max_ts itself (inclusive), which makes
         // FFmpeg pick a key frame at or before `us`.
         self.input
@@ -323,9 +398,15 @@ impl Source {
     /// Closes and reopens the input (for demuxers that cannot seek back).
     fn reopen(&mut self) -> Result<(), CodecError> {
         let input = open_input(&self.raw_url, &self.url, &self.options)?;
-        let ok = input
-            .stream(self.stream_index)
-            .is_some_and(|s| s.parameters().medium() == media::Type::Video);
+        let is = |index: usize, medium: media::Type| {
+            input
+                .stream(index)
+                .is_some_and(|s| s.parameters().medium() == medium)
+        };
+        let ok = is(self.stream_index, media::Type::Video)
+            && self
+                .audio()
+                .is_none_or(|a| is(a.stream_index, media::Type::Audio));
         if !ok {
             return Err(CodecError::InvalidStream {
                 url: self.url.clone(),
@@ -336,13 +417,40 @@ impl Source {
         Ok(())
     }
 
-    /// Reads the next packet of the video stream; `None` at the end.
+    /// Reads the next packet of the video stream, skipping all others; `None` at the end.
     pub(crate) fn read_packet(&mut self) -> Result<Option<ff::Packet>, CodecError> {
+        loop {
+            match self.read(false)? {
+                Some(SourcePacket::Video(packet)) => return Ok(Some(packet)),
+                Some(SourcePacket::Audio(_)) => {}
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Reads the next packet of the video stream or of the selected audio stream, in
+    /// container order; `None` at the end.
+    pub(crate) fn read_media(&mut self) -> Result<Option<SourcePacket>, CodecError> {
+        self.read(true)
+    }
+
+    fn read(&mut self, with_audio: bool) -> Result<Option<SourcePacket>, CodecError> {
+        let audio_index = match (with_audio, self.audio()) {
+            (true, Some(a)) => Some(a.stream_index),
+            _ => None,
+        };
         let mut invalid = 0u32;
         loop {
             let mut packet = ff::Packet::empty();
             match packet.read(&mut self.input) {
-                Ok(()) if packet.stream() == self.stream_index => return Ok(Some(packet)),
+                Ok(()) if packet.stream() == self.stream_index => {
+                    return Ok(Some(SourcePacket::Video(packet)))
+                }
+                Ok(()) if Some(packet.stream()) == audio_index => {
+                    if let Some(a) = &mut self.audio {
+                        return Ok(Some(SourcePacket::Audio(a.stamper.stamp(&packet))));
+                    }
+                }
                 Ok(()) => {}
                 Err(ff::Error::Eof) => return Ok(None),
                 // A demuxer can resync past corrupt data; give up if it keeps failing.
@@ -361,11 +469,53 @@ impl Source {
     }
 }
 
-/// Reads the video stream's packets as stored, for passthrough without re-encoding.
+/// A packet from [`Demuxer::next_media`]: video or audio, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DemuxedPacket {
+    /// A packet of the video stream (as [`Demuxer::next_packet`] returns it).
+    Video(EncodedPacket),
+    /// A packet of the selected audio stream: one or more encoded audio frames as stored
+    /// (for AAC in MPEG-TS each with its ADTS header), in the audio stream's time base, with
+    /// `key` always true.
+    Audio(EncodedPacket),
+}
+
+impl DemuxedPacket {
+    /// The packet, whatever its kind.
+    #[must_use]
+    pub fn packet(&self) -> &EncodedPacket {
+        match self {
+            DemuxedPacket::Video(p) | DemuxedPacket::Audio(p) => p,
+        }
+    }
+
+    /// The packet, whatever its kind, by value.
+    #[must_use]
+    pub fn into_packet(self) -> EncodedPacket {
+        match self {
+            DemuxedPacket::Video(p) | DemuxedPacket::Audio(p) => p,
+        }
+    }
+
+    /// True for an audio packet.
+    #[must_use]
+    pub fn is_audio(&self) -> bool {
+        matches!(self, DemuxedPacket::Audio(_))
+    }
+}
+
+/// Reads the video stream's packets as stored, for passthrough without re-encoding, and
+/// optionally those of one audio stream ([`OpenOptions::audio`]).
 ///
 /// Packets come in decode order, as the container stores them: length-prefixed NAL units for
 /// MP4/MKV (see [`Demuxer::packet_format`] and the avcC in [`Demuxer::extradata`]), Annex B for
 /// `.h264` and `.ts`. Converting between the two is the transport crate's job.
+///
+/// [`Demuxer::next_packet`] (and the [`Iterator`]) return video only;
+/// [`Demuxer::next_media`] returns video and the selected audio interleaved in container
+/// order. Use one or the other on a demuxer: audio that `next_packet` skips is not returned
+/// later.
 pub struct Demuxer {
     src: Source,
     params: VideoParams,
@@ -382,12 +532,18 @@ impl std::fmt::Debug for Demuxer {
             .field("url", &self.src.url)
             .field("params", &self.params)
             .field("extradata_len", &self.extradata.len())
+            .field("audio", &self.src.audio())
             .finish_non_exhaustive()
     }
 }
 
 impl Demuxer {
-    /// Opens `url` (a path or any URL FFmpeg reads) and selects its best video stream.
+    /// Opens `url` (a path or any URL FFmpeg reads) and selects its best video stream, and
+    /// the audio stream that `options.audio` asks for.
+    ///
+    /// Errors: those of opening an input ([`CodecError::NotFound`], [`CodecError::Open`],
+    /// [`CodecError::NoVideoStream`], ...), and [`CodecError::NoAudioStream`] when
+    /// [`AudioSelection::Index`] names an audio stream the input does not have.
     pub fn open(url: impl AsRef<OsStr>, options: &OpenOptions) -> Result<Demuxer, CodecError> {
         let src = Source::open(url.as_ref(), options)?;
         // A decoder is opened (not fed) only to learn the size and pixel format.
@@ -437,18 +593,57 @@ impl Demuxer {
         self.synthesized
     }
 
-    /// The next packet of the video stream in decode order; `None` at the end.
+    /// The selected audio stream ([`OpenOptions::audio`]); `None` when no audio was asked
+    /// for, or [`AudioSelection::First`] found none.
+    pub fn audio(&self) -> Option<&AudioParams> {
+        self.src.audio()
+    }
+
+    /// Every audio stream of the input in container order, selected or not (for choosing
+    /// one, or for messages such as "the input has 2 audio streams").
+    pub fn audio_streams(&self) -> Vec<AudioParams> {
+        self.src.audio_streams().to_vec()
+    }
+
+    /// The next packet of the video stream in decode order; `None` at the end. Packets of
+    /// other streams, the selected audio included, are skipped.
     ///
     /// A missing dts is taken from the pts (MPEG-TS stores only a PTS when both are equal).
     pub fn next_packet(&mut self) -> Result<Option<EncodedPacket>, CodecError> {
-        let packet = match self.src.read_packet() {
-            Ok(Some(p)) => p,
-            Ok(None) => return Ok(None),
+        match self.src.read_packet() {
+            Ok(Some(p)) => Ok(Some(self.video_packet(&p))),
+            Ok(None) => Ok(None),
             Err(e) => {
                 self.failed = true;
-                return Err(e);
+                Err(e)
             }
-        };
+        }
+    }
+
+    /// The next packet of the video stream or of the selected audio stream, in the order the
+    /// container stores them; `None` at the end. Without selected audio this returns the
+    /// same video packets as [`Demuxer::next_packet`].
+    ///
+    /// Video packets are as [`Demuxer::next_packet`] returns them. Audio packets carry their
+    /// stored pts (else the dts, else the previous packet's pts + duration) and dts (else
+    /// the pts), their stored duration (else one frame of [`AudioParams::frame_size`]
+    /// samples, else 0), `key` true, and the audio stream's time base.
+    pub fn next_media(&mut self) -> Result<Option<DemuxedPacket>, CodecError> {
+        match self.src.read_media() {
+            Ok(Some(SourcePacket::Video(p))) => {
+                Ok(Some(DemuxedPacket::Video(self.video_packet(&p))))
+            }
+            Ok(Some(SourcePacket::Audio(p))) => Ok(Some(DemuxedPacket::Audio(p))),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                self.failed = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// A video packet with its timestamps filled in.
+    fn video_packet(&mut self, packet: &ff::Packet) -> EncodedPacket {
         let (pts, dts) = match (packet.pts(), packet.dts()) {
             (Some(p), Some(d)) => (p, d),
             (Some(p), None) => (p, p),
@@ -467,17 +662,17 @@ impl Demuxer {
             d if d > 0 => d,
             _ => self.frame_ticks,
         };
-        Ok(Some(EncodedPacket {
+        EncodedPacket {
             data: Bytes::copy_from_slice(packet.data().unwrap_or(&[])),
             pts,
             dts,
             key: packet.is_key(),
             duration,
             time_base: self.src.time_base,
-        }))
+        }
     }
 
-    /// Goes back to the first packet (for loop playback).
+    /// Goes back to the first packet, video and audio (for loop playback).
     pub fn rewind(&mut self) -> Result<(), CodecError> {
         self.src.rewind()?;
         self.last_dts = None;
@@ -486,7 +681,8 @@ impl Demuxer {
     }
 }
 
-/// Iterates over the remaining packets; ends after the first error.
+/// Iterates over the remaining video packets ([`Demuxer::next_packet`]); ends after the
+/// first error.
 impl Iterator for Demuxer {
     type Item = Result<EncodedPacket, CodecError>;
 

@@ -4,7 +4,13 @@
 //!   the encoder), exact seeking ([`Decoder::extract_frame`],
 //!   [`Decoder::extract_frame_by_time`]) and GOPs ([`Decoder::extract_gop`]). Its
 //!   [`VideoParams`] are serializable, like the original mpegCoder's `configDict`.
-//! - [`Demuxer`]: the stored H.264 packets and extradata, for passthrough without re-encoding.
+//! - [`Demuxer`]: the stored H.264 packets and extradata, for passthrough without re-encoding;
+//!   with an audio stream selected ([`OpenOptions::with_audio`], [`AudioSelection`]) also that
+//!   stream's packets, interleaved in container order ([`Demuxer::next_media`]).
+//! - Audio (AAC, MP3, Opus, G.711, ...) is never decoded: its packets pass through untouched,
+//!   described by [`AudioParams`] (codec, sample rate, channels, AudioSpecificConfig). A
+//!   [`Decoder`] with an audio stream selected queues the audio packets it reads while
+//!   decoding the video ([`Decoder::take_audio_packets`]).
 //! - [`Encoder`]: libx264 from decoder frames or RGB24 buffers; Annex B access units with SPS/PPS
 //!   before the first frame and before every IDR. Configured by a plain [`EncoderConfig`].
 //! - [`PacketDecoder`]: H.264 access units from the network back into frames.
@@ -38,6 +44,7 @@
 //! # }
 //! ```
 
+mod audio;
 mod convert;
 mod decoder;
 mod encoder;
@@ -50,12 +57,13 @@ mod packet_decoder;
 mod params;
 mod rational;
 
+pub use audio::{AudioParams, AudioSelection};
 pub use decoder::{Decoder, DecoderOptions, Frames, Position};
 pub use encoder::{EncodedPacket, Encoder, EncoderConfig};
 pub use error::{CodecError, FfmpegError};
 pub use frame::{frame_md5, yuv420p_md5, Frame, PixelLayout};
 pub use index::{FrameIndex, IndexEntry};
-pub use input::{Demuxer, OpenOptions, PacketFormat};
+pub use input::{DemuxedPacket, Demuxer, OpenOptions, PacketFormat};
 pub use packet_decoder::{PacketDecoder, PacketDecoderOptions};
 pub use params::{FrameCountSource, VideoParams};
 pub use rational::{rescale, ParseRationalError, Rational};
@@ -101,6 +109,8 @@ mod tests {
     fn pipeline_types_are_send() {
         assert_send::<Decoder>();
         assert_send::<Demuxer>();
+        assert_send::<DemuxedPacket>();
+        assert_send::<AudioParams>();
         assert_send::<Encoder>();
         assert_send::<PacketDecoder>();
         assert_send::<Frame>();
