@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mpegcoder::codec::Rational;
+use mpegcoder::push::AudioMode;
 use mpegcoder::{push, PushOptions, ServerStats, Transport, VideoCodec};
 
 /// Arguments of `mpegcoder push`.
@@ -61,6 +62,19 @@ pub struct PushArgs {
     /// How far ahead of its deadline a frame may leave, in milliseconds.
     #[arg(long, default_value_t = 10)]
     pub max_lead_ms: u64,
+    /// Audio: auto passes it through when the destination carries its codec (AAC over RTSP
+    /// and RTMP; MP3 over both, G.711 over both, Opus over RTSP), else warns once and pushes
+    /// video only; copy fails before connecting when it cannot pass through; none drops it.
+    /// Audio is never re-encoded.
+    #[arg(long, default_value = "auto", value_parser = parse_audio_mode)]
+    pub audio: AudioMode,
+    /// Drop the audio (same as --audio none).
+    #[arg(long, conflicts_with = "audio")]
+    pub no_audio: bool,
+    /// Which audio stream to pass through, counted from 0 among the input's audio streams.
+    /// Default: the first.
+    #[arg(long, value_name = "N")]
+    pub audio_stream: Option<usize>,
     /// Write the final summary as JSON to PATH.
     #[arg(long, value_name = "PATH")]
     pub stats_json: Option<PathBuf>,
@@ -70,6 +84,10 @@ pub struct PushArgs {
 }
 
 fn parse_codec(s: &str) -> Result<VideoCodec, String> {
+    s.parse()
+}
+
+fn parse_audio_mode(s: &str) -> Result<AudioMode, String> {
     s.parse()
 }
 
@@ -137,7 +155,13 @@ pub fn run(args: &PushArgs, logging: bool) -> Result<bool> {
         .with_loops(args.loops)
         .with_rate(args.rate)
         .with_pace(!args.no_pace)
-        .with_max_lead(Duration::from_millis(args.max_lead_ms));
+        .with_max_lead(Duration::from_millis(args.max_lead_ms))
+        .with_audio(if args.no_audio {
+            AudioMode::None
+        } else {
+            args.audio
+        })
+        .with_audio_stream(args.audio_stream);
     if !(args.rate.is_finite() && args.rate > 0.0) {
         bail!("--rate must be a positive number, got {}", args.rate);
     }
@@ -165,8 +189,16 @@ pub fn run(args: &PushArgs, logging: bool) -> Result<bool> {
 
     let s = &summary.stats;
     if !args.quiet {
+        let audio = match &summary.audio_codec {
+            Some(codec) => format!(
+                " and {} {codec} audio frames ({:.2} MB)",
+                s.audio_frames_sent,
+                s.audio_bytes_sent as f64 / 1e6
+            ),
+            None => String::new(),
+        };
         eprintln!(
-            "pushed {} frames ({:.2} MB) to {} in {:.2} s (stream {:.2} s, {} loop{}), \
+            "pushed {} frames ({:.2} MB){audio} to {} in {:.2} s (stream {:.2} s, {} loop{}), \
              late {}, dropped {}{}",
             s.frames_sent,
             s.bytes_sent as f64 / 1e6,
@@ -225,14 +257,17 @@ impl Progress {
     /// The counters, then what the server reported: loss, jitter and round trip from RTCP
     /// receiver reports (RTSP servers that send them), the last status message (RTMP).
     fn line(s: &ServerStats) -> String {
-        let mut line = format!(
-            "frames {}  fps {:.1}  bitrate {:.0} kb/s  lead {:.1} ms  late {}",
-            s.frames_sent,
+        let mut line = format!("frames {}", s.frames_sent);
+        if s.audio_frames_sent > 0 {
+            line.push_str(&format!("  audio {}", s.audio_frames_sent));
+        }
+        line.push_str(&format!(
+            "  fps {:.1}  bitrate {:.0} kb/s  lead {:.1} ms  late {}",
             s.fps,
             s.bitrate_bps / 1000.0,
             s.lead_ms,
             s.late_frames
-        );
+        ));
         if s.receiver_reports > 0 {
             if let Some(loss) = s.loss_fraction {
                 line.push_str(&format!("  loss {:.1}%", loss * 100.0));
@@ -301,6 +336,12 @@ mod tests {
         s.lead_ms = 2.5;
         let plain = "frames 90  fps 30.0  bitrate 1500 kb/s  lead 2.5 ms  late 0";
         assert_eq!(Progress::line(&s), plain);
+        let mut with_audio = s.clone();
+        with_audio.audio_frames_sent = 140;
+        assert_eq!(
+            Progress::line(&with_audio),
+            "frames 90  audio 140  fps 30.0  bitrate 1500 kb/s  lead 2.5 ms  late 0"
+        );
         // Reception figures count only once a receiver report came.
         s.jitter_ms = Some(1.0);
         assert_eq!(Progress::line(&s), plain);

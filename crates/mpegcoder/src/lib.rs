@@ -18,6 +18,6 @@ pub use client::{
 pub use mpegcoder_types::Transport;
 pub use push::{push, PushError, PushOptions, PushSummary};
 pub use server::{
-    AsyncServer, FrameRef, PacketStream, Server, ServerConfig, ServerError, ServerStats,
-    VideoCodec, VideoSource,
+    AsyncServer, AudioStream, FrameRef, PacketStream, Server, ServerConfig, ServerError,
+    ServerStats, VideoCodec, VideoSource,
 };

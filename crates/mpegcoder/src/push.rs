@@ -11,8 +11,16 @@
 //!   the sending thread, and the reader and its codec threads run at a lower priority
 //!   ([`crate::priority`]).
 //!
-//! Loop playback offsets the timestamps of each pass by the length of the input, so they stay
-//! monotonic across the wrap with no drift (integer ticks, no accumulated rounding).
+//! Audio (AAC, and MP3, Opus or G.711 where the protocol carries them) passes through next to
+//! the video in both modes, never re-encoded. Video and audio are merged into timestamp order
+//! ([`crate::pacer::Interleaver`]) and paced on one timeline, so neither bursts and they never
+//! drift apart. An audio track that cannot pass through is dropped with one warning
+//! ([`AudioMode::Auto`]), is an error before connecting ([`AudioMode::Copy`]), or is dropped
+//! silently ([`AudioMode::None`]).
+//!
+//! Loop playback offsets the timestamps of each pass by the length of the input (its longest
+//! track), the same for every track, so they stay monotonic across the wrap and aligned with
+//! no drift (integer ticks, each track's offset derived from one exact total).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -22,15 +30,49 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{
-    rescale, CodecError, Decoder, DecoderOptions, Demuxer, EncodedPacket, Encoder, EncoderConfig,
-    Frame, OpenOptions, PacketFormat, PixelLayout, Rational, VideoParams,
+    rescale, AudioParams, AudioSelection, CodecError, Decoder, DecoderOptions, DemuxedPacket,
+    Demuxer, EncodedPacket, Encoder, EncoderConfig, Frame, OpenOptions, PacketFormat, PixelLayout,
+    Rational, VideoParams,
 };
-use crate::server::{PacketStream, Server, ServerConfig, ServerError, ServerStats, VideoCodec};
+use crate::pacer::Interleaver;
+use crate::server::{
+    carries, codec_of, config_from_adts, AudioStream, PacketStream, Server, ServerConfig,
+    ServerError, ServerStats, VideoCodec,
+};
 use crate::transport::h264::{nal_type, nal_unit_type, split_annexb};
 use crate::transport::redact_url;
 use crate::transport::Transport;
 use crate::transport::VideoTrack;
 use mpegcoder_types::FrameRateConverter;
+
+/// What happens to the input's audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum AudioMode {
+    /// Pass the audio through when the destination can carry it; otherwise one warning line
+    /// naming the codec, and video only.
+    #[default]
+    Auto,
+    /// Pass the audio through, or fail before connecting when it cannot be (or there is none).
+    Copy,
+    /// Drop the audio.
+    None,
+}
+
+impl std::str::FromStr for AudioMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(AudioMode::Auto),
+            "copy" => Ok(AudioMode::Copy),
+            "none" | "no" | "off" => Ok(AudioMode::None),
+            other => Err(format!(
+                "unknown audio mode {other:?} (expected auto, copy or none)"
+            )),
+        }
+    }
+}
 
 /// What to push and how. Encoder fields left `None` are inherited from the input. Start from
 /// [`PushOptions::new`] and change what differs with the `with_*` setters.
@@ -76,6 +118,12 @@ pub struct PushOptions {
     pub queue_capacity: usize,
     /// Decoder threads (0 = automatic).
     pub decoder_threads: usize,
+    /// What happens to the input's audio.
+    #[serde(default)]
+    pub audio: AudioMode,
+    /// Which audio stream to pass through (0 = the first); `None`: the first.
+    #[serde(default)]
+    pub audio_stream: Option<usize>,
 }
 
 impl std::fmt::Debug for PushOptions {
@@ -88,6 +136,8 @@ impl std::fmt::Debug for PushOptions {
             .field("loops", &self.loops)
             .field("rate", &self.rate)
             .field("pace", &self.pace)
+            .field("audio", &self.audio)
+            .field("audio_stream", &self.audio_stream)
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +164,8 @@ impl PushOptions {
             max_lead: Duration::from_millis(10),
             queue_capacity: 4,
             decoder_threads: 0,
+            audio: AudioMode::Auto,
+            audio_stream: None,
         }
     }
 
@@ -213,6 +265,28 @@ impl PushOptions {
         self
     }
 
+    /// What happens to the input's audio.
+    pub fn with_audio(mut self, audio: AudioMode) -> Self {
+        self.audio = audio;
+        self
+    }
+
+    /// Which audio stream to pass through (counted from 0 among the audio streams).
+    pub fn with_audio_stream(mut self, index: Option<usize>) -> Self {
+        self.audio_stream = index;
+        self
+    }
+
+    /// How the input is opened: with the audio stream these options ask for.
+    fn open_options(&self) -> OpenOptions {
+        let audio = match (self.audio, self.audio_stream) {
+            (AudioMode::None, _) => AudioSelection::None,
+            (_, Some(n)) => AudioSelection::Index(n),
+            (_, None) => AudioSelection::First,
+        };
+        OpenOptions::default().with_audio(audio)
+    }
+
     fn validate(&self) -> Result<(), PushError> {
         if self.loops == 0 || self.loops < -1 {
             return Err(PushError::Config(format!(
@@ -242,6 +316,11 @@ impl PushOptions {
             if !fr.is_valid() {
                 return Err(PushError::Config(format!("invalid frame rate {fr}")));
             }
+        }
+        if self.audio == AudioMode::None && self.audio_stream.is_some() {
+            return Err(PushError::Config(
+                "an audio stream was chosen, but audio is turned off".into(),
+            ));
         }
         Ok(())
     }
@@ -284,9 +363,11 @@ impl PushOptions {
         enc
     }
 
-    /// The server configuration for packets described by `stream`.
-    pub fn server_config(&self, stream: PacketStream) -> ServerConfig {
+    /// The server configuration for packets described by `stream`, with `audio` passed
+    /// through next to them.
+    pub fn server_config(&self, stream: PacketStream, audio: Option<AudioStream>) -> ServerConfig {
         ServerConfig::packets(stream, self.address.clone())
+            .with_audio(audio)
             .with_transport(self.transport)
             .with_pace(self.pace)
             .with_rate(self.rate)
@@ -324,6 +405,9 @@ pub enum PushError {
     /// The reader thread could not start or died.
     #[error("the input reader stopped unexpectedly")]
     Reader(#[source] std::sync::Arc<std::io::Error>),
+    /// The audio was asked for (`--audio copy`) and cannot be passed through.
+    #[error("{0}")]
+    Audio(String),
 }
 
 /// The outcome of a [`push`].
@@ -341,6 +425,8 @@ pub struct PushSummary {
     pub height: u32,
     /// Frame rate of the published video, `num/den`.
     pub frame_rate: String,
+    /// The audio passed through (`aac`, …), if any.
+    pub audio_codec: Option<String>,
     /// Passes over the input completed.
     pub loops_completed: u64,
     /// Stopped by the caller's stop flag (Ctrl-C) before the input ended.
@@ -355,8 +441,10 @@ enum Item {
     Start {
         params: Box<VideoParams>,
         stream: PacketStream,
+        audio: Option<AudioStream>,
     },
     Packet(EncodedPacket),
+    Audio(EncodedPacket),
     LoopDone,
     /// Frames given to the encoder, sent once it has been flushed.
     FramesEncoded(u64),
@@ -383,7 +471,89 @@ pub fn push(
     }
 }
 
-/// Copy mode: demux, pace and send on this thread.
+/// The audio stream to pass through, decided before connecting: the selected stream when
+/// the destination carries its codec; otherwise one warning and none (`auto`), an error
+/// (`copy`), or none without a word (`none`, which opens the input without audio anyway).
+fn choose_audio(
+    options: &PushOptions,
+    selected: Option<&AudioParams>,
+) -> Result<Option<AudioStream>, PushError> {
+    let input = redact_url(&options.input);
+    let Some(params) = selected else {
+        if options.audio == AudioMode::Copy {
+            return Err(PushError::Audio(format!(
+                "{input}: --audio copy, but the input has no audio stream"
+            )));
+        }
+        return Ok(None);
+    };
+    let protocol = if options.address.to_ascii_lowercase().starts_with("rtmp") {
+        "RTMP"
+    } else {
+        "RTSP"
+    };
+    let problem = match codec_of(&params.codec) {
+        None => Some(format!(
+            "audio stream {} is {}, which cannot be passed through (supported: aac, mp3, \
+             opus, pcm_mulaw, pcm_alaw)",
+            params.ordinal, params.codec
+        )),
+        Some(c) if !carries(&options.address, c) => Some(format!(
+            "audio stream {} is {}, which {protocol} cannot carry",
+            params.ordinal, params.codec
+        )),
+        Some(_) => None,
+    };
+    let mut stream = AudioStream::new(
+        params.codec.clone(),
+        params.sample_rate,
+        params.channels,
+        params.time_base,
+    )
+    .with_bit_rate(params.bit_rate)
+    .with_extradata(params.extradata.clone());
+    let problem = problem.or_else(|| {
+        // AAC from MPEG-TS or `.aac` carries ADTS headers instead of extradata: the first
+        // packet's header describes the stream.
+        if params.codec == "aac" && params.extradata.is_empty() {
+            match first_adts_config(options) {
+                Some(config) => stream = stream.clone().with_extradata(config),
+                None => {
+                    return Some(format!(
+                        "audio stream {} is AAC without an AudioSpecificConfig or ADTS \
+                         headers",
+                        params.ordinal
+                    ))
+                }
+            }
+        }
+        None
+    });
+    match (problem, options.audio) {
+        (None, _) => Ok(Some(stream)),
+        (Some(p), AudioMode::Copy) => Err(PushError::Audio(format!("{input}: {p}"))),
+        (Some(p), _) => {
+            tracing::warn!("{input}: {p}; pushing the video only (--audio none hides this)");
+            Ok(None)
+        }
+    }
+}
+
+/// The AudioSpecificConfig in the ADTS header of the selected audio stream's first packet
+/// (read from a second opening of the input, before connecting).
+fn first_adts_config(options: &PushOptions) -> Option<Bytes> {
+    let mut demuxer = Demuxer::open(&options.input, &options.open_options()).ok()?;
+    // The first audio packet comes within the first few hundred packets of any muxer.
+    for _ in 0..2000 {
+        match demuxer.next_media().ok()?? {
+            DemuxedPacket::Audio(p) => return config_from_adts(&p.data),
+            _ => continue,
+        }
+    }
+    None
+}
+
+/// Copy mode: demux, interleave, pace and send on this thread.
 fn push_copy(
     options: &PushOptions,
     stop: &AtomicBool,
@@ -398,31 +568,52 @@ fn push_copy(
             codec: params.codec.clone(),
         });
     }
+    let audio = choose_audio(options, reader.demuxer.audio())?;
+    if audio.is_none() {
+        reader.audio_time_base = None;
+    }
     let mut extradata = reader.extradata.clone();
-    let mut first = None;
+    let mut first = Vec::new();
     if VideoTrack::from_extradata(&extradata).is_err() && reader.format == PacketFormat::AnnexB {
         // Raw Annex B input without extradata: take the parameter sets in-band.
-        match reader.next(stop)? {
-            Some(Read::Packet(p)) => {
-                extradata = in_band_parameter_sets(&p.data);
-                first = Some(p);
+        loop {
+            match reader.next(stop)? {
+                Some(Read::Packet(p)) => {
+                    extradata = in_band_parameter_sets(&p.data);
+                    first.push(Read::Packet(p));
+                    break;
+                }
+                Some(other @ Read::Audio(_)) => first.push(other),
+                _ => return Err(PushError::EmptyInput { input }),
             }
-            _ => return Err(PushError::EmptyInput { input }),
         }
     }
     let stream = PacketStream::new(extradata, reader.time_base)
         .with_frame_rate(Some(params.best_frame_rate()))
         .with_bit_rate(params.bit_rate);
-    let mut server = Server::open(options.server_config(stream))?;
+    let audio_codec = audio.as_ref().map(|a| a.codec.clone());
+    let mut server = Server::open(options.server_config(stream, audio))?;
     let mut pusher = Pusher::new(progress);
-    if let Some(p) = first {
-        pusher.serve(&mut server, &p)?;
-    }
-    while let Some(read) = reader.next(stop)? {
+    let mut merge = Merge::new(reader.audio_time_base.is_some());
+    let mut reads = first.into_iter();
+    loop {
+        let read = match reads.next() {
+            Some(r) => Some(r),
+            None => reader.next(stop)?,
+        };
         match read {
-            Read::Packet(p) => pusher.serve(&mut server, &p)?,
-            Read::LoopDone => pusher.loops_completed += 1,
+            Some(Read::Packet(p)) => merge.push_video(p, reader.time_base),
+            Some(Read::Audio(p)) => merge.push_audio(p),
+            Some(Read::LoopDone) => pusher.loops_completed += 1,
+            None => break,
         }
+        while let Some(unit) = merge.pop() {
+            pusher.serve(&mut server, &unit)?;
+        }
+    }
+    merge.finish();
+    while let Some(unit) = merge.pop() {
+        pusher.serve(&mut server, &unit)?;
     }
     pusher.finish(
         options,
@@ -431,6 +622,7 @@ fn push_copy(
         input,
         (params.width, params.height, params.best_frame_rate()),
         0,
+        audio_codec,
     )
 }
 
@@ -463,26 +655,41 @@ fn run_encoded(
     progress: &mut impl FnMut(&ServerStats),
 ) -> Result<PushSummary, PushError> {
     let input = redact_url(&options.input);
-    let (params, stream) = match rx.recv() {
-        Ok(Item::Start { params, stream }) => (params, stream),
+    let (params, stream, audio) = match rx.recv() {
+        Ok(Item::Start {
+            params,
+            stream,
+            audio,
+        }) => (params, stream, audio),
         Ok(Item::Error(e)) => return Err(e),
         Ok(_) => return Err(reader_error("stream information came late")),
         Err(_) => return Err(reader_error("no stream information")),
     };
     let enc = options.encoder_config(&params);
-    let mut server = Server::open(options.server_config(stream))?;
+    let video_tb = stream.time_base;
+    let audio_codec = audio.as_ref().map(|a| a.codec.clone());
+    let mut merge = Merge::new(audio.is_some());
+    let mut server = Server::open(options.server_config(stream, audio))?;
     let mut pusher = Pusher::new(progress);
     let mut frames_encoded = 0u64;
     // After a stop the reader stops reading and flushes the encoder: what it still sends
     // (libx264's delayed frames) goes out paced, until it hangs up.
     while let Ok(item) = rx.recv() {
         match item {
-            Item::Packet(p) => pusher.serve(&mut server, &p)?,
+            Item::Packet(p) => merge.push_video(p, video_tb),
+            Item::Audio(p) => merge.push_audio(p),
             Item::LoopDone => pusher.loops_completed += 1,
             Item::FramesEncoded(n) => frames_encoded = n,
             Item::Error(e) => return Err(e),
             Item::Start { .. } => {}
         }
+        while let Some(unit) = merge.pop() {
+            pusher.serve(&mut server, &unit)?;
+        }
+    }
+    merge.finish();
+    while let Some(unit) = merge.pop() {
+        pusher.serve(&mut server, &unit)?;
     }
     pusher.finish(
         options,
@@ -491,7 +698,59 @@ fn run_encoded(
         input,
         (enc.width, enc.height, enc.frame_rate),
         frames_encoded,
+        audio_codec,
     )
+}
+
+/// A packet on its way to the server.
+enum Unit {
+    Video(EncodedPacket),
+    Audio(EncodedPacket),
+}
+
+/// Video and audio merged into timestamp order (video by DTS, audio by PTS) on one
+/// nanosecond timeline, for the one pacer.
+struct Merge {
+    interleaver: Interleaver<Unit>,
+}
+
+impl Merge {
+    /// How long (stream time) a track with nothing to send is waited for: longer than any
+    /// muxer's interleave and any encoder's delay, short enough to bound the memory.
+    const MAX_WAIT: Duration = Duration::from_secs(5);
+    const MAX_QUEUED: usize = 4096;
+
+    fn new(audio: bool) -> Merge {
+        let mut interleaver = Interleaver::new(2, Merge::MAX_WAIT, Merge::MAX_QUEUED);
+        if !audio {
+            interleaver.end(1);
+        }
+        Merge { interleaver }
+    }
+
+    fn push_video(&mut self, p: EncodedPacket, time_base: Rational) {
+        let tb = if p.time_base.is_valid() {
+            p.time_base
+        } else {
+            time_base
+        };
+        self.interleaver
+            .push(0, tb.ticks_to_nanos(p.dts), Unit::Video(p));
+    }
+
+    fn push_audio(&mut self, p: EncodedPacket) {
+        let ts = p.time_base.ticks_to_nanos(p.pts);
+        self.interleaver.push(1, ts, Unit::Audio(p));
+    }
+
+    fn pop(&mut self) -> Option<Unit> {
+        self.interleaver.pop()
+    }
+
+    /// The input ended: hand out everything left.
+    fn finish(&mut self) {
+        self.interleaver.end_all();
+    }
 }
 
 /// The sending side's bookkeeping, shared by both modes.
@@ -513,8 +772,12 @@ impl<'a, P: FnMut(&ServerStats)> Pusher<'a, P> {
     /// Sends a packet when it is due. A packet the session refuses (broken timestamps, no
     /// NAL unit to send) is skipped with a warning, as ffmpeg does; anything else ends the
     /// push.
-    fn serve(&mut self, server: &mut Server, packet: &EncodedPacket) -> Result<(), PushError> {
-        match server.serve_packet_block(packet) {
+    fn serve(&mut self, server: &mut Server, unit: &Unit) -> Result<(), PushError> {
+        let sent = match unit {
+            Unit::Video(p) => server.serve_packet_block(p),
+            Unit::Audio(p) => server.serve_audio_block(p),
+        };
+        match sent {
             Ok(()) => {}
             Err(ServerError::Publish(e)) if e.is_media_error() => {
                 tracing::warn!(url = %server.url(), "skipping a packet the stream cannot carry: {e}");
@@ -528,6 +791,7 @@ impl<'a, P: FnMut(&ServerStats)> Pusher<'a, P> {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn finish(
         self,
         options: &PushOptions,
@@ -536,6 +800,7 @@ impl<'a, P: FnMut(&ServerStats)> Pusher<'a, P> {
         input: String,
         (width, height, frame_rate): (u32, u32, Rational),
         frames_encoded: u64,
+        audio_codec: Option<String>,
     ) -> Result<PushSummary, PushError> {
         let finished = options.loops != -1 && self.loops_completed >= options.loops.unsigned_abs();
         let interrupted = stop.load(Ordering::Relaxed) && !finished;
@@ -555,6 +820,7 @@ impl<'a, P: FnMut(&ServerStats)> Pusher<'a, P> {
             width,
             height,
             frame_rate: frame_rate.to_string(),
+            audio_codec,
             loops_completed: self.loops_completed,
             interrupted,
             stats,
@@ -574,9 +840,9 @@ fn in_band_parameter_sets(data: &Bytes) -> Bytes {
     out.freeze()
 }
 
-/// The reader thread of libx264 mode: sends `Start`, then the encoded packets with loop
-/// offsets, `LoopDone` after each pass, the encoder's flushed packets and `FramesEncoded` at
-/// the end or on a stop. Returns when done, stopped, or the pusher hung up.
+/// The reader thread of libx264 mode: sends `Start`, then the encoded packets and the audio
+/// packets with loop offsets, `LoopDone` after each pass, the encoder's flushed packets and
+/// `FramesEncoded` at the end or on a stop. Returns when done, stopped, or the pusher hung up.
 fn read_input(options: &PushOptions, stop: &AtomicBool, tx: SyncSender<Item>) {
     // Reading runs ahead of the pacer: it (and the decoder's and encoder's threads, created
     // here) must not delay the pusher's sends.
@@ -600,8 +866,11 @@ fn read_frames(
         &options.input,
         DecoderOptions::default()
             .with_threads(options.decoder_threads)
-            .with_output(PixelLayout::Yuv420p),
+            .with_output(PixelLayout::Yuv420p)
+            .with_open(options.open_options()),
     )?;
+    let audio = choose_audio(options, decoder.audio())?;
+    let audio_params = decoder.audio().cloned().filter(|_| audio.is_some());
     if std::path::Path::new(&options.input).is_file() {
         // Reading the packets of a local file (no decoding) gives exact GOP size and B-frame
         // count, which the encoder inherits like the original's configDict.
@@ -616,23 +885,27 @@ fn read_frames(
     let start = Item::Start {
         params: Box::new(params.clone()),
         stream,
+        audio,
     };
     if send(tx, start).is_err() {
         return Ok(());
     }
     let mut fps = options.frame_rate.and_then(FpsConverter::new);
-    let mut offset = 0i64;
+    let mut clock = LoopClock::new(time_base, audio_params.as_ref());
+    // With a frame rate conversion the video is re-stamped from 0 at its first frame: the
+    // audio moves with it.
+    let mut audio_shift: Option<i128> = None;
     let mut pass = 0i64;
     loop {
-        let mut span: Option<(i64, i64)> = None;
         while let Some(mut frame) = decoder.next_frame()? {
             if stop.load(Ordering::Relaxed) {
                 return finish_encoding(&mut encoder, tx);
             }
-            let (lo, hi) = span.get_or_insert((frame.pts, frame.pts + frame_duration));
-            *lo = (*lo).min(frame.pts);
-            *hi = (*hi).max(frame.pts + frame_duration);
-            frame.pts += offset;
+            clock.video(frame.pts, frame.pts + frame_duration);
+            frame.pts += clock.video_offset();
+            if fps.is_some() && audio_shift.is_none() {
+                audio_shift = Some(time_base.ticks_to_nanos(frame.pts));
+            }
             let out = match fps.as_mut() {
                 Some(conv) => conv.push(frame),
                 None => vec![frame],
@@ -642,17 +915,25 @@ fn read_frames(
                     return Ok(());
                 }
             }
+            if !send_audio(&mut decoder, &mut clock, audio_shift, tx) {
+                return Ok(());
+            }
         }
-        let Some((lo, hi)) = span else {
+        // The end of the pass: the audio read after the last frame.
+        if !send_audio(&mut decoder, &mut clock, audio_shift, tx) {
+            return Ok(());
+        }
+        if !clock.has_video() {
             return Err(PushError::EmptyInput {
                 input: redact_url(&options.input),
             });
-        };
+        }
         pass += 1;
         let last_pass = options.loops != -1 && pass >= options.loops;
         if last_pass {
             if let Some(conv) = fps.as_mut() {
-                for f in conv.finish(hi + offset, time_base) {
+                let end = clock.video_end().unwrap_or(0) + clock.video_offset();
+                for f in conv.finish(end, time_base) {
                     if !encode_and_send(&mut encoder, &f, tx)? {
                         return Ok(());
                     }
@@ -663,9 +944,34 @@ fn read_frames(
         if send(tx, Item::LoopDone).is_err() || last_pass {
             return Ok(());
         }
-        offset += hi - lo;
+        clock.next_pass();
         decoder.rewind()?;
     }
+}
+
+/// Hands the audio packets the decoder read to the pusher, with the loop offset (and the
+/// frame-rate conversion's shift). `false` when the pusher is gone.
+fn send_audio(
+    decoder: &mut Decoder,
+    clock: &mut LoopClock,
+    shift_ns: Option<i128>,
+    tx: &SyncSender<Item>,
+) -> bool {
+    for mut p in decoder.take_audio_packets() {
+        clock.audio(p.pts, p.pts + p.duration.max(0));
+        let offset = clock.audio_offset();
+        let shift = shift_ns.map_or(0, |ns| Rational::NANOS.rescale(ns_i64(ns), p.time_base));
+        p.pts = p.pts + offset - shift;
+        p.dts = p.dts + offset - shift;
+        if send(tx, Item::Audio(p)).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+fn ns_i64(ns: i128) -> i64 {
+    i64::try_from(ns).unwrap_or(if ns < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// Encodes a frame and queues what the encoder outputs. `Ok(false)` means the pusher is gone.
@@ -695,9 +1001,96 @@ fn finish_encoding(encoder: &mut Encoder, tx: &SyncSender<Item>) -> Result<(), P
     Ok(())
 }
 
+/// The timestamp offsets of loop playback. Each pass shifts every track by one duration, the
+/// span of the longest track, so every track's timestamps keep increasing across the wrap
+/// and the tracks stay aligned. The longest track's offset grows by its exact span; the
+/// other's is derived from that total (never summed from rounded steps), so nothing drifts.
+#[derive(Debug)]
+struct LoopClock {
+    video_tb: Rational,
+    audio_tb: Option<Rational>,
+    /// One audio frame, for packets without a stored duration.
+    audio_frame: i64,
+    video_offset: i64,
+    audio_offset: i64,
+    /// Lowest pts and highest end of this pass, per track.
+    video_span: Option<(i64, i64)>,
+    audio_span: Option<(i64, i64)>,
+}
+
+impl LoopClock {
+    fn new(video_tb: Rational, audio: Option<&AudioParams>) -> LoopClock {
+        LoopClock {
+            video_tb,
+            audio_tb: audio.map(|a| a.time_base),
+            audio_frame: audio.and_then(AudioParams::frame_ticks).unwrap_or(0),
+            video_offset: 0,
+            audio_offset: 0,
+            video_span: None,
+            audio_span: None,
+        }
+    }
+
+    fn widen(span: &mut Option<(i64, i64)>, pts: i64, end: i64) {
+        let (lo, hi) = span.get_or_insert((pts, end));
+        *lo = (*lo).min(pts);
+        *hi = (*hi).max(end);
+    }
+
+    /// A video frame (or packet) of this pass, before its offset.
+    fn video(&mut self, pts: i64, end: i64) {
+        Self::widen(&mut self.video_span, pts, end);
+    }
+
+    /// An audio packet of this pass, before its offset.
+    fn audio(&mut self, pts: i64, end: i64) {
+        let end = if end > pts {
+            end
+        } else {
+            pts + self.audio_frame
+        };
+        Self::widen(&mut self.audio_span, pts, end);
+    }
+
+    fn has_video(&self) -> bool {
+        self.video_span.is_some()
+    }
+
+    fn video_end(&self) -> Option<i64> {
+        self.video_span.map(|(_, hi)| hi)
+    }
+
+    fn video_offset(&self) -> i64 {
+        self.video_offset
+    }
+
+    fn audio_offset(&self) -> i64 {
+        self.audio_offset
+    }
+
+    /// The end of a pass: both offsets move on by the longest track's span.
+    fn next_pass(&mut self) {
+        let video = self.video_span.take().map(|(lo, hi)| hi - lo).unwrap_or(0);
+        let audio = self.audio_span.take().map(|(lo, hi)| hi - lo).unwrap_or(0);
+        let Some(atb) = self.audio_tb else {
+            self.video_offset += video;
+            return;
+        };
+        let vtb = self.video_tb;
+        if atb.ticks_to_nanos(audio) > vtb.ticks_to_nanos(video) {
+            self.audio_offset += audio;
+            self.video_offset = atb.rescale(self.audio_offset, vtb);
+        } else {
+            self.video_offset += video;
+            self.audio_offset = vtb.rescale(self.video_offset, atb);
+        }
+    }
+}
+
 /// What the copy-mode reader produced.
 enum Read {
     Packet(EncodedPacket),
+    Audio(EncodedPacket),
     LoopDone,
 }
 
@@ -707,30 +1100,31 @@ struct PacketReader {
     params: VideoParams,
     extradata: Bytes,
     time_base: Rational,
+    /// The audio's time base, while audio is read (`None`: audio packets are dropped).
+    audio_time_base: Option<Rational>,
     format: PacketFormat,
     input: String,
     loops: i64,
     pass: i64,
-    offset: i64,
-    /// Lowest pts and highest end of the current pass.
-    span: Option<(i64, i64)>,
+    clock: LoopClock,
     done: bool,
 }
 
 impl PacketReader {
     fn open(options: &PushOptions) -> Result<PacketReader, PushError> {
-        let demuxer = Demuxer::open(&options.input, &OpenOptions::default())?;
+        let demuxer = Demuxer::open(&options.input, &options.open_options())?;
+        let time_base = demuxer.time_base();
         Ok(PacketReader {
             params: demuxer.params().clone(),
             extradata: demuxer.extradata().clone(),
-            time_base: demuxer.time_base(),
+            time_base,
+            audio_time_base: demuxer.audio().map(|a| a.time_base),
             format: demuxer.packet_format(),
+            clock: LoopClock::new(time_base, demuxer.audio()),
             demuxer,
             input: redact_url(&options.input),
             loops: options.loops,
             pass: 0,
-            offset: 0,
-            span: None,
             done: false,
         })
     }
@@ -738,31 +1132,45 @@ impl PacketReader {
     /// The next packet (timestamps offset by the passes before), `LoopDone` at the end of a
     /// pass, `None` at the end or once `stop` is set.
     fn next(&mut self, stop: &AtomicBool) -> Result<Option<Read>, PushError> {
-        if self.done || stop.load(Ordering::Relaxed) {
-            return Ok(None);
+        loop {
+            if self.done || stop.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            match self.demuxer.next_media()? {
+                Some(DemuxedPacket::Video(mut packet)) => {
+                    let end = packet.pts + packet.duration.max(1);
+                    self.clock.video(packet.pts, end);
+                    packet.pts += self.clock.video_offset();
+                    packet.dts += self.clock.video_offset();
+                    return Ok(Some(Read::Packet(packet)));
+                }
+                Some(DemuxedPacket::Audio(mut packet)) => {
+                    if self.audio_time_base.is_none() {
+                        continue;
+                    }
+                    self.clock
+                        .audio(packet.pts, packet.pts + packet.duration.max(0));
+                    packet.pts += self.clock.audio_offset();
+                    packet.dts += self.clock.audio_offset();
+                    return Ok(Some(Read::Audio(packet)));
+                }
+                Some(_) => continue,
+                None => {}
+            }
+            if !self.clock.has_video() {
+                return Err(PushError::EmptyInput {
+                    input: self.input.clone(),
+                });
+            }
+            self.pass += 1;
+            if self.loops != -1 && self.pass >= self.loops {
+                self.done = true;
+            } else {
+                self.clock.next_pass();
+                self.demuxer.rewind()?;
+            }
+            return Ok(Some(Read::LoopDone));
         }
-        if let Some(mut packet) = self.demuxer.next_packet()? {
-            let end = packet.pts + packet.duration.max(1);
-            let (lo, hi) = self.span.get_or_insert((packet.pts, end));
-            *lo = (*lo).min(packet.pts);
-            *hi = (*hi).max(end);
-            packet.pts += self.offset;
-            packet.dts += self.offset;
-            return Ok(Some(Read::Packet(packet)));
-        }
-        let Some((lo, hi)) = self.span.take() else {
-            return Err(PushError::EmptyInput {
-                input: self.input.clone(),
-            });
-        };
-        self.pass += 1;
-        if self.loops != -1 && self.pass >= self.loops {
-            self.done = true;
-        } else {
-            self.offset += hi - lo;
-            self.demuxer.rewind()?;
-        }
-        Ok(Some(Read::LoopDone))
     }
 }
 

@@ -86,7 +86,7 @@ impl AsyncServer {
             }
             VideoSource::Packets(stream) => (None, stream.clone()),
         };
-        let (tracks, time_base) = Core::tracks(&stream)?;
+        let (tracks, time_base) = Core::tracks(&stream, &config)?;
         let core = Core::new(config.clone(), time_base)?;
         let publisher =
             Publisher::connect(&config.address, &tracks, Core::publish_options(&config)).await?;
@@ -125,6 +125,23 @@ impl AsyncServer {
     pub async fn serve_packet_block(&mut self, packet: &EncodedPacket) -> Result<(), ServerError> {
         let au = self.outlet.core.packet_to_au(packet)?;
         self.send_au(au, true).await
+    }
+
+    /// Sends an audio packet at once (see [`crate::Server::serve_audio`]).
+    pub async fn serve_audio(&mut self, packet: &EncodedPacket) -> Result<(), ServerError> {
+        self.send_audio(packet, false).await
+    }
+
+    /// Sends an audio packet when it is due (see [`crate::Server::serve_audio`]).
+    pub async fn serve_audio_block(&mut self, packet: &EncodedPacket) -> Result<(), ServerError> {
+        self.send_audio(packet, true).await
+    }
+
+    async fn send_audio(&mut self, packet: &EncodedPacket, block: bool) -> Result<(), ServerError> {
+        for frame in self.outlet.core.audio_frames(packet)? {
+            self.outlet.send(frame, block, Wait::Async).await?;
+        }
+        Ok(())
     }
 
     /// Half of how far the stream is ahead of the playing time (mpegCoder's `waitRef`).

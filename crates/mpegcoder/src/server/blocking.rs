@@ -97,7 +97,7 @@ impl Server {
             }
             VideoSource::Packets(stream) => (None, stream.clone()),
         };
-        let (tracks, time_base) = Core::tracks(&stream)?;
+        let (tracks, time_base) = Core::tracks(&stream, &config)?;
         // Checked before connecting.
         let core = Core::new(config.clone(), time_base)?;
         let options = Core::publish_options(&config);
@@ -142,6 +142,28 @@ impl Server {
     pub fn serve_packet_block(&mut self, packet: &EncodedPacket) -> Result<(), ServerError> {
         let au = self.outlet.core.packet_to_au(packet)?;
         self.send_au(au, true)
+    }
+
+    /// Sends an audio packet at once (servers configured with
+    /// [`ServerConfig::with_audio`]): an encoded frame from a demuxer or the user's own
+    /// encoder, stamped in the stream's time base (or its own). AAC may come raw or with ADTS
+    /// headers. Audio and video are paced on one timeline: hand them over in timestamp order
+    /// across the tracks (as a muxer interleaves them; up to a second out of order is
+    /// tolerated).
+    pub fn serve_audio(&mut self, packet: &EncodedPacket) -> Result<(), ServerError> {
+        self.send_audio(packet, false)
+    }
+
+    /// Sends an audio packet when it is due (see [`Server::serve_audio`]).
+    pub fn serve_audio_block(&mut self, packet: &EncodedPacket) -> Result<(), ServerError> {
+        self.send_audio(packet, true)
+    }
+
+    fn send_audio(&mut self, packet: &EncodedPacket, block: bool) -> Result<(), ServerError> {
+        for frame in self.outlet.core.audio_frames(packet)? {
+            runtime::wait(self.outlet.send(frame, block, Wait::Thread))?;
+        }
+        Ok(())
     }
 
     /// Half of how far the stream is ahead of the playing time, never negative: how long a

@@ -11,10 +11,16 @@ use crate::pacer::{
 };
 use crate::transport::h264::AvcDecoderConfig;
 use crate::transport::{
-    AccessUnit, PublishOptions, Publisher, PublisherStats, TimeBase, Track, VideoTrack,
+    AccessUnit, AudioFrame, Media, PublishOptions, Publisher, PublisherStats, TimeBase, Track,
+    VideoTrack,
 };
 
+use super::audio::{packet_frames, track_of};
 use super::{PacketStream, ServerConfig, ServerError, ServerStats, VideoSource};
+
+/// How far audio and video handed to a server may be out of order across tracks (each track
+/// in its own order) before the pacer takes a step back as a discontinuity.
+const TRACK_SKEW: Duration = Duration::from_secs(1);
 
 /// How incoming packets are framed.
 #[derive(Debug, Clone, Copy)]
@@ -26,31 +32,38 @@ pub(super) struct PacketInput {
 #[derive(Debug)]
 pub(super) struct Core {
     pub(super) config: ServerConfig,
+    /// The time base of the video's access units.
     pub(super) time_base: TimeBase,
+    /// AAC samples per frame (1024, or 960), for stamping the frames of an ADTS packet.
+    audio_frame_length: u32,
     /// Set when the server takes packets.
     packets: Option<PacketInput>,
     pacer: Pacer,
     pub(super) clock: MonotonicClock,
     opened_at: Instant,
     stats: ServerStats,
-    first_dts: Option<i64>,
-    window: VecDeque<(Instant, u64)>,
+    /// The first unit's DTS in nanoseconds.
+    first_ns: Option<i64>,
+    /// Video frames (and bytes of every track) sent in the last second.
+    window: VecDeque<(Instant, bool, u64)>,
 }
 
-/// What the books keep of an access unit handed to the session.
+/// What the books keep of a unit handed to the session.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Sent {
+    video: bool,
     key: bool,
-    dts: i64,
+    dts_ns: i64,
     len: u64,
 }
 
 impl Sent {
-    pub(super) fn of(au: &AccessUnit) -> Sent {
+    pub(super) fn of(media: &Media) -> Sent {
         Sent {
-            key: au.key,
-            dts: au.dts,
-            len: au.payload_len() as u64,
+            video: media.video().is_some(),
+            key: media.is_key(),
+            dts_ns: media.dts_in(TimeBase::NANOS),
+            len: media.payload_len() as u64,
         }
     }
 }
@@ -80,11 +93,19 @@ impl Core {
         }
         let rate = Rate::from_f64(config.rate)
             .map_err(|e| ServerError::Config(format!("rate {}: {e}", config.rate)))?;
-        let pacer_config = PacerConfig::default()
+        let mut pacer_config = PacerConfig::default()
             .with_rate(rate)
             .with_max_lead(config.max_lead);
-        let pacer =
-            Pacer::new(pacer_config, time_base).map_err(|e| ServerError::Config(e.to_string()))?;
+        if config.audio.is_some() {
+            pacer_config = pacer_config.with_max_backward_step(TRACK_SKEW);
+        }
+        // One timeline for every track: decoding times in nanoseconds.
+        let pacer = Pacer::new(pacer_config, TimeBase::NANOS)
+            .map_err(|e| ServerError::Config(e.to_string()))?;
+        let audio_frame_length = match &config.audio {
+            Some(a) => track_of(a)?.aac_config().map_or(1024, |c| c.frame_length),
+            None => 1024,
+        };
         let packets = match &config.video {
             VideoSource::Packets(stream) => Some(PacketInput {
                 length_size: match PacketFormat::from_extradata(&stream.extradata) {
@@ -105,17 +126,22 @@ impl Core {
             opened_at: clock.now(),
             config,
             time_base,
+            audio_frame_length,
             packets,
             pacer,
             clock,
             stats: ServerStats::default(),
-            first_dts: None,
+            first_ns: None,
             window: VecDeque::new(),
         })
     }
 
-    /// The tracks that describe a stream of packets, and their time base.
-    pub(super) fn tracks(stream: &PacketStream) -> Result<(Vec<Track>, TimeBase), ServerError> {
+    /// The tracks that describe a stream of packets and the server's audio, and the video's
+    /// time base.
+    pub(super) fn tracks(
+        stream: &PacketStream,
+        config: &ServerConfig,
+    ) -> Result<(Vec<Track>, TimeBase), ServerError> {
         let mut track = describe(
             VideoTrack::from_extradata(&stream.extradata)?,
             stream.frame_rate,
@@ -124,7 +150,22 @@ impl Core {
         if let Some(name) = &stream.encoder {
             track = track.with_encoder(name.clone());
         }
-        Ok((vec![Track::H264(track)], stream.time_base))
+        let mut tracks = vec![Track::H264(track)];
+        if let Some(audio) = &config.audio {
+            tracks.push(Track::Audio(track_of(audio)?));
+        }
+        Ok((tracks, stream.time_base))
+    }
+
+    /// The audio frames of an audio packet (audio servers only).
+    pub(super) fn audio_frames(
+        &self,
+        packet: &EncodedPacket,
+    ) -> Result<Vec<AudioFrame>, ServerError> {
+        let stream = self.config.audio.as_ref().ok_or(ServerError::WrongInput(
+            "this server has no audio track (configure it with ServerConfig::with_audio)",
+        ))?;
+        packet_frames(packet, stream, self.audio_frame_length)
     }
 
     /// The options of the session.
@@ -159,13 +200,14 @@ impl Core {
         })
     }
 
-    /// When `au` may leave. `block`: wait until it is due (else it leaves now and the lead is
-    /// accounted for `wait_ref`).
-    pub(super) fn schedule(&mut self, au: &AccessUnit, block: bool) -> Step {
+    /// When `media` may leave. `block`: wait until it is due (else it leaves now and the lead
+    /// is accounted for `wait_ref`).
+    pub(super) fn schedule(&mut self, media: &Media, block: bool) -> Step {
         if !self.config.pace {
             return Step::SendAt(None);
         }
-        match self.pacer.schedule(au.dts, au.key, self.clock.now()) {
+        let dts = media.dts_in(TimeBase::NANOS);
+        match self.pacer.schedule(dts, media.is_key(), self.clock.now()) {
             Decision::Drop => Step::Drop,
             Decision::Send(release) => Step::SendAt(block.then_some(release.at)),
         }
@@ -184,27 +226,37 @@ impl Core {
         }
         let len = unit.len;
         let s = &mut self.stats;
-        s.frames_sent += 1;
-        s.key_frames_sent += u64::from(unit.key);
-        s.bytes_sent += len;
-        if s.first_frame_ms.is_none() {
-            s.first_frame_ms = Some(now.duration_since(self.opened_at).as_secs_f64() * 1e3);
+        if unit.video {
+            s.frames_sent += 1;
+            s.key_frames_sent += u64::from(unit.key);
+            s.bytes_sent += len;
+            if s.first_frame_ms.is_none() {
+                s.first_frame_ms = Some(now.duration_since(self.opened_at).as_secs_f64() * 1e3);
+            }
+        } else {
+            s.audio_frames_sent += 1;
+            s.audio_bytes_sent += len;
         }
-        let first = *self.first_dts.get_or_insert(unit.dts);
-        s.stream_time_s = self.time_base.seconds(unit.dts.saturating_sub(first));
-        self.window.push_back((now, len));
+        let first = *self.first_ns.get_or_insert(unit.dts_ns);
+        let time = unit.dts_ns.saturating_sub(first) as f64 / 1e9;
+        s.stream_time_s = s.stream_time_s.max(time);
+        self.window.push_back((now, unit.video, len));
         while self
             .window
             .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(1))
+            .is_some_and(|(t, _, _)| now.duration_since(*t) > Duration::from_secs(1))
         {
             self.window.pop_front();
         }
     }
 
-    /// Books an access unit the session refused before sending it.
-    pub(super) fn refused(&mut self) {
-        self.stats.refused_frames += 1;
+    /// Books a unit the session refused before sending it.
+    pub(super) fn refused(&mut self, video: bool) {
+        if video {
+            self.stats.refused_frames += 1;
+        } else {
+            self.stats.refused_audio_frames += 1;
+        }
     }
 
     /// Half of how far the stream is ahead of the playing time (mpegCoder's `waitRef`).
@@ -225,8 +277,10 @@ impl Core {
         let recent = self
             .window
             .iter()
-            .filter(|(t, _)| now.duration_since(*t) < Duration::from_secs(1));
-        let (n, bytes) = recent.fold((0u64, 0u64), |(n, b), (_, len)| (n + 1, b + len));
+            .filter(|(t, _, _)| now.duration_since(*t) < Duration::from_secs(1));
+        let (n, bytes) = recent.fold((0u64, 0u64), |(n, b), (_, video, len)| {
+            (n + u64::from(*video), b + len)
+        });
         s.fps = n as f64;
         s.bitrate_bps = bytes as f64 * 8.0;
         s.absorb(session);
@@ -288,14 +342,15 @@ impl Outlet {
         }
     }
 
-    /// Paces `au` (waiting for its deadline when `block`) and hands it to the session.
+    /// Paces `media` (waiting for its deadline when `block`) and hands it to the session.
     pub(super) async fn send(
         &mut self,
-        au: AccessUnit,
+        media: impl Into<Media>,
         block: bool,
         wait: Wait,
     ) -> Result<(), ServerError> {
-        match self.core.schedule(&au, block) {
+        let media = media.into();
+        match self.core.schedule(&media, block) {
             Step::Drop => return Ok(()),
             Step::SendAt(Some(at)) => match wait {
                 Wait::Thread => self.core.clock.sleep_until(at),
@@ -307,15 +362,15 @@ impl Outlet {
             .publisher
             .as_mut()
             .ok_or(ServerError::WrongInput("the server is closed"))?;
-        let unit = Sent::of(&au);
-        match publisher.send(au).await {
+        let unit = Sent::of(&media);
+        match publisher.send(media).await {
             Ok(()) => {
                 self.core.sent(unit);
                 Ok(())
             }
             Err(e) => {
                 if e.is_media_error() {
-                    self.core.refused();
+                    self.core.refused(unit.video);
                 }
                 Err(e.into())
             }

@@ -16,6 +16,7 @@
 //! end of a stream bursts.
 
 mod asynk;
+mod audio;
 mod blocking;
 mod core;
 mod encoder;
@@ -33,6 +34,7 @@ use crate::transport::{PublishError, Transport};
 use crate::types::Redacted;
 
 pub use self::asynk::AsyncServer;
+pub use self::audio::{carries, codec_of, config_from_adts, AudioStream};
 pub use self::blocking::Server;
 
 /// How frames become H.264.
@@ -150,6 +152,9 @@ pub struct ServerConfig {
     pub rate: f64,
     /// How far ahead of its deadline a frame may leave.
     pub max_lead: Duration,
+    /// The audio passed through next to the video (`serve_audio`), if any.
+    #[serde(default)]
+    pub audio: Option<AudioStream>,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -161,6 +166,7 @@ impl fmt::Debug for ServerConfig {
             .field("pace", &self.pace)
             .field("rate", &self.rate)
             .field("max_lead", &self.max_lead)
+            .field("audio", &self.audio)
             .finish()
     }
 }
@@ -191,6 +197,7 @@ impl ServerConfig {
             pace: true,
             rate: 1.0,
             max_lead: Duration::from_millis(10),
+            audio: None,
         }
     }
 
@@ -248,6 +255,12 @@ impl ServerConfig {
         self
     }
 
+    /// Adds an audio track passed through next to the video (`serve_audio`), or removes it.
+    pub fn with_audio(mut self, audio: Option<AudioStream>) -> Self {
+        self.audio = audio;
+        self
+    }
+
     /// Replaces the libx264 settings (the server then encodes frames).
     pub fn with_encoder(mut self, encoder: EncoderConfig) -> Self {
         self.video = VideoSource::Encode(encoder);
@@ -271,6 +284,9 @@ pub enum ServerError {
     /// The configuration cannot work.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The audio track cannot be described or passed through.
+    #[error("audio: {0}")]
+    Audio(String),
     /// The call does not fit the server's video source (a frame to a server taking packets,
     /// a packet to one that encodes).
     #[error("{0}")]
@@ -318,9 +334,9 @@ pub struct ServerStats {
     pub bytes_written: u64,
     /// Frames given to the encoder (libx264 mode).
     pub frames_encoded: u64,
-    /// Frames per second over the last second.
+    /// Video frames per second over the last second.
     pub fps: f64,
-    /// Bit rate over the last second, bits/s.
+    /// Media bit rate (video and audio) over the last second, bits/s.
     pub bitrate_bps: f64,
     /// How far the last sent frame is ahead of the playing time, ms.
     pub lead_ms: f64,
@@ -331,11 +347,17 @@ pub struct ServerStats {
     pub dropped_frames: u64,
     /// Access units refused before sending (see `transport::MediaError`).
     pub refused_frames: u64,
+    /// Audio frames sent.
+    pub audio_frames_sent: u64,
+    /// Encoded audio bytes sent (without protocol framing).
+    pub audio_bytes_sent: u64,
+    /// Audio frames refused before sending.
+    pub refused_audio_frames: u64,
     /// Reconnections (always 0: a lost connection ends the push).
     pub reconnects: u64,
     /// Seconds since the server opened.
     pub elapsed_s: f64,
-    /// Stream time sent so far (DTS of the last frame minus DTS of the first), seconds.
+    /// Stream time sent so far (latest DTS of any track minus the first), seconds.
     pub stream_time_s: f64,
     /// Milliseconds from the server opening to the first frame handed to the network.
     pub first_frame_ms: Option<f64>,

@@ -367,8 +367,9 @@ pub struct RtspPublisherCore {
     next_keepalive: Option<Instant>,
     next_sr: Option<Instant>,
     drain_deadline: Option<Instant>,
-    /// The media clock of every track's sender reports: the media time (nanoseconds, the
-    /// timeline of the units' timestamps) of the last unit sent, and when it was sent.
+    /// The media clock of every track's sender reports: a media time (nanoseconds, the
+    /// timeline of the units' timestamps) and the instant it corresponds to; see
+    /// [`RtspPublisherCore::observe_media_time`].
     sr_reference: Option<(i128, Instant)>,
     wall_anchor: (Instant, SystemTime),
     /// The oldest audio frame held back for aggregation (its RTP timestamp) and when it must
@@ -1386,7 +1387,7 @@ impl RtspPublisherCore {
         if let Some(t) = self.tracks.get_mut(index) {
             t.frames += 1;
         }
-        self.sr_reference = Some((au.time_base.ticks_to_nanos(au.dts), now));
+        self.observe_media_time(au.time_base.ticks_to_nanos(au.dts), now);
         self.transmit_packets(now, index, packets);
         Ok(())
     }
@@ -1422,7 +1423,7 @@ impl RtspPublisherCore {
         if let Some(t) = self.tracks.get_mut(index) {
             t.frames += 1;
         }
-        self.sr_reference = Some((frame.time_base.ticks_to_nanos(frame.pts), now));
+        self.observe_media_time(frame.time_base.ticks_to_nanos(frame.pts), now);
         if packets.is_empty() {
             self.scratch = packets;
         } else {
@@ -1508,16 +1509,32 @@ impl RtspPublisherCore {
         }
     }
 
+    /// Moves the media clock of the sender reports with a unit of media time `media_ns` sent
+    /// at `now`. The clock runs at wall-clock speed from its anchor, the first unit. A paced
+    /// sender hands units over up to its allowed lead early, by a different amount for each
+    /// track, so an early unit does not move the clock (that would shift one track's reports
+    /// against the other's by the lead); a late one moves it later (the schedule slipped: a
+    /// stall), and one far ahead (unpaced sending, a timestamp jump) re-anchors it.
+    fn observe_media_time(&mut self, media_ns: i128, now: Instant) {
+        const FAR_AHEAD: i128 = 1_000_000_000;
+        let anchor = match self.sr_reference {
+            Some((m0, t0)) => {
+                let clock = media_ns_at(m0, t0, now);
+                media_ns < clock || media_ns > clock + FAR_AHEAD
+            }
+            None => true,
+        };
+        if anchor {
+            self.sr_reference = Some((media_ns, now));
+        }
+    }
+
     /// The RTP timestamp of track `t` at `now` on the media clock of every sender report.
     fn rtp_timestamp_at(&self, t: &MediaTrack, now: Instant) -> u32 {
         let Some((media_ns, at)) = self.sr_reference else {
             return t.timestamp_offset();
         };
-        let elapsed = match now.checked_duration_since(at) {
-            Some(d) => i128::try_from(d.as_nanos()).unwrap_or(i128::MAX),
-            None => -i128::try_from(at.duration_since(now).as_nanos()).unwrap_or(i128::MAX),
-        };
-        let ns = media_ns.saturating_add(elapsed);
+        let ns = media_ns_at(media_ns, at, now);
         // Ticks of the track's clock, to the nearest (the packetizers round timestamps so).
         let ticks =
             (ns.saturating_mul(i128::from(t.clock_rate())) + 500_000_000).div_euclid(1_000_000_000);
@@ -1761,6 +1778,15 @@ fn audio_packetizer(
             .map_err(RtspError::Packetize)?;
     }
     Ok(p)
+}
+
+/// The media time at `now` of a clock that read `media_ns` at `at`, running at wall speed.
+fn media_ns_at(media_ns: i128, at: Instant, now: Instant) -> i128 {
+    let elapsed = match now.checked_duration_since(at) {
+        Some(d) => i128::try_from(d.as_nanos()).unwrap_or(i128::MAX),
+        None => -i128::try_from(at.duration_since(now).as_nanos()).unwrap_or(i128::MAX),
+    };
+    media_ns.saturating_add(elapsed)
 }
 
 /// A copy of `au` with the track's SPS and PPS in front (after any access unit delimiter,

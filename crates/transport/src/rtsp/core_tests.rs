@@ -1514,8 +1514,9 @@ fn tcp_audio_track_has_its_own_setup_channels_ssrc_and_sender_reports() {
     assert_eq!((srs[1].0, srs[1].2), (AUDIO_SSRC, 5000));
     assert_eq!(srs[0].1, srs[1].1);
 
-    // A later report of both tracks maps the same instant to the same media time: video
-    // 90 kHz and audio 48 kHz ticks from the last unit sent (audio frame 1 at t1).
+    // A later report of both tracks maps the same instant to the same media time: the
+    // clock anchored at the first unit (media time 0 at t0) and running at wall speed. Audio
+    // frame 1 (21.3 ms) left 0.3 ms early at t1 = 21 ms: early units do not move the clock.
     let t2 = t1 + Duration::from_secs(5);
     core.handle_timeout(t2).unwrap();
     let outs = drain(&mut core);
@@ -1528,8 +1529,8 @@ fn tcp_audio_track_has_its_own_setup_channels_ssrc_and_sender_reports() {
         .flat_map(|(_, p)| sender_reports(&p))
         .collect();
     assert_eq!(srs.len(), 2, "{outs:?}");
-    // Media time at t2: 1024 / 48000 s + 5 s.
-    let media_s = 1024.0 / 48_000.0 + 5.0;
+    // Media time at t2: 21 ms + 5 s.
+    let media_s = 0.021 + 5.0;
     let expect_video = 1000 + (media_s * 90_000.0_f64).round() as u32;
     let expect_audio = 5000 + (media_s * 48_000.0_f64).round() as u32;
     assert_eq!(srs[0], (SSRC, srs[0].1, expect_video));
@@ -1675,4 +1676,40 @@ fn audio_only_and_refusals() {
     let mut core = av_recording(av_options(Transport::Tcp, Duration::ZERO), t0);
     assert!(core.send_audio(t0, &audio_frame(0, 0)).is_err());
     assert!(core.can_send());
+}
+
+#[test]
+fn the_sender_report_clock_ignores_early_units_and_follows_late_ones() {
+    let t0 = origin();
+    let mut core = av_recording(av_options(Transport::Tcp, Duration::ZERO), t0);
+    let ms = Duration::from_millis;
+    // Media time 0 at t0; then audio at 100 ms handed over 10 ms early (the pacer's lead),
+    // then video at 300 ms handed over 50 ms late (a stall).
+    core.send(t0, &au(0, true, 10)).unwrap();
+    core.send_audio(
+        t0 + ms(90),
+        &AudioFrame::new(Bytes::from_static(&[1]), 4800, TimeBase::new(1, 48_000)),
+    )
+    .unwrap();
+    let report_at = |core: &mut RtspPublisherCore, at: Instant| -> (u32, u32) {
+        drain(core);
+        core.handle_timeout(at).unwrap();
+        let srs: Vec<_> = drain(core)
+            .iter()
+            .flat_map(|o| match o {
+                Out::Tcp(b) => frames(b),
+                _ => Vec::new(),
+            })
+            .flat_map(|(_, p)| sender_reports(&p))
+            .collect();
+        assert_eq!(srs.len(), 2, "{srs:?}");
+        (srs[0].2, srs[1].2)
+    };
+    // At t0 + 5 s the clock still reads 5 s: the early audio did not move it.
+    let (v, a) = report_at(&mut core, t0 + Duration::from_secs(5));
+    assert_eq!((v, a), (1000 + 450_000, 5000 + 240_000));
+    // A late unit: video frame 9 (300 ms) at t0 + 5.35 s moves the clock: 300 ms then.
+    core.send(t0 + ms(5350), &au(9, false, 10)).unwrap();
+    let (v, a) = report_at(&mut core, t0 + ms(10_350));
+    assert_eq!((v, a), (1000 + 27_000 + 450_000, 5000 + 14_400 + 240_000));
 }
