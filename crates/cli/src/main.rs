@@ -28,7 +28,8 @@ enum Command {
     Probe(probe::ProbeArgs),
     /// Publish a video to an RTSP or RTMP server, paced at real time.
     Push(push::PushArgs),
-    /// Receive a live stream over RTSP or RTMP; optionally hash every frame or save it.
+    /// Receive a live stream over RTSP or RTMP; optionally hash every frame, save the video
+    /// (Annex B) or its AAC audio (ADTS).
     Pull(pull::PullArgs),
 }
 

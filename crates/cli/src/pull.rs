@@ -1,6 +1,11 @@
 //! `mpegcoder pull URL`: receive a live H.264 stream over RTSP or RTMP; optionally hash every
 //! decoded frame (`--framemd5`, the same lines as `probe --framemd5`), keep what arrived as raw
-//! Annex B (`--out`), and write a summary (`--stats-json`).
+//! Annex B (`--out`) and its AAC audio as ADTS (`--audio-out`), and write a summary
+//! (`--stats-json`).
+//!
+//! `--audio-out` writes AAC only: ADTS (ISO/IEC 14496-3 §1.A.2) has no way to describe another
+//! codec, and a file named `.aac` that holds MP3 or G.711 would mislead. A stream whose audio
+//! turns out to be something else ends the command with one error line naming the codec.
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -42,10 +47,17 @@ pub struct PullArgs {
     /// Write what arrived as raw H.264 Annex B: parameter sets, then every access unit.
     #[arg(long, value_name = "FILE.h264")]
     pub out: Option<PathBuf>,
-    /// Write a JSON summary (frames, key frames, bytes, duration, size, codec, fps) to PATH.
+    /// Write the stream's AAC audio as ADTS (a 7-byte header before every frame: a playable
+    /// .aac file), from the first video key frame on. Audio in another codec (MP3, G.711) is an
+    /// error; a stream without audio leaves the file empty.
+    #[arg(long, value_name = "FILE.aac")]
+    pub audio_out: Option<PathBuf>,
+    /// Write a JSON summary (frames, key frames, bytes, duration, size, codec, fps; audio
+    /// frames, bytes, codec, rate, channels) to PATH.
     #[arg(long, value_name = "PATH")]
     pub stats_json: Option<PathBuf>,
-    /// Give up when no video arrives for S seconds (also the wait for the first frame).
+    /// Give up when no video arrives for S seconds (also the wait for the first frame; audio
+    /// alone does not count).
     #[arg(long, value_name = "S", default_value_t = 10.0)]
     pub timeout: f64,
     /// No progress output.
@@ -133,6 +145,11 @@ pub fn run(args: &PullArgs, logging: bool) -> Result<()> {
             File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
         client.record_annexb(BufWriter::new(file))?;
     }
+    if let Some(path) = &args.audio_out {
+        let file =
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        client.record_adts(BufWriter::new(file))?;
+    }
     let interrupted = Arc::new(AtomicBool::new(false));
     {
         let flag = Arc::clone(&interrupted);
@@ -174,10 +191,11 @@ pub fn run(args: &PullArgs, logging: bool) -> Result<()> {
         };
         if let Some(bar) = &progress {
             bar.set_message(format!(
-                "{} frames, {} key, {:.1} MB, {:.1} s",
+                "{} frames, {} key, {} audio, {:.1} MB, {:.1} s",
                 done,
                 counters.key_frames,
-                counters.bytes as f64 / 1e6,
+                counters.audio_frames,
+                (counters.bytes + counters.audio_bytes) as f64 / 1e6,
                 counters.stream_duration_s
             ));
         }
@@ -201,14 +219,26 @@ pub fn run(args: &PullArgs, logging: bool) -> Result<()> {
     if let ClientStatus::Failed(e) = status {
         return Err(e.into());
     }
+    let c = client.counters();
+    if let Some(path) = &args.audio_out {
+        if c.audio_frames == 0 && !args.quiet {
+            eprintln!("warning: no audio arrived; {} is empty", path.display());
+        }
+    }
     if !args.quiet && !hashes_to_stdout {
-        let c = client.counters();
         let size = client
             .params()
             .map(|p| format!(", {}x{} {}", p.width, p.height, p.codec))
             .unwrap_or_default();
+        let audio = match client.audio_track() {
+            Some(t) => format!(
+                " and {} audio frames ({} bytes, {} {} Hz {} ch)",
+                c.audio_frames, c.audio_bytes, t.codec, t.sample_rate, t.channels
+            ),
+            None => String::new(),
+        };
         println!(
-            "pulled {} frames ({} key frames, {} bytes, {:.3} s of stream{size}) from {} in {:.1} s",
+            "pulled {} frames ({} key frames, {} bytes, {:.3} s of stream{size}){audio} from {} in {:.1} s",
             c.access_units,
             c.key_frames,
             c.bytes,
@@ -241,6 +271,7 @@ fn write_stats(
 ) -> Result<()> {
     let c = client.counters();
     let p = client.params();
+    let audio = client.audio_track();
     let measured_fps = (c.access_units > 1 && c.stream_duration_s > 0.0)
         .then(|| (c.access_units - 1) as f64 / c.stream_duration_s);
     let (state, error) = match status {
@@ -264,6 +295,15 @@ fn write_stats(
         "decoded_frames": decoded,
         "skipped_before_key": c.skipped_before_key,
         "lost_packets": c.lost_packets,
+        "audio_frames": c.audio_frames,
+        "audio_bytes": c.audio_bytes,
+        "audio_duration_s": c.audio_duration_s,
+        "audio_codec": audio.as_ref().map(|t| t.codec.name()),
+        "audio_sample_rate": audio.as_ref().map(|t| t.sample_rate),
+        "audio_channels": audio.as_ref().map(|t| t.channels),
+        "audio_skipped_before_key": c.audio_skipped_before_key,
+        "audio_unsupported": c.audio_unsupported,
+        "audio_bad": c.audio_bad,
         "wall_time_s": wall.as_secs_f64(),
         "status": state,
         "error": error,

@@ -12,8 +12,8 @@ pub mod push;
 mod runtime;
 pub mod server;
 pub use client::{
-    AsyncClient, Client, ClientCounters, ClientError, ClientOptions, ClientStatus, FrameReceiver,
-    PullOptions, StreamParams,
+    AsyncAudioReceiver, AsyncClient, AudioParams, AudioReceiver, Client, ClientCounters,
+    ClientError, ClientOptions, ClientStatus, FrameReceiver, PullOptions, StreamParams,
 };
 pub use mpegcoder_types::Transport;
 pub use push::{push, PushError, PushOptions, PushSummary};

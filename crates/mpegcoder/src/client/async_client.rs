@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::pipeline::{self, Shared, Sink};
+use super::pipeline::{self, Outputs, Shared, Sink};
 use super::{ClientCounters, ClientError, ClientOptions, ClientStatus, StreamParams};
 use crate::codec::Frame;
 use crate::transport::pull::{check_url, Puller};
+use crate::transport::{AudioFrame, AudioTrack};
 
 /// Frames decoded ahead of [`AsyncClient::next_frame`]. Beyond them the decoder thread waits,
 /// and then the network task.
@@ -77,6 +78,53 @@ impl AsyncClient {
     ///
     /// Cancel-safe: dropping the future before it completes leaves nothing running.
     pub async fn connect(url: &str, options: ClientOptions) -> Result<AsyncClient, ClientError> {
+        Self::start(url, options, Sink::None).await
+    }
+
+    /// Like [`connect`](Self::connect), and also hands out every audio frame of the stream
+    /// (encoded as it came, with its timestamp) through the returned receiver, which queues
+    /// up to `capacity` frames, from the first video key frame on.
+    ///
+    /// A full audio queue makes the pipeline wait, video included: read the receiver in its
+    /// own task, or in a `select!` together with [`next_frame`](Self::next_frame). A stream
+    /// without audio ends the receiver empty.
+    ///
+    /// ```no_run
+    /// use mpegcoder::{AsyncClient, ClientOptions};
+    ///
+    /// # async fn pull() -> Result<(), mpegcoder::ClientError> {
+    /// let url = "rtmp://media.local/live/cam";
+    /// let (mut client, mut audio) =
+    ///     AsyncClient::connect_with_audio(url, ClientOptions::default(), 64).await?;
+    /// let audio_task = tokio::spawn(async move {
+    ///     let mut bytes = 0;
+    ///     while let Some(frame) = audio.recv().await {
+    ///         bytes += frame.data.len();
+    ///     }
+    ///     bytes
+    /// });
+    /// while let Some(frame) = client.next_frame().await? {
+    ///     println!("frame {} at {:.3} s", frame.index, frame.pts_seconds());
+    /// }
+    /// println!("{:?}: {:?} bytes", client.audio_track(), audio_task.await);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect_with_audio(
+        url: &str,
+        options: ClientOptions,
+        capacity: usize,
+    ) -> Result<(AsyncClient, AsyncAudioReceiver), ClientError> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let client = Self::start(url, options, Sink::Async(tx)).await?;
+        Ok((client, AsyncAudioReceiver { rx }))
+    }
+
+    async fn start(
+        url: &str,
+        options: ClientOptions,
+        audio: Sink<AudioFrame>,
+    ) -> Result<AsyncClient, ClientError> {
         options.validate()?;
         let (protocol, shown) = check_url(url)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
@@ -87,7 +135,12 @@ impl AsyncClient {
         let shared = Shared::new(shown, protocol);
         let puller = Puller::connect(url.trim(), options.pull().clone()).await?;
         let (tx, frames) = mpsc::channel(FRAME_QUEUE);
-        let (network, decoder) = match pipeline::start(&shared, &options, Sink::Async(tx), None) {
+        let outputs = Outputs {
+            frames: Sink::Async(tx),
+            audio,
+            ..Outputs::default()
+        };
+        let (network, decoder) = match pipeline::start(&shared, &options, outputs) {
             Ok(started) => started,
             Err(e) => {
                 drop(runtime.spawn(puller.close()));
@@ -133,6 +186,11 @@ impl AsyncClient {
     /// the SDP; RTMP: with the first video data). Always known once a frame came out.
     pub fn params(&self) -> Option<StreamParams> {
         self.shared.params()
+    }
+
+    /// The audio track (codec, rate, channels, AAC AudioSpecificConfig), once known.
+    pub fn audio_track(&self) -> Option<AudioTrack> {
+        self.shared.audio_track()
     }
 
     /// Counters so far.
@@ -184,5 +242,27 @@ impl Drop for AsyncClient {
         // No waiting here: the network task sees the stop and ends the session, the decoder
         // thread then finishes (the frame channel's receiver is dropped with `self`).
         self.shared.stop.request();
+    }
+}
+
+/// The audio frames of an [`AsyncClient`] made by
+/// [`AsyncClient::connect_with_audio`], in order.
+#[derive(Debug)]
+pub struct AsyncAudioReceiver {
+    rx: mpsc::Receiver<AudioFrame>,
+}
+
+impl AsyncAudioReceiver {
+    /// The next audio frame; `None` once the pipeline has finished and every frame was taken
+    /// (then [`AsyncClient::status`] says why).
+    ///
+    /// Cancel-safe: a frame is never lost when the future is dropped.
+    pub async fn recv(&mut self) -> Option<AudioFrame> {
+        self.rx.recv().await
+    }
+
+    /// The next audio frame if one is waiting.
+    pub fn try_recv(&mut self) -> Option<AudioFrame> {
+        self.rx.try_recv().ok()
     }
 }

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use crossbeam_channel as cb;
 
-use super::pipeline::{self, DecoderThread, Shared, Sink};
+use super::pipeline::{self, DecoderThread, Outputs, Shared, Sink};
 use super::{ClientCounters, ClientError, ClientOptions, ClientStatus, StreamParams};
 use crate::codec::Frame;
 use crate::runtime;
 use crate::transport::pull::check_url;
+use crate::transport::{AudioFrame, AudioTrack};
 
 /// Every frame the pipeline delivers, in order: see [`Client::subscribe`]. Iterating ends when
 /// the pipeline has finished and every frame was taken; then [`Client::status`] says why.
@@ -47,6 +48,45 @@ impl Iterator for FrameReceiver {
     type Item = Frame;
 
     fn next(&mut self) -> Option<Frame> {
+        self.recv()
+    }
+}
+
+/// Every audio frame the stream carries, encoded as it came (an AAC frame without ADTS
+/// header, an MP3 frame, G.711 samples), in order, with its timestamp: see
+/// [`Client::subscribe_audio`]. The codec and configuration are [`Client::audio_track`].
+/// Iterating ends when the pipeline has finished and every frame was taken.
+#[derive(Debug)]
+pub struct AudioReceiver {
+    rx: cb::Receiver<AudioFrame>,
+}
+
+impl AudioReceiver {
+    /// Waits for the next audio frame; `None` when the pipeline has finished and every frame
+    /// was taken.
+    pub fn recv(&self) -> Option<AudioFrame> {
+        self.rx.recv().ok()
+    }
+
+    /// Waits up to `timeout` for the next audio frame. `Err(Timeout)` when none came in time,
+    /// `Err(Disconnected)` when the pipeline has finished and every frame was taken.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<AudioFrame, RecvTimeoutError> {
+        self.rx.recv_timeout(timeout).map_err(|e| match e {
+            cb::RecvTimeoutError::Timeout => RecvTimeoutError::Timeout,
+            cb::RecvTimeoutError::Disconnected => RecvTimeoutError::Disconnected,
+        })
+    }
+
+    /// The next audio frame if one is waiting.
+    pub fn try_recv(&self) -> Option<AudioFrame> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl Iterator for AudioReceiver {
+    type Item = AudioFrame;
+
+    fn next(&mut self) -> Option<AudioFrame> {
         self.recv()
     }
 }
@@ -91,8 +131,11 @@ pub struct Client {
     shared: Arc<Shared>,
     options: ClientOptions,
     subscriber: Option<cb::Sender<Frame>>,
+    audio_subscriber: Option<cb::Sender<AudioFrame>>,
     /// Behind a mutex only so that `Client` is `Sync` (it moves to the decoder thread at start).
     recorder: Mutex<Option<Box<dyn Write + Send>>>,
+    /// The same for the ADTS recording.
+    adts: Mutex<Option<Box<dyn Write + Send>>>,
     decoder: Option<DecoderThread>,
 }
 
@@ -117,7 +160,9 @@ impl Client {
             shared: Shared::new(shown, protocol),
             options,
             subscriber: None,
+            audio_subscriber: None,
             recorder: Mutex::new(None),
+            adts: Mutex::new(None),
             decoder: None,
         })
     }
@@ -145,6 +190,53 @@ impl Client {
         let (tx, rx) = cb::bounded(capacity.max(1));
         self.subscriber = Some(tx);
         Ok(FrameReceiver { rx })
+    }
+
+    /// Every audio frame of the stream, in order, through a channel of `capacity` frames, from
+    /// the first video key frame on (what came before is counted in
+    /// [`ClientCounters::audio_skipped_before_key`]). Call before [`start`](Self::start).
+    ///
+    /// Like [`subscribe`](Self::subscribe), a full channel makes the pipeline wait, video
+    /// included: read it on its own thread (or with a timeout, alternating with the frames),
+    /// never only after the video has ended. A stream without audio ends the channel empty.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), mpegcoder::ClientError> {
+    /// use mpegcoder::{Client, ClientOptions};
+    ///
+    /// let mut client = Client::new("rtmp://media.local/live/cam", ClientOptions::default())?;
+    /// let audio = client.subscribe_audio(256)?;
+    /// client.start()?;
+    /// let reader = std::thread::spawn(move || {
+    ///     audio.map(|f| f.data.len()).sum::<usize>()
+    /// });
+    /// // ... take frames from the ring meanwhile ...
+    /// client.terminate();
+    /// println!("{} bytes of {:?}", reader.join().unwrap(), client.audio_track());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn subscribe_audio(&mut self, capacity: usize) -> Result<AudioReceiver, ClientError> {
+        if self.decoder.is_some() {
+            return Err(ClientError::InvalidState("subscribe_audio after start"));
+        }
+        let (tx, rx) = cb::bounded(capacity.max(1));
+        self.audio_subscriber = Some(tx);
+        Ok(AudioReceiver { rx })
+    }
+
+    /// Writes the stream's AAC audio as ADTS (ISO/IEC 14496-3 §1.A.2: a 7-byte header before
+    /// every frame, what a `.aac` file holds), from the first video key frame on. Call before
+    /// [`start`](Self::start). The writer is used on the decoder thread and flushed when the
+    /// pipeline finishes. If the stream's audio turns out not to be AAC (or an AAC variant an
+    /// ADTS header cannot describe), the pipeline fails with
+    /// [`ClientError::AdtsUnsupported`]; a stream without audio leaves the writer untouched.
+    pub fn record_adts(&mut self, writer: impl Write + Send + 'static) -> Result<(), ClientError> {
+        if self.decoder.is_some() {
+            return Err(ClientError::InvalidState("record_adts after start"));
+        }
+        *self.adts.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(writer));
+        Ok(())
     }
 
     /// Writes what arrives as a raw H.264 Annex B stream: the parameter sets first (again
@@ -178,13 +270,24 @@ impl Client {
     fn launch(&mut self) -> Result<(), ClientError> {
         let handle = runtime::handle().map_err(|e| ClientError::Worker(Arc::new(e)))?;
         self.shared.set_status(ClientStatus::Connecting);
-        let recorder = self
-            .recorder
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        let sink = self.subscriber.take().map_or(Sink::None, Sink::Blocking);
-        let (network, decoder) = pipeline::start(&self.shared, &self.options, sink, recorder)?;
+        let outputs = Outputs {
+            frames: self.subscriber.take().map_or(Sink::None, Sink::Blocking),
+            audio: self
+                .audio_subscriber
+                .take()
+                .map_or(Sink::None, Sink::Blocking),
+            annexb: self
+                .recorder
+                .get_mut()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+            adts: self
+                .adts
+                .get_mut()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        };
+        let (network, decoder) = pipeline::start(&self.shared, &self.options, outputs)?;
         // Spawning needs no runtime context: this works from any thread.
         drop(
             handle.spawn(network.connect_and_run(self.target.clone(), self.options.pull().clone())),
@@ -201,6 +304,12 @@ impl Client {
     /// The stream's parameters, once the video track is known.
     pub fn params(&self) -> Option<StreamParams> {
         self.shared.params()
+    }
+
+    /// The audio track (codec, rate, channels, AAC AudioSpecificConfig), once known; `None`
+    /// when the stream has no audio the puller hands out.
+    pub fn audio_track(&self) -> Option<AudioTrack> {
+        self.shared.audio_track()
     }
 
     /// Counters so far.
@@ -317,6 +426,14 @@ mod tests {
         ));
         assert!(matches!(
             client.record_annexb(Vec::new()),
+            Err(ClientError::InvalidState(_))
+        ));
+        assert!(matches!(
+            client.record_adts(Vec::new()),
+            Err(ClientError::InvalidState(_))
+        ));
+        assert!(matches!(
+            client.subscribe_audio(4),
             Err(ClientError::InvalidState(_))
         ));
         // The receiver ends once the pipeline has finished; the status is final then.

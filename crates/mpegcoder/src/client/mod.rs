@@ -1,7 +1,10 @@
 //! The pull pipeline (mpegCoder's `MpegClient`): pulls H.264 over RTSP or RTMP
 //! ([`crate::transport::pull::Puller`]), decodes it with FFmpeg
 //! ([`crate::codec::PacketDecoder`]), optionally decimates it to a target frame rate, and keeps
-//! the newest decoded frames in a ring.
+//! the newest decoded frames in a ring. The stream's audio passes through undecoded: it is
+//! counted, and handed out as encoded [`AudioFrame`](crate::transport::AudioFrame)s
+//! ([`Client::subscribe_audio`], [`AsyncClient::connect_with_audio`]) or recorded as ADTS
+//! ([`Client::record_adts`]) for whoever asks.
 //!
 //! Two front ends share one pipeline:
 //! - [`AsyncClient`] runs on the caller's tokio runtime: `connect(..).await`, then
@@ -29,10 +32,10 @@ use serde::Serialize;
 
 use crate::codec::CodecError;
 use crate::transport::pull::{PullError, PullProtocol};
-use crate::transport::VideoTrack;
+use crate::transport::{AudioCodec, AudioTrack, VideoTrack};
 
-pub use self::async_client::AsyncClient;
-pub use self::blocking::{Client, FrameReceiver};
+pub use self::async_client::{AsyncAudioReceiver, AsyncClient};
+pub use self::blocking::{AudioReceiver, Client, FrameReceiver};
 pub use self::options::ClientOptions;
 pub use crate::transport::pull::PullOptions;
 
@@ -64,6 +67,24 @@ pub enum ClientError {
         /// The writer's error.
         #[source]
         source: Arc<std::io::Error>,
+    },
+    /// Writing the received audio ([`Client::record_adts`]) failed.
+    #[error("cannot write the received audio of {url}")]
+    RecordAudio {
+        /// The URL, credentials removed.
+        url: String,
+        /// The writer's error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The stream's audio cannot be recorded as ADTS ([`Client::record_adts`]): it is not
+    /// AAC, or an AAC variant an ADTS header cannot describe (ISO/IEC 14496-3 §1.A.2.2.1).
+    #[error("cannot record the audio of {url} as ADTS: {reason}")]
+    AdtsUnsupported {
+        /// The URL, credentials removed.
+        url: String,
+        /// Why, e.g. `the stream's audio is mp3, not AAC`.
+        reason: String,
     },
     /// The options are not usable.
     #[error("invalid client options")]
@@ -140,6 +161,40 @@ pub struct StreamParams {
     pub frame_rate: Option<(u32, u32)>,
     /// The same as a number (0.0 when unknown).
     pub fps: f64,
+    /// The audio track, once known (RTSP: from the SDP; RTMP: with the first audio data, so
+    /// it may appear after the video's parameters). `None` when the stream has no audio the
+    /// puller hands out.
+    pub audio: Option<AudioParams>,
+}
+
+/// The audio of a stream, as [`StreamParams::audio`] describes it. The whole track (with the
+/// AAC AudioSpecificConfig) is [`Client::audio_track`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct AudioParams {
+    /// The codec, as FFmpeg names it: `aac`, `mp3`, `opus`, `pcm_alaw`, `pcm_mulaw`.
+    pub codec: &'static str,
+    /// The RFC 6381 codec string of AAC, `mp4a.40.<audio object type>` (e.g. `mp4a.40.2` for
+    /// AAC LC); `None` for the other codecs.
+    pub codec_string: Option<String>,
+    /// Samples per second.
+    pub sample_rate: u32,
+    /// Channels.
+    pub channels: u8,
+}
+
+impl AudioParams {
+    pub(crate) fn from_track(track: &AudioTrack) -> Self {
+        AudioParams {
+            codec: track.codec.name(),
+            codec_string: (track.codec == AudioCodec::Aac)
+                .then(|| track.aac_config())
+                .flatten()
+                .map(|c| format!("mp4a.40.{}", c.object_type)),
+            sample_rate: track.sample_rate,
+            channels: track.channels,
+        }
+    }
 }
 
 impl StreamParams {
@@ -154,6 +209,7 @@ impl StreamParams {
             height: track.height(),
             frame_rate,
             fps: frame_rate.map_or(0.0, |(n, d)| f64::from(n) / f64::from(d)),
+            audio: None,
         }
     }
 }
@@ -182,6 +238,19 @@ pub struct ClientCounters {
     pub frames_delivered: u64,
     /// Access units the decoder rejected (skipped; decoding went on).
     pub decode_errors: u64,
+    /// Audio frames received (from the first video key frame on).
+    pub audio_frames: u64,
+    /// Bytes of those audio frames.
+    pub audio_bytes: u64,
+    /// Audio frames dropped because they came before the first video key frame.
+    pub audio_skipped_before_key: u64,
+    /// Audio in a format the puller does not hand out, skipped (RTMP).
+    pub audio_unsupported: u64,
+    /// Audio that could not be used (malformed, before its configuration, out of order),
+    /// skipped.
+    pub audio_bad: u64,
+    /// Seconds between the first and the last audio frame's timestamp.
+    pub audio_duration_s: f64,
 }
 
 #[cfg(test)]
@@ -196,6 +265,8 @@ mod tests {
         assert_send_sync::<Client>();
         assert_send_sync::<AsyncClient>();
         assert_send_sync::<FrameReceiver>();
+        assert_send_sync::<AudioReceiver>();
+        assert_send_sync::<AsyncAudioReceiver>();
         assert_send_sync::<ClientStatus>();
         assert_send_sync::<ClientError>();
         assert_send_sync::<StreamParams>();
@@ -228,8 +299,49 @@ mod tests {
         let line = chain(&e);
         assert_eq!(line.matches("Invalid data").count(), 1, "{line}");
         assert!(line.starts_with("cannot decode the video of rtmp://host/app/key: "));
+        let e = ClientError::RecordAudio {
+            url: "rtsp://host/x".into(),
+            source: io(),
+        };
+        assert_eq!(
+            chain(&e),
+            "cannot write the received audio of rtsp://host/x: disk full"
+        );
+        let e = ClientError::AdtsUnsupported {
+            url: "rtmp://host/app/key".into(),
+            reason: "the stream's audio is mp3, not AAC".into(),
+        };
+        assert_eq!(
+            chain(&e),
+            "cannot record the audio of rtmp://host/app/key as ADTS: the stream's audio is mp3, not AAC"
+        );
         let e = ClientError::Worker(io());
         assert_eq!(chain(&e), "cannot start the pull worker: disk full");
         assert!(e.source().is_some());
+    }
+}
+
+#[cfg(test)]
+mod audio_params_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn audio_params_describe_the_track() {
+        let aac = AudioTrack::aac(Bytes::from_static(&[0x11, 0x90])).unwrap();
+        assert_eq!(
+            AudioParams::from_track(&aac),
+            AudioParams {
+                codec: "aac",
+                codec_string: Some("mp4a.40.2".into()),
+                sample_rate: 48_000,
+                channels: 2,
+            }
+        );
+        let g711 = AudioTrack::new(AudioCodec::Pcma, 8_000, 1).unwrap();
+        let p = AudioParams::from_track(&g711);
+        assert_eq!((p.codec, p.codec_string, p.channels), ("pcm_alaw", None, 1));
     }
 }

@@ -2,8 +2,12 @@
 //!
 //! ```text
 //! Network task (async) --Input, bounded--> decoder thread --Frame, bounded--> consumer
-//!   Puller: connect, next, close              record, decode, decimate, ring
+//!   Puller: connect, next_media, close        record, decode, decimate, ring
+//!                                             audio: record ADTS --AudioFrame, bounded--> consumer
 //! ```
+//! Audio frames travel the same queue as the access units, in arrival order, and only when
+//! someone takes them (an audio subscriber or an ADTS recording); otherwise they are only
+//! counted.
 //! The network task only awaits: the socket, the timers, room in the decoder's queue. The
 //! decoder thread is a plain thread that owns everything that blocks (FFmpeg, the recording's
 //! writer); it waits on its queue and on the consumer's channel, never on a runtime. When the
@@ -20,11 +24,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel as cb;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{ClientCounters, ClientError, ClientOptions, ClientStatus, StreamParams};
+use super::{AudioParams, ClientCounters, ClientError, ClientOptions, ClientStatus, StreamParams};
 use crate::codec::{Frame, PacketDecoder, PacketDecoderOptions, Rational};
+use crate::transport::audio::{write_adts, AacConfig, AudioCodec};
 use crate::transport::h264::write_annexb;
 use crate::transport::pull::{PullOptions, PullProtocol, PullStats, Puller};
-use crate::transport::{AccessUnit, VideoTrack};
+use crate::transport::{AccessUnit, AudioFrame, AudioTrack, Media, VideoTrack};
 use mpegcoder_types::FrameRateConverter;
 
 /// Access units the network task may have queued for the decoder thread. A little slack for
@@ -32,12 +37,13 @@ use mpegcoder_types::FrameRateConverter;
 /// TCP flow control slows the server.
 const INPUT_QUEUE: usize = 16;
 
-/// After a stop, how long one delivery waits for room in a [`Client::subscribe`] channel. A
-/// consumer that still reads takes a frame in far less; one that stopped reading must not
-/// hold up the stop. The first delivery that gives up ends the subscription, so what was
-/// delivered has no gap.
+/// After a stop, how long one delivery waits for room in a [`Client::subscribe`] (or
+/// [`Client::subscribe_audio`]) channel. A consumer that still reads takes a frame in far
+/// less; one that stopped reading must not hold up the stop. The first delivery that gives up
+/// ends the subscription, so what was delivered has no gap.
 ///
 /// [`Client::subscribe`]: super::Client::subscribe
+/// [`Client::subscribe_audio`]: super::Client::subscribe_audio
 pub(super) const STOPPED_DELIVERY_WAIT: Duration = Duration::from_millis(200);
 
 /// A stream counts as quiet after this long without an access unit, or three of its mean
@@ -104,6 +110,7 @@ pub(super) struct Shared {
 struct State {
     status: ClientStatus,
     params: Option<StreamParams>,
+    audio_track: Option<AudioTrack>,
     counters: ClientCounters,
 }
 
@@ -116,6 +123,7 @@ impl Shared {
             state: Mutex::new(State {
                 status: ClientStatus::NotStarted,
                 params: None,
+                audio_track: None,
                 counters: ClientCounters::default(),
             }),
             changed: Condvar::new(),
@@ -144,6 +152,10 @@ impl Shared {
 
     pub(super) fn params(&self) -> Option<StreamParams> {
         self.state().params.clone()
+    }
+
+    pub(super) fn audio_track(&self) -> Option<AudioTrack> {
+        self.state().audio_track.clone()
     }
 
     pub(super) fn counters(&self) -> ClientCounters {
@@ -218,6 +230,9 @@ enum Input {
     /// The track of the access units that follow (sent first, and whenever it changes).
     Track(VideoTrack),
     Unit(AccessUnit),
+    /// The track of the audio frames that follow (sent first, and whenever it changes).
+    AudioTrack(AudioTrack),
+    Audio(AudioFrame),
 }
 
 /// Why the network task's receive loop ended without an error.
@@ -235,21 +250,30 @@ struct Outcome {
     quiet: bool,
 }
 
-/// Where the decoder thread hands the kept frames.
-#[derive(Debug)]
-pub(super) enum Sink {
-    /// Only the ring.
+/// Where the decoder thread hands the kept frames (`T` = [`Frame`]) or the audio frames
+/// (`T` = [`AudioFrame`]).
+#[derive(Debug, Default)]
+pub(super) enum Sink<T = Frame> {
+    /// Only the ring (frames), or nobody (audio).
+    #[default]
     None,
-    /// A [`Client::subscribe`](super::Client::subscribe) channel.
-    Blocking(cb::Sender<Frame>),
-    /// [`AsyncClient::next_frame`](super::AsyncClient::next_frame)'s channel.
-    Async(mpsc::Sender<Frame>),
+    /// A [`Client::subscribe`](super::Client::subscribe) or
+    /// [`Client::subscribe_audio`](super::Client::subscribe_audio) channel.
+    Blocking(cb::Sender<T>),
+    /// [`AsyncClient::next_frame`](super::AsyncClient::next_frame)'s channel, or an
+    /// [`AsyncAudioReceiver`](super::AsyncAudioReceiver)'s.
+    Async(mpsc::Sender<T>),
 }
 
-impl Sink {
-    /// Hands a frame to the consumer, waiting for room. The sink closes when the consumer is
+impl<T> Sink<T> {
+    /// True when someone takes what is delivered.
+    fn is_open(&self) -> bool {
+        !matches!(self, Sink::None)
+    }
+
+    /// Hands an item to the consumer, waiting for room. The sink closes when the consumer is
     /// gone, or when a stop came and the consumer did not make room in time.
-    fn deliver(&mut self, frame: Frame, stop: &Stop) {
+    fn deliver(&mut self, frame: T, stop: &Stop) {
         let kept = match self {
             Sink::None => return,
             Sink::Blocking(tx) => deliver_blocking(tx, frame, stop),
@@ -266,7 +290,7 @@ impl Sink {
 /// Sends `frame` on a subscriber channel, waiting for room until the frame is taken, the
 /// receiver is dropped, or a stop: after a stop the wait is at most [`STOPPED_DELIVERY_WAIT`].
 /// Returns whether the frame was delivered.
-pub(super) fn deliver_blocking(tx: &cb::Sender<Frame>, frame: Frame, stop: &Stop) -> bool {
+pub(super) fn deliver_blocking<T>(tx: &cb::Sender<T>, frame: T, stop: &Stop) -> bool {
     if !stop.is_requested() {
         let mut select = cb::Select::new();
         let send = select.send(tx);
@@ -281,22 +305,50 @@ pub(super) fn deliver_blocking(tx: &cb::Sender<Frame>, frame: Frame, stop: &Stop
     tx.send_timeout(frame, STOPPED_DELIVERY_WAIT).is_ok()
 }
 
+/// Where the pipeline's output goes besides the ring.
+#[derive(Default)]
+pub(super) struct Outputs {
+    /// The decoded frames' consumer.
+    pub(super) frames: Sink,
+    /// The audio frames' consumer.
+    pub(super) audio: Sink<AudioFrame>,
+    /// The Annex B recording of the video.
+    pub(super) annexb: Option<Box<dyn Write + Send>>,
+    /// The ADTS recording of the audio.
+    pub(super) adts: Option<Box<dyn Write + Send>>,
+}
+
+impl std::fmt::Debug for Outputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outputs")
+            .field("frames", &self.frames)
+            .field("audio", &self.audio)
+            .field("annexb", &self.annexb.is_some())
+            .field("adts", &self.adts.is_some())
+            .finish()
+    }
+}
+
 /// Starts the decoder thread and returns the network side that feeds it, to be run (or
 /// dropped) by the caller, and the thread.
 pub(super) fn start(
     shared: &Arc<Shared>,
     options: &ClientOptions,
-    sink: Sink,
-    recorder: Option<Box<dyn Write + Send>>,
+    outputs: Outputs,
 ) -> Result<(Network, DecoderThread), ClientError> {
     let (to_decoder, input) = mpsc::channel(INPUT_QUEUE);
     let (outcome_tx, outcome_rx) = oneshot::channel();
     let (done_tx, done) = oneshot::channel();
+    let audio_wanted = outputs.audio.is_open() || outputs.adts.is_some();
     let decoder = Decoder {
         shared: Arc::clone(shared),
         options: options.clone(),
-        sink,
-        recorder,
+        sink: outputs.frames,
+        audio_sink: outputs.audio,
+        recorder: outputs.annexb,
+        adts: outputs.adts,
+        audio_track: None,
+        adts_config: None,
         decoder: None,
         track: None,
         decimator: Decimator::new(options.target_fps()),
@@ -318,6 +370,9 @@ pub(super) fn start(
         arrivals: Arrivals::default(),
         sent_track: None,
         params_track: None,
+        audio_wanted,
+        sent_audio_track: None,
+        params_audio_track: None,
     };
     Ok((network, DecoderThread { handle, done }))
 }
@@ -345,6 +400,12 @@ pub(super) struct Network {
     sent_track: Option<VideoTrack>,
     /// The track the published parameters describe.
     params_track: Option<VideoTrack>,
+    /// Someone takes the audio frames: they go to the decoder thread (else only counted).
+    audio_wanted: bool,
+    /// The audio track the decoder thread was last told about.
+    sent_audio_track: Option<AudioTrack>,
+    /// The audio track the published parameters describe.
+    params_audio_track: Option<AudioTrack>,
 }
 
 impl Network {
@@ -407,11 +468,16 @@ impl Network {
             let next = tokio::select! {
                 biased;
                 () = requested(&mut self.stop) => return Ok(End::Stopped),
-                n = puller.next() => n,
+                n = puller.next_media() => n,
             };
             self.publish_progress(puller);
             let au = match next {
-                Ok(Some(au)) => au,
+                Ok(Some(Media::H264(au))) => au,
+                Ok(Some(Media::Audio(frame))) => {
+                    self.on_audio(puller, frame).await?;
+                    continue;
+                }
+                Ok(Some(_)) => continue,
                 Ok(None) => return Ok(End::Ended),
                 Err(e) => return Err(e.into()),
             };
@@ -426,6 +492,23 @@ impl Network {
             }
             self.send(Input::Unit(au)).await?;
         }
+    }
+
+    /// Passes an audio frame on to the decoder thread (preceded by its track when that is
+    /// new) if someone takes audio.
+    async fn on_audio(&mut self, puller: &Puller, frame: AudioFrame) -> Result<(), ClientError> {
+        if !self.audio_wanted {
+            return Ok(());
+        }
+        // The puller hands out no audio frame before its track is known.
+        let Some(track) = puller.audio_track() else {
+            return Ok(());
+        };
+        if self.sent_audio_track.as_ref() != Some(track) {
+            self.sent_audio_track = Some(track.clone());
+            self.send(Input::AudioTrack(track.clone())).await?;
+        }
+        self.send(Input::Audio(frame)).await
     }
 
     /// Queues an input for the decoder thread, waiting for room (never dropping: what was
@@ -449,16 +532,29 @@ impl Network {
             c.skipped_before_key = stats.skipped_before_key;
             c.lost_packets = stats.lost_packets;
             c.stream_duration_s = stats.duration_s();
+            c.audio_frames = stats.audio_frames;
+            c.audio_bytes = stats.audio_bytes;
+            c.audio_skipped_before_key = stats.audio_skipped_before_key;
+            c.audio_unsupported = stats.audio_unsupported;
+            c.audio_bad = stats.audio_bad;
+            c.audio_duration_s = stats.audio_duration_s();
         }
+        let audio = puller.audio_track();
         let Some(track) = puller.track() else {
             return;
         };
-        if self.params_track.as_ref() == Some(track) {
+        if self.params_track.as_ref() == Some(track) && self.params_audio_track.as_ref() == audio {
             return;
         }
         self.params_track = Some(track.clone());
-        let params = StreamParams::from_track(&self.shared.url, self.shared.protocol, track);
-        self.shared.state().params = Some(params);
+        self.params_audio_track = audio.cloned();
+        let mut params = StreamParams::from_track(&self.shared.url, self.shared.protocol, track);
+        params.audio = audio.map(AudioParams::from_track);
+        {
+            let mut state = self.shared.state();
+            state.params = Some(params);
+            state.audio_track = audio.cloned();
+        }
         self.shared.changed.notify_all();
     }
 }
@@ -468,7 +564,14 @@ struct Decoder {
     shared: Arc<Shared>,
     options: ClientOptions,
     sink: Sink,
+    audio_sink: Sink<AudioFrame>,
     recorder: Option<Box<dyn Write + Send>>,
+    /// The ADTS recording of the audio.
+    adts: Option<Box<dyn Write + Send>>,
+    /// The track of the next audio frames.
+    audio_track: Option<AudioTrack>,
+    /// The AAC configuration the ADTS headers describe, parsed once per track.
+    adts_config: Option<AacConfig>,
     decoder: Option<(VideoTrack, PacketDecoder)>,
     /// The track of the next access units.
     track: Option<VideoTrack>,
@@ -509,6 +612,8 @@ impl Decoder {
                     Ok(())
                 }
                 Input::Unit(au) => self.on_access_unit(&au),
+                Input::AudioTrack(track) => self.on_audio_track(track),
+                Input::Audio(frame) => self.on_audio(frame),
             };
             if let Err(e) = step {
                 self.failed = Some(e);
@@ -529,6 +634,7 @@ impl Decoder {
         self.shared.set_status(status);
         self.finished = true;
         self.sink = Sink::None;
+        self.audio_sink = Sink::None;
     }
 
     /// The end of the stream: flushes or drops the decoder's delayed frames, flushes the
@@ -686,13 +792,72 @@ impl Decoder {
     }
 
     fn finish_recording(&mut self) -> Result<(), ClientError> {
-        let Some(mut writer) = self.recorder.take() else {
-            return Ok(());
+        let video = match self.recorder.take() {
+            Some(mut writer) => writer.flush().map_err(|e| ClientError::Record {
+                url: self.shared.url.clone(),
+                source: Arc::new(e),
+            }),
+            None => Ok(()),
         };
-        writer.flush().map_err(|e| ClientError::Record {
-            url: self.shared.url.clone(),
-            source: Arc::new(e),
-        })
+        let audio = match self.adts.take() {
+            Some(mut writer) => writer.flush().map_err(|e| ClientError::RecordAudio {
+                url: self.shared.url.clone(),
+                source: Arc::new(e),
+            }),
+            None => Ok(()),
+        };
+        video.and(audio)
+    }
+
+    /// A new audio track. The ADTS recording needs AAC that ADTS can describe: anything else
+    /// fails the pipeline with the reason (an ADTS header has no room for another codec, nor
+    /// for object types above 4 or an explicit sampling frequency, ISO/IEC 14496-3 §1.A.2.2.1).
+    fn on_audio_track(&mut self, track: AudioTrack) -> Result<(), ClientError> {
+        if self.adts.is_some() {
+            let unsupported = |reason: String| ClientError::AdtsUnsupported {
+                url: self.shared.url.clone(),
+                reason,
+            };
+            if track.codec != AudioCodec::Aac {
+                return Err(unsupported(format!(
+                    "the stream's audio is {}, not AAC",
+                    track.codec
+                )));
+            }
+            let config = track
+                .aac_config()
+                .ok_or_else(|| unsupported("its AudioSpecificConfig does not parse".into()))?;
+            // Probe the header once, so the error names the reason before any frame.
+            write_adts(&config, &[], &mut bytes::BytesMut::new())
+                .map_err(|e| unsupported(e.to_string()))?;
+            self.adts_config = Some(config);
+        }
+        self.audio_track = Some(track);
+        Ok(())
+    }
+
+    /// An audio frame: into the ADTS recording, then to the audio subscriber.
+    fn on_audio(&mut self, frame: AudioFrame) -> Result<(), ClientError> {
+        if self.audio_track.is_none() {
+            return Ok(());
+        }
+        if let (Some(writer), Some(config)) = (self.adts.as_mut(), self.adts_config.as_ref()) {
+            let mut buf = bytes::BytesMut::with_capacity(frame.data.len() + 9);
+            write_adts(config, &frame.data, &mut buf).map_err(|e| {
+                ClientError::AdtsUnsupported {
+                    url: self.shared.url.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+            writer
+                .write_all(&buf)
+                .map_err(|e| ClientError::RecordAudio {
+                    url: self.shared.url.clone(),
+                    source: Arc::new(e),
+                })?;
+        }
+        self.audio_sink.deliver(frame, &self.shared.stop);
+        Ok(())
     }
 }
 

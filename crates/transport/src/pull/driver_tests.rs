@@ -8,14 +8,17 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use super::rtmp_core_tests::{config, idr, Answer, TestServer};
+use super::rtmp_core_tests::{aac_frame, aac_header, config, idr, Answer, TestServer, ASC};
 use super::*;
 use crate::rtmp::flv::{self, FrameType};
+use crate::session::Media;
 
 /// What the scripted server does once playing was accepted.
 #[derive(Debug, Clone)]
 enum Action {
     Video(u32, Bytes),
+    /// An audio message with this FLV audio tag body.
+    Audio(u32, Bytes),
     /// `NetStream.Play.Complete`.
     Finish,
     /// Close the connection.
@@ -47,6 +50,7 @@ async fn scripted_server(script: Vec<Action>) -> (String, tokio::task::JoinHandl
                     for action in actions {
                         match action {
                             Action::Video(ts, body) => server.send_video(ts, body),
+                            Action::Audio(ts, body) => server.send_audio_body(ts, body),
                             Action::Finish => server.finish(),
                             Action::Close => {
                                 let out = std::mem::take(&mut server.out);
@@ -120,6 +124,94 @@ fn starts_at_the_first_key_frame_and_ends_with_the_server() {
         assert!((stats.duration_s() - 0.033).abs() < 1e-9);
         // After the end, `next` keeps saying so.
         assert!(puller.next().await.unwrap().is_none());
+        puller.close().await;
+        server.await.unwrap();
+    });
+}
+
+/// A joiner's view of a stream with audio: headers, audio and an inter frame before the key
+/// frame, then both interleaved.
+fn av_script() -> Vec<Action> {
+    vec![
+        Action::Audio(0, aac_header()),
+        Action::Video(0, flv::sequence_header_body(&config()).unwrap()),
+        Action::Audio(10, aac_frame(1, 20)),
+        Action::Video(20, p_frame(1)),
+        Action::Audio(31, aac_frame(2, 20)),
+        Action::Video(40, flv::nalu_body(FrameType::Key, 0, &[idr()]).unwrap()),
+        Action::Audio(53, aac_frame(3, 20)),
+        // Speex: counted, skipped.
+        Action::Audio(60, Bytes::from_static(&[0xb2, 1, 2])),
+        Action::Audio(74, aac_frame(4, 20)),
+        Action::Video(80, p_frame(2)),
+        Action::Audio(95, aac_frame(5, 20)),
+        Action::Finish,
+        Action::Idle,
+    ]
+}
+
+#[test]
+fn next_media_starts_audio_with_the_first_key_frame_and_keeps_arrival_order() {
+    runtime().block_on(async {
+        let (url, server) = scripted_server(av_script()).await;
+        let mut puller = Puller::connect(&url, options(Duration::from_secs(5)))
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        while let Some(media) = puller.next_media().await.unwrap() {
+            match &media {
+                Media::H264(au) => got.push(("video", au.dts)),
+                Media::Audio(f) => {
+                    assert_eq!(f.time_base, TimeBase::MILLIS);
+                    assert_eq!(f.data.len(), 20);
+                    got.push(("audio", f.pts));
+                }
+            }
+        }
+        assert_eq!(
+            got,
+            vec![
+                ("video", 40),
+                ("audio", 53),
+                ("audio", 74),
+                ("video", 80),
+                ("audio", 95)
+            ]
+        );
+        let track = puller.audio_track().unwrap();
+        assert_eq!(track, &AudioTrack::aac(Bytes::from_static(ASC)).unwrap());
+        let s = puller.stats().clone();
+        assert_eq!(
+            (s.audio_frames, s.audio_bytes, s.audio_skipped_before_key),
+            (3, 60, 2)
+        );
+        assert_eq!(
+            (s.audio_unsupported, s.audio_bad, s.audio_ignored),
+            (1, 0, 0)
+        );
+        assert_eq!((s.access_units, s.skipped_before_key), (2, 1));
+        assert_eq!(s.audio_time_base, Some(TimeBase::MILLIS));
+        assert!((s.audio_duration_s() - 0.042).abs() < 1e-9);
+        puller.close().await;
+        server.await.unwrap();
+    });
+}
+
+#[test]
+fn next_hands_out_video_only_and_counts_the_audio_it_drops() {
+    runtime().block_on(async {
+        let (url, server) = scripted_server(av_script()).await;
+        let mut puller = Puller::connect(&url, options(Duration::from_secs(5)))
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        while let Some(au) = puller.next().await.unwrap() {
+            got.push(au.dts);
+        }
+        assert_eq!(got, vec![40, 80]);
+        let s = puller.stats().clone();
+        assert_eq!((s.audio_frames, s.audio_ignored), (0, 5));
+        assert!(puller.audio_track().is_some());
         puller.close().await;
         server.await.unwrap();
     });

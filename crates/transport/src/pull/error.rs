@@ -14,7 +14,7 @@ use crate::rtmp::{RtmpStartError, ServerRefusal};
 pub enum PullStep {
     /// RTSP `DESCRIBE` (retina opens the connection as part of it).
     Describe,
-    /// RTSP `SETUP` of the video stream.
+    /// RTSP `SETUP` of the video stream (or of the audio stream that goes with it).
     Setup,
     /// RTSP `PLAY`.
     Play,

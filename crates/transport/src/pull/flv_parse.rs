@@ -1,5 +1,6 @@
-//! Parsing FLV video tag bodies (what RTMP video messages carry) and extending 32-bit RTMP
-//! timestamps. Pure functions, no I/O; the inverse of [`crate::rtmp::flv`].
+//! Parsing FLV video and audio tag bodies (what RTMP video and audio messages carry) and
+//! extending 32-bit RTMP timestamps. Pure functions, no I/O; the inverse of
+//! [`crate::rtmp::flv`]. Audio: see [`parse_audio_tag`] (FLV spec v10.1 E.4.2.1).
 //!
 //! An RTMP video message (RTMP spec §7.1.5, message type 9) is the body of an FLV video tag
 //! (Adobe FLV spec v10.1, Annex E.4.3.1, `VIDEODATA`):
@@ -23,6 +24,7 @@
 
 use bytes::Bytes;
 
+use crate::audio::AudioCodec;
 use crate::h264::{AvcDecoderConfig, H264Error};
 use crate::rtmp::flv::CODEC_ID_AVC;
 
@@ -210,6 +212,203 @@ impl TimestampExtender {
     }
 }
 
+// ---- audio ------------------------------------------------------------------------------
+
+/// FLV `SoundFormat` of MP3 (FLV spec v10.1 E.4.2.1).
+pub const SOUND_FORMAT_MP3: u8 = 2;
+/// FLV `SoundFormat` of G.711 A-law.
+pub const SOUND_FORMAT_PCMA: u8 = 7;
+/// FLV `SoundFormat` of G.711 µ-law.
+pub const SOUND_FORMAT_PCMU: u8 = 8;
+/// FLV `SoundFormat` of AAC.
+pub const SOUND_FORMAT_AAC: u8 = 10;
+/// FLV `SoundFormat` of MP3 at 8 kHz.
+pub const SOUND_FORMAT_MP3_8K: u8 = 14;
+
+/// What one FLV audio tag body carries.
+///
+/// An RTMP audio message (RTMP spec §7.1.4, message type 8) is the body of an FLV audio tag
+/// (FLV spec v10.1, E.4.2.1 `AUDIODATA`):
+///
+/// ```text
+/// byte 0     SoundFormat (UB[4]) | SoundRate (UB[2]) | SoundSize (UB[1]) | SoundType (UB[1])
+/// AAC only (AACAUDIODATA):
+/// byte 1     AACPacketType: 0 sequence header, 1 raw
+/// bytes 2..  AudioSpecificConfig (type 0, ISO/IEC 14496-3 §1.6.2.1) | one raw AAC frame (type 1)
+/// other formats: bytes 1.. are the encoded audio (one MP3 frame, G.711 samples)
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AudioTagBody {
+    /// An AAC sequence header: the AudioSpecificConfig, as sent (a slice of the tag body).
+    AacSequenceHeader(Bytes),
+    /// One raw AAC frame (`raw_data_block`, no ADTS header), a slice of the tag body.
+    AacFrame(Bytes),
+    /// A frame of a codec that needs no configuration (MP3, G.711).
+    Frame {
+        /// The codec.
+        codec: AudioCodec,
+        /// Samples per second: for MP3 from its frame header (ISO/IEC 11172-3 §2.4.2.3, which
+        /// can say 48 kHz where the FLV header cannot), else from the FLV header; 8 000 for
+        /// G.711, whose rate E.4.2.1 does not express.
+        sample_rate: u32,
+        /// Channels (from the MP3 frame header, else `SoundType`).
+        channels: u8,
+        /// The encoded audio after the header byte (a slice of the tag body).
+        data: Bytes,
+    },
+    /// Audio in a format this parser does not hand out (ADPCM, Nellymoser, Speex, linear PCM…).
+    Unsupported {
+        /// The `SoundFormat` value.
+        sound_format: u8,
+        /// Its name in E.4.2.1.
+        name: &'static str,
+    },
+}
+
+/// Why an audio tag body could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AudioTagError {
+    /// The body is empty.
+    #[error("empty audio tag")]
+    Empty,
+    /// The body ends inside its header, or carries no audio after it.
+    #[error("audio tag of {len} bytes is too short for its {what}")]
+    Truncated {
+        /// The part that is missing.
+        what: &'static str,
+        /// The body's length.
+        len: usize,
+    },
+    /// An AACPacketType other than 0 and 1.
+    #[error("unknown AAC packet type {0}")]
+    UnknownPacketType(u8),
+}
+
+/// The name of an FLV `SoundFormat` (FLV spec v10.1 E.4.2.1).
+pub fn sound_format_name(sound_format: u8) -> &'static str {
+    match sound_format {
+        0 => "linear PCM, platform endian",
+        1 => "ADPCM",
+        2 => "MP3",
+        3 => "linear PCM, little endian",
+        4 => "Nellymoser 16 kHz mono",
+        5 => "Nellymoser 8 kHz mono",
+        6 => "Nellymoser",
+        7 => "G.711 A-law",
+        8 => "G.711 mu-law",
+        10 => "AAC",
+        11 => "Speex",
+        14 => "MP3 8 kHz",
+        15 => "device-specific sound",
+        _ => "reserved",
+    }
+}
+
+/// `SoundRate` (UB[2]) in Hz: 5.5, 11, 22 or 44 kHz (E.4.2.1).
+fn sound_rate(first: u8) -> u32 {
+    match (first >> 2) & 0x03 {
+        0 => 5_512,
+        1 => 11_025,
+        2 => 22_050,
+        _ => 44_100,
+    }
+}
+
+/// Parses one FLV audio tag body. Zero-copy: the audio data is a slice of `body`.
+pub fn parse_audio_tag(body: &Bytes) -> Result<AudioTagBody, AudioTagError> {
+    let first = *body.first().ok_or(AudioTagError::Empty)?;
+    let sound_format = first >> 4;
+    let channels = if first & 0x01 == 1 { 2 } else { 1 };
+    let payload = |from: usize, what| {
+        if body.len() > from {
+            Ok(body.slice(from..))
+        } else {
+            Err(AudioTagError::Truncated {
+                what,
+                len: body.len(),
+            })
+        }
+    };
+    match sound_format {
+        SOUND_FORMAT_AAC => {
+            // E.4.2.1: for AAC, SoundRate and SoundType are always 3 and 1; the
+            // AudioSpecificConfig is what counts, so they are not checked.
+            let packet_type = *body.get(1).ok_or(AudioTagError::Truncated {
+                what: "AACPacketType",
+                len: body.len(),
+            })?;
+            match packet_type {
+                0 => Ok(AudioTagBody::AacSequenceHeader(payload(
+                    2,
+                    "AudioSpecificConfig",
+                )?)),
+                1 => Ok(AudioTagBody::AacFrame(payload(2, "raw AAC frame")?)),
+                other => Err(AudioTagError::UnknownPacketType(other)),
+            }
+        }
+        SOUND_FORMAT_MP3 | SOUND_FORMAT_MP3_8K => {
+            let data = payload(1, "MP3 frame")?;
+            let flv_rate = if sound_format == SOUND_FORMAT_MP3_8K {
+                8_000
+            } else {
+                sound_rate(first)
+            };
+            let (sample_rate, channels) = mp3_header(&data).unwrap_or((flv_rate, channels));
+            Ok(AudioTagBody::Frame {
+                codec: AudioCodec::Mp3,
+                sample_rate,
+                channels,
+                data,
+            })
+        }
+        SOUND_FORMAT_PCMA | SOUND_FORMAT_PCMU => Ok(AudioTagBody::Frame {
+            codec: if sound_format == SOUND_FORMAT_PCMA {
+                AudioCodec::Pcma
+            } else {
+                AudioCodec::Pcmu
+            },
+            sample_rate: 8_000,
+            channels,
+            data: payload(1, "G.711 samples")?,
+        }),
+        other => Ok(AudioTagBody::Unsupported {
+            sound_format: other,
+            name: sound_format_name(other),
+        }),
+    }
+}
+
+/// The sampling frequency and channel count of an MPEG audio frame header (ISO/IEC 11172-3
+/// §2.4.1.3 and §2.4.2.3, with the lower rates of ISO/IEC 13818-3 and the unofficial
+/// MPEG 2.5), or `None` if `data` does not start with one.
+fn mp3_header(data: &[u8]) -> Option<(u32, u8)> {
+    let h = data.get(..4)?;
+    // 11-bit syncword; version 01 and layer 00 are reserved.
+    if h[0] != 0xff || h[1] & 0xe0 != 0xe0 {
+        return None;
+    }
+    let version = (h[1] >> 3) & 0x03;
+    if version == 1 || (h[1] >> 1) & 0x03 == 0 {
+        return None;
+    }
+    let base = match (h[2] >> 2) & 0x03 {
+        0 => 44_100,
+        1 => 48_000,
+        2 => 32_000,
+        _ => return None,
+    };
+    let rate = match version {
+        3 => base,     // MPEG-1
+        2 => base / 2, // MPEG-2 LSF
+        _ => base / 4, // MPEG-2.5
+    };
+    // Mode 3: single channel.
+    let channels = if h[3] >> 6 == 3 { 1 } else { 2 };
+    Some((rate, channels))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -377,6 +576,144 @@ mod tests {
         assert_eq!(ext.extend(1033), 1033);
     }
 
+    #[test]
+    fn aac_sequence_headers_and_frames() {
+        // 0xaf: AAC (10), 44 kHz (3), 16-bit, stereo; AACPacketType 0; AAC LC 48 kHz stereo.
+        let body = Bytes::from_static(&[0xaf, 0x00, 0x11, 0x90]);
+        assert_eq!(
+            parse_audio_tag(&body).unwrap(),
+            AudioTagBody::AacSequenceHeader(Bytes::from_static(&[0x11, 0x90]))
+        );
+        let body = Bytes::from_static(&[0xaf, 0x01, 0x21, 0x10, 0x04]);
+        assert_eq!(
+            parse_audio_tag(&body).unwrap(),
+            AudioTagBody::AacFrame(Bytes::from_static(&[0x21, 0x10, 0x04]))
+        );
+        // Some muxers write mono / other rates in the header byte of AAC: ignored.
+        let body = Bytes::from_static(&[0xa2, 0x01, 0x42]);
+        assert_eq!(
+            parse_audio_tag(&body).unwrap(),
+            AudioTagBody::AacFrame(Bytes::from_static(&[0x42]))
+        );
+    }
+
+    #[test]
+    fn mp3_and_g711_frames() {
+        // 0x2f: MP3, 44 kHz, 16-bit, stereo; an MPEG-1 layer III header at 48 kHz, joint stereo.
+        let mut mp3 = vec![0x2f, 0xff, 0xfb, 0x94, 0x64];
+        mp3.extend_from_slice(&[0u8; 8]);
+        let Ok(AudioTagBody::Frame {
+            codec,
+            sample_rate,
+            channels,
+            data,
+        }) = parse_audio_tag(&Bytes::from(mp3.clone()))
+        else {
+            panic!("not an MP3 frame")
+        };
+        assert_eq!((codec, sample_rate, channels), (AudioCodec::Mp3, 48_000, 2));
+        assert_eq!(&data[..], &mp3[1..]);
+        // MPEG-2 (22.05 kHz), single channel.
+        let body = Bytes::from_static(&[0x2e, 0xff, 0xf3, 0x80, 0xc4, 0]);
+        assert!(matches!(
+            parse_audio_tag(&body).unwrap(),
+            AudioTagBody::Frame {
+                codec: AudioCodec::Mp3,
+                sample_rate: 22_050,
+                channels: 1,
+                ..
+            }
+        ));
+        // No frame header to read: the FLV header's rate (11 kHz) and type (mono) stand.
+        let body = Bytes::from_static(&[0x26, 1, 2, 3]);
+        assert!(matches!(
+            parse_audio_tag(&body).unwrap(),
+            AudioTagBody::Frame {
+                codec: AudioCodec::Mp3,
+                sample_rate: 11_025,
+                channels: 1,
+                ..
+            }
+        ));
+        // MP3 8 kHz (14).
+        let body = Bytes::from_static(&[0xe2, 1, 2]);
+        assert!(matches!(
+            parse_audio_tag(&body).unwrap(),
+            AudioTagBody::Frame {
+                codec: AudioCodec::Mp3,
+                sample_rate: 8_000,
+                ..
+            }
+        ));
+        // G.711 A-law (7) and µ-law (8), mono: 8 kHz whatever SoundRate says.
+        let body = Bytes::from_static(&[0x72, 0xd5, 0xd5, 0x55]);
+        assert_eq!(
+            parse_audio_tag(&body).unwrap(),
+            AudioTagBody::Frame {
+                codec: AudioCodec::Pcma,
+                sample_rate: 8_000,
+                channels: 1,
+                data: Bytes::from_static(&[0xd5, 0xd5, 0x55]),
+            }
+        );
+        let body = Bytes::from_static(&[0x83, 0xff]);
+        assert!(matches!(
+            parse_audio_tag(&body).unwrap(),
+            AudioTagBody::Frame {
+                codec: AudioCodec::Pcmu,
+                channels: 2,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn other_sound_formats_and_damaged_audio_tags() {
+        // Speex (11), Nellymoser (6), ADPCM (1), reserved (9).
+        for (byte, format, name) in [
+            (0xb2u8, 11u8, "Speex"),
+            (0x6a, 6, "Nellymoser"),
+            (0x1f, 1, "ADPCM"),
+            (0x9f, 9, "reserved"),
+        ] {
+            assert_eq!(
+                parse_audio_tag(&Bytes::from(vec![byte, 0, 0])).unwrap(),
+                AudioTagBody::Unsupported {
+                    sound_format: format,
+                    name
+                }
+            );
+        }
+        assert_eq!(
+            parse_audio_tag(&Bytes::new()).unwrap_err(),
+            AudioTagError::Empty
+        );
+        // AAC without its packet type, sequence header without a config, frame without data.
+        for body in [&[0xaf][..], &[0xaf, 0x00], &[0xaf, 0x01]] {
+            assert!(
+                matches!(
+                    parse_audio_tag(&Bytes::copy_from_slice(body)).unwrap_err(),
+                    AudioTagError::Truncated { len, .. } if len == body.len()
+                ),
+                "{body:?}"
+            );
+        }
+        assert_eq!(
+            parse_audio_tag(&Bytes::from_static(&[0xaf, 0x02, 0x00])).unwrap_err(),
+            AudioTagError::UnknownPacketType(2)
+        );
+        // MP3 and G.711 tags with nothing after the header byte.
+        for byte in [0x2f, 0x72, 0x82] {
+            assert!(matches!(
+                parse_audio_tag(&Bytes::from(vec![byte])).unwrap_err(),
+                AudioTagError::Truncated { len: 1, .. }
+            ));
+        }
+        assert!(AudioTagError::UnknownPacketType(2)
+            .to_string()
+            .contains("AAC packet type 2"));
+    }
+
     proptest! {
         #[test]
         fn nalu_tags_round_trip(
@@ -400,6 +737,13 @@ mod tests {
             body in proptest::collection::vec(any::<u8>(), 0..64)
         ) {
             let _ = parse_video_tag(&Bytes::from(body));
+        }
+
+        #[test]
+        fn any_audio_bytes_parse_or_fail_without_panicking(
+            body in proptest::collection::vec(any::<u8>(), 0..64)
+        ) {
+            let _ = parse_audio_tag(&Bytes::from(body));
         }
 
         #[test]

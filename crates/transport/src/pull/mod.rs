@@ -1,9 +1,10 @@
-//! Pulling H.264 video back from a server: RTSP (PLAY, through retina) and RTMP (play, through
-//! rml_rtmp), as [`AccessUnit`]s with their timing, plus the [`VideoTrack`] that decodes them.
+//! Pulling H.264 video and its audio back from a server: RTSP (PLAY, through retina) and RTMP
+//! (play, through rml_rtmp), as [`AccessUnit`]s and [`AudioFrame`]s with their timing, plus the
+//! [`VideoTrack`] and [`AudioTrack`] that decode them.
 //!
 //! Layers:
-//! - [`flv_parse`]: pure parsing of FLV video tag bodies (the inverse of [`crate::rtmp::flv`])
-//!   and 32-bit RTMP timestamp extension.
+//! - [`flv_parse`]: pure parsing of FLV video and audio tag bodies (the inverse of
+//!   [`crate::rtmp::flv`]) and 32-bit RTMP timestamp extension.
 //! - [`RtmpPlayCore`]: the sans-IO RTMP play session — bytes in, bytes and events out.
 //! - [`Puller`]: the tokio driver for both protocols, with a timeout on every network step.
 //!
@@ -12,6 +13,15 @@
 //!   whose track is known; everything before it is dropped and counted
 //!   ([`PullStats::skipped_before_key`]). A reader that joins a live stream mid-GOP therefore
 //!   starts at the next key frame and never feeds a decoder pictures it cannot decode.
+//! - [`Puller::next_media`] hands out video and audio in arrival order; audio frames that
+//!   arrive before the first key frame is handed out are dropped and counted
+//!   ([`PullStats::audio_skipped_before_key`]), so video and audio start together.
+//!   [`Puller::next`] hands out video only (audio is then dropped and counted,
+//!   [`PullStats::audio_ignored`]).
+//! - Audio is optional and never ends a session: RTSP sets up the first audio stream retina can
+//!   depacketize (AAC `mpeg4-generic`, G.711 `PCMA` / `PCMU`) and skips others with a log line;
+//!   RTMP hands out AAC, MP3 and G.711 tags and counts the others
+//!   ([`PullStats::audio_unsupported`]) and malformed ones ([`PullStats::audio_bad`]).
 //! - [`Puller::next`] returns `Ok(None)` at the end of the stream: RTSP when the server closes
 //!   the connection or sends an RTCP BYE; RTMP on `NetStream.Play.UnpublishNotify`, `.Stop`,
 //!   `.Complete`, Stream EOF, or the server closing the connection after playing started.
@@ -23,11 +33,21 @@
 //! ```no_run
 //! # async fn example() -> Result<(), mpegcoder_transport::pull::PullError> {
 //! use mpegcoder_transport::pull::{PullOptions, Puller};
+//! use mpegcoder_transport::Media;
 //!
 //! let mut puller = Puller::connect("rtmp://127.0.0.1/live/cam", PullOptions::default()).await?;
-//! while let Some(au) = puller.next().await? {
-//!     let track = puller.track().expect("known before the first access unit");
-//!     println!("{}x{} dts {} key {}", track.width(), track.height(), au.dts, au.key);
+//! while let Some(media) = puller.next_media().await? {
+//!     match media {
+//!         Media::H264(au) => {
+//!             let track = puller.track().expect("known before the first access unit");
+//!             println!("{}x{} dts {} key {}", track.width(), track.height(), au.dts, au.key);
+//!         }
+//!         Media::Audio(frame) => {
+//!             let track = puller.audio_track().expect("known before the first audio frame");
+//!             println!("{} pts {} ({} bytes)", track.codec, frame.pts, frame.data.len());
+//!         }
+//!         _ => {}
+//!     }
 //! }
 //! # Ok(())
 //! # }
@@ -46,12 +66,15 @@ mod rtsp_driver;
 use std::time::Duration;
 
 pub use self::error::{PullError, PullStep};
+pub use self::flv_parse::{AudioTagBody, AudioTagError};
 pub use self::rtmp_core::{PlayEvent, PlayState, PlayStats, RtmpPlayCore};
 
+use crate::audio::{AudioFrame, AudioTrack};
 use crate::h264::{AccessUnit, VideoTrack};
 use crate::options::{nonzero_durations, InvalidOption};
 use crate::rtmp::url::RtmpUrl;
 use crate::rtsp::RtspUrl;
+use crate::session::Media;
 use crate::TimeBase;
 use crate::{redact_url, Transport};
 
@@ -211,14 +234,49 @@ pub struct PullStats {
     pub last_dts: Option<i64>,
     /// The time base of the timestamps (1/1000 for RTMP, the RTP clock for RTSP).
     pub time_base: Option<TimeBase>,
-    /// RTP packets lost (RTSP only).
+    /// RTP packets lost (RTSP only; video and audio).
     pub lost_packets: u64,
+    /// Audio frames handed out ([`Puller::next_media`]).
+    pub audio_frames: u64,
+    /// Bytes of those audio frames.
+    pub audio_bytes: u64,
+    /// Audio frames dropped because they arrived before the first video key frame was handed
+    /// out.
+    pub audio_skipped_before_key: u64,
+    /// Audio frames dropped because they were read through [`Puller::next`], which hands
+    /// out video only.
+    pub audio_ignored: u64,
+    /// Audio messages in a format the puller does not hand out (RTMP: ADPCM, Nellymoser,
+    /// Speex, linear PCM…), skipped. (RTSP skips such streams at SETUP instead.)
+    pub audio_unsupported: u64,
+    /// Audio that could not be used and was skipped: malformed FLV audio tags or AAC
+    /// sequence headers, AAC frames before any sequence header, empty frames, frames stamped
+    /// before the previous one.
+    pub audio_bad: u64,
+    /// PTS of the first audio frame handed out, in [`PullStats::audio_time_base`].
+    pub audio_first_pts: Option<i64>,
+    /// PTS of the last audio frame handed out.
+    pub audio_last_pts: Option<i64>,
+    /// The time base of the audio timestamps (1/1000 for RTMP, the RTP clock for RTSP).
+    pub audio_time_base: Option<TimeBase>,
 }
 
 impl PullStats {
     /// Seconds between the first and the last access unit's DTS.
     pub fn duration_s(&self) -> f64 {
         match (self.first_dts, self.last_dts, self.time_base) {
+            (Some(a), Some(b), Some(tb)) => tb.seconds(b.saturating_sub(a)),
+            _ => 0.0,
+        }
+    }
+
+    /// Seconds between the first and the last audio frame's PTS.
+    pub fn audio_duration_s(&self) -> f64 {
+        match (
+            self.audio_first_pts,
+            self.audio_last_pts,
+            self.audio_time_base,
+        ) {
             (Some(a), Some(b), Some(tb)) => tb.seconds(b.saturating_sub(a)),
             _ => 0.0,
         }
@@ -300,12 +358,103 @@ impl Puller {
         }
     }
 
+    /// The audio track, if the stream has audio this puller hands out: RTSP from the SDP (known
+    /// at connect); RTMP from the AAC sequence header or the first MP3 / G.711 tag. Always
+    /// known when an audio frame has been handed out; over RTMP it may change between frames.
+    pub fn audio_track(&self) -> Option<&AudioTrack> {
+        match &self.session {
+            Session::Rtsp(s) => s.audio_track(),
+            Session::Rtmp(s) => s.audio_track(),
+        }
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> &PullStats {
         &self.stats
     }
 
+    /// The next unit from the session, with the protocol's counters brought up to date.
+    async fn receive(&mut self) -> Result<Option<Media>, PullError> {
+        match &mut self.session {
+            Session::Rtsp(s) => {
+                let media = s.next().await;
+                self.stats.lost_packets = s.lost_packets();
+                self.stats.audio_bad = s.audio_dropped();
+                media
+            }
+            Session::Rtmp(s) => {
+                let media = s.next().await;
+                let play = s.play_stats();
+                self.stats.audio_unsupported = play.audio_unsupported;
+                self.stats.audio_bad =
+                    play.bad_audio_tags + play.audio_without_config + play.audio_backwards;
+                media
+            }
+        }
+    }
+
+    /// Applies the join gate to an access unit and counts it; `None` when it is dropped.
+    fn accept_video(&mut self, au: AccessUnit) -> Option<AccessUnit> {
+        if !self.started {
+            if !au.key || self.track().is_none() {
+                self.stats.skipped_before_key += 1;
+                return None;
+            }
+            self.started = true;
+        }
+        self.stats.access_units += 1;
+        self.stats.key_frames += u64::from(au.key);
+        self.stats.bytes += au.payload_len() as u64;
+        self.stats.first_dts.get_or_insert(au.dts);
+        self.stats.last_dts = Some(au.dts);
+        self.stats.time_base = Some(au.time_base);
+        Some(au)
+    }
+
+    /// Applies the join gate to an audio frame and counts it; `None` when it is dropped.
+    fn accept_audio(&mut self, frame: AudioFrame) -> Option<AudioFrame> {
+        if !self.started || self.audio_track().is_none() {
+            self.stats.audio_skipped_before_key += 1;
+            return None;
+        }
+        self.stats.audio_frames += 1;
+        self.stats.audio_bytes += frame.data.len() as u64;
+        self.stats.audio_first_pts.get_or_insert(frame.pts);
+        self.stats.audio_last_pts = Some(frame.pts);
+        self.stats.audio_time_base = Some(frame.time_base);
+        Some(frame)
+    }
+
+    /// The next access unit or audio frame, in arrival order; `None` at the end of the
+    /// stream. The first unit is a video key frame (audio before it is dropped and counted);
+    /// the video and audio tracks are known whenever a unit of their kind is handed out.
+    ///
+    /// Timestamps as [`next`](Self::next) describes for video. Audio frames: RTMP stamps them
+    /// with the tag timestamp in milliseconds, on the same timeline as the video; RTSP with
+    /// the RTP timestamp in the stream's clock (the sampling rate for AAC, 8 kHz for G.711),
+    /// from the RTP-Info `rtptime` when the server gives it for both streams (then video and
+    /// audio share one origin), else from the stream's first packet. Audio timestamps never go
+    /// back.
+    ///
+    /// Not cancel-safe: if the future is dropped before it completes, drop the puller too.
+    pub async fn next_media(&mut self) -> Result<Option<Media>, PullError> {
+        loop {
+            let Some(media) = self.receive().await? else {
+                return Ok(None);
+            };
+            let accepted = match media {
+                Media::H264(au) => self.accept_video(au).map(Media::H264),
+                Media::Audio(frame) => self.accept_audio(frame).map(Media::Audio),
+            };
+            if accepted.is_some() {
+                return Ok(accepted);
+            }
+        }
+    }
+
     /// The next access unit, `None` at the end of the stream. The first one is a key frame.
+    /// Video only: audio frames that arrive meanwhile are dropped and counted
+    /// ([`PullStats::audio_ignored`]); use [`next_media`](Self::next_media) for both.
     ///
     /// RTMP: `dts` is the tag timestamp and `pts` = `dts` + composition time, in milliseconds.
     /// RTSP: `pts` is the RTP timestamp since the first packet (90 kHz) and `dts` = `pts`
@@ -314,31 +463,15 @@ impl Puller {
     /// Not cancel-safe: if the future is dropped before it completes, drop the puller too.
     pub async fn next(&mut self) -> Result<Option<AccessUnit>, PullError> {
         loop {
-            let au = match &mut self.session {
-                Session::Rtsp(s) => {
-                    let au = s.next().await;
-                    self.stats.lost_packets = s.lost_packets();
-                    au?
+            match self.receive().await? {
+                None => return Ok(None),
+                Some(Media::H264(au)) => {
+                    if let Some(au) = self.accept_video(au) {
+                        return Ok(Some(au));
+                    }
                 }
-                Session::Rtmp(s) => s.next().await?,
-            };
-            let Some(au) = au else {
-                return Ok(None);
-            };
-            if !self.started {
-                if !au.key || self.track().is_none() {
-                    self.stats.skipped_before_key += 1;
-                    continue;
-                }
-                self.started = true;
+                Some(Media::Audio(_)) => self.stats.audio_ignored += 1,
             }
-            self.stats.access_units += 1;
-            self.stats.key_frames += u64::from(au.key);
-            self.stats.bytes += au.payload_len() as u64;
-            self.stats.first_dts.get_or_insert(au.dts);
-            self.stats.last_dts = Some(au.dts);
-            self.stats.time_base = Some(au.time_base);
-            return Ok(Some(au));
         }
     }
 

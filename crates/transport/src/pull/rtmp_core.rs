@@ -1,5 +1,5 @@
 //! The sans-IO RTMP play session: rml_rtmp's `Handshake` and `ClientSession`, a status reader,
-//! and FLV video tags turned into access units.
+//! FLV video tags turned into access units and FLV audio tags into audio frames.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -9,8 +9,11 @@ use bytes::Bytes;
 use rml_rtmp::sessions::{ClientSession, ClientSessionEvent, ClientSessionResult, StreamMetadata};
 
 use super::error::{PullError, PullStep};
-use super::flv_parse::{parse_video_tag, FlvParseError, TimestampExtender, VideoTagBody};
+use super::flv_parse::{
+    parse_audio_tag, parse_video_tag, AudioTagBody, FlvParseError, TimestampExtender, VideoTagBody,
+};
 use super::PullOptions;
+use crate::audio::{AudioCodec, AudioFrame, AudioTrack};
 use crate::h264::{nal_type, nal_unit_type, AccessUnit, AvcDecoderConfig, VideoTrack};
 use crate::rtmp::connect::{connect_refused, ClientConnection, StreamRequest};
 use crate::rtmp::session::status::TapEvent;
@@ -82,6 +85,12 @@ pub enum PlayEvent {
     /// One access unit: `dts` is the tag timestamp, `pts` = `dts` + composition time, in
     /// milliseconds ([`TimeBase::MILLIS`]) on an unbounded timeline.
     AccessUnit(AccessUnit),
+    /// A new or changed audio track: from an AAC sequence header (its AudioSpecificConfig), or
+    /// from the first MP3 / G.711 tag (or one whose codec, rate or channels differ).
+    AudioTrack(AudioTrack),
+    /// One audio frame of the current audio track, stamped with the tag timestamp in
+    /// milliseconds ([`TimeBase::MILLIS`]) on the same unbounded timeline as the video.
+    AudioFrame(AudioFrame),
     /// A status the session does not act on (e.g. `NetStream.Play.Reset`).
     Status(ServerStatus),
     /// The server ended playback (the status code or event that said so).
@@ -94,8 +103,26 @@ pub enum PlayEvent {
 pub struct PlayStats {
     /// Video messages received (all kinds).
     pub video_messages: u64,
-    /// Audio messages received (ignored).
+    /// Audio messages received (all kinds).
     pub audio_messages: u64,
+    /// Bytes of audio message bodies received.
+    pub audio_bytes: u64,
+    /// Audio frames produced.
+    pub audio_frames: u64,
+    /// AAC sequence headers received.
+    pub audio_sequence_headers: u64,
+    /// Audio tags in a format that is not handed out (ADPCM, Nellymoser, Speex, PCM…),
+    /// skipped. [`PlayStats::unsupported_audio`] names the last one.
+    pub audio_unsupported: u64,
+    /// The `SoundFormat` name of the last unsupported audio tag.
+    pub unsupported_audio: Option<&'static str>,
+    /// Raw AAC frames dropped because no AAC sequence header had arrived yet.
+    pub audio_without_config: u64,
+    /// Audio tags that could not be parsed (truncated, unknown AAC packet type, an
+    /// AudioSpecificConfig that does not parse), skipped.
+    pub bad_audio_tags: u64,
+    /// Audio frames dropped because their timestamp went back before the previous frame's.
+    pub audio_backwards: u64,
     /// AVC sequence headers received.
     pub sequence_headers: u64,
     /// Access units produced.
@@ -123,7 +150,12 @@ pub struct PlayStats {
 /// Acknowledgement Size, Set Chunk Size and `createStream` (§7.2.1.3); its `_result` makes
 /// rml_rtmp queue Set Buffer Length and `play(key)` (§7.2.2.1); `NetStream.Play.Start` or the
 /// first media message means playing. Video messages are FLV video tag bodies (§7.1.5):
-/// sequence headers set the track, NALU tags become [`AccessUnit`]s.
+/// sequence headers set the track, NALU tags become [`AccessUnit`]s. Audio messages are FLV
+/// audio tag bodies (§7.1.4, FLV spec v10.1 E.4.2.1): an AAC sequence header (or the first MP3
+/// / G.711 tag) sets the audio track, frames become [`AudioFrame`]s on the video's timeline;
+/// audio in other formats and malformed audio tags are counted ([`PlayStats`]) and skipped,
+/// never an error. Only media on the stream `play` created reaches the core (rml_rtmp drops
+/// the rest).
 ///
 /// Playback ends with `NetStream.Play.UnpublishNotify`, `NetStream.Play.Stop`,
 /// `NetStream.Play.Complete`, or user control Stream EOF (§7.1.7); an error-level status
@@ -144,6 +176,10 @@ pub struct RtmpPlayCore {
     config: Option<AvcDecoderConfig>,
     track: Option<VideoTrack>,
     metadata_frame_rate: Option<(u32, u32)>,
+    audio_track: Option<AudioTrack>,
+    /// The timestamp of the last audio frame handed out.
+    last_audio_pts: Option<i64>,
+    /// One timeline for video and audio: both kinds of tags are stamped on the same clock.
     timeline: TimestampExtender,
     stats: PlayStats,
 }
@@ -172,6 +208,8 @@ impl RtmpPlayCore {
             config: None,
             track: None,
             metadata_frame_rate: None,
+            audio_track: None,
+            last_audio_pts: None,
             timeline: TimestampExtender::new(),
             stats: PlayStats::default(),
         };
@@ -197,6 +235,11 @@ impl RtmpPlayCore {
     /// The video track, once a sequence header (or in-band SPS/PPS) arrived.
     pub fn track(&self) -> Option<&VideoTrack> {
         self.track.as_ref()
+    }
+
+    /// The audio track, once an AAC sequence header (or the first MP3 / G.711 tag) arrived.
+    pub fn audio_track(&self) -> Option<&AudioTrack> {
+        self.audio_track.as_ref()
     }
 
     /// Counters so far.
@@ -501,9 +544,9 @@ impl RtmpPlayCore {
                 self.start_playing(now);
                 self.on_video(now, timestamp.value, data)?;
             }
-            ClientSessionEvent::AudioDataReceived { .. } => {
+            ClientSessionEvent::AudioDataReceived { timestamp, data } => {
                 self.start_playing(now);
-                self.stats.audio_messages += 1;
+                self.on_audio(timestamp.value, &data);
             }
             // onBWDone, |RtmpSampleAccess and other commands; results of transactions rml_rtmp
             // does not track; status codes (read by the status reader); acknowledgements.
@@ -612,6 +655,93 @@ impl RtmpPlayCore {
         self.deadline = Some(later(now, self.idle_timeout));
         self.events.push_back(PlayEvent::AccessUnit(au));
         Ok(())
+    }
+
+    /// An audio message: an FLV audio tag body (FLV spec v10.1 E.4.2.1). Nothing in it ends
+    /// the session: what cannot be used is counted and skipped, so a stream whose audio is
+    /// damaged or in another format still plays its video.
+    fn on_audio(&mut self, timestamp: u32, data: &Bytes) {
+        self.stats.audio_messages += 1;
+        self.stats.audio_bytes += data.len() as u64;
+        // Every tag moves the shared timeline, like a video tag does, so that a wrap seen
+        // first in audio is not mistaken for a jump by the next video tag.
+        let pts = self.timeline.extend(timestamp);
+        let frame = match parse_audio_tag(data) {
+            Ok(AudioTagBody::AacSequenceHeader(config)) => {
+                self.stats.audio_sequence_headers += 1;
+                match AudioTrack::aac(config) {
+                    Ok(track) => self.set_audio_track(track),
+                    Err(e) => {
+                        self.stats.bad_audio_tags += 1;
+                        tracing::debug!(url = %self.url, error = %e, "unusable AAC sequence header");
+                    }
+                }
+                return;
+            }
+            Ok(AudioTagBody::AacFrame(frame)) => {
+                if self
+                    .audio_track
+                    .as_ref()
+                    .is_none_or(|t| t.codec != AudioCodec::Aac)
+                {
+                    self.stats.audio_without_config += 1;
+                    return;
+                }
+                frame
+            }
+            Ok(AudioTagBody::Frame {
+                codec,
+                sample_rate,
+                channels,
+                data,
+            }) => {
+                let same = self.audio_track.as_ref().is_some_and(|t| {
+                    t.codec == codec && t.sample_rate == sample_rate && t.channels == channels
+                });
+                if !same {
+                    match AudioTrack::new(codec, sample_rate, channels) {
+                        Ok(track) => self.set_audio_track(track),
+                        Err(_) => {
+                            self.stats.bad_audio_tags += 1;
+                            return;
+                        }
+                    }
+                }
+                data
+            }
+            Ok(AudioTagBody::Unsupported { name, .. }) => {
+                if self.stats.audio_unsupported == 0 {
+                    tracing::info!(url = %self.url, format = name, "skipping audio in an unsupported format");
+                }
+                self.stats.audio_unsupported += 1;
+                self.stats.unsupported_audio = Some(name);
+                return;
+            }
+            Err(e) => {
+                self.stats.bad_audio_tags += 1;
+                tracing::debug!(url = %self.url, error = %e, "skipping an audio tag");
+                return;
+            }
+        };
+        // Audio frames decode in order: one that goes back in time cannot be placed.
+        if self.last_audio_pts.is_some_and(|last| pts < last) {
+            self.stats.audio_backwards += 1;
+            return;
+        }
+        self.last_audio_pts = Some(pts);
+        self.stats.audio_frames += 1;
+        self.events.push_back(PlayEvent::AudioFrame(AudioFrame::new(
+            frame,
+            pts,
+            TimeBase::MILLIS,
+        )));
+    }
+
+    fn set_audio_track(&mut self, track: AudioTrack) {
+        if self.audio_track.as_ref() != Some(&track) {
+            self.audio_track = Some(track.clone());
+            self.events.push_back(PlayEvent::AudioTrack(track));
+        }
     }
 
     fn set_track(&mut self, sps: Bytes, pps: Bytes) -> Result<(), PullError> {

@@ -172,18 +172,19 @@ impl TestServer {
         self.out.extend(p.bytes);
     }
 
+    /// A raw AAC frame (before any sequence header unless the test sent one).
     fn send_audio(&mut self, timestamp: u32) {
+        self.send_audio_body(timestamp, Bytes::from_static(&[0xaf, 0x01, 0x21]));
+    }
+
+    /// An audio message with this FLV audio tag body.
+    pub(super) fn send_audio_body(&mut self, timestamp: u32, body: Bytes) {
         let id = self.stream_id.unwrap();
         let p = self
             .session
             .as_mut()
             .unwrap()
-            .send_audio_data(
-                id,
-                Bytes::from_static(&[0xaf, 0x01, 0x21]),
-                RtmpTimestamp::new(timestamp),
-                false,
-            )
+            .send_audio_data(id, body, RtmpTimestamp::new(timestamp), false)
             .unwrap();
         self.out.extend(p.bytes);
     }
@@ -801,4 +802,227 @@ fn eof_ends_a_playing_stream_and_fails_a_setup() {
         ),
         "{e:?}"
     );
+}
+
+// ---- audio -------------------------------------------------------------------------------
+
+use crate::audio::{AudioCodec, AudioFrame, AudioTrack};
+
+/// AAC LC, 48 kHz, stereo.
+pub(super) const ASC: &[u8] = &[0x11, 0x90];
+
+/// The FLV audio tag body of an AAC sequence header (FLV spec E.4.2.1: 0xaf = AAC, 44 kHz,
+/// 16-bit, stereo; AACPacketType 0).
+pub(super) fn aac_header() -> Bytes {
+    let mut v = vec![0xaf, 0x00];
+    v.extend_from_slice(ASC);
+    Bytes::from(v)
+}
+
+/// The FLV audio tag body of a raw AAC frame (AACPacketType 1) of `len` bytes marked `n`.
+pub(super) fn aac_frame(n: u8, len: usize) -> Bytes {
+    let mut v = vec![0xaf, 0x01];
+    v.extend(std::iter::repeat_n(n, len));
+    Bytes::from(v)
+}
+
+fn audio_frames(events: &[PlayEvent]) -> Vec<AudioFrame> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            PlayEvent::AudioFrame(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn audio_tracks(events: &[PlayEvent]) -> Vec<AudioTrack> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            PlayEvent::AudioTrack(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn aac_audio_becomes_frames_in_arrival_order_at_every_split() {
+    for bytewise in [false, true] {
+        let mut core = core();
+        let mut server = TestServer::new(Answer::Accept);
+        pump(&mut core, &mut server, bytewise).unwrap();
+        let _ = events(&mut core);
+        // A raw frame before the sequence header cannot be decoded: dropped, counted.
+        server.send_audio_body(0, aac_frame(9, 10));
+        server.send_audio_body(0, aac_header());
+        server.send_video(0, flv::sequence_header_body(&config()).unwrap());
+        server.send_audio_body(0, aac_frame(1, 300));
+        server.send_video(0, flv::nalu_body(FrameType::Key, 0, &[idr()]).unwrap());
+        // 21.33 ms per 1024-sample frame at 48 kHz, stamped in whole milliseconds. One frame
+        // larger than the chunk size.
+        server.send_audio_body(21, aac_frame(2, 5000));
+        server.send_audio_body(43, aac_frame(3, 7));
+        let p = Bytes::from_static(&[0x41, 0x9a, 0x02]);
+        server.send_video(33, flv::nalu_body(FrameType::Inter, 0, &[p]).unwrap());
+        server.send_audio_body(64, aac_frame(4, 7));
+        pump(&mut core, &mut server, bytewise).unwrap();
+        let ev = events(&mut core);
+        assert_eq!(
+            audio_tracks(&ev),
+            vec![AudioTrack::aac(Bytes::from_static(ASC)).unwrap()]
+        );
+        let track = core.audio_track().unwrap();
+        assert_eq!(
+            (track.codec, track.sample_rate, track.channels),
+            (AudioCodec::Aac, 48_000, 2)
+        );
+        // Arrival order, video and audio interleaved as sent.
+        let order: Vec<(&str, i64)> = ev
+            .iter()
+            .filter_map(|e| match e {
+                PlayEvent::AccessUnit(au) => Some(("video", au.dts)),
+                PlayEvent::AudioFrame(f) => Some(("audio", f.pts)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            order,
+            vec![
+                ("audio", 0),
+                ("video", 0),
+                ("audio", 21),
+                ("audio", 43),
+                ("video", 33),
+                ("audio", 64)
+            ]
+        );
+        let frames = audio_frames(&ev);
+        assert!(frames.iter().all(|f| f.time_base == TimeBase::MILLIS));
+        assert_eq!(frames[0].data, Bytes::from(vec![1u8; 300]));
+        assert_eq!(frames[1].data, Bytes::from(vec![2u8; 5000]));
+        let stats = core.stats();
+        assert_eq!(stats.audio_messages, 6);
+        assert_eq!(stats.audio_frames, 4);
+        assert_eq!(stats.audio_sequence_headers, 1);
+        assert_eq!(stats.audio_without_config, 1);
+        assert_eq!(stats.audio_bytes, (12 + 4 + 302 + 5002 + 9 + 9) as u64);
+        assert_eq!(stats.access_units, 2);
+        // The same sequence header again is no new track; a different one is.
+        server.send_audio_body(80, aac_header());
+        server.send_audio_body(80, Bytes::from_static(&[0xaf, 0x00, 0x12, 0x10]));
+        pump(&mut core, &mut server, bytewise).unwrap();
+        let tracks = audio_tracks(&events(&mut core));
+        assert_eq!(tracks.len(), 1);
+        assert_eq!((tracks[0].sample_rate, tracks[0].channels), (44_100, 2));
+    }
+}
+
+#[test]
+fn malformed_and_unsupported_audio_is_counted_and_playing_goes_on() {
+    let opts = timed_options();
+    let t0 = origin();
+    let (mut core, mut server) = playing_at(&opts, t0);
+    server.send_video(0, flv::sequence_header_body(&config()).unwrap());
+    server.send_video(0, flv::nalu_body(FrameType::Key, 0, &[idr()]).unwrap());
+    // (An empty message never reaches the core: rml_rtmp does not raise one.)
+    let bad: [&[u8]; 5] = [
+        // AAC without its packet type; a sequence header without a config; a raw frame
+        // without data; an unknown AAC packet type; a config with audio object type 0.
+        &[0xaf],
+        &[0xaf, 0x00],
+        &[0xaf, 0x01],
+        &[0xaf, 0x07, 1, 2],
+        &[0xaf, 0x00, 0x00, 0x00],
+    ];
+    for (i, body) in bad.iter().enumerate() {
+        server.send_audio_body(i as u32, Bytes::copy_from_slice(body));
+    }
+    // Speex, Nellymoser and ADPCM: not handed out.
+    for body in [&[0xb2u8, 1, 2][..], &[0x6a, 1], &[0x1f, 1, 2, 3]] {
+        server.send_audio_body(10, Bytes::copy_from_slice(body));
+    }
+    // G.711 and MP3 tags with nothing after the header byte.
+    server.send_audio_body(11, Bytes::from_static(&[0x72]));
+    server.send_audio_body(11, Bytes::from_static(&[0x2f]));
+    let p = Bytes::from_static(&[0x41, 0x9a, 0x02]);
+    server.send_video(33, flv::nalu_body(FrameType::Inter, 0, &[p]).unwrap());
+    pump_at(&mut core, &mut server, t0).unwrap();
+    assert_eq!(core.state(), PlayState::Playing);
+    let ev = events(&mut core);
+    assert_eq!(access_units(&ev).len(), 2, "{ev:?}");
+    assert!(audio_frames(&ev).is_empty());
+    assert!(core.audio_track().is_none());
+    let stats = core.stats().clone();
+    assert_eq!(stats.audio_messages, 10);
+    assert_eq!(stats.bad_audio_tags, 7, "{stats:?}");
+    assert_eq!(stats.audio_sequence_headers, 1);
+    assert_eq!(stats.audio_unsupported, 3);
+    assert_eq!(stats.unsupported_audio, Some("ADPCM"));
+    assert_eq!(stats.audio_frames, 0);
+    // Audio, good or bad, does not keep a stalled video stream alive.
+    assert_eq!(core.poll_timeout(), Some(t0 + opts.idle_timeout));
+}
+
+#[test]
+fn mp3_and_g711_tags_set_their_track_from_the_first_tag() {
+    let mut core = core();
+    let mut server = TestServer::new(Answer::Accept);
+    pump(&mut core, &mut server, false).unwrap();
+    let _ = events(&mut core);
+    // MPEG-1 layer III, 48 kHz, joint stereo (the FLV header can only say 44 kHz).
+    let mut mp3 = vec![0x2f, 0xff, 0xfb, 0x94, 0x64];
+    mp3.extend_from_slice(&[0x55; 200]);
+    let mp3 = Bytes::from(mp3);
+    server.send_audio_body(0, mp3.clone());
+    server.send_audio_body(24, mp3.clone());
+    // The publisher switches to G.711 µ-law, mono: a new track.
+    server.send_audio_body(48, Bytes::from_static(&[0x82, 0xff, 0x7f, 0xff]));
+    pump(&mut core, &mut server, false).unwrap();
+    let ev = events(&mut core);
+    assert_eq!(
+        audio_tracks(&ev),
+        vec![
+            AudioTrack::new(AudioCodec::Mp3, 48_000, 2).unwrap(),
+            AudioTrack::new(AudioCodec::Pcmu, 8_000, 1).unwrap()
+        ]
+    );
+    let frames = audio_frames(&ev);
+    let pts: Vec<i64> = frames.iter().map(|f| f.pts).collect();
+    assert_eq!(pts, vec![0, 24, 48]);
+    assert_eq!(frames[0].data, mp3.slice(1..));
+    assert_eq!(&frames[2].data[..], &[0xff, 0x7f, 0xff]);
+    assert_eq!(core.audio_track().unwrap().codec, AudioCodec::Pcmu);
+}
+
+#[test]
+fn audio_shares_the_video_timeline_across_the_wrap_and_never_goes_back() {
+    let mut core = core();
+    let mut server = TestServer::new(Answer::Accept);
+    pump(&mut core, &mut server, false).unwrap();
+    server.send_audio_body(u32::MAX - 40, aac_header());
+    server.send_video(u32::MAX - 32, flv::sequence_header_body(&config()).unwrap());
+    server.send_audio_body(u32::MAX - 20, aac_frame(1, 4));
+    server.send_video(
+        u32::MAX - 10,
+        flv::nalu_body(FrameType::Key, 0, &[idr()]).unwrap(),
+    );
+    // Past the wrap: the audio frame is first to see it.
+    server.send_audio_body(2, aac_frame(2, 4));
+    let p = Bytes::from_static(&[0x41, 0x9a]);
+    server.send_video(23, flv::nalu_body(FrameType::Inter, 0, &[p]).unwrap());
+    // An audio frame stamped before the previous one: dropped.
+    server.send_audio_body(1, aac_frame(3, 4));
+    server.send_audio_body(24, aac_frame(4, 4));
+    pump(&mut core, &mut server, false).unwrap();
+    let ev = events(&mut core);
+    let wrap = 1i64 << 32;
+    let audio: Vec<(i64, u8)> = audio_frames(&ev)
+        .iter()
+        .map(|f| (f.pts, f.data[0]))
+        .collect();
+    assert_eq!(audio, vec![(wrap - 21, 1), (wrap + 2, 2), (wrap + 24, 4)]);
+    let video: Vec<i64> = access_units(&ev).iter().map(|a| a.dts).collect();
+    assert_eq!(video, vec![wrap - 11, wrap + 23]);
+    assert_eq!(core.stats().audio_backwards, 1);
 }

@@ -13,9 +13,11 @@ use tokio::time::{timeout_at, Instant};
 use super::error::{PullError, PullStep};
 use super::rtmp_core::{PlayEvent, PlayState, RtmpPlayCore};
 use super::PullOptions;
-use crate::h264::{AccessUnit, VideoTrack};
+use crate::audio::AudioTrack;
+use crate::h264::VideoTrack;
 use crate::net::connect_tcp;
 use crate::rtmp::url::RtmpUrl;
+use crate::session::Media;
 
 /// Read buffer size.
 const READ_BUFFER: usize = 64 * 1024;
@@ -64,13 +66,24 @@ impl RtmpPull {
         self.core.track()
     }
 
-    /// The next access unit; `None` once the server ended playback or closed the connection
-    /// after playing started.
-    pub(super) async fn next(&mut self) -> Result<Option<AccessUnit>, PullError> {
+    /// The audio track, once known.
+    pub(super) fn audio_track(&self) -> Option<&AudioTrack> {
+        self.core.audio_track()
+    }
+
+    /// Counters of the play core.
+    pub(super) fn play_stats(&self) -> &super::PlayStats {
+        self.core.stats()
+    }
+
+    /// The next access unit or audio frame, in arrival order; `None` once the server ended
+    /// playback or closed the connection after playing started.
+    pub(super) async fn next(&mut self) -> Result<Option<Media>, PullError> {
         loop {
             while let Some(event) = self.core.poll_event() {
                 match event {
-                    PlayEvent::AccessUnit(au) => return Ok(Some(au)),
+                    PlayEvent::AccessUnit(au) => return Ok(Some(Media::H264(au))),
+                    PlayEvent::AudioFrame(frame) => return Ok(Some(Media::Audio(frame))),
                     PlayEvent::EndOfStream(_) => return Ok(None),
                     _ => {}
                 }

@@ -1,5 +1,12 @@
-//! RTSP PLAY through retina: DESCRIBE, SETUP of the first H.264 video stream, PLAY, then
-//! depacketized access units.
+//! RTSP PLAY through retina: DESCRIBE, SETUP of the first H.264 video stream (and of the first
+//! audio stream retina can depacketize into a codec of [`crate::audio`]), PLAY, then
+//! depacketized access units and audio frames.
+//!
+//! Audio that retina 0.4.21 depacketizes and this driver hands out: AAC (`mpeg4-generic`,
+//! RFC 3640; raw frames, the SDP's `config=` as the AudioSpecificConfig) and G.711
+//! (`PCMA` / `PCMU`, RFC 3551 §4.5.14, through retina's "simple audio" depacketizer). retina
+//! has no depacketizer for Opus (RFC 7587) or MPEG audio (RFC 2250 `MPA`); those streams, and
+//! the other simple-audio codecs (G.722, G.726, L16, DVI4), are skipped with a log line.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,17 +15,20 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use retina::client::{
-    Credentials, Demuxed, InitialSequenceNumberPolicy, PlayOptions, SessionGroup, SessionOptions,
-    SetupOptions, Transport as RetinaTransport, UdpTransportOptions,
+    Credentials, Demuxed, InitialSequenceNumberPolicy, InitialTimestampPolicy, PlayOptions,
+    SessionGroup, SessionOptions, SetupOptions, Stream, Transport as RetinaTransport,
+    UdpTransportOptions,
 };
 use retina::codec::{h26x::Framing, CodecItem, FrameFormat, ParameterSetInsertion, ParametersRef};
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::error::{PullError, PullStep};
 use super::PullOptions;
+use crate::audio::{AudioCodec, AudioFrame, AudioTrack};
 use crate::h264::{AccessUnit, VideoTrack};
 use crate::net::{resolve, ConnectError};
 use crate::rtsp::RtspUrl;
+use crate::session::Media;
 use crate::TimeBase;
 use crate::Transport;
 
@@ -34,6 +44,12 @@ pub(super) struct RtspPull {
     group: Arc<SessionGroup>,
     stream_i: usize,
     track: Option<VideoTrack>,
+    /// The audio stream set up, and its track.
+    audio: Option<(usize, AudioTrack)>,
+    /// The timestamp of the last audio frame handed out.
+    last_audio_pts: Option<i64>,
+    /// Audio frames dropped (empty, or going back in time).
+    audio_dropped: u64,
     /// `a=framerate` from the SDP, used when the SPS has no timing information.
     sdp_frame_rate: Option<(u32, u32)>,
     url: String,
@@ -49,6 +65,7 @@ impl std::fmt::Debug for RtspPull {
             .field("url", &self.url)
             .field("stream_i", &self.stream_i)
             .field("track", &self.track)
+            .field("audio", &self.audio)
             .finish_non_exhaustive()
     }
 }
@@ -118,19 +135,49 @@ impl RtspPull {
             parameter_set_insertion: ParameterSetInsertion::OnChange,
             ..FrameFormat::MP4
         };
-        let setup = SetupOptions::default()
-            .transport(transport)
-            .frame_format(frame_format);
-        match timeout(options.setup_timeout, session.setup(stream_i, setup)).await {
+        // Raw AAC frames (`..FrameFormat::MP4`): the AudioSpecificConfig travels in the track.
+        let setup = || {
+            SetupOptions::default()
+                .transport(transport.clone())
+                .frame_format(frame_format)
+        };
+        match timeout(options.setup_timeout, session.setup(stream_i, setup())).await {
             Err(_) => return Err(timed_out(&shown, PullStep::Setup, options.setup_timeout)),
             Ok(Err(e)) => return Err(retina_error(&shown, PullStep::Setup, &e, &addrs)),
             Ok(Ok(())) => {}
+        }
+        let mut audio = audio_stream(&shown, session.streams());
+        if let Some((audio_i, _)) = &audio {
+            match timeout(options.setup_timeout, session.setup(*audio_i, setup())).await {
+                Err(_) => return Err(timed_out(&shown, PullStep::Setup, options.setup_timeout)),
+                // The server refused the audio stream's SETUP: play the video alone.
+                Ok(Err(e)) if e.status_code().is_some() => {
+                    let error = retina_error(&shown, PullStep::Setup, &e, &addrs);
+                    tracing::warn!(url = %shown, %error, "audio SETUP refused; pulling video only");
+                    audio = None;
+                }
+                Ok(Err(e)) => return Err(retina_error(&shown, PullStep::Setup, &e, &addrs)),
+                Ok(Ok(())) => {}
+            }
         }
         // Start from the sequence numbers actually received rather than the PLAY response's
         // RTP-Info `seq`: a server relaying a shared live stream (GStreamer) may announce a seq
         // past packets already queued for this client, which retina takes for a reordered
         // stream over TCP and fails on.
-        let play = PlayOptions::default().initial_seq(InitialSequenceNumberPolicy::Ignore);
+        //
+        // With audio, each stream's timestamps count from the RTP-Info `rtptime` when the
+        // server gives it for both (then video and audio share one origin, RFC 2326 §12.33);
+        // otherwise from each stream's first packet. (retina's default would require
+        // `rtptime` as soon as two streams play.) Video alone keeps counting from its first
+        // packet.
+        let timestamps = if audio.is_some() {
+            InitialTimestampPolicy::Permissive
+        } else {
+            InitialTimestampPolicy::Ignore
+        };
+        let play = PlayOptions::default()
+            .initial_seq(InitialSequenceNumberPolicy::Ignore)
+            .initial_timestamp(timestamps);
         let playing = match timeout(options.setup_timeout, session.play(play)).await {
             Err(_) => return Err(timed_out(&shown, PullStep::Play, options.setup_timeout)),
             Ok(Err(e)) => return Err(retina_error(&shown, PullStep::Play, &e, &addrs)),
@@ -144,6 +191,9 @@ impl RtspPull {
             group,
             stream_i,
             track: None,
+            audio,
+            last_audio_pts: None,
+            audio_dropped: 0,
             sdp_frame_rate,
             url: shown,
             idle_timeout: options.idle_timeout,
@@ -160,18 +210,30 @@ impl RtspPull {
         self.track.as_ref()
     }
 
-    /// RTP packets retina reported lost.
+    /// The audio track, if an audio stream was set up.
+    pub(super) fn audio_track(&self) -> Option<&AudioTrack> {
+        self.audio.as_ref().map(|(_, t)| t)
+    }
+
+    /// RTP packets retina reported lost (video and audio).
     pub(super) fn lost_packets(&self) -> u64 {
         self.lost_packets
     }
 
-    /// The next access unit; `None` when the server closed the connection or sent an RTCP BYE
-    /// for the stream.
+    /// Audio frames dropped: empty, or stamped before the previous one.
+    pub(super) fn audio_dropped(&self) -> u64 {
+        self.audio_dropped
+    }
+
+    /// The next access unit or audio frame, in arrival order; `None` when the server closed
+    /// the connection or sent an RTCP BYE for the video stream.
     ///
     /// RTP carries only the presentation time (RFC 6184 §5.1: the RTP timestamp is the
     /// sampling timestamp of the content), so `dts` is set to `pts`: with B-frames it is not
-    /// monotonic. Both are in the stream's clock (1/90000 for H.264) from the first packet.
-    pub(super) async fn next(&mut self) -> Result<Option<AccessUnit>, PullError> {
+    /// monotonic. Both are in the stream's clock (1/90000 for H.264). Audio frames are stamped
+    /// in their stream's clock (the sampling rate for AAC, RFC 3640 §3.2.1; 8 kHz for G.711),
+    /// never going back. Only video counts for the idle timeout.
+    pub(super) async fn next(&mut self) -> Result<Option<Media>, PullError> {
         loop {
             let deadline = self.last_video + self.idle_timeout;
             let item = match timeout_at(deadline, self.demuxed.next()).await {
@@ -213,7 +275,18 @@ impl RtspPull {
                     au.key = au.has_idr();
                     self.saw_video = true;
                     self.last_video = Instant::now();
-                    return Ok(Some(au));
+                    return Ok(Some(Media::H264(au)));
+                }
+                CodecItem::AudioFrame(frame)
+                    if self
+                        .audio
+                        .as_ref()
+                        .is_some_and(|(i, _)| *i == frame.stream_id()) =>
+                {
+                    self.lost_packets += u64::from(frame.loss());
+                    if let Some(frame) = self.audio_frame(&frame) {
+                        return Ok(Some(Media::Audio(frame)));
+                    }
                 }
                 // RFC 3550 §6.6: BYE, the source is leaving.
                 CodecItem::Rtcp(rtcp)
@@ -236,6 +309,24 @@ impl RtspPull {
         let _ = timeout(CLOSE_LIMIT, group.await_teardown()).await;
     }
 
+    /// Converts retina's audio frame; `None` (counted) for one that is empty or goes back in
+    /// time.
+    fn audio_frame(&mut self, frame: &retina::codec::AudioFrame) -> Option<AudioFrame> {
+        let ts = frame.timestamp();
+        let pts = ts.elapsed();
+        if frame.data().is_empty() || self.last_audio_pts.is_some_and(|last| pts < last) {
+            self.audio_dropped += 1;
+            return None;
+        }
+        self.last_audio_pts = Some(pts);
+        let time_base = TimeBase::new(1, ts.clock_rate().get());
+        Some(AudioFrame::new(
+            Bytes::copy_from_slice(frame.data()),
+            pts,
+            time_base,
+        ))
+    }
+
     fn refresh_track(&mut self) {
         let Some(stream) = self.demuxed.streams().get(self.stream_i) else {
             return;
@@ -256,6 +347,64 @@ impl RtspPull {
         }
         self.track = Some(track);
     }
+}
+
+/// The first audio stream of the SDP that retina depacketizes into a codec of
+/// [`crate::audio`], with its track; every other audio stream is skipped with a log line.
+fn audio_stream(url: &str, streams: &[Stream]) -> Option<(usize, AudioTrack)> {
+    let mut found = None;
+    for (i, stream) in streams.iter().enumerate() {
+        if !stream.media().eq_ignore_ascii_case("audio") {
+            continue;
+        }
+        let encoding = stream.encoding_name();
+        if found.is_some() {
+            tracing::info!(url, stream = i, encoding, "skipping a second audio stream");
+            continue;
+        }
+        match audio_track(stream) {
+            Ok(track) => found = Some((i, track)),
+            Err(reason) => {
+                tracing::info!(
+                    url,
+                    stream = i,
+                    encoding,
+                    reason,
+                    "skipping an audio stream"
+                )
+            }
+        }
+    }
+    found
+}
+
+/// The track of an audio stream, or why it cannot be pulled.
+fn audio_track(stream: &Stream) -> Result<AudioTrack, String> {
+    // retina knows the parameters from the SDP for every audio codec it depacketizes; none
+    // means it has no depacketizer for this one (or the SDP's parameters are unusable).
+    let Some(ParametersRef::Audio(params)) = stream.parameters() else {
+        return Err("retina cannot depacketize it".into());
+    };
+    let encoding = stream.encoding_name();
+    let codec = if encoding.eq_ignore_ascii_case("mpeg4-generic") {
+        AudioCodec::Aac
+    } else if encoding.eq_ignore_ascii_case("pcma") {
+        AudioCodec::Pcma
+    } else if encoding.eq_ignore_ascii_case("pcmu") {
+        AudioCodec::Pcmu
+    } else {
+        return Err("not a codec this puller hands out".into());
+    };
+    let track = match codec {
+        // RFC 3640 §4.1: `config` is the AudioSpecificConfig, which retina hands on as the
+        // extra data.
+        AudioCodec::Aac => AudioTrack::aac(Bytes::copy_from_slice(params.extra_data())),
+        _ => {
+            let channels = u8::try_from(params.channels().get()).unwrap_or(u8::MAX);
+            AudioTrack::new(codec, params.clock_rate(), channels)
+        }
+    };
+    track.map_err(|e| e.to_string())
 }
 
 fn timed_out(url: &str, step: PullStep, after: Duration) -> PullError {
