@@ -2,9 +2,14 @@
 //!
 //! - [`Clip`]: a generated H.264 clip (ffmpeg's `testsrc2` through libx264), with its stored
 //!   packets and avcC extradata read back through ffprobe, and the per-frame MD5 of every
-//!   decoded frame. Tests publish these packets and compare what the server recorded.
-//! - [`framemd5`]: per-frame hashes of any file, computed by the ffmpeg CLI (an independent
-//!   decoder), so a test never grades itself with its own code.
+//!   decoded frame. With [`ClipSpec::audio`] it also holds AAC audio (ffmpeg's native `aac`
+//!   encoder fed by a tone per channel): its packets, AudioSpecificConfig, per-packet MD5 and
+//!   its start offset against the video. Tests publish these packets and compare what the
+//!   server recorded.
+//! - [`framemd5`], [`audio_framemd5`]: per-frame hashes of decoded video and per-packet hashes
+//!   of stored audio of any file, computed by the ffmpeg CLI (an independent demuxer and
+//!   decoder), so a test never grades itself with its own code. [`first_pts`] and
+//!   [`packet_times`] read a file's timestamps with ffprobe.
 //! - Servers: [`GstRtspRecord`] (GStreamer RTSP server in RECORD mode), [`NginxRtmp`] (nginx
 //!   with the RTMP module, recording), [`FfmpegListener`] (ffmpeg as an RTSP or RTMP listener).
 //!   Each binds a free loopback port chosen at run time and is killed by its own PID on drop.
@@ -207,6 +212,164 @@ pub fn framemd5(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// MD5 of every packet of the first audio stream of `path`, in file order, as the ffmpeg CLI
+/// computes it with `-c copy -f framemd5` (a hash of each packet's data, no decoding): equal
+/// lists mean the same AAC frames arrived, bit for bit. Empty when `path` has no audio.
+pub fn audio_framemd5(path: &Path) -> Vec<String> {
+    if !has_stream(path, "a:0") {
+        return Vec::new();
+    }
+    let out = run(Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(path)
+        .args(["-map", "0:a:0", "-c", "copy", "-f", "framemd5", "-"]));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(',').nth(5).map(|h| h.trim().to_string()))
+        .collect()
+}
+
+/// True when `path` has a stream matching ffprobe's specifier `spec` (e.g. "a:0").
+fn has_stream(path: &Path, spec: &str) -> bool {
+    let out = run(Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", spec])
+        .args(["-show_entries", "stream=index", "-of", "csv=p=0"])
+        .arg(path));
+    !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+}
+
+/// Timestamps of one packet, in seconds (None where the container has none).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PacketTime {
+    /// Presentation time.
+    pub pts: Option<f64>,
+    /// Decoding time.
+    pub dts: Option<f64>,
+}
+
+/// Every packet's timestamps (seconds) of the stream `spec` of `path` ("v:0", "a:0", as in
+/// ffprobe's `-select_streams`), in file order.
+pub fn packet_times(path: &Path, spec: &str) -> Vec<PacketTime> {
+    let out = run(Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", spec])
+        .args(["-show_entries", "packet=pts_time,dts_time", "-of", "json"])
+        .arg(path));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seconds = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<f64>().ok());
+    json["packets"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .map(|p| PacketTime {
+                    pts: seconds(&p["pts_time"]),
+                    dts: seconds(&p["dts_time"]),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// How many of a stream's first packets [`first_pts`] looks at: enough to cover the frames a
+/// decoder reorders (B-frames may present before the key frame that is stored first).
+const FIRST_PACKETS: usize = 16;
+
+/// The first presentation time (seconds) of the first video stream and of the first audio
+/// stream of `path`, read with ffprobe: the minimum pts among each stream's first packets
+/// (None for a stream that is absent or has no pts).
+pub fn first_pts(path: &Path) -> (Option<f64>, Option<f64>) {
+    let first = |spec: &str| {
+        packet_times(path, spec)
+            .iter()
+            .take(FIRST_PACKETS)
+            .filter_map(|t| t.pts)
+            .reduce(f64::min)
+    };
+    (first("v:0"), first("a:0"))
+}
+
+/// Checks that the audio packets that arrived (`actual`, per-packet MD5s) are exactly the
+/// source's (`expected`), in order. On failure the message gives both counts, the first index
+/// where they differ and, when the first arrived packet is a later source packet, which one.
+pub fn assert_audio_match(expected: &[String], actual: &[String], what: &str) {
+    if expected == actual {
+        return;
+    }
+    let mut report = format!(
+        "{what}: {} audio packets arrived, expected {}",
+        actual.len(),
+        expected.len()
+    );
+    match expected.iter().zip(actual).position(|(a, b)| a != b) {
+        Some(i) => {
+            let _ = write!(report, "; first mismatch at packet {i}");
+        }
+        None if actual.len() < expected.len() => {
+            let _ = write!(
+                report,
+                "; the arrived packets are the source's first {}, the last {} are missing",
+                actual.len(),
+                expected.len() - actual.len()
+            );
+        }
+        None => {
+            let _ = write!(
+                report,
+                "; all source packets arrived, then {} more",
+                actual.len() - expected.len()
+            );
+        }
+    }
+    if let Some(first) = actual.first() {
+        match expected.iter().position(|h| h == first) {
+            Some(0) => {}
+            Some(k) => {
+                let _ = write!(report, "; the first arrived packet is source packet {k}");
+            }
+            None => report.push_str("; the first arrived packet matches no source packet"),
+        }
+    }
+    panic!("{report}");
+}
+
+/// Checks that `actual` is a contiguous run of `expected` (any start, any end: a reader that
+/// joined a live stream late and left early) of at least `min_len` items; returns the index in
+/// `expected` where the run starts.
+pub fn assert_contiguous_run(
+    expected: &[String],
+    actual: &[String],
+    min_len: usize,
+    what: &str,
+) -> usize {
+    assert!(
+        actual.len() >= min_len,
+        "{what}: {} items arrived, expected at least {min_len}",
+        actual.len()
+    );
+    let Some(first) = actual.first() else {
+        return 0;
+    };
+    let start = expected
+        .iter()
+        .position(|h| h == first)
+        .unwrap_or_else(|| panic!("{what}: first arrived item matches no source item"));
+    let run = &expected[start..];
+    assert!(
+        run.len() >= actual.len(),
+        "{what}: {} items arrived from source item {start}, the source has only {} from there",
+        actual.len(),
+        run.len()
+    );
+    if let Some(i) = run.iter().zip(actual).position(|(a, b)| a != b) {
+        panic!(
+            "{what}: arrived item {i} is not source item {} (the run started at source item \
+             {start})",
+            start + i
+        );
+    }
+    start
+}
+
 /// Checks that `actual` equals `expected` from the first frame of `actual` on: `actual` must be
 /// a contiguous run of `expected` (a reader joining mid-stream starts at a later key frame).
 /// With `from_start`, `actual` must equal `expected` exactly.
@@ -248,17 +411,41 @@ pub fn assert_frames_match(expected: &[String], actual: &[String], from_start: b
     assert!(report.is_empty(), "{report}");
 }
 
-/// One stored packet of a clip, as the MP4 holds it: 4-byte length-prefixed NAL units.
+/// One stored packet of a clip, as the MP4 holds it: for video 4-byte length-prefixed NAL
+/// units, for audio one raw AAC frame (no ADTS header).
 #[derive(Debug, Clone)]
 pub struct ClipPacket {
-    /// Presentation timestamp in the clip's time base.
+    /// Presentation timestamp in the stream's time base.
     pub pts: i64,
-    /// Decoding timestamp in the clip's time base.
+    /// Decoding timestamp in the stream's time base.
     pub dts: i64,
-    /// Key frame.
+    /// Key frame (every AAC frame is one).
     pub key: bool,
-    /// Length-prefixed NAL units.
+    /// The packet's data.
     pub data: Vec<u8>,
+}
+
+/// The audio of a generated clip: AAC-LC from ffmpeg's native `aac` encoder, fed by a sine
+/// tone per channel (440 Hz, 660 Hz, 880 Hz, ...), as long as the video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudioSpec {
+    /// Samples per second.
+    pub sample_rate: u32,
+    /// Number of channels.
+    pub channels: u32,
+    /// Bit rate in bits per second.
+    pub bit_rate: u32,
+}
+
+impl Default for AudioSpec {
+    /// 48 kHz stereo at 96 kb/s.
+    fn default() -> Self {
+        AudioSpec {
+            sample_rate: 48_000,
+            channels: 2,
+            bit_rate: 96_000,
+        }
+    }
 }
 
 /// What to generate.
@@ -276,6 +463,8 @@ pub struct ClipSpec {
     pub bframes: u32,
     /// Key frame interval in frames.
     pub gop: u32,
+    /// An AAC audio track as long as the video (None: video only).
+    pub audio: Option<AudioSpec>,
 }
 
 impl Default for ClipSpec {
@@ -287,31 +476,58 @@ impl Default for ClipSpec {
             frames: 60,
             bframes: 2,
             gop: 15,
+            audio: None,
         }
     }
 }
 
-/// A generated H.264 clip in MP4, with its packets, extradata and per-frame hashes.
+impl ClipSpec {
+    /// The same clip with an audio track.
+    pub fn with_audio(self, audio: AudioSpec) -> ClipSpec {
+        ClipSpec {
+            audio: Some(audio),
+            ..self
+        }
+    }
+}
+
+/// A generated H.264 clip in MP4 (with AAC audio when its spec asks for it), with its packets,
+/// extradata and hashes.
 #[derive(Debug)]
 pub struct Clip {
     /// The MP4 file.
     pub mp4: PathBuf,
     /// The spec it was made from.
     pub spec: ClipSpec,
-    /// Time base of packet timestamps (num, den).
+    /// Time base of video packet timestamps (num, den).
     pub time_base: (u32, u32),
     /// The avcC record.
     pub extradata: Vec<u8>,
-    /// Packets in decoding order.
+    /// Video packets in decoding order.
     pub packets: Vec<ClipPacket>,
     /// MD5 of every decoded frame, in presentation order (ffmpeg's framemd5).
     pub framemd5: Vec<String>,
+    /// Time base of audio packet timestamps (num, den); None without audio.
+    pub audio_time_base: Option<(u32, u32)>,
+    /// The AudioSpecificConfig (empty without audio).
+    pub audio_extradata: Vec<u8>,
+    /// Audio packets (raw AAC frames) in file order; the first carries the encoder's priming
+    /// (its pts is negative: the MP4's edit list skips those samples).
+    pub audio_packets: Vec<ClipPacket>,
+    /// MD5 of every audio packet (see [`audio_framemd5`]).
+    pub audio_md5: Vec<String>,
+    /// First audio presentation time minus first video presentation time, in seconds, as
+    /// ffprobe reads the MP4 (see [`first_pts`]); None without audio.
+    pub audio_start_offset: Option<f64>,
 }
 
 impl Clip {
     /// Generates a clip into `dir` with ffmpeg's `testsrc2` and libx264 (preset veryfast), and
     /// reads its packets back with ffprobe.
     pub fn generate(dir: &Path, spec: ClipSpec) -> Clip {
+        if let Some(audio) = spec.audio {
+            return Clip::generate_av(dir, spec, audio);
+        }
         let mp4 = dir.join(format!(
             "clip-{}x{}-{}fps-{}f-b{}-g{}.mp4",
             spec.width, spec.height, spec.fps, spec.frames, spec.bframes, spec.gop
@@ -337,10 +553,58 @@ impl Clip {
         Clip::load(&mp4, spec)
     }
 
-    /// Reads an existing MP4's video packets and hashes.
+    /// Generates a clip with video as [`Clip::generate`] does and an AAC track of the same
+    /// duration. Both sources are cut by count (`trim` frames, `atrim` samples) rather than
+    /// with `-frames:v`, which would end the audio together with the video's last input frame,
+    /// before the encoders drain.
+    fn generate_av(dir: &Path, spec: ClipSpec, audio: AudioSpec) -> Clip {
+        let mp4 = dir.join(format!(
+            "clip-{}x{}-{}fps-{}f-b{}-g{}-aac{}x{}.mp4",
+            spec.width,
+            spec.height,
+            spec.fps,
+            spec.frames,
+            spec.bframes,
+            spec.gop,
+            audio.sample_rate,
+            audio.channels
+        ));
+        let tones: Vec<String> = (0..audio.channels.max(1))
+            .map(|c| format!("0.4*sin(2*PI*{}*t)", 440 + 220 * c))
+            .collect();
+        let samples = u64::from(spec.frames) * u64::from(audio.sample_rate) / u64::from(spec.fps);
+        run(Command::new("ffmpeg")
+            .args(["-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i"])
+            .arg(format!(
+                "testsrc2=size={}x{}:rate={},trim=end_frame={}",
+                spec.width, spec.height, spec.fps, spec.frames
+            ))
+            .args(["-f", "lavfi", "-i"])
+            .arg(format!(
+                "aevalsrc=exprs={}:s={},atrim=end_sample={samples}",
+                tones.join("|"),
+                audio.sample_rate
+            ))
+            .args([
+                "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+            ])
+            .args([
+                "-bf",
+                &spec.bframes.to_string(),
+                "-g",
+                &spec.gop.to_string(),
+            ])
+            .args(["-keyint_min", &spec.gop.to_string(), "-sc_threshold", "0"])
+            .args(["-c:a", "aac", "-b:a", &audio.bit_rate.to_string()])
+            .arg(&mp4));
+        Clip::load(&mp4, spec)
+    }
+
+    /// Reads an existing MP4's packets and hashes: its first video stream and, if it has one,
+    /// its first audio stream.
     pub fn load(mp4: &Path, spec: ClipSpec) -> Clip {
         let out = run(Command::new("ffprobe")
-            .args(["-v", "error", "-select_streams", "v:0"])
+            .args(["-v", "error"])
             .args([
                 "-show_streams",
                 "-show_packets",
@@ -350,29 +614,52 @@ impl Clip {
             ])
             .arg(mp4));
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let stream = &json["streams"][0];
-        let tb = stream["time_base"].as_str().unwrap();
-        let (num, den) = tb.split_once('/').unwrap();
-        let time_base = (num.parse().unwrap(), den.parse().unwrap());
-        let extradata = parse_hexdump(stream["extradata"].as_str().unwrap_or(""));
-        let packets = json["packets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| ClipPacket {
-                pts: p["pts"].as_i64().unwrap(),
-                dts: p["dts"].as_i64().unwrap(),
-                key: p["flags"].as_str().unwrap_or("").starts_with('K'),
-                data: parse_hexdump(p["data"].as_str().unwrap()),
-            })
-            .collect();
+        let streams = json["streams"].as_array().cloned().unwrap_or_default();
+        let find = |kind: &str| {
+            streams
+                .iter()
+                .find(|s| s["codec_type"].as_str() == Some(kind))
+        };
+        let video = find("video").unwrap_or_else(|| panic!("{} has no video", mp4.display()));
+        let audio = find("audio");
+        let packets_of = |stream: &serde_json::Value| -> Vec<ClipPacket> {
+            let index = stream["index"].as_i64();
+            json["packets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p["stream_index"].as_i64() == index)
+                .map(|p| ClipPacket {
+                    pts: p["pts"].as_i64().unwrap(),
+                    dts: p["dts"].as_i64().unwrap(),
+                    key: p["flags"].as_str().unwrap_or("").starts_with('K'),
+                    data: parse_hexdump(p["data"].as_str().unwrap()),
+                })
+                .collect()
+        };
+        let (v_first, a_first) = if audio.is_some() {
+            first_pts(mp4)
+        } else {
+            (None, None)
+        };
         Clip {
             mp4: mp4.to_path_buf(),
             spec,
-            time_base,
-            extradata,
-            packets,
+            time_base: time_base_of(video),
+            extradata: parse_hexdump(video["extradata"].as_str().unwrap_or("")),
+            packets: packets_of(video),
             framemd5: framemd5(mp4),
+            audio_time_base: audio.map(time_base_of),
+            audio_extradata: audio
+                .map(|a| parse_hexdump(a["extradata"].as_str().unwrap_or("")))
+                .unwrap_or_default(),
+            audio_packets: audio.map(packets_of).unwrap_or_default(),
+            audio_md5: if audio.is_some() {
+                audio_framemd5(mp4)
+            } else {
+                Vec::new()
+            },
+            audio_start_offset: v_first.zip(a_first).map(|(v, a)| a - v),
         }
     }
 
@@ -380,6 +667,13 @@ impl Clip {
     pub fn has_bframes(&self) -> bool {
         self.packets.iter().any(|p| p.pts != p.dts)
     }
+}
+
+/// A stream's `time_base` ("1/15360") from ffprobe's JSON.
+fn time_base_of(stream: &serde_json::Value) -> (u32, u32) {
+    let tb = stream["time_base"].as_str().unwrap();
+    let (num, den) = tb.split_once('/').unwrap();
+    (num.parse().unwrap(), den.parse().unwrap())
 }
 
 /// Decodes ffprobe's `-show_data` hex dump ("00000000: 0164 000d ...  ascii").

@@ -11,7 +11,8 @@ pub fn gst_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("servers/gst_rtsp_record.py")
 }
 
-/// GStreamer's RTSP server with a RECORD mount; what arrives is written as Annex B to a file.
+/// GStreamer's RTSP server with a RECORD mount; what arrives is written as Annex B to a file
+/// (with [`GstOptions::audio`], H.264 and AAC into one Matroska file).
 #[derive(Debug)]
 pub struct GstRtspRecord {
     /// TCP port of the RTSP server.
@@ -20,7 +21,9 @@ pub struct GstRtspRecord {
     pub mount: String,
     /// The PLAY relay mount, if requested.
     pub relay_mount: Option<String>,
-    /// The Annex B file written from what arrives.
+    /// Recording video and audio into Matroska ([`GstOptions::audio`]).
+    pub audio: bool,
+    /// The file written from what arrives: Annex B, or Matroska with [`GstOptions::audio`].
     pub out: PathBuf,
     proc: ServerProcess,
 }
@@ -34,6 +37,11 @@ pub struct GstOptions {
     pub relay_mount: Option<String>,
     /// Lower transports the server accepts: "tcp", "udp" or "both" (default).
     pub protocols: Option<&'static str>,
+    /// Take H.264 video and AAC audio (RFC 3640 mpeg4-generic) and record both into one
+    /// Matroska file, timestamps following the publisher's RTP timestamps and sender reports;
+    /// a relay mount then serves both tracks. A publisher may announce either track alone, in
+    /// either order (see `servers/gst_rtsp_record.py`).
+    pub audio: bool,
 }
 
 impl GstRtspRecord {
@@ -45,7 +53,8 @@ impl GstRtspRecord {
     /// Starts the server in `dir`.
     pub fn start_with(dir: &Path, opts: GstOptions) -> GstRtspRecord {
         let port = free_tcp_port();
-        let out = dir.join(format!("gst-record-{port}.h264"));
+        let ext = if opts.audio { "mkv" } else { "h264" };
+        let out = dir.join(format!("gst-record-{port}.{ext}"));
         let mut cmd = Command::new("/usr/bin/python3");
         cmd.arg(gst_script())
             .args(["--port", &port.to_string(), "--mount", "/record", "--out"])
@@ -60,6 +69,9 @@ impl GstRtspRecord {
         if let Some(p) = opts.protocols {
             cmd.args(["--protocols", p]);
         }
+        if opts.audio {
+            cmd.arg("--audio");
+        }
         let mut proc = ServerProcess::spawn(
             "GStreamer RTSP server",
             cmd,
@@ -71,6 +83,7 @@ impl GstRtspRecord {
             port,
             mount: "/record".into(),
             relay_mount: opts.relay_mount,
+            audio: opts.audio,
             out,
             proc,
         }
@@ -92,9 +105,25 @@ impl GstRtspRecord {
     }
 
     /// Waits until the recording stops growing for `quiet` (the publisher's TEARDOWN makes the
-    /// server finish the file), up to `timeout`; returns its path.
+    /// server finish the file), up to `timeout`; returns its path. With
+    /// [`GstOptions::audio`] it waits instead for the server to report the file finalised (the
+    /// EOS of the teardown went through the muxer and the pipeline stopped).
     pub fn wait_recording(&self, quiet: Duration, timeout: Duration) -> PathBuf {
-        wait_file_settled(&self.out, quiet, timeout, || self.proc.log_text());
+        if self.audio {
+            let marker = format!("recording finalised: {}", self.out.display());
+            let deadline = Instant::now() + timeout;
+            while !self.proc.log_text().contains(&marker) {
+                assert!(
+                    Instant::now() < deadline,
+                    "GStreamer did not finalise {} within {timeout:?}; server log: {}",
+                    self.out.display(),
+                    self.proc.log_text()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        } else {
+            wait_file_settled(&self.out, quiet, timeout, || self.proc.log_text());
+        }
         self.out.clone()
     }
 
