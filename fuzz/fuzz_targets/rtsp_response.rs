@@ -71,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
         let conn = ConnectionInfo {
             server_ip: [127, 0, 0, 1].into(),
             local_ip: [127, 0, 0, 1].into(),
-            client_ports: Some((5000, 5001)),
+            client_ports: vec![(5000, 5001)],
             seed: 1,
         };
         let options = RtspOptions::default().with_transport(transport);

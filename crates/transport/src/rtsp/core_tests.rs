@@ -1399,7 +1399,7 @@ fn av_recording(opts: RtspOptions, t0: Instant) -> RtspPublisherCore {
     );
     assert!(sdp[audio_at..].contains(
         "a=fmtp:97 streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;\
-         indexlength=3;indexdeltalength=3;config=1190\r\n"
+         indexlength=3;indexdeltalength=3;constantDuration=1024;config=1190\r\n"
     ));
     assert!(
         sdp[audio_at..].contains("a=control:streamid=1\r\n"),

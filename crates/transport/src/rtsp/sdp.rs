@@ -55,12 +55,16 @@ pub fn fmtp(track: &VideoTrack) -> String {
 }
 
 /// The `a=fmtp` value of an AAC track (RFC 3640 §4.1, §3.3.6 AAC-hbr): stream type 5
-/// (audio), the sizes of the AU header fields, and the AudioSpecificConfig in hex.
+/// (audio), the sizes of the AU header fields, the AudioSpecificConfig in hex, and
+/// `constantDuration`, the samples per frame: a packet carries several consecutive frames
+/// without per-frame timestamps, and a receiver derives the later frames' times from it
+/// (GStreamer's depayloader leaves them unstamped without it).
 pub fn aac_fmtp(track: &AudioTrack) -> String {
     let config: String = track.config.iter().map(|b| format!("{b:02x}")).collect();
+    let duration = track.aac_config().map_or(1024, |c| c.frame_length);
     format!(
         "streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;\
-         indexdeltalength=3;config={config}"
+         indexdeltalength=3;constantDuration={duration};config={config}"
     )
 }
 
@@ -353,7 +357,7 @@ mod tests {
                 "b=AS:128",
                 "a=rtpmap:97 MPEG4-GENERIC/48000/2",
                 "a=fmtp:97 streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;\
-                 indexlength=3;indexdeltalength=3;config=1190",
+                 indexlength=3;indexdeltalength=3;constantDuration=1024;config=1190",
                 "a=control:streamid=1",
                 "",
             ]

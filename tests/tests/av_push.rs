@@ -1,0 +1,232 @@
+//! Audio next to the video through the push pipeline (`mpegcoder::push`) into real servers:
+//! GStreamer's RTSP server in RECORD mode (RTP over TCP and UDP, both tracks into one
+//! Matroska file) and nginx-rtmp (FLV). What arrived is read back by the ffmpeg CLI: every
+//! audio packet equal to the source's, the video bit-exact in copy mode (every frame with a
+//! quality floor for libx264), and the start offset between the first audio and the first
+//! video timestamp equal to the source's, also after a long loop.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use mpegcoder::{push, PushOptions, PushSummary, Transport, VideoCodec};
+use mpegcoder_protocol_tests::*;
+
+/// How far the recorded start offset may be from the source's. The containers keep
+/// milliseconds, so rounding alone moves it by up to 2 ms; one AAC frame is 21.3 ms, and a
+/// server that timed each track from its first arrival instead of the sender reports records
+/// some 20 ms off (measured with the harness's own checks), which this bound catches.
+const OFFSET_TOLERANCE_S: f64 = 0.005;
+
+/// A 2 s clip: 60 frames of H.264 with B-frames and 95 AAC frames (48 kHz stereo, the first
+/// one the encoder's priming, 21.3 ms before the video).
+fn av_clip(dir: &Path) -> Clip {
+    let clip = Clip::generate(dir, ClipSpec::default().with_audio(AudioSpec::default()));
+    assert!(clip.has_bframes());
+    assert_eq!(clip.audio_packets.len(), 95);
+    clip
+}
+
+fn options(clip: &Clip, url: &str, codec: VideoCodec) -> PushOptions {
+    let mut o = PushOptions::new(clip.mp4.to_string_lossy(), url).with_codec(codec);
+    o.pace = false;
+    if codec == VideoCodec::Libx264 {
+        o.bit_rate = Some(1_000_000);
+    }
+    o
+}
+
+fn run_push(o: &PushOptions) -> PushSummary {
+    push(o, &AtomicBool::new(false), |_| {}).unwrap_or_else(|e| panic!("push failed: {e}"))
+}
+
+fn start_offset(rec: &Path, what: &str) -> f64 {
+    let (v, a) = first_pts(rec);
+    let (v, a) = (
+        v.unwrap_or_else(|| panic!("{what}: no video in the recording")),
+        a.unwrap_or_else(|| panic!("{what}: no audio in the recording")),
+    );
+    a - v
+}
+
+fn assert_offset(clip: &Clip, rec: &Path, what: &str) {
+    let source = clip.audio_start_offset.unwrap();
+    let got = start_offset(rec, what);
+    assert!(
+        (got - source).abs() <= OFFSET_TOLERANCE_S,
+        "{what}: recorded start offset {:.1} ms, source {:.1} ms",
+        got * 1e3,
+        source * 1e3
+    );
+}
+
+/// Audio timestamps increase by one AAC frame each (within the containers' millisecond
+/// rounding): no frame lost its time or was re-timed.
+fn assert_audio_steady(rec: &Path, what: &str) {
+    let times = packet_times(rec, "a:0");
+    let frame = 1024.0 / 48_000.0;
+    for (i, w) in times.windows(2).enumerate() {
+        let (a, b) = (w[0].pts.unwrap(), w[1].pts.unwrap());
+        assert!(
+            ((b - a) - frame).abs() <= 0.0015,
+            "{what}: audio packet {} at {b:.4} s follows {a:.4} s",
+            i + 1
+        );
+    }
+}
+
+fn assert_summary(s: &PushSummary, clip: &Clip, what: &str) {
+    assert_eq!(s.audio_codec.as_deref(), Some("aac"), "{what}");
+    assert_eq!(s.stats.frames_sent, 60, "{what}: video frames sent");
+    assert_eq!(
+        s.stats.audio_frames_sent,
+        clip.audio_packets.len() as u64,
+        "{what}: audio frames sent"
+    );
+    let bytes: usize = clip.audio_packets.iter().map(|p| p.data.len()).sum();
+    assert_eq!(s.stats.audio_bytes_sent, bytes as u64, "{what}");
+}
+
+#[test]
+fn copy_av_into_gstreamer_over_tcp_and_udp_arrives_exact_and_in_sync() {
+    if !require("copy_av_into_gstreamer", GST_TOOLS) {
+        return;
+    }
+    let dir = TempDir::new("av-gst");
+    let clip = av_clip(dir.path());
+    for transport in [Transport::Tcp, Transport::Udp] {
+        let what = format!("GStreamer {transport:?}");
+        let server = GstRtspRecord::start_with(
+            dir.path(),
+            GstOptions {
+                audio: true,
+                ..GstOptions::default()
+            },
+        );
+        // Paced: the server's receiver maps RTP time to its clock from the arrivals and the
+        // sender reports, which is what the start offset checks.
+        let mut o = options(&clip, &server.url(None), VideoCodec::Copy).with_transport(transport);
+        o.pace = true;
+        let summary = run_push(&o);
+        assert_summary(&summary, &clip, &what);
+        let rec = server.wait_recording(Duration::from_millis(500), Duration::from_secs(15));
+        assert_frames_match(&clip.framemd5, &framemd5(&rec), true, &what);
+        assert_audio_match(&clip.audio_md5, &audio_framemd5(&rec), &what);
+        assert_audio_steady(&rec, &what);
+        assert_offset(&clip, &rec, &what);
+    }
+}
+
+#[test]
+fn copy_av_into_nginx_rtmp_arrives_exact_and_in_sync() {
+    if !require("copy_av_into_nginx_rtmp", NGINX_TOOLS) {
+        return;
+    }
+    let dir = TempDir::new("av-nginx");
+    let clip = av_clip(dir.path());
+    let nginx = NginxRtmp::start(dir.path());
+    let summary = run_push(&options(&clip, &nginx.url("av"), VideoCodec::Copy));
+    assert_summary(&summary, &clip, "nginx");
+    let flv = nginx.wait_recording("av", Duration::from_secs(10));
+    assert_frames_match(&clip.framemd5, &framemd5(&flv), true, "nginx");
+    assert_audio_match(&clip.audio_md5, &audio_framemd5(&flv), "nginx");
+    assert_audio_steady(&flv, "nginx");
+    assert_offset(&clip, &flv, "nginx");
+    let ts = check_timestamps(&flv);
+    assert_eq!(ts.non_monotonic_dts, 0, "nginx: video DTS");
+}
+
+#[test]
+fn libx264_with_audio_keeps_every_frame_and_the_audio_untouched() {
+    if !require("libx264_with_audio", NGINX_TOOLS) || !require("libx264_with_audio", GST_TOOLS) {
+        return;
+    }
+    let dir = TempDir::new("av-x264");
+    let clip = av_clip(dir.path());
+    let nginx = NginxRtmp::start(dir.path());
+    let summary = run_push(&options(&clip, &nginx.url("x264"), VideoCodec::Libx264));
+    assert_summary(&summary, &clip, "nginx libx264");
+    let flv = nginx.wait_recording("x264", Duration::from_secs(10));
+    let (db, frames) = psnr(&flv, &clip.mp4);
+    assert_eq!(frames, 60, "nginx libx264: frames");
+    assert!(db > 35.0, "nginx libx264: PSNR {db:.2} dB");
+    assert_audio_match(&clip.audio_md5, &audio_framemd5(&flv), "nginx libx264");
+    assert_offset(&clip, &flv, "nginx libx264");
+
+    let server = GstRtspRecord::start_with(
+        dir.path(),
+        GstOptions {
+            audio: true,
+            ..GstOptions::default()
+        },
+    );
+    let mut o = options(&clip, &server.url(None), VideoCodec::Libx264);
+    o.pace = true;
+    let summary = run_push(&o);
+    assert_summary(&summary, &clip, "GStreamer libx264");
+    let rec = server.wait_recording(Duration::from_millis(500), Duration::from_secs(15));
+    let (db, frames) = psnr(&rec, &clip.mp4);
+    assert_eq!(frames, 60, "GStreamer libx264: frames");
+    assert!(db > 35.0, "GStreamer libx264: PSNR {db:.2} dB");
+    assert_audio_match(&clip.audio_md5, &audio_framemd5(&rec), "GStreamer libx264");
+    assert_offset(&clip, &rec, "GStreamer libx264");
+}
+
+/// 60 s of stream from 30 passes over the 2 s clip: every pass arrives whole, and the offset
+/// between each pass's first audio and first video frame stays the source's (the tracks are
+/// shifted by the same duration per pass: nothing drifts). Unpaced: the timestamps are the
+/// point, and nginx records them as sent.
+#[test]
+fn sixty_seconds_of_loops_keep_audio_and_video_aligned() {
+    if !require("sixty_seconds_of_loops", NGINX_TOOLS) {
+        return;
+    }
+    let dir = TempDir::new("av-loop");
+    let clip = av_clip(dir.path());
+    let nginx = NginxRtmp::start(dir.path());
+    let passes = 30;
+    let o = options(&clip, &nginx.url("loop"), VideoCodec::Copy).with_loops(passes);
+    let summary = run_push(&o);
+    assert_eq!(summary.loops_completed, passes as u64);
+    assert_eq!(summary.stats.frames_sent, 60 * passes as u64);
+    assert_eq!(summary.stats.audio_frames_sent, 95 * passes as u64);
+    assert!(
+        summary.stats.stream_time_s >= 59.9,
+        "{}",
+        summary.stats.stream_time_s
+    );
+    let flv = nginx.wait_recording("loop", Duration::from_secs(20));
+    let audio = audio_framemd5(&flv);
+    let expected: Vec<String> = (0..passes)
+        .flat_map(|_| clip.audio_md5.iter().cloned())
+        .collect();
+    assert_audio_match(&expected, &audio, "nginx loop");
+    let video = packet_times(&flv, "v:0");
+    let audio = packet_times(&flv, "a:0");
+    assert_eq!(video.len(), 60 * passes as usize);
+    // Each pass: the first audio frame against the lowest video pts of the pass.
+    let source = clip.audio_start_offset.unwrap();
+    for pass in 0..passes as usize {
+        let v0 = video[pass * 60..(pass + 1) * 60]
+            .iter()
+            .filter_map(|t| t.pts)
+            .fold(f64::INFINITY, f64::min);
+        let a0 = audio[pass * 95].pts.unwrap();
+        let offset = a0 - v0;
+        assert!(
+            (offset - source).abs() <= OFFSET_TOLERANCE_S,
+            "pass {pass}: offset {:.1} ms, source {:.1} ms",
+            offset * 1e3,
+            source * 1e3
+        );
+    }
+    // Every track's timestamps keep increasing across the wraps.
+    let dts: Vec<f64> = video.iter().filter_map(|t| t.dts).collect();
+    assert!(dts.windows(2).all(|w| w[0] <= w[1]), "video DTS went back");
+    let pts: Vec<f64> = audio.iter().filter_map(|t| t.pts).collect();
+    assert!(
+        pts.windows(2).all(|w| w[0] < w[1]),
+        "audio timestamps went back"
+    );
+}
