@@ -230,3 +230,100 @@ fn sixty_seconds_of_loops_keep_audio_and_video_aligned() {
         "audio timestamps went back"
     );
 }
+
+/// The `(pts, md5)` of each packet of a `-f framemd5` file, in file order (`None`: no pts).
+fn framemd5_packets(path: &Path) -> Vec<(Option<i64>, String)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').map(str::trim).collect();
+            let pts: i64 = f.get(2)?.parse().ok()?;
+            Some(((pts != i64::MIN).then_some(pts), f.get(5)?.to_string()))
+        })
+        .collect()
+}
+
+/// Per packet, the received pts minus the source's, in seconds (packets aligned by index).
+fn offsets(
+    received: &[(Option<i64>, String)],
+    tb: f64,
+    source: &[ClipPacket],
+    src_tb: (u32, u32),
+) -> Vec<Option<f64>> {
+    let src = f64::from(src_tb.0) / f64::from(src_tb.1);
+    received
+        .iter()
+        .zip(source)
+        .map(|((pts, _), p)| pts.map(|t| t as f64 * tb - p.pts as f64 * src))
+        .collect()
+}
+
+/// ffmpeg as an RTSP listener maps each track's RTP time to its clock through our RTCP sender
+/// reports (it re-times a track once its first report came): from then on the recorded
+/// timestamps equal the source's plus one offset, the same for audio and video when the
+/// reports of both tracks come from one clock.
+#[test]
+fn ffmpeg_listener_lines_the_tracks_up_from_our_sender_reports() {
+    if !require("ffmpeg_listener_lines_the_tracks_up", FFMPEG_TOOLS) {
+        return;
+    }
+    let dir = TempDir::new("av-ffmpeg");
+    let clip = av_clip(dir.path());
+    let port = free_tcp_port();
+    let (audio_out, video_out) = (dir.path().join("a.md5"), dir.path().join("v.md5"));
+    let mut cmd = std::process::Command::new("ffmpeg");
+    cmd.args(["-v", "warning", "-nostdin", "-y", "-rtsp_flags", "listen"])
+        .args(["-timeout", "20", "-i"])
+        .arg(format!("rtsp://127.0.0.1:{port}/live"))
+        .args(["-map", "0:a:0", "-c", "copy", "-f", "framemd5"])
+        .arg(&audio_out)
+        .args(["-map", "0:v:0", "-c", "copy", "-f", "framemd5"])
+        .arg(&video_out)
+        .stdout(std::process::Stdio::null());
+    let mut listener = ServerProcess::spawn("ffmpeg", cmd, dir.path().join("ffmpeg.log"));
+    wait_listening(port, Duration::from_secs(10), "ffmpeg listener");
+    let url = format!("rtsp://127.0.0.1:{port}/live");
+    let mut o = options(&clip, &url, VideoCodec::Copy);
+    o.pace = true;
+    let summary = run_push(&o);
+    assert_summary(&summary, &clip, "ffmpeg listener");
+    assert!(
+        listener.wait_exit(Duration::from_secs(10)),
+        "{}",
+        listener.log_text()
+    );
+
+    let audio = framemd5_packets(&audio_out);
+    let video = framemd5_packets(&video_out);
+    let md5s: Vec<String> = audio.iter().map(|(_, m)| m.clone()).collect();
+    // Every audio packet arrived, in order, with the source's data; every video packet too.
+    assert_audio_match(&clip.audio_md5, &md5s, "ffmpeg listener");
+    assert_eq!(video.len(), clip.packets.len(), "video packets");
+    let tb = clip.time_base;
+    let a = offsets(
+        &audio,
+        1.0 / 48_000.0,
+        &clip.audio_packets,
+        clip.audio_time_base.unwrap(),
+    );
+    let v = offsets(&video, 1.0 / 90_000.0, &clip.packets, tb);
+    // Past the first report (ffmpeg stamps the first packets from their arrival), one offset
+    // per track, and the two equal within a millisecond.
+    let settled = |o: &[Option<f64>], what: &str| -> f64 {
+        let o: Vec<f64> = o.iter().skip(5).flatten().copied().collect();
+        assert!(o.len() > 20, "{what}: {o:?}");
+        assert!(
+            o.iter().all(|x| (x - o[0]).abs() < 2e-4),
+            "{what}: re-timed after the first report: {o:?}"
+        );
+        o[0]
+    };
+    let (a, v) = (settled(&a, "audio"), settled(&v, "video"));
+    assert!(
+        (a - v).abs() <= 0.001,
+        "audio is {:.2} ms off the video at ffmpeg's receiver",
+        (a - v) * 1e3
+    );
+}

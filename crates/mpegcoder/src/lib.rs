@@ -1,4 +1,5 @@
-//! mpegcoder: decode, encode, pace and publish video, and pull it back.
+//! mpegcoder: decode, encode, pace and publish video with its audio (passed through), and pull
+//! both back.
 #![forbid(unsafe_code)]
 
 pub use mpegcoder_codec as codec;
@@ -12,8 +13,8 @@ pub mod push;
 mod runtime;
 pub mod server;
 pub use client::{
-    AsyncAudioReceiver, AsyncClient, AudioParams, AudioReceiver, Client, ClientCounters,
-    ClientError, ClientOptions, ClientStatus, FrameReceiver, PullOptions, StreamParams,
+    AsyncAudioReceiver, AsyncClient, AudioReceiver, Client, ClientCounters, ClientError,
+    ClientOptions, ClientStatus, FrameReceiver, PullOptions, StreamAudio, StreamParams,
 };
 pub use mpegcoder_types::Transport;
 pub use push::{push, PushError, PushOptions, PushSummary};

@@ -1,11 +1,13 @@
-//! Native Rust publishing of H.264 video over RTSP (RECORD) and RTMP (publish), and pulling it
-//! back. This crate does not link FFmpeg: a user with their own encoder can use it alone.
+//! Native Rust publishing of H.264 video and its audio (AAC; MP3, Opus, G.711 where the
+//! protocol carries them) over RTSP (RECORD) and RTMP (publish), and pulling both back. This
+//! crate does not link FFmpeg: a user with their own encoder can use it alone.
 //!
 //! Modules:
 //! - [`audio`]: audio tracks and frames (AAC, MP3, Opus, G.711), AudioSpecificConfig, ADTS.
 //! - [`h264`]: Annex B / length-prefixed NAL units, avcC records, SPS facts, [`AccessUnit`].
 //! - [`publisher`]: [`Publisher`], which picks RTSP or RTMP from the URL scheme.
-//! - [`rtp`], [`rtcp`]: RTP packetization of H.264 (RFC 6184) and RTCP reports.
+//! - [`rtp`], [`rtcp`]: RTP packetization of H.264 (RFC 6184) and of audio (RFC 3640 AAC,
+//!   RFC 2250, RFC 7587, G.711), and RTCP reports.
 //! - [`rtsp`]: RTSP RECORD publisher (sans-IO core and tokio driver).
 //! - [`rtmp`]: RTMP publisher (FLV tags over rml_rtmp's sans-IO session).
 //! - [`pull`]: pulling video back: RTSP PLAY through retina, RTMP play through rml_rtmp

@@ -164,14 +164,14 @@ pub struct StreamParams {
     /// The audio track, once known (RTSP: from the SDP; RTMP: with the first audio data, so
     /// it may appear after the video's parameters). `None` when the stream has no audio the
     /// puller hands out.
-    pub audio: Option<AudioParams>,
+    pub audio: Option<StreamAudio>,
 }
 
 /// The audio of a stream, as [`StreamParams::audio`] describes it. The whole track (with the
 /// AAC AudioSpecificConfig) is [`Client::audio_track`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
-pub struct AudioParams {
+pub struct StreamAudio {
     /// The codec, as FFmpeg names it: `aac`, `mp3`, `opus`, `pcm_alaw`, `pcm_mulaw`.
     pub codec: &'static str,
     /// The RFC 6381 codec string of AAC, `mp4a.40.<audio object type>` (e.g. `mp4a.40.2` for
@@ -183,9 +183,9 @@ pub struct AudioParams {
     pub channels: u8,
 }
 
-impl AudioParams {
+impl StreamAudio {
     pub(crate) fn from_track(track: &AudioTrack) -> Self {
-        AudioParams {
+        StreamAudio {
             codec: track.codec.name(),
             codec_string: (track.codec == AudioCodec::Aac)
                 .then(|| track.aac_config())
@@ -332,8 +332,8 @@ mod audio_params_tests {
     fn audio_params_describe_the_track() {
         let aac = AudioTrack::aac(Bytes::from_static(&[0x11, 0x90])).unwrap();
         assert_eq!(
-            AudioParams::from_track(&aac),
-            AudioParams {
+            StreamAudio::from_track(&aac),
+            StreamAudio {
                 codec: "aac",
                 codec_string: Some("mp4a.40.2".into()),
                 sample_rate: 48_000,
@@ -341,7 +341,7 @@ mod audio_params_tests {
             }
         );
         let g711 = AudioTrack::new(AudioCodec::Pcma, 8_000, 1).unwrap();
-        let p = AudioParams::from_track(&g711);
+        let p = StreamAudio::from_track(&g711);
         assert_eq!((p.codec, p.codec_string, p.channels), ("pcm_alaw", None, 1));
     }
 }

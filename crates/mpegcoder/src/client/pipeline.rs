@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel as cb;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{AudioParams, ClientCounters, ClientError, ClientOptions, ClientStatus, StreamParams};
+use super::{ClientCounters, ClientError, ClientOptions, ClientStatus, StreamAudio, StreamParams};
 use crate::codec::{Frame, PacketDecoder, PacketDecoderOptions, Rational};
 use crate::transport::audio::{write_adts, AacConfig, AudioCodec};
 use crate::transport::h264::write_annexb;
@@ -549,7 +549,7 @@ impl Network {
         self.params_track = Some(track.clone());
         self.params_audio_track = audio.cloned();
         let mut params = StreamParams::from_track(&self.shared.url, self.shared.protocol, track);
-        params.audio = audio.map(AudioParams::from_track);
+        params.audio = audio.map(StreamAudio::from_track);
         {
             let mut state = self.shared.state();
             state.params = Some(params);

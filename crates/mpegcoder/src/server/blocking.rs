@@ -150,6 +150,42 @@ impl Server {
     /// headers. Audio and video are paced on one timeline: hand them over in timestamp order
     /// across the tracks (as a muxer interleaves them; up to a second out of order is
     /// tolerated).
+    ///
+    /// AAC from your own encoder next to frames from a decoder:
+    ///
+    /// ```no_run
+    /// use bytes::Bytes;
+    /// use mpegcoder::codec::{Decoder, DecoderOptions, EncodedPacket, PixelLayout, Rational};
+    /// use mpegcoder::{AudioStream, Server, ServerConfig};
+    ///
+    /// # fn aac_frames_until(_: f64) -> Vec<Bytes> { Vec::new() }
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut decoder = Decoder::open(
+    ///     "test-video.mp4",
+    ///     DecoderOptions::default().with_output(PixelLayout::Yuv420p),
+    /// )?;
+    /// // The encoder's AudioSpecificConfig (AAC LC, 48 kHz, stereo); frames of 1024 samples
+    /// // stamped in 1/48000.
+    /// let tb = Rational::new(1, 48_000);
+    /// let audio = AudioStream::aac(Bytes::from_static(&[0x11, 0x90]), tb)?;
+    /// let config = ServerConfig::from_params(decoder.params(), "rtmp://localhost/live/cam")
+    ///     .with_audio(Some(audio));
+    /// let mut server = Server::open(config)?;
+    /// let mut samples = 0i64;
+    /// while let Some(frame) = decoder.next_frame()? {
+    ///     server.serve_frame_block(&frame)?;
+    ///     // The audio your encoder produced up to this frame's time, in order.
+    ///     for data in aac_frames_until(frame.pts_seconds()) {
+    ///         let packet = EncodedPacket { data, pts: samples, dts: samples, key: true,
+    ///                                      duration: 1024, time_base: tb };
+    ///         server.serve_audio_block(&packet)?;
+    ///         samples += 1024;
+    ///     }
+    /// }
+    /// let stats = server.close()?;
+    /// println!("{} frames, {} audio frames", stats.frames_sent, stats.audio_frames_sent);
+    /// # Ok(()) }
+    /// ```
     pub fn serve_audio(&mut self, packet: &EncodedPacket) -> Result<(), ServerError> {
         self.send_audio(packet, false)
     }
