@@ -132,7 +132,8 @@ MATCHED=$(awk 'NR==FNR { rec[++n]=$1; next }
 
 # Audio: the recording's packets against the source's; the pulled ones a run of them.
 amd5s() { ffmpeg -v error -nostdin -i "$1" -map 0:a:0 -c copy "${@:2}" -f framemd5 - 2>/dev/null | grep -v '^#' | awk -F', *' '{print $6}'; }
-first_pts() { ffprobe -v error -select_streams "$2" -show_entries packet=pts_time -of csv=p=0 "$1" | head -16 | sort -g | head -1; }
+first_pts() { ffprobe -v error -select_streams "$2" -show_entries packet=pts_time -of default=nw=1:nk=1 "$1" \
+  | grep -E '^-?[0-9.]+$' | head -16 | sort -g | head -1; }
 HAS_AUDIO=$(ffprobe -v error -select_streams a:0 -show_entries stream=codec_name -of csv=p=0 "$INPUT" | head -1)
 if [ "$HAS_AUDIO" = aac ]; then
   amd5s "$INPUT" >"$WORK/source.audio.md5"
