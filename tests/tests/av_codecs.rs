@@ -145,3 +145,92 @@ fn adts_aac_from_mpeg_ts_arrives_as_raw_frames() {
         "nginx from TS",
     );
 }
+
+/// Three recordings concatenated as one MPEG-TS whose clock jumps between them (back, then
+/// forward): both tracks continue across the jumps together, so every frame arrives, the
+/// timestamps keep increasing without a gap, and the audio stays where it was against the
+/// video. Each recording's audio starts with the encoder's priming frame 21 ms before its
+/// video and ends 5 ms after it: kept in place, that frame would overlap the previous
+/// recording's last one, and is refused (the only audio not sent).
+#[test]
+fn a_jump_of_the_inputs_clock_is_taken_out_of_both_tracks() {
+    if !require("a_jump_of_the_inputs_clock", NGINX_TOOLS) {
+        return;
+    }
+    let dir = TempDir::new("codecs-jump");
+    let mp4 = clip(dir.path(), "aac", &["-ac", "2"], "mp4");
+    let part = |name: &str, offset_s: &str| {
+        let out = dir.path().join(name);
+        run(Command::new("ffmpeg")
+            .args(["-v", "error", "-nostdin", "-y", "-i"])
+            .arg(&mp4)
+            .args(["-c", "copy", "-output_ts_offset", offset_s, "-f", "mpegts"])
+            .arg(&out));
+        std::fs::read(out).unwrap()
+    };
+    // 100 s, then 20 s (back 82 s), then 300 s (forward 278 s).
+    let joined = dir.path().join("joined.ts");
+    let mut bytes = part("a.ts", "100");
+    bytes.extend(part("b.ts", "20"));
+    bytes.extend(part("c.ts", "300"));
+    std::fs::write(&joined, bytes).unwrap();
+
+    let nginx = NginxRtmp::start(dir.path());
+    let summary = copy_push(&joined, &nginx.url("jump"));
+    assert_eq!(summary.timestamp_jumps, 2);
+    assert_eq!(summary.stats.frames_sent, 180);
+    let source_audio = audio_framemd5(&mp4);
+    let n = source_audio.len();
+    assert_eq!(summary.stats.audio_frames_sent, 3 * n as u64 - 2);
+    assert_eq!(summary.stats.refused_audio_frames, 2);
+    assert!(
+        summary.stats.stream_time_s < 6.5,
+        "stream time {} s: the jumps stayed in",
+        summary.stats.stream_time_s
+    );
+    let flv = nginx.wait_recording("jump", Duration::from_secs(10));
+    let expected: Vec<String> = source_audio
+        .iter()
+        .chain(&source_audio[1..])
+        .chain(&source_audio[1..])
+        .cloned()
+        .collect();
+    assert_audio_match(&expected, &audio_framemd5(&flv), "nginx");
+    let video: Vec<f64> = packet_times(&flv, "v:0")
+        .iter()
+        .filter_map(|t| t.dts)
+        .collect();
+    let audio: Vec<f64> = packet_times(&flv, "a:0")
+        .iter()
+        .filter_map(|t| t.pts)
+        .collect();
+    assert_eq!(video.len(), 180);
+    for (what, ts, max_step) in [("video", &video, 0.05), ("audio", &audio, 0.05)] {
+        for w in ts.windows(2) {
+            let step = w[1] - w[0];
+            assert!(
+                (0.0..=max_step).contains(&step),
+                "{what}: {:.3} s after {:.3} s",
+                w[1],
+                w[0]
+            );
+        }
+    }
+    // Each part's audio frame at 0 (after the priming frame) keeps its place against the
+    // part's first video frame.
+    let parts_a = [&audio[1..n], &audio[n..2 * n - 1], &audio[2 * n - 1..]];
+    let firsts: Vec<(f64, f64)> = video
+        .chunks(60)
+        .zip(parts_a)
+        .map(|(v, a)| (v[0], a[0]))
+        .collect();
+    for (v, a) in &firsts[1..] {
+        let (v0, a0) = firsts[0];
+        assert!(
+            ((a - v) - (a0 - v0)).abs() <= 0.003,
+            "audio against video {:.1} ms, first part {:.1} ms",
+            (a - v) * 1e3,
+            (a0 - v0) * 1e3
+        );
+    }
+}

@@ -8,6 +8,7 @@ pub use mpegcoder_transport as transport;
 pub use mpegcoder_types as types;
 
 pub mod client;
+mod continuity;
 pub mod priority;
 pub mod push;
 mod runtime;

@@ -20,7 +20,9 @@
 //!
 //! Loop playback offsets the timestamps of each pass by the length of the input (its longest
 //! track), the same for every track, so they stay monotonic across the wrap and aligned with
-//! no drift (integer ticks, each track's offset derived from one exact total).
+//! no drift (integer ticks, each track's offset derived from one exact total). A jump of the
+//! input's own clock (a step back of over a second, or forward of over ten) is taken out of
+//! both tracks alike ([`crate::continuity`]), so the stream goes on instead of being refused.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -34,6 +36,7 @@ use crate::codec::{
     Demuxer, EncodedPacket, Encoder, EncoderConfig, Frame, OpenOptions, PacketFormat, PixelLayout,
     Rational, VideoParams,
 };
+use crate::continuity::Continuity;
 use crate::pacer::Interleaver;
 use crate::server::{
     carries, codec_of, config_from_adts, AudioStream, PacketStream, Server, ServerConfig,
@@ -431,6 +434,8 @@ pub struct PushSummary {
     pub loops_completed: u64,
     /// Stopped by the caller's stop flag (Ctrl-C) before the input ended.
     pub interrupted: bool,
+    /// Jumps of the input's own clock taken out of every track (see [`crate::push`]).
+    pub timestamp_jumps: u64,
     /// The server's final statistics.
     #[serde(flatten)]
     pub stats: ServerStats,
@@ -446,8 +451,9 @@ enum Item {
     Packet(EncodedPacket),
     Audio(EncodedPacket),
     LoopDone,
-    /// Frames given to the encoder, sent once it has been flushed.
-    FramesEncoded(u64),
+    /// Frames given to the encoder (sent once it has been flushed), and the jumps of the
+    /// input's clock taken out.
+    FramesEncoded(u64, u64),
     Error(PushError),
 }
 
@@ -621,8 +627,11 @@ fn push_copy(
         server,
         input,
         (params.width, params.height, params.best_frame_rate()),
-        0,
-        audio_codec,
+        Tally {
+            frames_encoded: 0,
+            audio_codec,
+            timestamp_jumps: reader.continuity.jumps(),
+        },
     )
 }
 
@@ -672,6 +681,7 @@ fn run_encoded(
     let mut server = Server::open(options.server_config(stream, audio))?;
     let mut pusher = Pusher::new(progress);
     let mut frames_encoded = 0u64;
+    let mut jumps = 0u64;
     // After a stop the reader stops reading and flushes the encoder: what it still sends
     // (libx264's delayed frames) goes out paced, until it hangs up.
     while let Ok(item) = rx.recv() {
@@ -679,7 +689,10 @@ fn run_encoded(
             Item::Packet(p) => merge.push_video(p, video_tb),
             Item::Audio(p) => merge.push_audio(p),
             Item::LoopDone => pusher.loops_completed += 1,
-            Item::FramesEncoded(n) => frames_encoded = n,
+            Item::FramesEncoded(n, j) => {
+                frames_encoded = n;
+                jumps = j;
+            }
             Item::Error(e) => return Err(e),
             Item::Start { .. } => {}
         }
@@ -697,9 +710,19 @@ fn run_encoded(
         server,
         input,
         (enc.width, enc.height, enc.frame_rate),
-        frames_encoded,
-        audio_codec,
+        Tally {
+            frames_encoded,
+            audio_codec,
+            timestamp_jumps: jumps,
+        },
     )
+}
+
+/// What the reading side counted, for the summary.
+struct Tally {
+    frames_encoded: u64,
+    audio_codec: Option<String>,
+    timestamp_jumps: u64,
 }
 
 /// A packet on its way to the server.
@@ -791,7 +814,6 @@ impl<'a, P: FnMut(&ServerStats)> Pusher<'a, P> {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn finish(
         self,
         options: &PushOptions,
@@ -799,15 +821,14 @@ impl<'a, P: FnMut(&ServerStats)> Pusher<'a, P> {
         server: Server,
         input: String,
         (width, height, frame_rate): (u32, u32, Rational),
-        frames_encoded: u64,
-        audio_codec: Option<String>,
+        tally: Tally,
     ) -> Result<PushSummary, PushError> {
         let finished = options.loops != -1 && self.loops_completed >= options.loops.unsigned_abs();
         let interrupted = stop.load(Ordering::Relaxed) && !finished;
         let url = server.url().to_string();
         let mut stats = server.close()?;
         if options.codec == VideoCodec::Libx264 {
-            stats.frames_encoded = frames_encoded;
+            stats.frames_encoded = tally.frames_encoded;
         }
         (self.progress)(&stats);
         if stats.frames_sent == 0 && !interrupted {
@@ -820,9 +841,10 @@ impl<'a, P: FnMut(&ServerStats)> Pusher<'a, P> {
             width,
             height,
             frame_rate: frame_rate.to_string(),
-            audio_codec,
+            audio_codec: tally.audio_codec,
             loops_completed: self.loops_completed,
             interrupted,
+            timestamp_jumps: tally.timestamp_jumps,
             stats,
         })
     }
@@ -895,14 +917,23 @@ fn read_frames(
     // With a frame rate conversion the video is re-stamped from 0 at its first frame: the
     // audio moves with it.
     let mut audio_shift: Option<i128> = None;
+    let mut continuity = Continuity::default();
     let mut pass = 0i64;
     loop {
         while let Some(mut frame) = decoder.next_frame()? {
             if stop.load(Ordering::Relaxed) {
-                return finish_encoding(&mut encoder, tx);
+                return finish_encoding(&mut encoder, continuity.jumps(), tx);
             }
             clock.video(frame.pts, frame.pts + frame_duration);
             frame.pts += clock.video_offset();
+            let shift = continuity.offset(
+                0,
+                time_base.ticks_to_nanos(frame.pts),
+                time_base.ticks_to_nanos(frame_duration),
+            );
+            frame.pts = frame
+                .pts
+                .saturating_add(Rational::NANOS.rescale(ns_i64(shift), time_base));
             if fps.is_some() && audio_shift.is_none() {
                 audio_shift = Some(time_base.ticks_to_nanos(frame.pts));
             }
@@ -915,12 +946,12 @@ fn read_frames(
                     return Ok(());
                 }
             }
-            if !send_audio(&mut decoder, &mut clock, audio_shift, tx) {
+            if !send_audio(&mut decoder, &mut clock, &mut continuity, audio_shift, tx) {
                 return Ok(());
             }
         }
         // The end of the pass: the audio read after the last frame.
-        if !send_audio(&mut decoder, &mut clock, audio_shift, tx) {
+        if !send_audio(&mut decoder, &mut clock, &mut continuity, audio_shift, tx) {
             return Ok(());
         }
         if !clock.has_video() {
@@ -939,7 +970,7 @@ fn read_frames(
                     }
                 }
             }
-            finish_encoding(&mut encoder, tx)?;
+            finish_encoding(&mut encoder, continuity.jumps(), tx)?;
         }
         if send(tx, Item::LoopDone).is_err() || last_pass {
             return Ok(());
@@ -954,15 +985,22 @@ fn read_frames(
 fn send_audio(
     decoder: &mut Decoder,
     clock: &mut LoopClock,
+    continuity: &mut Continuity,
     shift_ns: Option<i128>,
     tx: &SyncSender<Item>,
 ) -> bool {
     for mut p in decoder.take_audio_packets() {
         clock.audio(p.pts, p.pts + p.duration.max(0));
         let offset = clock.audio_offset();
-        let shift = shift_ns.map_or(0, |ns| Rational::NANOS.rescale(ns_i64(ns), p.time_base));
-        p.pts = p.pts + offset - shift;
-        p.dts = p.dts + offset - shift;
+        p.pts += offset;
+        p.dts += offset;
+        let tb = p.time_base;
+        let jump = continuity.offset(
+            1,
+            tb.ticks_to_nanos(p.pts),
+            tb.ticks_to_nanos(p.duration.max(0)),
+        );
+        shift_packet(&mut p, jump - shift_ns.unwrap_or(0));
         if send(tx, Item::Audio(p)).is_err() {
             return false;
         }
@@ -990,14 +1028,18 @@ fn encode_and_send(
 }
 
 /// Flushes the encoder's delayed frames into the queue, then the count of frames encoded.
-fn finish_encoding(encoder: &mut Encoder, tx: &SyncSender<Item>) -> Result<(), PushError> {
+fn finish_encoding(
+    encoder: &mut Encoder,
+    jumps: u64,
+    tx: &SyncSender<Item>,
+) -> Result<(), PushError> {
     let packets = encoder.finish().map_err(ServerError::from)?;
     for p in packets {
         if send(tx, Item::Packet(p)).is_err() {
             return Ok(());
         }
     }
-    let _ = send(tx, Item::FramesEncoded(encoder.frames_in()));
+    let _ = send(tx, Item::FramesEncoded(encoder.frames_in(), jumps));
     Ok(())
 }
 
@@ -1107,7 +1149,19 @@ struct PacketReader {
     loops: i64,
     pass: i64,
     clock: LoopClock,
+    continuity: Continuity,
+    /// One video frame (the step a jump of the input's clock is replaced with), ticks.
+    frame_ticks: i64,
     done: bool,
+}
+
+/// Shifts `p` by `ns` nanoseconds (its own time base).
+fn shift_packet(p: &mut EncodedPacket, ns: i128) {
+    if ns != 0 {
+        let ticks = Rational::NANOS.rescale(ns_i64(ns), p.time_base);
+        p.pts = p.pts.saturating_add(ticks);
+        p.dts = p.dts.saturating_add(ticks);
+    }
 }
 
 impl PacketReader {
@@ -1121,6 +1175,8 @@ impl PacketReader {
             audio_time_base: demuxer.audio().map(|a| a.time_base),
             format: demuxer.packet_format(),
             clock: LoopClock::new(time_base, demuxer.audio()),
+            continuity: Continuity::default(),
+            frame_ticks: rescale(1, demuxer.params().best_frame_rate().invert(), time_base).max(1),
             demuxer,
             input: redact_url(&options.input),
             loops: options.loops,
@@ -1142,6 +1198,18 @@ impl PacketReader {
                     self.clock.video(packet.pts, end);
                     packet.pts += self.clock.video_offset();
                     packet.dts += self.clock.video_offset();
+                    let tb = packet.time_base;
+                    let duration = if packet.duration > 0 {
+                        packet.duration
+                    } else {
+                        self.frame_ticks
+                    };
+                    let shift = self.continuity.offset(
+                        0,
+                        tb.ticks_to_nanos(packet.dts),
+                        tb.ticks_to_nanos(duration),
+                    );
+                    shift_packet(&mut packet, shift);
                     return Ok(Some(Read::Packet(packet)));
                 }
                 Some(DemuxedPacket::Audio(mut packet)) => {
@@ -1152,6 +1220,13 @@ impl PacketReader {
                         .audio(packet.pts, packet.pts + packet.duration.max(0));
                     packet.pts += self.clock.audio_offset();
                     packet.dts += self.clock.audio_offset();
+                    let tb = packet.time_base;
+                    let shift = self.continuity.offset(
+                        1,
+                        tb.ticks_to_nanos(packet.pts),
+                        tb.ticks_to_nanos(packet.duration.max(0)),
+                    );
+                    shift_packet(&mut packet, shift);
                     return Ok(Some(Read::Audio(packet)));
                 }
                 Some(_) => continue,

@@ -9,6 +9,12 @@
 //! keep a track that stops delivering (a short audio track, a gap) from holding the others:
 //! once the queued units span more than `max_wait` of stream time, or more than `max_queued`
 //! units wait, the earliest is released anyway.
+//!
+//! A source whose timestamps jump back (a new program in MPEG-TS, a concatenated file) jumps
+//! on each track at a slightly different place: a track's unit more than
+//! [`Interleaver::with_max_backward_step`] before that track's previous one starts a new
+//! segment of the track, and units are ordered by segment first, then by timestamp, so
+//! nothing of the old timeline of one track is held back behind the new timeline of another.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -17,13 +23,15 @@ use std::time::Duration;
 /// timeline (any common unit works).
 #[derive(Debug, Clone)]
 pub struct Interleaver<T> {
-    queues: Vec<VecDeque<(i128, T)>>,
+    /// Per track: (segment, timestamp) and the unit.
+    queues: Vec<VecDeque<((u32, i128), T)>>,
     ended: Vec<bool>,
+    /// Per track: its current segment and its last timestamp.
+    last: Vec<(u32, Option<i128>)>,
+    max_backward: i128,
     max_wait: i128,
     max_queued: usize,
     queued: usize,
-    /// The latest timestamp pushed on any track.
-    newest: Option<i128>,
     forced: u64,
 }
 
@@ -34,27 +42,44 @@ impl<T> Interleaver<T> {
         Interleaver {
             queues: (0..tracks).map(|_| VecDeque::new()).collect(),
             ended: vec![false; tracks],
+            last: vec![(0, None); tracks],
+            max_backward: 1_000_000_000,
             max_wait: i128::try_from(max_wait.as_nanos()).unwrap_or(i128::MAX),
             max_queued: max_queued.max(1),
             queued: 0,
-            newest: None,
             forced: 0,
         }
+    }
+
+    /// How far a track's unit may be before that track's previous one (in the timestamps'
+    /// unit: nanoseconds for a [`Duration`]) before it starts a new segment (default 1 s).
+    pub fn with_max_backward_step(mut self, step: Duration) -> Self {
+        self.max_backward = i128::try_from(step.as_nanos()).unwrap_or(i128::MAX);
+        self
     }
 
     /// Adds a unit of `track` with timestamp `ts`. A track's units must come in its own
     /// order; a unit pushed to a track out of range is released on its own.
     pub fn push(&mut self, track: usize, ts: i128, item: T) {
-        let Some(queue) = self.queues.get_mut(track) else {
+        let (Some(queue), Some(last)) = (self.queues.get_mut(track), self.last.get_mut(track))
+        else {
             // An unknown track: treat it as a track of its own that never waits.
-            self.queues.push(VecDeque::from([(ts, item)]));
+            let segment = self.last.iter().map(|l| l.0).max().unwrap_or(0);
+            self.queues.push(VecDeque::from([((segment, ts), item)]));
             self.ended.push(true);
+            self.last.push((segment, Some(ts)));
             self.queued += 1;
             return;
         };
-        queue.push_back((ts, item));
+        if last
+            .1
+            .is_some_and(|prev| ts < prev.saturating_sub(self.max_backward))
+        {
+            last.0 += 1;
+        }
+        last.1 = Some(ts);
+        queue.push_back(((last.0, ts), item));
         self.queued += 1;
-        self.newest = Some(self.newest.map_or(ts, |n| n.max(ts)));
     }
 
     /// Marks `track` as finished: no more units will come, so nothing waits for it.
@@ -72,20 +97,32 @@ impl<T> Interleaver<T> {
 
     /// The next unit in timestamp order, if it may be released now.
     pub fn pop(&mut self) -> Option<T> {
-        let (index, ts) = self
+        let (index, (segment, ts)) = self
             .queues
             .iter()
             .enumerate()
-            .filter_map(|(i, q)| q.front().map(|(ts, _)| (i, *ts)))
+            .filter_map(|(i, q)| q.front().map(|(key, _)| (i, *key)))
             // The earliest; on a tie the lower track first.
-            .min_by_key(|&(i, ts)| (ts, i))?;
+            .min_by_key(|&(i, key)| (key, i))?;
         let waiting = self
             .queues
             .iter()
             .zip(&self.ended)
             .any(|(q, ended)| q.is_empty() && !ended);
         if waiting {
-            let span = self.newest.map_or(0, |n| n.saturating_sub(ts));
+            // The stream time queued after this unit, within its segment.
+            let newest = self
+                .queues
+                .iter()
+                .filter_map(|q| {
+                    q.iter()
+                        .rev()
+                        .find(|((s, _), _)| *s == segment)
+                        .map(|((_, t), _)| *t)
+                })
+                .max()
+                .unwrap_or(ts);
+            let span = newest.saturating_sub(ts);
             if span <= self.max_wait && self.queued < self.max_queued {
                 return None;
             }

@@ -166,3 +166,78 @@ fn small_backward_steps_keep_their_deadlines() {
     send(&mut strict, 30, t0);
     assert_eq!(strict.stats().discontinuities, 1);
 }
+
+/// A timestamp jump in the source (both tracks jump together, forward by more than the
+/// forward-jump threshold, or back) re-bases the one clock once: after it, audio and video
+/// deadlines keep exactly the source's spacing against each other, with no stall and no
+/// burst.
+#[test]
+fn a_jump_of_both_tracks_rebases_them_together() {
+    let clock = VirtualClock::new();
+    let t0 = clock.now();
+    for jump_s in [30i128, -30] {
+        let mut pacer = Pacer::new(
+            PacerConfig::default().with_max_backward_step(Duration::from_secs(1)),
+            TimeBase::new(1, 1_000_000_000),
+        )
+        .unwrap();
+        pacer.start(t0);
+        let mut il = Interleaver::new(2, Duration::from_secs(5), 10_000);
+        // 4 s of 30 fps video and 48 kHz AAC; after 2 s both tracks jump by `jump_s`.
+        let shift = |t: i128| {
+            if t >= 2_000_000_000 {
+                t + jump_s * 1_000_000_000
+            } else {
+                t
+            }
+        };
+        for n in 0..120i128 {
+            let t = n * 1_000_000_000 / 30;
+            il.push(0, shift(t), ("v", t));
+        }
+        for k in 0..187i128 {
+            let t = k * 1024 * 1_000_000_000 / 48_000;
+            il.push(1, shift(t), ("a", t));
+        }
+        il.end_all();
+        let mut dues = Vec::new();
+        let mut pushed = Vec::new();
+        while let Some((kind, t)) = il.pop() {
+            pushed.push((kind, t));
+        }
+        // Pace in the order a reader would have handed them over: the interleaver's.
+        for (kind, t) in &pushed {
+            let ts = i64::try_from(shift(*t)).unwrap();
+            let Decision::Send(r) = pacer.schedule(ts, true, clock.now()) else {
+                panic!("dropped")
+            };
+            clock.advance_to(r.at.max(clock.now()));
+            pacer.released(clock.now());
+            dues.push((*kind, *t, r.due.duration_since(t0).as_nanos() as i128));
+        }
+        assert_eq!(pacer.stats().discontinuities, 1, "jump {jump_s} s");
+        // Before and after the jump, every unit is due at its source time plus one constant
+        // (zero before; the re-base's after), for both tracks alike.
+        let offset = |after: bool| -> Vec<i128> {
+            dues.iter()
+                .filter(|(_, t, _)| (*t >= 2_000_000_000) == after)
+                .map(|(_, t, due)| due - t)
+                .collect()
+        };
+        for after in [false, true] {
+            let o = offset(after);
+            assert!(
+                o.iter().all(|x| (x - o[0]).abs() <= 1),
+                "jump {jump_s} s, after {after}: offsets {:?}",
+                &o[..o.len().min(10)]
+            );
+        }
+        // The re-base puts the first unit after the jump one frame interval after the last
+        // one before it: no stall of the jump's length, no burst.
+        let gap = offset(true)[0] - offset(false)[0];
+        assert!(
+            gap.abs() < 40_000_000,
+            "jump {jump_s} s: re-based by {gap} ns"
+        );
+    }
+}
