@@ -6,13 +6,16 @@
 //!   encoder fed by a tone per channel): its packets, AudioSpecificConfig, per-packet MD5 and
 //!   its start offset against the video. Tests publish these packets and compare what the
 //!   server recorded.
-//! - [`framemd5`], [`audio_framemd5`]: per-frame hashes of decoded video and per-packet hashes
-//!   of stored audio of any file, computed by the ffmpeg CLI (an independent demuxer and
-//!   decoder), so a test never grades itself with its own code. [`first_pts`] and
-//!   [`packet_times`] read a file's timestamps with ffprobe.
+//! - [`framemd5`], [`audio_framemd5`] (and [`audio_framemd5_of`], [`adts_framemd5`]): per-frame
+//!   hashes of decoded video and per-packet hashes of stored audio of any file, computed by the
+//!   ffmpeg CLI (an independent demuxer and decoder), so a test never grades itself with its own
+//!   code. [`first_pts`] and [`packet_times`] read a file's timestamps with ffprobe,
+//!   [`probe_audio`] an audio stream's codec, rate, channels and decoded frame count.
 //! - Servers: [`GstRtspRecord`] (GStreamer RTSP server in RECORD mode), [`NginxRtmp`] (nginx
 //!   with the RTMP module, recording), [`FfmpegListener`] (ffmpeg as an RTSP or RTMP listener).
 //!   Each binds a free loopback port chosen at run time and is killed by its own PID on drop.
+//!   [`FfmpegPublisher`]: the ffmpeg CLI publishing at real time, an independent publisher.
+//! - [`cli`]: running the `mpegcoder` command and checking its stderr lines.
 //!
 //! Missing tools: [`require`] skips a test with a note on a developer machine, and fails it when
 //! `CI=true`, so a real-server test never silently passes in CI.
@@ -26,8 +29,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod cli;
 mod servers;
-pub use servers::{FfmpegListener, GstOptions, GstRtspRecord, ListenerKind, NginxRtmp};
+pub use servers::{
+    FfmpegListener, FfmpegPublisher, GstOptions, GstRtspRecord, ListenerKind, NginxRtmp,
+};
 
 /// True when running under CI (`CI=true`): missing servers fail instead of skipping.
 pub fn in_ci() -> bool {
@@ -216,13 +222,33 @@ pub fn framemd5(path: &Path) -> Vec<String> {
 /// computes it with `-c copy -f framemd5` (a hash of each packet's data, no decoding): equal
 /// lists mean the same AAC frames arrived, bit for bit. Empty when `path` has no audio.
 pub fn audio_framemd5(path: &Path) -> Vec<String> {
-    if !has_stream(path, "a:0") {
+    audio_framemd5_of(path, 0)
+}
+
+/// [`audio_framemd5`] of the audio stream numbered `n` (from 0, ffmpeg's `0:a:N`).
+pub fn audio_framemd5_of(path: &Path, n: usize) -> Vec<String> {
+    packet_md5s(path, &format!("a:{n}"), &[])
+}
+
+/// [`audio_framemd5`] of an ADTS file (`.aac`): the hash of each frame without its 7-byte
+/// header (ffmpeg's `aac_adtstoasc`), so it compares with the packets of an MP4, FLV or
+/// Matroska file.
+pub fn adts_framemd5(path: &Path) -> Vec<String> {
+    packet_md5s(path, "a:0", &["-bsf:a", "aac_adtstoasc"])
+}
+
+/// The MD5 of every packet of stream `spec` of `path` (copied, through `bsf`), from
+/// `ffmpeg -f framemd5`; empty when there is no such stream.
+fn packet_md5s(path: &Path, spec: &str, bsf: &[&str]) -> Vec<String> {
+    if !has_stream(path, spec) {
         return Vec::new();
     }
     let out = run(Command::new("ffmpeg")
         .args(["-v", "error", "-nostdin", "-i"])
         .arg(path)
-        .args(["-map", "0:a:0", "-c", "copy", "-f", "framemd5", "-"]));
+        .args(["-map", &format!("0:{spec}"), "-c", "copy"])
+        .args(bsf)
+        .args(["-f", "framemd5", "-"]));
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.starts_with('#'))
@@ -231,12 +257,51 @@ pub fn audio_framemd5(path: &Path) -> Vec<String> {
 }
 
 /// True when `path` has a stream matching ffprobe's specifier `spec` (e.g. "a:0").
-fn has_stream(path: &Path, spec: &str) -> bool {
+pub fn has_stream(path: &Path, spec: &str) -> bool {
     let out = run(Command::new("ffprobe")
         .args(["-v", "error", "-select_streams", spec])
         .args(["-show_entries", "stream=index", "-of", "csv=p=0"])
         .arg(path));
     !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+}
+
+/// What ffprobe reads of an audio stream, decoding every frame of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioProbe {
+    /// ffprobe's codec name ("aac", "opus", ...).
+    pub codec: String,
+    /// Samples per second.
+    pub sample_rate: u32,
+    /// Number of channels.
+    pub channels: u32,
+    /// Frames the decoder read (`-count_frames`).
+    pub frames: usize,
+}
+
+/// [`AudioProbe`] of the audio stream `spec` ("a:0") of `path`; panics when there is none.
+pub fn probe_audio(path: &Path, spec: &str) -> AudioProbe {
+    let out = run(Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", spec, "-count_frames"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,sample_rate,channels,nb_read_frames",
+            "-of",
+            "json",
+        ])
+        .arg(path));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &json["streams"][0];
+    let number = |v: &serde_json::Value| {
+        v.as_u64()
+            .or_else(|| v.as_str().and_then(|t| t.parse().ok()))
+            .unwrap_or_else(|| panic!("{}: no {spec} stream: {json}", path.display()))
+    };
+    AudioProbe {
+        codec: s["codec_name"].as_str().unwrap_or_default().to_string(),
+        sample_rate: number(&s["sample_rate"]) as u32,
+        channels: number(&s["channels"]) as u32,
+        frames: number(&s["nb_read_frames"]) as usize,
+    }
 }
 
 /// Timestamps of one packet, in seconds (None where the container has none).
@@ -482,6 +547,16 @@ impl Default for ClipSpec {
 }
 
 impl ClipSpec {
+    /// The same clip, `frames` long.
+    pub fn with_frames(self, frames: u32) -> ClipSpec {
+        ClipSpec { frames, ..self }
+    }
+
+    /// The same clip with a key frame every `gop` frames.
+    pub fn with_gop(self, gop: u32) -> ClipSpec {
+        ClipSpec { gop, ..self }
+    }
+
     /// The same clip with an audio track.
     pub fn with_audio(self, audio: AudioSpec) -> ClipSpec {
         ClipSpec {

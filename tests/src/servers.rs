@@ -1,10 +1,10 @@
 //! Real servers on loopback, each on a free port, killed by its own PID on drop.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{free_tcp_port, wait_listening, ServerProcess};
+use crate::{free_tcp_port, wait_listening, Clip, ServerProcess};
 
 /// The script that runs GStreamer's RTSP server in RECORD mode.
 pub fn gst_script() -> PathBuf {
@@ -42,6 +42,17 @@ pub struct GstOptions {
     /// a relay mount then serves both tracks. A publisher may announce either track alone, in
     /// either order (see `servers/gst_rtsp_record.py`).
     pub audio: bool,
+}
+
+impl GstOptions {
+    /// H.264 and AAC ([`GstOptions::audio`]) with a PLAY relay of both at `mount`.
+    pub fn av_relay(mount: &str) -> GstOptions {
+        GstOptions {
+            audio: true,
+            relay_mount: Some(mount.to_string()),
+            ..GstOptions::default()
+        }
+    }
 }
 
 impl GstRtspRecord {
@@ -352,5 +363,114 @@ impl FfmpegListener {
     /// ffmpeg's log so far.
     pub fn log(&self) -> String {
         self.proc.log_text()
+    }
+}
+
+/// The ffmpeg CLI publishing at real time (`-re`) in the background: an independent publisher.
+/// To an `rtmp://` URL as FLV, to an RTSP URL over TCP. Killed by its own PID on drop when it
+/// is still running.
+#[derive(Debug)]
+pub struct FfmpegPublisher {
+    child: Child,
+}
+
+impl FfmpegPublisher {
+    /// Publishes the clip's video (`-map 0:v:0 -c copy`).
+    pub fn start(url: &str, clip: &Clip) -> FfmpegPublisher {
+        let mp4 = clip.mp4.to_string_lossy();
+        FfmpegPublisher::spawn(&["-i", &mp4, "-map", "0:v:0", "-c", "copy"], url)
+    }
+
+    /// Publishes the clip's video and audio (`-map 0:v:0 -map 0:a:0 -c copy`).
+    pub fn start_av(url: &str, clip: &Clip) -> FfmpegPublisher {
+        let mp4 = clip.mp4.to_string_lossy();
+        let args = ["-i", &mp4, "-map", "0:v:0", "-map", "0:a:0", "-c", "copy"];
+        FfmpegPublisher::spawn(&args, url)
+    }
+
+    /// Publishes 3 s of a lavfi source, H.264 (160x120 at 15 fps, a key frame a second) and a
+    /// 440 Hz tone (48 kHz, mono) encoded with `audio` (ffmpeg's codec and rate arguments).
+    pub fn tone(url: &str, audio: &[&str]) -> FfmpegPublisher {
+        let mut args = vec![
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=15",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "3",
+            "-c:v",
+            "libx264",
+            "-g",
+            "15",
+            "-pix_fmt",
+            "yuv420p",
+        ];
+        args.extend_from_slice(audio);
+        FfmpegPublisher::spawn(&args, url)
+    }
+
+    /// `ffmpeg -re ARGS URL` with the output format of the URL's protocol: `args` name the
+    /// input (the first one is read at real time) and the codecs.
+    pub fn spawn(args: &[&str], url: &str) -> FfmpegPublisher {
+        let format: &[&str] = if url.starts_with("rtmp") {
+            &["-f", "flv"]
+        } else {
+            &["-rtsp_transport", "tcp", "-f", "rtsp"]
+        };
+        let child = Command::new("ffmpeg")
+            .args(["-v", "error", "-nostdin", "-re"])
+            .args(args)
+            .args(format)
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start ffmpeg: {e}"));
+        FfmpegPublisher { child }
+    }
+
+    /// True once ffmpeg exited.
+    pub fn is_finished(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Waits for ffmpeg (at most `timeout`); panics if it failed or did not finish.
+    pub fn wait(mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("ffmpeg publisher status") {
+                let mut err = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                assert!(status.success(), "ffmpeg publisher failed: {err}");
+                return;
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                panic!("ffmpeg publisher did not finish within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops ffmpeg now (by its PID) if it still runs.
+    pub fn kill(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for FfmpegPublisher {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

@@ -2,7 +2,6 @@
 //! a clip published live at real time, and a client collecting every frame's hash.
 #![allow(clippy::unwrap_used, dead_code)]
 
-use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -116,70 +115,6 @@ impl LivePublisher {
             Ok(Ok(n)) => n,
             Ok(Err(e)) => panic!("publisher failed: {e}"),
             Err(_) => panic!("publisher panicked"),
-        }
-    }
-}
-
-/// The ffmpeg CLI publishing a clip at real time (`-re`, copy): an independent publisher.
-pub struct FfmpegPublisher {
-    child: Child,
-}
-
-impl FfmpegPublisher {
-    /// `ffmpeg -re -i clip.mp4 -c copy` to an RTMP (`-f flv`) or RTSP (`-f rtsp`, TCP) URL.
-    pub fn start(url: &str, clip: &Clip) -> FfmpegPublisher {
-        let mut cmd = Command::new("ffmpeg");
-        cmd.args(["-v", "error", "-nostdin", "-re", "-i"])
-            .arg(&clip.mp4)
-            .args(["-map", "0:v:0", "-c", "copy"]);
-        if url.starts_with("rtmp") {
-            cmd.args(["-f", "flv"]);
-        } else {
-            cmd.args(["-rtsp_transport", "tcp", "-f", "rtsp"]);
-        }
-        let child = cmd
-            .arg(url)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        FfmpegPublisher { child }
-    }
-
-    /// True once ffmpeg exited.
-    pub fn is_finished(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
-    }
-
-    /// Waits for ffmpeg (at most `timeout`); panics if it failed.
-    pub fn wait(mut self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let mut err = String::new();
-                if let Some(mut e) = self.child.stderr.take() {
-                    use std::io::Read;
-                    let _ = e.read_to_string(&mut err);
-                }
-                assert!(status.success(), "ffmpeg publisher failed: {err}");
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("ffmpeg publisher did not finish within {timeout:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for FfmpegPublisher {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
         }
     }
 }
