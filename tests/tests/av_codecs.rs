@@ -12,15 +12,15 @@ use std::time::Duration;
 use mpegcoder::{push, PushOptions, PushSummary, VideoCodec};
 use mpegcoder_protocol_tests::*;
 
-/// A 2 s clip: H.264 (no B-frames, so any container keeps its timestamps) and a tone in
-/// `codec` (ffmpeg's encoder name) with `extra` arguments, in `container`.
+/// A 2 s clip: H.264 with B-frames (Matroska stores no decoding time for the first packets)
+/// and a tone in `codec` (ffmpeg's encoder name) with `extra` arguments, in `container`.
 fn clip(dir: &Path, codec: &str, extra: &[&str], container: &str) -> PathBuf {
     let out = dir.join(format!("av-{codec}.{container}"));
     run(Command::new("ffmpeg")
         .args(["-v", "error", "-nostdin", "-y", "-f", "lavfi"])
         .args(["-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi"])
         .args(["-i", "sine=frequency=440:sample_rate=48000", "-t", "2"])
-        .args(["-c:v", "libx264", "-bf", "0", "-g", "30", "-c:a", codec])
+        .args(["-c:v", "libx264", "-bf", "2", "-g", "30", "-c:a", codec])
         .args(extra)
         .arg(&out));
     out
@@ -50,6 +50,8 @@ fn mp3_and_g711_into_nginx_rtmp_arrive_packet_for_packet() {
         assert!(source.len() > 10, "{name}: {} source packets", source.len());
         let summary = copy_push(&input, &nginx.url(name));
         assert_eq!(summary.audio_codec.as_deref(), Some(name));
+        assert_eq!(summary.stats.frames_sent, 60, "{name}: video frames");
+        assert_eq!(summary.stats.refused_frames, 0, "{name}");
         assert_eq!(
             summary.stats.audio_frames_sent,
             source.len() as u64,

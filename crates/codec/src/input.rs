@@ -524,7 +524,27 @@ pub struct Demuxer {
     last_dts: Option<i64>,
     synthesized: bool,
     failed: bool,
+    /// A decoding time was stored for a video packet since the start (or the last rewind).
+    dts_seen: bool,
+    /// Packets read ahead while the first video packets had no decoding time (Matroska
+    /// stores none for the packets before the reordering delay): video packets waiting for
+    /// theirs, and the audio read between them, in container order.
+    held: std::collections::VecDeque<Held>,
+    /// Packets whose timestamps are settled, in container order.
+    ready: std::collections::VecDeque<DemuxedPacket>,
 }
+
+/// A packet read ahead (see [`Demuxer::held`]).
+#[derive(Debug)]
+enum Held {
+    /// A video packet without a decoding time yet.
+    Video(EncodedPacket),
+    Audio(EncodedPacket),
+}
+
+/// The most packets read ahead waiting for the first stored decoding time; past it the
+/// missing ones are taken from the presentation times.
+const MAX_HELD: usize = 16;
 
 impl std::fmt::Debug for Demuxer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -557,6 +577,9 @@ impl Demuxer {
             frame_ticks,
             last_dts: None,
             synthesized: false,
+            dts_seen: false,
+            held: std::collections::VecDeque::new(),
+            ready: std::collections::VecDeque::new(),
             failed: false,
         })
     }
@@ -610,12 +633,11 @@ impl Demuxer {
     ///
     /// A missing dts is taken from the pts (MPEG-TS stores only a PTS when both are equal).
     pub fn next_packet(&mut self) -> Result<Option<EncodedPacket>, CodecError> {
-        match self.src.read_packet() {
-            Ok(Some(p)) => Ok(Some(self.video_packet(&p))),
-            Ok(None) => Ok(None),
-            Err(e) => {
-                self.failed = true;
-                Err(e)
+        loop {
+            match self.next_media()? {
+                Some(DemuxedPacket::Video(p)) => return Ok(Some(p)),
+                Some(DemuxedPacket::Audio(_)) => continue,
+                None => return Ok(None),
             }
         }
     }
@@ -629,20 +651,77 @@ impl Demuxer {
     /// the pts), their stored duration (else one frame of [`AudioParams::frame_size`]
     /// samples, else 0), `key` true, and the audio stream's time base.
     pub fn next_media(&mut self) -> Result<Option<DemuxedPacket>, CodecError> {
-        match self.src.read_media() {
-            Ok(Some(SourcePacket::Video(p))) => {
-                Ok(Some(DemuxedPacket::Video(self.video_packet(&p))))
+        loop {
+            if let Some(p) = self.ready.pop_front() {
+                return Ok(Some(p));
             }
-            Ok(Some(SourcePacket::Audio(p))) => Ok(Some(DemuxedPacket::Audio(p))),
-            Ok(None) => Ok(None),
-            Err(e) => {
-                self.failed = true;
-                Err(e)
+            let read = match self.src.read_media() {
+                Ok(r) => r,
+                Err(e) => {
+                    self.failed = true;
+                    return Err(e);
+                }
+            };
+            match read {
+                Some(SourcePacket::Video(p)) => {
+                    if !self.dts_seen && p.dts().is_none() && p.pts().is_some() {
+                        // No decoding time yet: wait for the first stored one.
+                        let packet = self.video_packet(&p);
+                        self.held.push_back(Held::Video(packet));
+                        if self.held.len() >= MAX_HELD {
+                            self.settle_held(None);
+                        }
+                        continue;
+                    }
+                    self.dts_seen |= p.dts().is_some();
+                    let packet = self.video_packet(&p);
+                    self.settle_held(Some(packet.dts));
+                    self.ready.push_back(DemuxedPacket::Video(packet));
+                }
+                Some(SourcePacket::Audio(p)) if !self.held.is_empty() => {
+                    self.held.push_back(Held::Audio(p));
+                }
+                Some(SourcePacket::Audio(p)) => return Ok(Some(DemuxedPacket::Audio(p))),
+                None => {
+                    if self.held.is_empty() {
+                        return Ok(None);
+                    }
+                    self.settle_held(None);
+                }
             }
         }
     }
 
-    /// A video packet with its timestamps filled in.
+    /// Gives the held video packets their decoding times and moves everything held to the
+    /// ready queue. With `next_dts`, the decoding time of the first video packet that had
+    /// one, the held packets precede it one frame apart: how a reordering delay of that many
+    /// frames starts (ISO/IEC 14496-12 §8.6.1.2: decoding times increase, and each is at
+    /// most the packet's presentation time). Without it they keep their presentation times.
+    fn settle_held(&mut self, next_dts: Option<i64>) {
+        let videos = self
+            .held
+            .iter()
+            .filter(|h| matches!(h, Held::Video(_)))
+            .count() as i64;
+        let mut k = 0i64;
+        while let Some(h) = self.held.pop_front() {
+            match h {
+                Held::Video(mut p) => {
+                    if let Some(d) = next_dts {
+                        let dts = d.saturating_sub((videos - k).saturating_mul(self.frame_ticks));
+                        p.dts = dts.min(p.pts);
+                    }
+                    k += 1;
+                    self.ready.push_back(DemuxedPacket::Video(p));
+                }
+                Held::Audio(p) => self.ready.push_back(DemuxedPacket::Audio(p)),
+            }
+        }
+        self.dts_seen = true;
+    }
+
+    /// A video packet with its timestamps filled in (a missing dts taken from the pts; see
+    /// [`Demuxer::settle_held`] for the packets before the first stored dts).
     fn video_packet(&mut self, packet: &ff::Packet) -> EncodedPacket {
         let (pts, dts) = match (packet.pts(), packet.dts()) {
             (Some(p), Some(d)) => (p, d),
@@ -677,6 +756,9 @@ impl Demuxer {
         self.src.rewind()?;
         self.last_dts = None;
         self.failed = false;
+        self.dts_seen = false;
+        self.held.clear();
+        self.ready.clear();
         Ok(())
     }
 }
