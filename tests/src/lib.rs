@@ -943,3 +943,75 @@ pub fn psnr(decoded: &Path, reference: &Path) -> (f64, usize) {
         .unwrap_or_else(|| panic!("cannot read the PSNR in {line:?}"));
     (avg, framemd5(decoded).len())
 }
+
+/// How far a recorded start offset (first audio pts minus first video pts) may be from the
+/// source's. Matroska and FLV keep milliseconds, so rounding alone moves it by up to 2 ms.
+/// An AAC frame lasts 21.3 ms at 48 kHz, and the A/V clip's own offset is one frame (the
+/// encoder's priming): a server timing each stream from its first arrival instead of the
+/// sender reports records some 20 ms off (measured: between 0 and +20 ms instead of -21 ms),
+/// which this bound catches.
+pub const AV_OFFSET_TOLERANCE_S: f64 = 0.005;
+
+/// The 2 s A/V clip of the audio tests (60 frames at 30 fps with B-frames, 48 kHz stereo
+/// AAC of 95 frames, the first the encoder's priming 21.3 ms before the video), checked.
+pub fn av_clip(dir: &Path) -> Clip {
+    let clip = Clip::generate(dir, ClipSpec::default().with_audio(AudioSpec::default()));
+    assert!(clip.has_bframes());
+    assert_eq!(clip.framemd5.len(), 60);
+    assert_eq!(clip.audio_time_base, Some((1, 48_000)));
+    // 2 s of 1024-sample frames, plus the frame of encoder priming.
+    assert_eq!(clip.audio_packets.len(), 95);
+    assert_eq!(clip.audio_md5.len(), clip.audio_packets.len());
+    assert_distinct(&clip.audio_md5);
+    assert!(!clip.audio_extradata.is_empty());
+    let offset = clip.audio_start_offset.unwrap();
+    assert!(
+        (offset + 1024.0 / 48_000.0).abs() < 1e-6,
+        "source start offset {offset}"
+    );
+    clip
+}
+
+/// A recording's start offset (first audio pts minus first video pts), in seconds.
+pub fn start_offset(rec: &Path, what: &str) -> f64 {
+    let (v, a) = first_pts(rec);
+    let (v, a) = (
+        v.unwrap_or_else(|| panic!("{what}: no video pts")),
+        a.unwrap_or_else(|| panic!("{what}: no audio pts")),
+    );
+    a - v
+}
+
+/// Checks that a recording's start offset is the clip's within [`AV_OFFSET_TOLERANCE_S`].
+pub fn assert_start_offset(clip: &Clip, rec: &Path, what: &str) {
+    let source = clip.audio_start_offset.unwrap();
+    let got = start_offset(rec, what);
+    assert!(
+        (got - source).abs() <= AV_OFFSET_TOLERANCE_S,
+        "{what}: recorded start offset {:.1} ms, source {:.1} ms",
+        got * 1e3,
+        source * 1e3
+    );
+}
+
+/// Checks that a recording's 48 kHz AAC timestamps increase by one frame each (within the
+/// containers' millisecond rounding): no packet lost its timestamp or was re-timed.
+pub fn assert_audio_steady(rec: &Path, what: &str) {
+    let times = packet_times(rec, "a:0");
+    let frame = 1024.0 / 48_000.0;
+    for (i, w) in times.windows(2).enumerate() {
+        let (a, b) = (w[0].pts.unwrap(), w[1].pts.unwrap());
+        assert!(
+            ((b - a) - frame).abs() <= 0.0015,
+            "{what}: audio packet {} at {b:.4} s follows {a:.4} s (expected +{frame:.4} s)",
+            i + 1
+        );
+    }
+}
+
+/// Checks that every hash differs from the others, so a hash names one source packet or frame
+/// (the clip's tones never make the AAC encoder repeat a frame).
+pub fn assert_distinct(hashes: &[String]) {
+    let unique: std::collections::HashSet<&String> = hashes.iter().collect();
+    assert_eq!(unique.len(), hashes.len(), "repeated hashes");
+}

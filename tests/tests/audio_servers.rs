@@ -10,41 +10,6 @@ use std::time::{Duration, Instant};
 
 use mpegcoder_protocol_tests::*;
 
-/// How far the recorded start offset (first audio pts minus first video pts) may be from the
-/// source's. Matroska and FLV keep milliseconds, so rounding alone moves it by up to 2 ms.
-/// An AAC frame lasts 21.3 ms at 48 kHz, and the clip's own offset is one frame (the encoder's
-/// priming): GStreamer timing each stream from its first arrival (its sync unable to use
-/// ffmpeg's sender reports) recorded between 0 and +20 ms here instead of -21 ms, which this
-/// bound catches.
-const OFFSET_TOLERANCE_S: f64 = 0.005;
-
-/// A 2 s A/V clip (60 frames at 30 fps with B-frames, 48 kHz stereo AAC): `-re` pushes take
-/// real time.
-fn av_clip(dir: &Path) -> Clip {
-    let clip = Clip::generate(dir, ClipSpec::default().with_audio(AudioSpec::default()));
-    assert!(clip.has_bframes());
-    assert_eq!(clip.framemd5.len(), 60);
-    assert_eq!(clip.audio_time_base, Some((1, 48_000)));
-    // 2 s of 1024-sample frames, plus the frame of encoder priming.
-    assert_eq!(clip.audio_packets.len(), 95);
-    assert_eq!(clip.audio_md5.len(), clip.audio_packets.len());
-    assert_distinct(&clip.audio_md5);
-    assert!(!clip.audio_extradata.is_empty());
-    let offset = clip.audio_start_offset.unwrap();
-    assert!(
-        (offset + 1024.0 / 48_000.0).abs() < 1e-6,
-        "source start offset {offset}"
-    );
-    clip
-}
-
-/// Every packet hash differs from the others, so a hash names one source packet (the tones
-/// never make the AAC encoder repeat a frame).
-fn assert_distinct(hashes: &[String]) {
-    let unique: std::collections::HashSet<&String> = hashes.iter().collect();
-    assert_eq!(unique.len(), hashes.len(), "repeated packet hashes");
-}
-
 /// Pushes the clip paced (`-re`) with ffmpeg, both tracks copied.
 fn ffmpeg_push(clip: &Clip, args: &[&str], url: &str) -> Duration {
     let started = Instant::now();
@@ -89,31 +54,6 @@ fn ffmpeg_unsent_aac_frames(clip: &Clip) -> usize {
     frames
 }
 
-/// Checks that the recording's audio timestamps increase by one AAC frame each time (within the
-/// container's millisecond rounding): no packet lost its timestamp or was re-timed.
-fn assert_audio_steady(rec: &Path, what: &str) {
-    let times = packet_times(rec, "a:0");
-    let frame = 1024.0 / 48_000.0;
-    for (i, w) in times.windows(2).enumerate() {
-        let (a, b) = (w[0].pts.unwrap(), w[1].pts.unwrap());
-        assert!(
-            ((b - a) - frame).abs() <= 0.0015,
-            "{what}: audio packet {} at {b:.3} s follows {a:.3} s (expected +{frame:.4} s)",
-            i + 1
-        );
-    }
-}
-
-/// The recording's start offset against the source's, in seconds.
-fn start_offset(rec: &Path, what: &str) -> f64 {
-    let (v, a) = first_pts(rec);
-    let (v, a) = (
-        v.unwrap_or_else(|| panic!("{what}: no video pts")),
-        a.unwrap_or_else(|| panic!("{what}: no audio pts")),
-    );
-    a - v
-}
-
 #[test]
 fn ffmpeg_av_into_gstreamer_record_tcp_and_udp() {
     if !require("ffmpeg_av_into_gstreamer_record_tcp_and_udp", GST_TOOLS) {
@@ -151,7 +91,7 @@ fn ffmpeg_av_into_gstreamer_record_tcp_and_udp() {
             source_offset * 1e3
         );
         assert!(
-            (offset - source_offset).abs() <= OFFSET_TOLERANCE_S,
+            (offset - source_offset).abs() <= AV_OFFSET_TOLERANCE_S,
             "{what}: recorded start offset {offset:.4} s, source {source_offset:.4} s; server \
              log: {}",
             server.log()
@@ -183,7 +123,7 @@ fn ffmpeg_av_into_nginx_rtmp() {
         source_offset * 1e3
     );
     assert!(
-        (offset - source_offset).abs() <= OFFSET_TOLERANCE_S,
+        (offset - source_offset).abs() <= AV_OFFSET_TOLERANCE_S,
         "nginx: recorded start offset {offset:.4} s, source {source_offset:.4} s"
     );
 }

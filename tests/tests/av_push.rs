@@ -13,20 +13,8 @@ use std::time::Duration;
 use mpegcoder::{push, PushOptions, PushSummary, Transport, VideoCodec};
 use mpegcoder_protocol_tests::*;
 
-/// How far the recorded start offset may be from the source's. The containers keep
-/// milliseconds, so rounding alone moves it by up to 2 ms; one AAC frame is 21.3 ms, and a
-/// server that timed each track from its first arrival instead of the sender reports records
-/// some 20 ms off (measured with the harness's own checks), which this bound catches.
-const OFFSET_TOLERANCE_S: f64 = 0.005;
-
-/// A 2 s clip: 60 frames of H.264 with B-frames and 95 AAC frames (48 kHz stereo, the first
-/// one the encoder's priming, 21.3 ms before the video).
-fn av_clip(dir: &Path) -> Clip {
-    let clip = Clip::generate(dir, ClipSpec::default().with_audio(AudioSpec::default()));
-    assert!(clip.has_bframes());
-    assert_eq!(clip.audio_packets.len(), 95);
-    clip
-}
+mod av_common;
+use av_common::assert_summary;
 
 fn options(clip: &Clip, url: &str, codec: VideoCodec) -> PushOptions {
     let mut o = PushOptions::new(clip.mp4.to_string_lossy(), url).with_codec(codec);
@@ -39,53 +27,6 @@ fn options(clip: &Clip, url: &str, codec: VideoCodec) -> PushOptions {
 
 fn run_push(o: &PushOptions) -> PushSummary {
     push(o, &AtomicBool::new(false), |_| {}).unwrap_or_else(|e| panic!("push failed: {e}"))
-}
-
-fn start_offset(rec: &Path, what: &str) -> f64 {
-    let (v, a) = first_pts(rec);
-    let (v, a) = (
-        v.unwrap_or_else(|| panic!("{what}: no video in the recording")),
-        a.unwrap_or_else(|| panic!("{what}: no audio in the recording")),
-    );
-    a - v
-}
-
-fn assert_offset(clip: &Clip, rec: &Path, what: &str) {
-    let source = clip.audio_start_offset.unwrap();
-    let got = start_offset(rec, what);
-    assert!(
-        (got - source).abs() <= OFFSET_TOLERANCE_S,
-        "{what}: recorded start offset {:.1} ms, source {:.1} ms",
-        got * 1e3,
-        source * 1e3
-    );
-}
-
-/// Audio timestamps increase by one AAC frame each (within the containers' millisecond
-/// rounding): no frame lost its time or was re-timed.
-fn assert_audio_steady(rec: &Path, what: &str) {
-    let times = packet_times(rec, "a:0");
-    let frame = 1024.0 / 48_000.0;
-    for (i, w) in times.windows(2).enumerate() {
-        let (a, b) = (w[0].pts.unwrap(), w[1].pts.unwrap());
-        assert!(
-            ((b - a) - frame).abs() <= 0.0015,
-            "{what}: audio packet {} at {b:.4} s follows {a:.4} s",
-            i + 1
-        );
-    }
-}
-
-fn assert_summary(s: &PushSummary, clip: &Clip, what: &str) {
-    assert_eq!(s.audio_codec.as_deref(), Some("aac"), "{what}");
-    assert_eq!(s.stats.frames_sent, 60, "{what}: video frames sent");
-    assert_eq!(
-        s.stats.audio_frames_sent,
-        clip.audio_packets.len() as u64,
-        "{what}: audio frames sent"
-    );
-    let bytes: usize = clip.audio_packets.iter().map(|p| p.data.len()).sum();
-    assert_eq!(s.stats.audio_bytes_sent, bytes as u64, "{what}");
 }
 
 #[test]
@@ -114,7 +55,7 @@ fn copy_av_into_gstreamer_over_tcp_and_udp_arrives_exact_and_in_sync() {
         assert_frames_match(&clip.framemd5, &framemd5(&rec), true, &what);
         assert_audio_match(&clip.audio_md5, &audio_framemd5(&rec), &what);
         assert_audio_steady(&rec, &what);
-        assert_offset(&clip, &rec, &what);
+        assert_start_offset(&clip, &rec, &what);
     }
 }
 
@@ -132,7 +73,7 @@ fn copy_av_into_nginx_rtmp_arrives_exact_and_in_sync() {
     assert_frames_match(&clip.framemd5, &framemd5(&flv), true, "nginx");
     assert_audio_match(&clip.audio_md5, &audio_framemd5(&flv), "nginx");
     assert_audio_steady(&flv, "nginx");
-    assert_offset(&clip, &flv, "nginx");
+    assert_start_offset(&clip, &flv, "nginx");
     let ts = check_timestamps(&flv);
     assert_eq!(ts.non_monotonic_dts, 0, "nginx: video DTS");
 }
@@ -152,7 +93,7 @@ fn libx264_with_audio_keeps_every_frame_and_the_audio_untouched() {
     assert_eq!(frames, 60, "nginx libx264: frames");
     assert!(db > 35.0, "nginx libx264: PSNR {db:.2} dB");
     assert_audio_match(&clip.audio_md5, &audio_framemd5(&flv), "nginx libx264");
-    assert_offset(&clip, &flv, "nginx libx264");
+    assert_start_offset(&clip, &flv, "nginx libx264");
 
     let server = GstRtspRecord::start_with(
         dir.path(),
@@ -170,7 +111,7 @@ fn libx264_with_audio_keeps_every_frame_and_the_audio_untouched() {
     assert_eq!(frames, 60, "GStreamer libx264: frames");
     assert!(db > 35.0, "GStreamer libx264: PSNR {db:.2} dB");
     assert_audio_match(&clip.audio_md5, &audio_framemd5(&rec), "GStreamer libx264");
-    assert_offset(&clip, &rec, "GStreamer libx264");
+    assert_start_offset(&clip, &rec, "GStreamer libx264");
 }
 
 /// 60 s of stream from 30 passes over the 2 s clip: every pass arrives whole, and the offset
@@ -215,7 +156,7 @@ fn sixty_seconds_of_loops_keep_audio_and_video_aligned() {
         let a0 = audio[pass * 95].pts.unwrap();
         let offset = a0 - v0;
         assert!(
-            (offset - source).abs() <= OFFSET_TOLERANCE_S,
+            (offset - source).abs() <= AV_OFFSET_TOLERANCE_S,
             "pass {pass}: offset {:.1} ms, source {:.1} ms",
             offset * 1e3,
             source * 1e3

@@ -23,7 +23,7 @@ const JOIN_AFTER: Duration = Duration::from_millis(400);
 
 /// The harness's 2 s clip (320x240 at 30 fps with B-frames, 48 kHz stereo AAC), a key frame
 /// every 30 frames.
-fn av_clip(dir: &std::path::Path) -> Clip {
+fn av_clip_gop30(dir: &std::path::Path) -> Clip {
     let spec = ClipSpec::default().with_gop(30);
     let clip = Clip::generate(dir, spec.with_audio(AudioSpec::default()));
     assert!(
@@ -49,7 +49,7 @@ fn pull_rtmp_audio_frames_equal_the_source_packets() {
         return;
     }
     let dir = TempDir::new("pull-audio-rtmp");
-    let clip = av_clip(dir.path());
+    let clip = av_clip_gop30(dir.path());
     let nginx = NginxRtmp::start(dir.path());
     let url = nginx.url("av");
     let publisher = FfmpegPublisher::start_av(&url, &clip);
@@ -122,7 +122,7 @@ fn client_records_adts_and_hands_out_the_same_audio_frames() {
         return;
     }
     let dir = TempDir::new("pull-audio-client");
-    let clip = av_clip(dir.path());
+    let clip = av_clip_gop30(dir.path());
     let nginx = NginxRtmp::start(dir.path());
     let url = nginx.url("adts");
     let publisher = FfmpegPublisher::start_av(&url, &clip);
@@ -314,7 +314,7 @@ fn pull_rtsp_aac_frames_equal_the_source_packets() {
         return;
     }
     let dir = TempDir::new("pull-audio-rtsp");
-    let clip = av_clip(dir.path());
+    let clip = av_clip_gop30(dir.path());
     let (server, port) = play_server(dir.path(), &clip);
     let url = format!("rtsp://127.0.0.1:{port}/av");
 
@@ -388,7 +388,7 @@ fn pull_rtsp_skips_opus_and_hands_out_g711() {
         return;
     }
     let dir = TempDir::new("pull-audio-rtsp-codecs");
-    let clip = av_clip(dir.path());
+    let clip = av_clip_gop30(dir.path());
     let (server, port) = play_server(dir.path(), &clip);
     for mount in ["opus", "pcma"] {
         let url = format!("rtsp://127.0.0.1:{port}/{mount}");
@@ -440,7 +440,7 @@ fn async_client_hands_out_the_audio_frames() {
         return;
     }
     let dir = TempDir::new("pull-audio-async");
-    let clip = av_clip(dir.path());
+    let clip = av_clip_gop30(dir.path());
     let nginx = NginxRtmp::start(dir.path());
     let url = nginx.url("async");
     let publisher = FfmpegPublisher::start_av(&url, &clip);

@@ -1,5 +1,5 @@
-//! Shared by the tests that pull audio back (tests/tests/pull_audio.rs, av_roundtrip.rs):
-//! hashing what a reader handed out, and draining a [`Puller`].
+//! Shared by the audio tests (pull_audio.rs, av_roundtrip.rs, av_push.rs): hashing what a
+//! reader handed out, draining a [`Puller`], and what an A/V push reports.
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::path::Path;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use md5::{Digest, Md5};
 use mpegcoder::transport::pull::{PullError, PullStats, Puller};
 use mpegcoder::transport::{AccessUnit, AudioFrame, AudioTrack, Media, VideoTrack};
+use mpegcoder::PushSummary;
 use mpegcoder_protocol_tests::{framemd5, Clip};
 
 /// The MD5 (lowercase hex) of `data`: comparable with the harness's `audio_framemd5`, which is
@@ -22,6 +23,27 @@ pub fn md5_hex(data: &[u8]) -> String {
 /// The MD5 of every audio frame's data.
 pub fn audio_md5s(frames: &[AudioFrame]) -> Vec<String> {
     frames.iter().map(|f| md5_hex(&f.data)).collect()
+}
+
+/// What a push of the A/V clip reports: every video and audio packet of the clip sent, and
+/// the audio's bytes.
+pub fn assert_summary(s: &PushSummary, clip: &Clip, what: &str) {
+    assert_eq!(s.audio_codec.as_deref(), Some("aac"), "{what}");
+    assert_eq!(
+        s.stats.frames_sent,
+        clip.packets.len() as u64,
+        "{what}: video frames sent"
+    );
+    assert_eq!(
+        s.stats.audio_frames_sent,
+        clip.audio_packets.len() as u64,
+        "{what}: audio frames sent"
+    );
+    let bytes: usize = clip.audio_packets.iter().map(|p| p.data.len()).sum();
+    assert_eq!(
+        s.stats.audio_bytes_sent, bytes as u64,
+        "{what}: audio bytes"
+    );
 }
 
 /// A current-thread tokio runtime with its timers and sockets.

@@ -1438,6 +1438,17 @@ fn av_recording(opts: RtspOptions, t0: Instant) -> RtspPublisherCore {
     core
 }
 
+/// The sender reports of every interleaved RTCP packet among `outs`.
+fn interleaved_sender_reports(outs: &[Out]) -> Vec<(u32, f64, u32)> {
+    outs.iter()
+        .flat_map(|o| match o {
+            Out::Tcp(b) => frames(b),
+            _ => Vec::new(),
+        })
+        .flat_map(|(_, p)| sender_reports(&p))
+        .collect()
+}
+
 /// (ssrc, NTP as f64 seconds, RTP timestamp) of each sender report in a compound packet.
 fn sender_reports(data: &[u8]) -> Vec<(u32, f64, u32)> {
     crate::rtcp::parse_compound(data)
@@ -1520,14 +1531,7 @@ fn tcp_audio_track_has_its_own_setup_channels_ssrc_and_sender_reports() {
     let t2 = t1 + Duration::from_secs(5);
     core.handle_timeout(t2).unwrap();
     let outs = drain(&mut core);
-    let srs: Vec<_> = outs
-        .iter()
-        .flat_map(|o| match o {
-            Out::Tcp(b) => frames(b),
-            _ => Vec::new(),
-        })
-        .flat_map(|(_, p)| sender_reports(&p))
-        .collect();
+    let srs = interleaved_sender_reports(&outs);
     assert_eq!(srs.len(), 2, "{outs:?}");
     // Media time at t2: 21 ms + 5 s.
     let media_s = 0.021 + 5.0;
@@ -1694,14 +1698,7 @@ fn the_sender_report_clock_ignores_early_units_and_follows_late_ones() {
     let report_at = |core: &mut RtspPublisherCore, at: Instant| -> (u32, u32) {
         drain(core);
         core.handle_timeout(at).unwrap();
-        let srs: Vec<_> = drain(core)
-            .iter()
-            .flat_map(|o| match o {
-                Out::Tcp(b) => frames(b),
-                _ => Vec::new(),
-            })
-            .flat_map(|(_, p)| sender_reports(&p))
-            .collect();
+        let srs = interleaved_sender_reports(&drain(core));
         assert_eq!(srs.len(), 2, "{srs:?}");
         (srs[0].2, srs[1].2)
     };

@@ -113,33 +113,41 @@ fn audio_media(track: &AudioTrack, pt: u8, control: &str) -> Media {
             value: Some(format!("{pt} {f}")),
         });
     }
+    media_section("audio", pt, control, track.bitrate, attributes)
+}
+
+/// An `m=` section (RFC 4566 §5.14) of `kind` with payload type `pt`: port 0 (a RECORD
+/// publisher's ports go in SETUP), `b=AS:<kilobits per second>` when the bit rate is known
+/// (§5.8), the given attributes, then `a=control`.
+fn media_section(
+    kind: &str,
+    pt: u8,
+    control: &str,
+    bitrate: Option<u64>,
+    mut attributes: Vec<Attribute>,
+) -> Media {
     attributes.push(Attribute {
         attribute: "control".into(),
         value: Some(control.to_string()),
     });
     Media {
-        media: "audio".into(),
+        media: kind.into(),
         port: 0,
         num_ports: None,
         proto: "RTP/AVP".into(),
         fmt: pt.to_string(),
         media_title: None,
         connections: Vec::new(),
-        bandwidths: bandwidth(track.bitrate),
+        bandwidths: bitrate
+            .map(|b| sdp_types::Bandwidth {
+                bwtype: "AS".into(),
+                bandwidth: b.div_ceil(1000),
+            })
+            .into_iter()
+            .collect(),
         key: None,
         attributes,
     }
-}
-
-/// `b=AS:<kilobits per second>` (RFC 4566 §5.8), when the bit rate is known.
-fn bandwidth(bitrate: Option<u64>) -> Vec<sdp_types::Bandwidth> {
-    bitrate
-        .map(|b| sdp_types::Bandwidth {
-            bwtype: "AS".into(),
-            bandwidth: b.div_ceil(1000),
-        })
-        .into_iter()
-        .collect()
 }
 
 /// The `m=video` section of an H.264 track.
@@ -169,22 +177,7 @@ fn video_media(track: &VideoTrack, pt: u8, control: &str) -> Media {
             value: Some(text),
         });
     }
-    attributes.push(Attribute {
-        attribute: "control".into(),
-        value: Some(control.to_string()),
-    });
-    Media {
-        media: "video".into(),
-        port: 0,
-        num_ports: None,
-        proto: "RTP/AVP".into(),
-        fmt: pt.to_string(),
-        media_title: None,
-        connections: Vec::new(),
-        bandwidths: bandwidth(track.bitrate),
-        key: None,
-        attributes,
-    }
+    media_section("video", pt, control, track.bitrate, attributes)
 }
 
 /// Builds the SDP session description (kept private: `sdp_types` stays out of our public API).

@@ -597,25 +597,9 @@ impl RtmpPublisherCore {
         timestamp: u32,
     ) -> Result<(), RtmpError> {
         let len = body.len() as u64;
-        let session = self
-            .conn
-            .session_mut()
-            .ok_or(RtmpError::InvalidState("no session"))?;
-        // Audio goes on its own chunk stream (rml_rtmp: csid 5 for type 8), so its headers
-        // never disturb the video's.
-        let result = session.publish_audio_data(body, RtmpTimestamp::new(timestamp), false);
-        match result {
-            Ok(ClientSessionResult::OutboundResponse(p)) => {
-                self.queue(now, p.bytes);
-                self.stats.audio_bytes += len;
-                Ok(())
-            }
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let err = self.protocol(Step::Streaming, e);
-                Err(self.fail_with(err))
-            }
-        }
+        self.publish(now, body, timestamp, true)?;
+        self.stats.audio_bytes += len;
+        Ok(())
     }
 
     fn publish_video(
@@ -625,17 +609,35 @@ impl RtmpPublisherCore {
         timestamp: u32,
     ) -> Result<(), RtmpError> {
         let len = body.len() as u64;
+        self.publish(now, body, timestamp, false)?;
+        self.stats.video_bytes += len;
+        Ok(())
+    }
+
+    /// Queues one audio or video message. Never droppable: we do not drop packets, and a
+    /// droppable packet forces rml_rtmp to send the next chunk header in full (type 0). Audio
+    /// goes on its own chunk stream (rml_rtmp: csid 5 for type 8, 4 for video), so neither
+    /// disturbs the other's header compression.
+    fn publish(
+        &mut self,
+        now: Instant,
+        body: Bytes,
+        timestamp: u32,
+        audio: bool,
+    ) -> Result<(), RtmpError> {
         let session = self
             .conn
             .session_mut()
             .ok_or(RtmpError::InvalidState("no session"))?;
-        // Never droppable: we do not drop packets, and a droppable packet forces rml_rtmp to
-        // send the next chunk header in full (type 0).
-        let result = session.publish_video_data(body, RtmpTimestamp::new(timestamp), false);
+        let timestamp = RtmpTimestamp::new(timestamp);
+        let result = if audio {
+            session.publish_audio_data(body, timestamp, false)
+        } else {
+            session.publish_video_data(body, timestamp, false)
+        };
         match result {
             Ok(ClientSessionResult::OutboundResponse(p)) => {
                 self.queue(now, p.bytes);
-                self.stats.video_bytes += len;
                 Ok(())
             }
             Ok(_) => Ok(()),
