@@ -476,11 +476,11 @@ impl RtmpPublisherCore {
                 return Err(MediaError::NoTrack { kind: "video" }.into());
             };
             let header = flv::sequence_header_body(avc)?;
-            self.publish_video(now, header, time.timestamp)?;
+            self.publish(now, header, time.timestamp, false)?;
             self.sequence_header_sent = true;
             self.stats.sequence_headers += 1;
         }
-        self.publish_video(now, body, time.timestamp)?;
+        self.publish(now, body, time.timestamp, false)?;
         self.stats.frames += 1;
         if frame == FrameType::Key {
             self.stats.key_frames += 1;
@@ -517,11 +517,11 @@ impl RtmpPublisherCore {
         let ms = frame.pts_in(TimeBase::MILLIS);
         let time = self.audio_timeline.next(ms, ms)?;
         if let Some(header) = header {
-            self.publish_audio(now, header, time.timestamp)?;
+            self.publish(now, header, time.timestamp, true)?;
             self.stats.audio_sequence_headers += 1;
         }
         self.audio_header_sent = true;
-        self.publish_audio(now, body, time.timestamp)?;
+        self.publish(now, body, time.timestamp, true)?;
         self.stats.audio_frames += 1;
         Ok(())
     }
@@ -538,7 +538,7 @@ impl RtmpPublisherCore {
         }
         if self.state == PublishState::Publishing {
             if let (true, Some(last)) = (self.sequence_header_sent, self.timeline.last()) {
-                self.publish_video(now, flv::end_of_sequence_body(), last.timestamp)?;
+                self.publish(now, flv::end_of_sequence_body(), last.timestamp, false)?;
             }
             let results = self
                 .conn
@@ -590,30 +590,6 @@ impl RtmpPublisherCore {
         }
     }
 
-    fn publish_audio(
-        &mut self,
-        now: Instant,
-        body: Bytes,
-        timestamp: u32,
-    ) -> Result<(), RtmpError> {
-        let len = body.len() as u64;
-        self.publish(now, body, timestamp, true)?;
-        self.stats.audio_bytes += len;
-        Ok(())
-    }
-
-    fn publish_video(
-        &mut self,
-        now: Instant,
-        body: Bytes,
-        timestamp: u32,
-    ) -> Result<(), RtmpError> {
-        let len = body.len() as u64;
-        self.publish(now, body, timestamp, false)?;
-        self.stats.video_bytes += len;
-        Ok(())
-    }
-
     /// Queues one audio or video message. Never droppable: we do not drop packets, and a
     /// droppable packet forces rml_rtmp to send the next chunk header in full (type 0). Audio
     /// goes on its own chunk stream (rml_rtmp: csid 5 for type 8, 4 for video), so neither
@@ -625,6 +601,7 @@ impl RtmpPublisherCore {
         timestamp: u32,
         audio: bool,
     ) -> Result<(), RtmpError> {
+        let len = body.len() as u64;
         let session = self
             .conn
             .session_mut()
@@ -638,6 +615,11 @@ impl RtmpPublisherCore {
         match result {
             Ok(ClientSessionResult::OutboundResponse(p)) => {
                 self.queue(now, p.bytes);
+                if audio {
+                    self.stats.audio_bytes += len;
+                } else {
+                    self.stats.video_bytes += len;
+                }
                 Ok(())
             }
             Ok(_) => Ok(()),
