@@ -5,6 +5,9 @@
 #
 #   bash scripts/bench.sh                  # everything (about 20 minutes)
 #   bash scripts/bench.sh --repeat 3       # extra arguments go to `mpegcoder-bench run`
+#   bash scripts/bench.sh --repeat 3 --modes copy,libx264,copy-av
+#                                          # also the audio+video copy push (about 6 more
+#                                          # minutes with --repeat 3; not in the defaults)
 #   BENCH_OUT=/tmp/b bash scripts/bench.sh # output directory (default target/bench)
 #   BENCH_CRITERION=0 bash scripts/bench.sh  # skip the criterion benches
 #

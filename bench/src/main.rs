@@ -1,8 +1,9 @@
 //! Publisher benchmarks, mpegcoder side by side with ffmpeg (see BENCHMARKS.md).
 //!
 //! `mpegcoder-bench run` publishes the same clip with `mpegcoder push` and with `ffmpeg -re`,
-//! in copy and libx264 modes, over RTSP/TCP, RTSP/UDP and RTMP, to sinks of its own that
-//! record when every frame arrives; GNU time measures each publisher process. Then it pushes
+//! in copy and libx264 modes (and, with `--modes copy-av`, an audio+video variant of the clip
+//! in copy mode), over RTSP/TCP, RTSP/UDP and RTMP, to sinks of its own that record when
+//! every frame and every audio packet arrives; GNU time measures each publisher process. Then it pushes
 //! N copy streams at once from one process (`mpegcoder-bench push-many`) to its RTMP sink and
 //! to nginx-rtmp, for growing N. It prints markdown tables and writes `report.json` and
 //! `report.md` into the output directory. `mpegcoder-bench criterion` summarizes the
@@ -28,7 +29,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
-use crate::clip::ClipSpec;
+use crate::clip::{AudioSpec, AvClip, ClipSpec};
 use crate::many::{Design, ManyOptions};
 use crate::single::{Mode, Proto, Setup, Side};
 
@@ -89,7 +90,8 @@ struct RunArgs {
     /// Length of the side-by-side clip, seconds.
     #[arg(long, default_value_t = 20)]
     seconds: u32,
-    /// Modes to run.
+    /// Modes to run: copy, libx264, copy-av (the clip with an AAC track next to the video,
+    /// both passed through).
     #[arg(long, value_delimiter = ',', default_values = ["copy", "libx264"])]
     modes: Vec<String>,
     /// Protocols to run.
@@ -239,6 +241,7 @@ fn machine(args: &RunArgs) -> Machine {
 struct Report {
     machine: Machine,
     clip: Option<ClipSpec>,
+    av_clip: Option<AvClip>,
     bitrate: String,
     repetitions: usize,
     summary: Vec<report::Row>,
@@ -254,7 +257,8 @@ fn parse_modes(names: &[String]) -> Result<Vec<Mode>> {
         .map(|m| match m.as_str() {
             "copy" => Ok(Mode::Copy),
             "libx264" => Ok(Mode::Libx264),
-            other => bail!("unknown mode {other:?} (copy, libx264)"),
+            "copy-av" => Ok(Mode::CopyAv),
+            other => bail!("unknown mode {other:?} (copy, libx264, copy-av)"),
         })
         .collect()
 }
@@ -320,6 +324,7 @@ fn run(args: &RunArgs) -> Result<()> {
     let mut report = Report {
         machine,
         clip: None,
+        av_clip: None,
         bitrate: args.bitrate.clone(),
         repetitions: args.repeat,
         summary: Vec::new(),
@@ -333,11 +338,26 @@ fn run(args: &RunArgs) -> Result<()> {
         let spec = ClipSpec::hd(args.seconds);
         let clip = clip::ensure(&ffmpeg, &ffprobe, &clips, spec)?;
         report.clip = Some(spec);
+        let av = if modes.iter().any(|m| m.has_audio()) {
+            let av = clip::ensure_av(
+                &ffmpeg,
+                &ffprobe,
+                &clips,
+                &clip,
+                spec,
+                AudioSpec::AAC_48K_STEREO,
+            )?;
+            report.av_clip = Some(av.clone());
+            Some(av)
+        } else {
+            None
+        };
         let setup = Setup {
             mpegcoder: mpegcoder.clone(),
             ffmpeg: ffmpeg.clone(),
             time: time.clone(),
             clip,
+            av,
             frames: spec.frames() as usize,
             fps: f64::from(spec.fps),
             gop: spec.gop,
@@ -360,7 +380,7 @@ fn run(args: &RunArgs) -> Result<()> {
                         eprintln!(
                             "{:<6} {:<16} {:<8} run {rep}: {}/{} frames, p99 {:.2} ms, first \
                              100 ms {}, last 100 ms {}, start {:.1} ms, CPU {:.2} s, RSS {:.1} \
-                             MiB{}",
+                             MiB{}{}",
                             format!("{side:?}").to_lowercase(),
                             mode.name(),
                             proto.name(),
@@ -375,6 +395,18 @@ fn run(args: &RunArgs) -> Result<()> {
                             r.start_to_first_frame_ms.unwrap_or(f64::NAN),
                             r.usage.cpu_s(),
                             r.usage.max_rss_kib as f64 / 1024.0,
+                            r.audio.as_ref().map_or(String::new(), |a| format!(
+                                "; audio {}/{} frames in {} packets, p99 {:.2} ms, A/V offset \
+                                 {:.1} ms",
+                                a.frames_received(),
+                                a.frames_expected,
+                                a.timing.as_ref().map_or(0, |t| t.packets),
+                                a.timing
+                                    .as_ref()
+                                    .and_then(|t| t.steady)
+                                    .map_or(f64::NAN, |s| s.p99_ms),
+                                a.av_offset_ms.unwrap_or(f64::NAN),
+                            )),
                             match (&r.sink_error, r.usage.exit_code) {
                                 (Some(e), _) => format!(" (sink: {e})"),
                                 (None, Some(0)) => String::new(),
@@ -490,6 +522,9 @@ fn render(report: &Report) -> String {
                 format!("short runs: {}", incomplete.join("; "))
             }
         ));
+        if let Some(av) = &report.av_clip {
+            md.push_str(&av_clip_note(av, &report.runs));
+        }
         md.push_str(&report::markdown(
             &report.summary,
             spec.frames() as usize,
@@ -521,4 +556,44 @@ fn render(report: &Report) -> String {
         }
     }
     md
+}
+
+/// What the audio+video clip holds, and which runs fell short of its audio frames.
+fn av_clip_note(av: &AvClip, runs: &[single::RunResult]) -> String {
+    let short: Vec<String> = runs
+        .iter()
+        .filter_map(|r| {
+            let a = r.audio.as_ref()?;
+            (a.frames_received() != a.frames_expected).then(|| {
+                format!(
+                    "{:?} {} run {}: {}",
+                    r.side,
+                    r.proto.name(),
+                    r.repetition,
+                    a.frames_received()
+                )
+            })
+        })
+        .collect();
+    let a = av.audio_spec;
+    format!(
+        "\nAudio+video clip: the same video next to AAC (ffmpeg's native encoder, a 440 Hz sine) \
+         at {} Hz, {} channels, {} kb/s ({} kb/s measured), {} frames of {} samples; first \
+         audio frame {:.1} ms, first video frame (decoding time) {:.1} ms.\n\
+         Audio frames received: {}.\n",
+        a.sample_rate,
+        a.channels,
+        a.kbps,
+        av.audio_bit_rate
+            .map_or("–".into(), |b| format!("{:.0}", b as f64 / 1e3)),
+        av.audio_packets,
+        av.audio_frame_samples,
+        av.audio_first_pts_s * 1e3,
+        av.video_first_dts_s * 1e3,
+        if short.is_empty() {
+            format!("every run delivered all {}", av.audio_packets)
+        } else {
+            format!("short runs: {}", short.join("; "))
+        }
+    )
 }

@@ -22,6 +22,67 @@ pub const FIGURES: &[(&str, &str)] = &[
     ("rss_mib", "peak RSS, MiB"),
 ];
 
+/// The audio figures of a mode with audio, after [`FIGURES`]: (key, label).
+pub const AUDIO_FIGURES: &[(&str, &str)] = &[
+    (
+        "audio_frames_received",
+        "audio: AAC frames received (fewest of the runs)",
+    ),
+    ("audio_frames_per_packet", "audio: frames per packet"),
+    ("audio_steady_p50_ms", "audio: steady deviation p50, ms"),
+    ("audio_steady_p99_ms", "audio: steady deviation p99, ms"),
+    ("audio_steady_max_ms", "audio: steady deviation max, ms"),
+    (
+        "av_offset_ms",
+        "A/V offset of the arrival schedules less the source's, ms",
+    ),
+    (
+        "av_ts_offset_ms",
+        "A/V offset of the first timestamps less the source's, ms",
+    ),
+];
+
+/// The figures of `mode`, in table order.
+pub fn figures(mode: Mode) -> Vec<(&'static str, &'static str)> {
+    let mut f = FIGURES.to_vec();
+    if mode.has_audio() {
+        f.extend_from_slice(AUDIO_FIGURES);
+    }
+    f
+}
+
+/// A figure's label in the table of `mode`: with audio, the wire figures of the video say
+/// so.
+fn label(mode: Mode, key: &str, label: &'static str) -> String {
+    let video = matches!(
+        key,
+        "frames_received"
+            | "steady_p50_ms"
+            | "steady_p99_ms"
+            | "steady_max_ms"
+            | "first_100ms"
+            | "last_100ms"
+    );
+    if mode.has_audio() && video {
+        format!("video: {label}")
+    } else {
+        label.to_string()
+    }
+}
+
+/// Figures without a meaningful ratio ours / ffmpeg: counts that must match, and signed
+/// offsets.
+fn no_ratio(key: &str) -> bool {
+    matches!(
+        key,
+        "frames_received"
+            | "audio_frames_received"
+            | "audio_frames_per_packet"
+            | "av_offset_ms"
+            | "av_ts_offset_ms"
+    )
+}
+
 /// One figure of one run.
 pub fn figure(r: &RunResult, key: &str) -> Option<f64> {
     let t = r.timing.as_ref();
@@ -35,6 +96,21 @@ pub fn figure(r: &RunResult, key: &str) -> Option<f64> {
         "start_to_first_ms" => r.start_to_first_frame_ms,
         "cpu_s" => Some(r.usage.cpu_s()),
         "rss_mib" => Some(r.usage.max_rss_kib as f64 / 1024.0),
+        _ => audio_figure(r, key),
+    }
+}
+
+fn audio_figure(r: &RunResult, key: &str) -> Option<f64> {
+    let a = r.audio.as_ref()?;
+    let t = a.timing.as_ref();
+    match key {
+        "audio_frames_received" => Some(a.frames_received() as f64),
+        "audio_frames_per_packet" => t.map(|t| t.frames_per_packet()),
+        "audio_steady_p50_ms" => t.and_then(|t| t.steady).map(|s| s.p50_ms),
+        "audio_steady_p99_ms" => t.and_then(|t| t.steady).map(|s| s.p99_ms),
+        "audio_steady_max_ms" => t.and_then(|t| t.steady).map(|s| s.max_ms),
+        "av_offset_ms" => a.av_offset_ms,
+        "av_ts_offset_ms" => a.av_timestamp_offset_ms,
         _ => None,
     }
 }
@@ -64,7 +140,7 @@ fn summarize(values: &[f64], key: &str) -> Option<f64> {
     if values.is_empty() {
         return None;
     }
-    if key == "frames_received" {
+    if matches!(key, "frames_received" | "audio_frames_received") {
         return values.iter().copied().reduce(f64::min);
     }
     Some(median(values))
@@ -73,7 +149,7 @@ fn summarize(values: &[f64], key: &str) -> Option<f64> {
 /// The rows of every figure for every (mode, protocol) present in `runs`.
 pub fn rows(runs: &[RunResult]) -> Vec<Row> {
     let mut out = Vec::new();
-    for mode in [Mode::Copy, Mode::Libx264] {
+    for mode in Mode::ALL {
         for proto in [Proto::RtspTcp, Proto::RtspUdp, Proto::Rtmp] {
             let of = |side: Side, key: &str| -> Vec<f64> {
                 runs.iter()
@@ -84,11 +160,12 @@ pub fn rows(runs: &[RunResult]) -> Vec<Row> {
             if of(Side::Ours, "cpu_s").is_empty() && of(Side::Ffmpeg, "cpu_s").is_empty() {
                 continue;
             }
-            for &(key, _) in FIGURES {
+            for (key, _) in figures(mode) {
                 let (ours_runs, ffmpeg_runs) = (of(Side::Ours, key), of(Side::Ffmpeg, key));
                 let ours = summarize(&ours_runs, key);
                 let ffmpeg = summarize(&ffmpeg_runs, key);
                 let ratio = match (ours, ffmpeg) {
+                    _ if no_ratio(key) => None,
                     (Some(a), Some(b)) if b != 0.0 => Some(a / b),
                     _ => None,
                 };
@@ -113,9 +190,13 @@ fn num(v: Option<f64>, key: &str) -> String {
         None => "–".into(),
         Some(v) if !v.is_finite() => "–".into(),
         Some(v) => match key {
-            "frames_received" | "first_100ms" | "last_100ms" => format!("{v:.0}"),
+            "frames_received" | "first_100ms" | "last_100ms" | "audio_frames_received" => {
+                format!("{v:.0}")
+            }
             "steady_p50_ms" | "steady_p99_ms" | "steady_max_ms" => format!("{v:.2}"),
-            "start_to_first_ms" | "rss_mib" => format!("{v:.1}"),
+            "start_to_first_ms" | "rss_mib" | "av_offset_ms" | "av_ts_offset_ms" => {
+                format!("{v:.1}")
+            }
             _ => format!("{v:.2}"),
         },
     }
@@ -131,7 +212,7 @@ fn ratio(v: Option<f64>) -> String {
 /// One markdown table per mode: figures down, (protocol × ours / ffmpeg / ratio) across.
 pub fn markdown(rows: &[Row], frames_expected: usize, repetitions: usize) -> String {
     let mut s = String::new();
-    for mode in [Mode::Copy, Mode::Libx264] {
+    for mode in Mode::ALL {
         let protos: Vec<Proto> = [Proto::RtspTcp, Proto::RtspUdp, Proto::Rtmp]
             .into_iter()
             .filter(|p| rows.iter().any(|r| r.mode == mode && r.proto == *p))
@@ -154,18 +235,14 @@ pub fn markdown(rows: &[Row], frames_expected: usize, repetitions: usize) -> Str
             s.push_str("---:|---:|---:|");
         }
         s.push('\n');
-        for &(key, label) in FIGURES {
-            let _ = write!(s, "| {label} |");
+        for (key, text) in figures(mode) {
+            let _ = write!(s, "| {} |", label(mode, key, text));
             for p in &protos {
                 let r = rows
                     .iter()
                     .find(|r| r.mode == mode && r.proto == *p && r.figure == key);
                 let (o, f, q) = r.map_or((None, None, None), |r| (r.ours, r.ffmpeg, r.ratio));
-                let q = if key == "frames_received" {
-                    "".into()
-                } else {
-                    ratio(q)
-                };
+                let q = if no_ratio(key) { "".into() } else { ratio(q) };
                 let _ = write!(s, " {} | {} | {} |", num(o, key), num(f, key), q);
             }
             s.push('\n');
@@ -237,6 +314,7 @@ mod tests {
             load_after: None,
             arrivals_ms: Vec::new(),
             media_timestamps: Vec::new(),
+            audio: None,
         }
     }
 

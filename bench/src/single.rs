@@ -1,16 +1,17 @@
 //! One publisher process, one stream: `mpegcoder push` and `ffmpeg -re` publish the same clip
-//! to a sink of the bench, which records when each frame arrives; GNU time measures the
-//! process.
+//! to a sink of the bench, which records when each frame arrives (and each audio packet, for
+//! the audio+video clip); GNU time measures the process.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::clip::AvClip;
 use crate::process::{load_average, Timed, Usage};
-use crate::sink::{seconds_between, Sink, SinkKind};
-use crate::stats::Timing;
+use crate::sink::{seconds_between, Session, Sink, SinkKind};
+use crate::stats::{media_times, AudioTiming, Timing};
 
 /// Who publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -24,21 +25,32 @@ pub enum Side {
 
 /// Pass-through or re-encode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// The H.264 packets pass through.
     Copy,
     /// Decode and encode with libx264 (preset veryfast).
     Libx264,
+    /// The audio+video clip, both tracks passed through.
+    CopyAv,
 }
 
 impl Mode {
+    /// Every mode, in table order.
+    pub const ALL: [Mode; 3] = [Mode::Copy, Mode::Libx264, Mode::CopyAv];
+
     /// Its name in tables.
     pub fn name(self) -> &'static str {
         match self {
             Mode::Copy => "copy",
             Mode::Libx264 => "libx264 veryfast",
+            Mode::CopyAv => "copy, audio + video",
         }
+    }
+
+    /// The mode carries an audio track.
+    pub fn has_audio(self) -> bool {
+        self == Mode::CopyAv
     }
 }
 
@@ -83,6 +95,8 @@ pub struct Setup {
     pub time: PathBuf,
     /// The clip.
     pub clip: PathBuf,
+    /// The audio+video clip (the same video), for [`Mode::CopyAv`].
+    pub av: Option<AvClip>,
     /// Its frame count.
     pub frames: usize,
     /// Its frame rate.
@@ -106,7 +120,10 @@ impl Setup {
         proto: Proto,
         url: &str,
     ) -> (PathBuf, Vec<String>) {
-        let clip = self.clip.display().to_string();
+        let clip = match (mode, &self.av) {
+            (Mode::CopyAv, Some(av)) => av.path.display().to_string(),
+            _ => self.clip.display().to_string(),
+        };
         let mut a: Vec<String> = Vec::new();
         let mut push = |s: &str| a.push(s.to_string());
         match side {
@@ -116,6 +133,11 @@ impl Setup {
                 }
                 match mode {
                     Mode::Copy => ["--codec", "copy"].iter().for_each(|s| push(s)),
+                    Mode::CopyAv => {
+                        for s in ["--codec", "copy", "--audio", "copy"] {
+                            push(s);
+                        }
+                    }
                     Mode::Libx264 => {
                         for s in ["--codec", "libx264", "--preset", "veryfast", "--bitrate"] {
                             push(s);
@@ -146,6 +168,11 @@ impl Setup {
                 }
                 match mode {
                     Mode::Copy => ["-c:v", "copy"].iter().for_each(|s| push(s)),
+                    Mode::CopyAv => {
+                        for s in ["-map", "0:a:0", "-c", "copy"] {
+                            push(s);
+                        }
+                    }
                     Mode::Libx264 => {
                         for s in ["-c:v", "libx264", "-preset", "veryfast", "-b:v"] {
                             push(s);
@@ -215,6 +242,100 @@ pub struct RunResult {
     /// The frames' media timestamps as sent (RTP: 90 kHz presentation time; RTMP: ms
     /// decoding time).
     pub media_timestamps: Vec<u32>,
+    /// The audio track, for a mode with audio.
+    pub audio: Option<AudioResult>,
+}
+
+/// What arrived of the audio track of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct AudioResult {
+    /// Audio frames in the clip (AAC frames, the priming frame included).
+    pub frames_expected: u64,
+    /// Audio RTP packets or RTMP audio messages received, sequence headers and fragments
+    /// included.
+    pub packets_received: u64,
+    /// Ticks per second of the timestamps (the SDP's clock rate; 1000 for RTMP).
+    pub clock_rate: Option<u32>,
+    /// Wire timing, fitted on the timestamps.
+    pub timing: Option<AudioTiming>,
+    /// Where the sink's audio schedule starts against its video schedule, less where the
+    /// source's first audio frame sits against its first video frame, ms: positive when the
+    /// audio arrives later, relative to the video, than the clip's timestamps say.
+    pub av_offset_ms: Option<f64>,
+    /// The first audio timestamp less the first video timestamp on the sender's clock, less
+    /// the same difference in the source, ms: positive when a player going by the timestamps
+    /// would play the audio late. RTMP: both tracks' timestamps are on one timeline (the
+    /// video's are decoding times); RTSP: each track's first RTCP sender report maps its RTP
+    /// timestamps (presentation times) to the sender's NTP clock.
+    pub av_timestamp_offset_ms: Option<f64>,
+    /// Arrivals, ms after the first video frame's.
+    pub arrivals_ms: Vec<f64>,
+    /// Their timestamps as sent.
+    pub timestamps: Vec<u32>,
+    /// The frames each carried.
+    pub frames: Vec<u32>,
+}
+
+impl AudioResult {
+    /// The audio of `session`, with `epoch` the first video frame's arrival and `video` its
+    /// timing.
+    fn of(
+        session: &Session,
+        epoch: Instant,
+        video: Option<&Timing>,
+        clip: &AvClip,
+        proto: Proto,
+    ) -> AudioResult {
+        let arrivals = session.audio_arrivals_after(epoch);
+        let timestamps: Vec<u32> = session.audio.iter().map(|a| a.timestamp).collect();
+        let frames: Vec<u32> = session.audio.iter().map(|a| a.frames).collect();
+        let clock_rate = session.audio_clock_rate;
+        // Whole-millisecond RTMP timestamps of 1024-sample frames: back onto the frame grid.
+        let grid = (clock_rate == Some(1000)).then(|| clip.audio_frame_s());
+        let media = media_times(&timestamps, clock_rate.unwrap_or(1), grid);
+        let timing = clock_rate.and_then(|_| AudioTiming::of(&arrivals, &media, &frames));
+        let source = clip.source_av_offset_s();
+        let av_offset_ms = match (&timing, video) {
+            // The video schedule's frame 0 sits at `offset_ms` after the first video frame.
+            (Some(a), Some(v)) => Some((a.origin_s - v.offset_ms / 1e3 - source) * 1e3),
+            _ => None,
+        };
+        let (first_video, first_audio) = (session.frames.first(), timestamps.first());
+        let av_timestamp_offset_ms = match (proto, first_video, first_audio) {
+            (Proto::Rtmp, Some(v), Some(&a)) => {
+                Some(f64::from(a.wrapping_sub(v.timestamp) as i32) - source * 1e3)
+            }
+            (Proto::RtspTcp | Proto::RtspUdp, Some(v), Some(&a)) => match (
+                session.video_sender_report,
+                session.audio_sender_report,
+                clock_rate,
+            ) {
+                (Some(vsr), Some(asr), Some(rate)) => {
+                    let video_at = vsr.seconds_of(v.timestamp, 90_000);
+                    let audio_at = vsr.ntp_seconds_until(&asr) + asr.seconds_of(a, rate);
+                    Some((audio_at - video_at - clip.source_av_pts_offset_s()) * 1e3)
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        AudioResult {
+            frames_expected: clip.audio_packets,
+            packets_received: session.audio_packets,
+            clock_rate,
+            timing,
+            av_offset_ms,
+            av_timestamp_offset_ms,
+            arrivals_ms: arrivals.iter().map(|a| (a * 1e6).round() / 1e3).collect(),
+            timestamps,
+            frames,
+        }
+    }
+
+    /// Audio frames received.
+    pub fn frames_received(&self) -> u64 {
+        self.frames.iter().map(|&f| u64::from(f)).sum()
+    }
 }
 
 /// Publishes the clip once with `side` and measures it.
@@ -250,6 +371,13 @@ pub fn run(
         (Some(s), Some(t0)) => s.arrivals_after(t0),
         _ => Vec::new(),
     };
+    let timing = Timing::of(&arrivals, setup.fps);
+    let audio = match (mode.has_audio(), &session, first, &setup.av) {
+        (true, Some(s), Some(t0), Some(clip)) => {
+            Some(AudioResult::of(s, t0, timing.as_ref(), clip, proto))
+        }
+        _ => None,
+    };
     let mut command = vec![program.display().to_string()];
     command.extend(args);
     Ok(RunResult {
@@ -265,7 +393,7 @@ pub fn run(
             Some(s) => s.error.clone(),
             None => Some("no connection".into()),
         },
-        timing: Timing::of(&arrivals, setup.fps),
+        timing,
         start_to_first_frame_ms: first.map(|t| seconds_between(spawned_at, t) * 1e3),
         start_to_connect_ms: session
             .as_ref()
@@ -278,6 +406,7 @@ pub fn run(
             .as_ref()
             .map(|s| s.frames.iter().map(|f| f.timestamp).collect())
             .unwrap_or_default(),
+        audio,
     })
 }
 
@@ -299,6 +428,7 @@ mod tests {
             ffmpeg: "/bin/ffmpeg".into(),
             time: "/usr/bin/time".into(),
             clip: "/c.mp4".into(),
+            av: None,
             frames: 600,
             fps: 30.0,
             gop: 60,
@@ -331,5 +461,34 @@ mod tests {
         let (_, copy) = s.command(Side::Ffmpeg, Mode::Copy, Proto::Rtmp, "rtmp://h/a/b");
         assert!(copy.join(" ").ends_with("-c:v copy -f flv rtmp://h/a/b"));
         assert_eq!(serde_plain(&Proto::RtspTcp), "rtsp-tcp");
+        assert_eq!(serde_plain(&Mode::CopyAv), "copy-av");
+    }
+
+    #[test]
+    fn audio_and_video_pass_through_on_both_sides() {
+        let mut s = setup();
+        s.av = Some(AvClip {
+            path: "/av.mp4".into(),
+            audio_spec: crate::clip::AudioSpec::AAC_48K_STEREO,
+            video_packets: 600,
+            audio_packets: 939,
+            video_first_dts_s: -0.066_667,
+            video_first_pts_s: 0.0,
+            audio_first_pts_s: -0.021_333,
+            audio_frame_samples: 1024,
+            audio_bit_rate: None,
+        });
+        let (_, ours) = s.command(Side::Ours, Mode::CopyAv, Proto::RtspTcp, "rtsp://h/x");
+        assert_eq!(
+            ours.join(" "),
+            "push /av.mp4 rtsp://h/x --quiet --codec copy --audio copy --transport tcp"
+        );
+        let (_, theirs) = s.command(Side::Ffmpeg, Mode::CopyAv, Proto::Rtmp, "rtmp://h/a/b");
+        assert!(theirs
+            .join(" ")
+            .ends_with("-re -i /av.mp4 -map 0:v:0 -map 0:a:0 -c copy -f flv rtmp://h/a/b"));
+        // The video-only modes keep the video clip.
+        let (_, copy) = s.command(Side::Ours, Mode::Copy, Proto::Rtmp, "rtmp://h/a/b");
+        assert_eq!(copy[1], "/c.mp4");
     }
 }

@@ -4,6 +4,10 @@
 //! of `arrival_n − n / fps`, so a constant latency (connection set-up, a publisher that sends
 //! every frame 10 ms early) does not count as deviation; only jitter, stalls and bursts do.
 //! The steady state leaves out the first and the last second of frames (start-up and flush).
+//!
+//! Audio is fitted on its timestamps instead ([`AudioTiming`]): packet `k` ideally arrives at
+//! `offset + (ts_k − ts_0)`, the offset again the median, and the steady state leaves out the
+//! packets of the first and the last second of media time.
 
 use serde::Serialize;
 
@@ -151,6 +155,90 @@ impl Timing {
     }
 }
 
+/// Signed deviation of each arrival from the schedule `offset + media_n`, in seconds, with
+/// the offset the median of `arrival_n − media_n`; and that offset. `arrivals` and `media`
+/// (media time of each arrival, seconds) pair up; extra values of either are ignored.
+pub fn schedule_deviations(arrivals: &[f64], media: &[f64]) -> (Vec<f64>, f64) {
+    let residuals: Vec<f64> = arrivals.iter().zip(media).map(|(a, m)| a - m).collect();
+    let offset = median(&residuals);
+    (residuals.iter().map(|r| r - offset).collect(), offset)
+}
+
+/// Media times (s, from the first) of timestamps `ts` at `clock_rate` ticks per second; RTP
+/// and RTMP timestamps wrap modulo 2³², so each is taken relative to the first. With
+/// `grid_s`, each time is moved to the nearest multiple of it when that is within one tick
+/// (RTMP's whole milliseconds of frames that are 1024 samples long).
+pub fn media_times(ts: &[u32], clock_rate: u32, grid_s: Option<f64>) -> Vec<f64> {
+    let Some(&first) = ts.first() else {
+        return Vec::new();
+    };
+    let rate = f64::from(clock_rate.max(1));
+    ts.iter()
+        .map(|&t| {
+            let m = f64::from(t.wrapping_sub(first) as i32) / rate;
+            match grid_s {
+                Some(g) if g > 0.0 => {
+                    let snapped = (m / g).round() * g;
+                    if (snapped - m).abs() <= 1.0 / rate {
+                        snapped
+                    } else {
+                        m
+                    }
+                }
+                _ => m,
+            }
+        })
+        .collect()
+}
+
+/// The timing figures of one received audio track.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AudioTiming {
+    /// Packets (RTP) or messages (RTMP) that completed frames.
+    pub packets: usize,
+    /// Audio frames they completed.
+    pub frames: u64,
+    /// Steady-state absolute deviation from the fitted schedule (per packet, from its
+    /// timestamp: for an RFC 3640 packet of several frames, the first frame's).
+    pub steady: Option<Spread>,
+    /// Where the schedule puts the first timestamp, s after the epoch of `arrivals`.
+    pub origin_s: f64,
+    /// Media time from the first to the last timestamp, s.
+    pub media_span_s: f64,
+}
+
+impl AudioTiming {
+    /// The figures of packets that arrived at `arrivals` (seconds from any fixed instant, in
+    /// arrival order) carrying `frames[k]` frames from media time `media[k]` (seconds from the
+    /// first; see [`media_times`]); `None` without packets.
+    pub fn of(arrivals: &[f64], media: &[f64], frames: &[u32]) -> Option<AudioTiming> {
+        let n = arrivals.len().min(media.len());
+        if n == 0 {
+            return None;
+        }
+        let (dev, offset) = schedule_deviations(&arrivals[..n], &media[..n]);
+        let (first, last) = (media[0], media[n - 1]);
+        let steady: Vec<f64> = dev
+            .iter()
+            .zip(&media[..n])
+            .filter(|(_, &m)| m - first >= EDGE_SECONDS && last - m > EDGE_SECONDS)
+            .map(|(d, _)| d.abs() * 1e3)
+            .collect();
+        Some(AudioTiming {
+            packets: n,
+            frames: frames.iter().take(n).map(|&f| u64::from(f)).sum(),
+            steady: Spread::of(&steady),
+            origin_s: offset,
+            media_span_s: last - first,
+        })
+    }
+
+    /// Audio frames per packet.
+    pub fn frames_per_packet(&self) -> f64 {
+        self.frames as f64 / self.packets.max(1) as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,5 +318,45 @@ mod tests {
             .steady
             .is_none());
         assert!(Timing::of(&[], 30.0).is_none());
+    }
+
+    #[test]
+    fn audio_is_fitted_on_its_timestamps() {
+        // 48 kHz, 1024-sample frames, one per packet, 20 s, 30 ms of constant latency; one
+        // packet 2 ms late in the middle, the first ten 5 ms early (outside the steady state).
+        let ts: Vec<u32> = (0..938u32)
+            .map(|k| 7u32.wrapping_sub(1 << 20).wrapping_add(k * 1024))
+            .collect();
+        let media = media_times(&ts, 48_000, None);
+        assert!(close(media[3], 3.0 * 1024.0 / 48_000.0));
+        let mut arrivals: Vec<f64> = media.iter().map(|m| 0.030 + m).collect();
+        arrivals[400] += 0.002;
+        for a in arrivals.iter_mut().take(10) {
+            *a -= 0.005;
+        }
+        let t = AudioTiming::of(&arrivals, &media, &vec![1; 938]).expect("packets");
+        assert_eq!((t.packets, t.frames), (938, 938));
+        assert!((t.origin_s - 0.030).abs() < 1e-9);
+        let s = t.steady.expect("steady");
+        assert!((s.max_ms - 2.0).abs() < 1e-6, "{s:?}");
+        assert!(s.p50_ms < 1e-6);
+        // 47 packets span the first second (0..=46 × 21.33 ms) and the last, of 938.
+        assert_eq!(s.n, 938 - 47 - 47);
+        assert!(close(t.frames_per_packet(), 1.0));
+    }
+
+    #[test]
+    fn whole_millisecond_timestamps_snap_to_the_frame_grid() {
+        let frame = 1024.0 / 48_000.0;
+        let ts: Vec<u32> = (0..10)
+            .map(|k| (f64::from(k) * frame * 1e3).round() as u32)
+            .collect();
+        assert_eq!(&ts[..4], &[0, 21, 43, 64]);
+        let m = media_times(&ts, 1000, Some(frame));
+        for (k, v) in m.iter().enumerate() {
+            assert!(close(*v, k as f64 * frame), "{k}: {v}");
+        }
+        // Off the grid by more than a tick: kept as sent.
+        assert!(close(media_times(&[0, 30], 1000, Some(frame))[1], 0.030));
     }
 }

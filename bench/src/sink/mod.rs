@@ -5,10 +5,13 @@
 //! arrival instant of a frame is `Instant::now()` taken right after the `recv` that completed
 //! it. Two protocols:
 //! - [`rtsp`]: RTSP RECORD (OPTIONS, ANNOUNCE, SETUP, RECORD, GET_PARAMETER, TEARDOWN all
-//!   answered 200), RTP over TCP interleaved or UDP; a frame is an RTP packet with the marker
-//!   bit set (the last packet of an access unit).
-//! - [`rtmp`]: RTMP publish through rml_rtmp's `ServerSession`; a frame is a video message
-//!   holding an AVC NALU tag (sequence headers and end-of-sequence tags are not frames).
+//!   answered 200), RTP over TCP interleaved or UDP, one SETUP per media section of the
+//!   ANNOUNCE; a video frame is an RTP packet with the marker bit set (the last packet of an
+//!   access unit), an audio arrival is an audio RTP packet with the marker bit set (for AAC,
+//!   a packet of whole frames or the last fragment of one).
+//! - [`rtmp`]: RTMP publish through rml_rtmp's `ServerSession`; a video frame is a video
+//!   message holding an AVC NALU tag (sequence headers and end-of-sequence tags are not
+//!   frames), an audio arrival an audio message other than an AAC sequence header.
 //!
 //! Peer bytes are parsed without panicking: a malformed message ends that connection with an
 //! error in its [`Session`] record.
@@ -46,6 +49,40 @@ pub struct FrameArrival {
     pub timestamp: u32,
 }
 
+/// One audio RTP packet or RTMP audio message as it arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct AudioArrival {
+    /// When the `recv` that completed it returned.
+    pub at: Instant,
+    /// Its media timestamp: RTP timestamp (at the SDP's clock rate; for AAC the first frame's)
+    /// or RTMP timestamp (ms).
+    pub timestamp: u32,
+    /// The audio frames it completes (AAC: the AU headers of an RFC 3640 packet; otherwise 1).
+    pub frames: u32,
+}
+
+/// A sender report's mapping of a track's RTP timestamps to the sender's wall clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderReport {
+    /// NTP timestamp (32.32 fixed point seconds).
+    pub ntp: u64,
+    /// The RTP timestamp that corresponds to it.
+    pub rtp: u32,
+}
+
+impl SenderReport {
+    /// The sender's wall-clock instant of RTP timestamp `ts` at `clock_rate`, as seconds
+    /// after this report's NTP instant (negative when earlier).
+    pub fn seconds_of(&self, ts: u32, clock_rate: u32) -> f64 {
+        f64::from(ts.wrapping_sub(self.rtp) as i32) / f64::from(clock_rate.max(1))
+    }
+
+    /// `other`'s NTP instant less this one's, s.
+    pub fn ntp_seconds_until(&self, other: &SenderReport) -> f64 {
+        other.ntp.wrapping_sub(self.ntp) as i64 as f64 / 4_294_967_296.0
+    }
+}
+
 /// What one publishing connection delivered.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -55,12 +92,26 @@ pub struct Session {
     pub accepted_at: Instant,
     /// The RTSP request path, or the RTMP `app/stream key`.
     pub name: String,
-    /// Frames in arrival order.
+    /// Video frames in arrival order.
     pub frames: Vec<FrameArrival>,
-    /// Media packets (RTP packets, or RTMP video messages) received.
+    /// Video media packets (RTP packets, or RTMP video messages) received.
     pub media_packets: u64,
-    /// Media bytes (RTP packets, or RTMP video message bodies) received.
+    /// Video media bytes (RTP packets, or RTMP video message bodies) received.
     pub media_bytes: u64,
+    /// Audio packets or messages that complete frames, in arrival order.
+    pub audio: Vec<AudioArrival>,
+    /// Audio RTP packets or RTMP audio messages received (sequence headers and fragments
+    /// included).
+    pub audio_packets: u64,
+    /// Their bytes (RTP packets, or RTMP audio message bodies).
+    pub audio_bytes: u64,
+    /// Ticks per second of the audio timestamps: the audio rtpmap's clock rate (RTSP), 1000
+    /// (RTMP); `None` before an audio track was seen.
+    pub audio_clock_rate: Option<u32>,
+    /// RTSP: the first RTCP sender report of the video track.
+    pub video_sender_report: Option<SenderReport>,
+    /// RTSP: the first RTCP sender report of the audio track.
+    pub audio_sender_report: Option<SenderReport>,
     /// The publisher ended properly (TEARDOWN, or the RTMP stream was deleted).
     pub ended_cleanly: bool,
     /// Why the connection ended abnormally, if it did.
@@ -76,16 +127,30 @@ impl Session {
             frames: Vec::new(),
             media_packets: 0,
             media_bytes: 0,
+            audio: Vec::new(),
+            audio_packets: 0,
+            audio_bytes: 0,
+            audio_clock_rate: None,
+            video_sender_report: None,
+            audio_sender_report: None,
             ended_cleanly: false,
             error: None,
         }
     }
 
-    /// Arrival instants as seconds after `epoch` (negative when earlier).
+    /// Video frame arrival instants as seconds after `epoch` (negative when earlier).
     pub fn arrivals_after(&self, epoch: Instant) -> Vec<f64> {
         self.frames
             .iter()
             .map(|f| seconds_between(epoch, f.at))
+            .collect()
+    }
+
+    /// Audio arrival instants as seconds after `epoch` (negative when earlier).
+    pub fn audio_arrivals_after(&self, epoch: Instant) -> Vec<f64> {
+        self.audio
+            .iter()
+            .map(|a| seconds_between(epoch, a.at))
             .collect()
     }
 }

@@ -1,6 +1,7 @@
 //! The RTMP sink: rml_rtmp's server handshake and `ServerSession` accept `connect` and
-//! `publish`; every video message holding an AVC NALU tag is a frame, recorded with its
-//! arrival instant and RTMP timestamp.
+//! `publish`; every video message holding an AVC NALU tag is a frame, and every audio message
+//! other than an AAC sequence header an audio arrival, each recorded with its arrival instant
+//! and RTMP timestamp.
 
 use std::time::Instant;
 
@@ -9,12 +10,22 @@ use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
 };
 
-use super::{Conn, FrameArrival, Read, Session};
+use super::{AudioArrival, Conn, FrameArrival, Read, Session};
 
 /// True for an FLV video tag body that carries AVC NAL units (CodecID 7, AVCPacketType 1), as
 /// opposed to a sequence header or an end-of-sequence tag.
 pub fn is_avc_nalu(body: &[u8]) -> bool {
     matches!(body, [first, 1, ..] if first & 0x0f == 7)
+}
+
+/// True for an FLV audio tag body that carries audio frames: anything but an AAC sequence
+/// header (SoundFormat 10 with AACPacketType 0) or an empty body.
+pub fn is_audio_frame(body: &[u8]) -> bool {
+    match body {
+        [] => false,
+        [first, rest @ ..] if first >> 4 == 10 => rest.first() == Some(&1),
+        _ => true,
+    }
 }
 
 /// The sans-IO part of the sink: bytes in, bytes to write back out, frames into a
@@ -145,6 +156,21 @@ fn on_event(
             }
             Ok(Vec::new())
         }
+        ServerSessionEvent::AudioDataReceived {
+            data, timestamp, ..
+        } => {
+            session.audio_packets += 1;
+            session.audio_bytes += data.len() as u64;
+            session.audio_clock_rate = Some(1000);
+            if is_audio_frame(&data) {
+                session.audio.push(AudioArrival {
+                    at,
+                    timestamp: timestamp.value,
+                    frames: 1,
+                });
+            }
+            Ok(Vec::new())
+        }
         ServerSessionEvent::PublishStreamFinished { .. } => {
             session.ended_cleanly = true;
             Ok(Vec::new())
@@ -180,7 +206,7 @@ mod tests {
     use bytes::Bytes;
     use mpegcoder::transport::rtmp::{PublishState, RtmpOptions, RtmpPublisherCore, RtmpUrl};
     use mpegcoder::transport::session::Transmit;
-    use mpegcoder::transport::{AccessUnit, TimeBase, Track, VideoTrack};
+    use mpegcoder::transport::{AccessUnit, AudioFrame, AudioTrack, TimeBase, Track, VideoTrack};
 
     /// libx264's 320x240 SPS and PPS.
     const SPS: &[u8] = &[
@@ -200,16 +226,28 @@ mod tests {
         assert!(!is_avc_nalu(&[]));
     }
 
+    #[test]
+    fn tells_audio_frames_from_sequence_headers() {
+        assert!(is_audio_frame(&[0xAF, 1, 0x21]));
+        assert!(!is_audio_frame(&[0xAF, 0, 0x11, 0x90]));
+        assert!(!is_audio_frame(&[0xAF]));
+        assert!(!is_audio_frame(&[]));
+        // MP3 (SoundFormat 2) has no packet type: every message is a frame.
+        assert!(is_audio_frame(&[0x2F, 0xFF, 0xFB]));
+    }
+
     /// Our publisher's sans-IO core against the sink's, in memory: every frame is recorded
     /// with its timestamp, and the end of the stream is seen.
     #[test]
     fn records_frames_from_a_publisher_in_memory() {
         let track = VideoTrack::new(Bytes::from_static(SPS), Bytes::from_static(PPS))
             .expect("valid parameter sets");
+        // AAC-LC, 48 kHz, stereo.
+        let audio = AudioTrack::aac(Bytes::from_static(&[0x11, 0x90])).expect("valid config");
         let url = RtmpUrl::parse("rtmp://127.0.0.1/live/key").expect("valid URL");
         let mut publisher = RtmpPublisherCore::new(
             url,
-            &[Track::from(track)],
+            &[Track::from(track), Track::from(audio)],
             &RtmpOptions::default(),
             Instant::now(),
         )
@@ -254,6 +292,14 @@ mod tests {
                 })],
             };
             publisher.send(Instant::now(), &au).expect("send");
+            let frame = AudioFrame::new(
+                Bytes::from_static(&[0x21, 0x10, 0x04]),
+                n * 1024,
+                TimeBase::new(1, 48_000),
+            );
+            publisher
+                .send_audio(Instant::now(), &frame)
+                .expect("send audio");
             pump(&mut publisher, &mut session);
         }
         publisher.close(Instant::now()).expect("close");
@@ -264,5 +310,14 @@ mod tests {
         assert!(session.ended_cleanly);
         // Sequence header, three frames, end of sequence.
         assert_eq!(session.media_packets, 5);
+        // The AAC sequence header, then three frames at 0, 21.33 and 42.67 ms.
+        let audio: Vec<(u32, u32)> = session
+            .audio
+            .iter()
+            .map(|a| (a.timestamp, a.frames))
+            .collect();
+        assert_eq!(audio, vec![(0, 1), (21, 1), (43, 1)]);
+        assert_eq!(session.audio_packets, 4);
+        assert_eq!(session.audio_clock_rate, Some(1000));
     }
 }

@@ -1,8 +1,11 @@
 //! The RTSP RECORD sink: answers every request a publisher makes with 200 and records when
-//! each RTP packet with the marker bit (the end of an access unit) arrives, over TCP
-//! interleaved or UDP. Over UDP it answers the publisher's sender reports with receiver
-//! reports, so a publisher that waits for the last packet to be acknowledged before TEARDOWN
-//! is not held up.
+//! each RTP packet with the marker bit arrives, over TCP interleaved or UDP. The ANNOUNCE's
+//! SDP names the media sections; each SETUP is matched to one (by its `a=control`, else by
+//! order) and gets its own interleaved channel pair or UDP port pair. For video the marker
+//! ends an access unit (a frame); for audio it ends a packet of whole frames (RFC 3640: for
+//! AAC, the frames are counted from the AU headers). Over UDP it answers the publisher's
+//! sender reports with receiver reports, so a publisher that waits for the last packet to be
+//! acknowledged before TEARDOWN is not held up.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,7 +13,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{Conn, FrameArrival, Read, Session};
+use super::{AudioArrival, Conn, FrameArrival, Read, SenderReport, Session};
 
 /// Largest request head (request line and headers) accepted.
 const MAX_HEAD: usize = 16 * 1024;
@@ -161,6 +164,137 @@ pub fn rtp_header(packet: &[u8]) -> Option<RtpHeader> {
     })
 }
 
+/// Where the payload of an RTP packet starts (after the CSRCs and the header extension);
+/// `None` when the packet is shorter than its header says.
+pub fn rtp_payload_offset(packet: &[u8]) -> Option<usize> {
+    let first = *packet.first()?;
+    let mut at = 12 + 4 * usize::from(first & 0x0f);
+    if first & 0x10 != 0 {
+        let ext = packet.get(at + 2..at + 4)?;
+        at += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
+    }
+    (at <= packet.len()).then_some(at)
+}
+
+/// The number of AU headers at the start of an RFC 3640 AAC-hbr payload (16-bit headers:
+/// AU-headers-length in bits / 16); `None` when it is too short to hold them.
+pub fn aac_hbr_frames(payload: &[u8]) -> Option<u32> {
+    let len = payload.get(..2)?;
+    let bits = u32::from(u16::from_be_bytes([len[0], len[1]]));
+    let frames = bits / 16;
+    (payload.len() >= 2 + 2 * frames as usize).then_some(frames)
+}
+
+/// What a media section of an SDP is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    /// `m=video`.
+    Video,
+    /// `m=audio`.
+    Audio,
+    /// Anything else (application, text, ...): received but not recorded.
+    Other,
+}
+
+/// One media section of an ANNOUNCE's SDP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdpMedia {
+    /// `m=` type.
+    pub kind: MediaKind,
+    /// Its `a=control` value.
+    pub control: Option<String>,
+    /// Encoding name of its first `a=rtpmap`, upper case (`H264`, `MPEG4-GENERIC`).
+    pub encoding: Option<String>,
+    /// Clock rate of its first `a=rtpmap`.
+    pub clock_rate: Option<u32>,
+}
+
+/// The media sections of `sdp`, in order.
+pub fn sdp_media(sdp: &str) -> Vec<SdpMedia> {
+    let mut out: Vec<SdpMedia> = Vec::new();
+    for line in sdp.lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("m=") {
+            out.push(SdpMedia {
+                kind: match m.split_whitespace().next().unwrap_or_default() {
+                    "video" => MediaKind::Video,
+                    "audio" => MediaKind::Audio,
+                    _ => MediaKind::Other,
+                },
+                control: None,
+                encoding: None,
+                clock_rate: None,
+            });
+            continue;
+        }
+        let Some(media) = out.last_mut() else {
+            continue;
+        };
+        if let Some(c) = line.strip_prefix("a=control:") {
+            media.control.get_or_insert_with(|| c.trim().to_string());
+        } else if let Some(r) = line.strip_prefix("a=rtpmap:") {
+            // `<pt> <name>/<rate>[/<channels>]`
+            let mut spec = r.split_whitespace().nth(1).unwrap_or_default().split('/');
+            if media.encoding.is_none() {
+                media.encoding = spec.next().map(str::to_ascii_uppercase);
+                media.clock_rate = spec.next().and_then(|v| v.parse().ok());
+            }
+        }
+    }
+    out
+}
+
+/// The media section a SETUP of `uri` is for: the one whose `a=control` the URI ends with
+/// (or equals, for an absolute control URL), else the `nth` section (SETUPs in SDP order).
+pub fn setup_target(uri: &str, media: &[SdpMedia], nth: usize) -> Option<usize> {
+    let matched = media.iter().position(|m| {
+        m.control.as_deref().is_some_and(|c| {
+            if c.contains("://") {
+                c.trim_end_matches('/') == uri.trim_end_matches('/')
+            } else {
+                let c = c.trim_start_matches('/');
+                !c.is_empty() && c != "*" && uri.trim_end_matches('/').ends_with(&format!("/{c}"))
+            }
+        })
+    });
+    matched.or_else(|| (nth < media.len()).then_some(nth))
+}
+
+/// Records one RTP packet of a track of `kind` received at `at`: a video packet with the
+/// marker bit is a frame; an audio packet with it completes `frames` audio frames.
+fn record_rtp(
+    kind: MediaKind,
+    aac: bool,
+    data: &[u8],
+    at: Instant,
+    frames: &mut Vec<FrameArrival>,
+    audio: &mut Vec<AudioArrival>,
+) {
+    let Some(h) = rtp_header(data).filter(|h| h.marker) else {
+        return;
+    };
+    match kind {
+        MediaKind::Video => frames.push(FrameArrival {
+            at,
+            timestamp: h.timestamp,
+        }),
+        MediaKind::Audio => {
+            let count = if aac {
+                rtp_payload_offset(data)
+                    .and_then(|o| aac_hbr_frames(data.get(o..).unwrap_or_default()))
+                    .unwrap_or(0)
+            } else {
+                1
+            };
+            audio.push(AudioArrival {
+                at,
+                timestamp: h.timestamp,
+                frames: count,
+            });
+        }
+        MediaKind::Other => {}
+    }
+}
+
 /// Extended highest sequence number tracking (RFC 3550 A.1, without probation).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SequenceTracker {
@@ -191,8 +325,9 @@ impl SequenceTracker {
     }
 }
 
-/// The sender SSRCs of the sender reports (PT 200) in a compound RTCP packet.
-pub fn sender_reports(data: &[u8]) -> Vec<u32> {
+/// The sender reports (PT 200) in a compound RTCP packet: sender SSRC, and the NTP and RTP
+/// timestamps (RFC 3550 §6.4.1).
+pub fn sender_report_times(data: &[u8]) -> Vec<(u32, SenderReport)> {
     let mut out = Vec::new();
     let mut rest = data;
     while let Some(h) = rest.get(..4) {
@@ -204,8 +339,15 @@ pub fn sender_reports(data: &[u8]) -> Vec<u32> {
             break;
         };
         if h[1] == 200 {
-            if let Some(s) = packet.get(4..8) {
-                out.push(u32::from_be_bytes([s[0], s[1], s[2], s[3]]));
+            if let Some(b) = packet.get(4..20) {
+                let word = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+                out.push((
+                    word(0),
+                    SenderReport {
+                        ntp: u64::from(word(4)) << 32 | u64::from(word(8)),
+                        rtp: word(12),
+                    },
+                ));
             }
         }
         rest = &rest[len..];
@@ -240,6 +382,96 @@ fn port_pair(transport: &str, key: &str) -> Option<(u16, u16)> {
     })
 }
 
+/// A track the publisher set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SetupTrack {
+    kind: MediaKind,
+    /// RFC 3640 (`mpeg4-generic`): audio frames are counted from the AU headers.
+    aac: bool,
+}
+
+/// The tracks of one RTSP session: the ANNOUNCE's media sections, and where each SETUP's
+/// packets arrive.
+#[derive(Default)]
+struct Tracks {
+    media: Vec<SdpMedia>,
+    setups: usize,
+    /// Interleaved RTP channel of each TCP track.
+    interleaved: Vec<(u8, SetupTrack)>,
+    /// The receiver of each UDP track.
+    udp: Vec<UdpReceiver>,
+}
+
+impl Tracks {
+    /// The track of the next SETUP, for `uri`.
+    fn next_setup(&mut self, uri: &str, session: &mut Session) -> SetupTrack {
+        let nth = self.setups;
+        self.setups += 1;
+        let Some(m) = setup_target(uri, &self.media, nth).and_then(|i| self.media.get(i)) else {
+            // No SDP to go by: the first track is the video, the others are not recorded.
+            let kind = if nth == 0 {
+                MediaKind::Video
+            } else {
+                MediaKind::Other
+            };
+            return SetupTrack { kind, aac: false };
+        };
+        if m.kind == MediaKind::Audio {
+            session.audio_clock_rate = m.clock_rate;
+        }
+        SetupTrack {
+            kind: m.kind,
+            aac: m.encoding.as_deref() == Some("MPEG4-GENERIC"),
+        }
+    }
+
+    fn on_interleaved(&self, channel: u8, data: &[u8], at: Instant, session: &mut Session) {
+        let Some((_, track)) = self.interleaved.iter().find(|(c, _)| *c == channel) else {
+            // A track's RTCP channel (the one after its RTP channel): keep its first SR.
+            let rtcp = self
+                .interleaved
+                .iter()
+                .find(|(c, _)| c.checked_add(1) == Some(channel));
+            if let (Some((_, track)), Some(&(_, sr))) = (rtcp, sender_report_times(data).first()) {
+                note_sender_report(track.kind, sr, session);
+            }
+            return;
+        };
+        match track.kind {
+            MediaKind::Video => {
+                session.media_packets += 1;
+                session.media_bytes += data.len() as u64;
+            }
+            MediaKind::Audio => {
+                session.audio_packets += 1;
+                session.audio_bytes += data.len() as u64;
+            }
+            MediaKind::Other => return,
+        }
+        record_rtp(
+            track.kind,
+            track.aac,
+            data,
+            at,
+            &mut session.frames,
+            &mut session.audio,
+        );
+    }
+}
+
+/// Keeps the first sender report of a track.
+fn note_sender_report(kind: MediaKind, sr: SenderReport, session: &mut Session) {
+    match kind {
+        MediaKind::Video => {
+            session.video_sender_report.get_or_insert(sr);
+        }
+        MediaKind::Audio => {
+            session.audio_sender_report.get_or_insert(sr);
+        }
+        MediaKind::Other => {}
+    }
+}
+
 /// Serves one RTSP connection into `session`.
 pub(crate) fn serve(mut conn: Conn<'_>, session: &mut Session) -> Result<(), String> {
     conn.configure()?;
@@ -249,8 +481,7 @@ pub(crate) fn serve(mut conn: Conn<'_>, session: &mut Session) -> Result<(), Str
         .map(|a| a.ip())
         .map_err(|e| format!("peer address: {e}"))?;
     let session_id = format!("{:08X}", 0x1000_0000u32.wrapping_add(session.id as u32));
-    let mut rtp_channel: Option<u8> = None;
-    let mut udp: Option<UdpReceiver> = None;
+    let mut tracks = Tracks::default();
     let mut pending: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     let result = loop {
@@ -272,35 +503,24 @@ pub(crate) fn serve(mut conn: Conn<'_>, session: &mut Session) -> Result<(), Str
             };
             match item {
                 Item::Interleaved { channel, data } => {
-                    if Some(channel) == rtp_channel {
-                        session.media_packets += 1;
-                        session.media_bytes += data.len() as u64;
-                        if let Some(h) = rtp_header(data).filter(|h| h.marker) {
-                            session.frames.push(FrameArrival {
-                                at,
-                                timestamp: h.timestamp,
-                            });
-                        }
-                    }
+                    tracks.on_interleaved(channel, data, at, session);
                 }
                 Item::Request(req) => {
                     let media_seen = &conn.media_seen;
-                    let reply =
-                        match answer(&req, &session_id, peer_ip, &mut rtp_channel, media_seen) {
-                            Ok((reply, new_udp)) => {
-                                if new_udp.is_some() {
-                                    udp = new_udp;
-                                }
-                                reply
-                            }
-                            Err(e) => break Err(e),
-                        };
-                    if req.method.eq_ignore_ascii_case("ANNOUNCE") {
-                        session.name = uri_path(&req.uri);
-                    }
+                    let reply = match answer(
+                        &req,
+                        &session_id,
+                        peer_ip,
+                        &mut tracks,
+                        session,
+                        media_seen,
+                    ) {
+                        Ok(reply) => reply,
+                        Err(e) => break Err(e),
+                    };
                     if req.method.eq_ignore_ascii_case("TEARDOWN") {
                         session.ended_cleanly = true;
-                        if let Some(u) = &udp {
+                        for u in &tracks.udp {
                             u.stop.store(true, Ordering::SeqCst);
                         }
                     }
@@ -315,11 +535,25 @@ pub(crate) fn serve(mut conn: Conn<'_>, session: &mut Session) -> Result<(), Str
             break Err(e);
         }
     };
-    if let Some(u) = udp {
-        let tally = u.finish();
-        session.frames = tally.frames;
-        session.media_packets += tally.packets;
-        session.media_bytes += tally.bytes;
+    for u in std::mem::take(&mut tracks.udp) {
+        let kind = u.track.kind;
+        let (tally, sr) = u.finish();
+        if let Some(sr) = sr {
+            note_sender_report(kind, sr, session);
+        }
+        match kind {
+            MediaKind::Video => {
+                session.frames = tally.frames;
+                session.media_packets += tally.packets;
+                session.media_bytes += tally.bytes;
+            }
+            MediaKind::Audio => {
+                session.audio = tally.audio;
+                session.audio_packets += tally.packets;
+                session.audio_bytes += tally.bytes;
+            }
+            MediaKind::Other => {}
+        }
     }
     result
 }
@@ -330,17 +564,18 @@ fn uri_path(uri: &str) -> String {
         .map_or(String::new(), |i| rest[i..].to_string())
 }
 
-/// The reply to `req`, and the UDP receiver a UDP SETUP started.
+/// The reply to `req`; an ANNOUNCE names the tracks, a SETUP sets one up (a UDP SETUP
+/// starts its receiver).
 fn answer(
     req: &Request,
     session_id: &str,
     peer_ip: IpAddr,
-    rtp_channel: &mut Option<u8>,
+    tracks: &mut Tracks,
+    session: &mut Session,
     media_seen: &Arc<AtomicBool>,
-) -> Result<(String, Option<UdpReceiver>), String> {
+) -> Result<String, String> {
     let cseq = req.header("CSeq").unwrap_or("0");
     let mut extra = String::new();
-    let mut udp = None;
     match req.method.to_ascii_uppercase().as_str() {
         "OPTIONS" => {
             extra.push_str(
@@ -348,21 +583,29 @@ fn answer(
                  TEARDOWN\r\n",
             );
         }
-        "ANNOUNCE" | "GET_PARAMETER" | "SET_PARAMETER" => {}
+        "ANNOUNCE" => {
+            session.name = uri_path(&req.uri);
+            tracks.media = sdp_media(&String::from_utf8_lossy(&req.body));
+        }
+        "GET_PARAMETER" | "SET_PARAMETER" => {}
         "SETUP" => {
             let transport = req
                 .header("Transport")
                 .ok_or("SETUP without a Transport header")?;
             // The first alternative the client offers.
             let offer = transport.split(',').next().unwrap_or_default().trim();
+            let nth = tracks.setups;
+            let track = tracks.next_setup(&req.uri, session);
             let reply_transport = if offer.to_ascii_uppercase().contains("/TCP") {
-                let (rtp, _) = port_pair(offer, "interleaved").unwrap_or((0, 1));
+                let default = u16::try_from(2 * nth).unwrap_or(u16::MAX);
+                let asked = port_pair(offer, "interleaved");
+                let (rtp, _) = asked.unwrap_or((default, default.saturating_add(1)));
                 let channel = u8::try_from(rtp).map_err(|_| "interleaved channel above 255")?;
-                *rtp_channel = Some(channel);
-                if port_pair(offer, "interleaved").is_some() {
+                tracks.interleaved.push((channel, track));
+                if asked.is_some() {
                     offer.to_string()
                 } else {
-                    format!("{offer};interleaved=0-1")
+                    format!("{offer};interleaved={channel}-{}", u16::from(channel) + 1)
                 }
             } else {
                 let (rtp, rtcp) =
@@ -370,6 +613,7 @@ fn answer(
                 let receiver = UdpReceiver::start(
                     SocketAddr::new(peer_ip, rtp),
                     SocketAddr::new(peer_ip, rtcp),
+                    track,
                     Arc::clone(media_seen),
                 )
                 .map_err(|e| format!("binding UDP ports: {e}"))?;
@@ -378,7 +622,7 @@ fn answer(
                     receiver.rtp_port,
                     receiver.rtp_port + 1
                 );
-                udp = Some(receiver);
+                tracks.udp.push(receiver);
                 t
             };
             extra.push_str(&format!("Transport: {reply_transport}\r\n"));
@@ -388,22 +632,19 @@ fn answer(
             extra.push_str(&format!("Session: {session_id}\r\n"));
         }
         _ => {
-            return Ok((
-                format!("RTSP/1.0 501 Not Implemented\r\nCSeq: {cseq}\r\n\r\n"),
-                None,
+            return Ok(format!(
+                "RTSP/1.0 501 Not Implemented\r\nCSeq: {cseq}\r\n\r\n"
             ))
         }
     }
-    Ok((
-        format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n{extra}\r\n"),
-        udp,
-    ))
+    Ok(format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n{extra}\r\n"))
 }
 
 /// What the UDP RTP thread received.
 #[derive(Debug, Default)]
 struct Tally {
     frames: Vec<FrameArrival>,
+    audio: Vec<AudioArrival>,
     packets: u64,
     bytes: u64,
 }
@@ -412,15 +653,17 @@ struct Tally {
 /// sender reports).
 struct UdpReceiver {
     rtp_port: u16,
+    track: SetupTrack,
     stop: Arc<AtomicBool>,
     rtp: JoinHandle<Tally>,
-    rtcp: JoinHandle<()>,
+    rtcp: JoinHandle<Option<SenderReport>>,
 }
 
 impl UdpReceiver {
     fn start(
         peer_rtp: SocketAddr,
         peer_rtcp: SocketAddr,
+        track: SetupTrack,
         media_seen: Arc<AtomicBool>,
     ) -> std::io::Result<UdpReceiver> {
         let (rtp, rtcp) = bind_pair()?;
@@ -437,7 +680,9 @@ impl UdpReceiver {
             let (stop, progress) = (Arc::clone(&stop), Arc::clone(&progress));
             std::thread::Builder::new()
                 .name(format!("sink-rtp-{rtp_port}"))
-                .spawn(move || receive_rtp(&rtp, peer_rtp.ip(), &stop, &progress, &media_seen))?
+                .spawn(move || {
+                    receive_rtp(&rtp, peer_rtp.ip(), track, &stop, &progress, &media_seen)
+                })?
         };
         let rtcp = {
             let stop = Arc::clone(&stop);
@@ -447,17 +692,19 @@ impl UdpReceiver {
         };
         Ok(UdpReceiver {
             rtp_port,
+            track,
             stop,
             rtp,
             rtcp,
         })
     }
 
-    /// Stops receiving (after the drain) and returns what arrived.
-    fn finish(self) -> Tally {
+    /// Stops receiving (after the drain) and returns what arrived, with the first sender
+    /// report.
+    fn finish(self) -> (Tally, Option<SenderReport>) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = self.rtcp.join();
-        self.rtp.join().unwrap_or_default()
+        let sr = self.rtcp.join().unwrap_or_default();
+        (self.rtp.join().unwrap_or_default(), sr)
     }
 }
 
@@ -481,6 +728,7 @@ fn bind_pair() -> std::io::Result<(UdpSocket, UdpSocket)> {
 fn receive_rtp(
     sock: &UdpSocket,
     peer: IpAddr,
+    track: SetupTrack,
     stop: &AtomicBool,
     progress: &AtomicU64,
     media_seen: &AtomicBool,
@@ -509,12 +757,14 @@ fn receive_rtp(
                     (u64::from(h.ssrc) << 32) | u64::from(seq.extended()),
                     Ordering::SeqCst,
                 );
-                if h.marker {
-                    tally.frames.push(FrameArrival {
-                        at,
-                        timestamp: h.timestamp,
-                    });
-                }
+                record_rtp(
+                    track.kind,
+                    track.aac,
+                    data,
+                    at,
+                    &mut tally.frames,
+                    &mut tally.audio,
+                );
             }
             Err(_) => {
                 if stop.load(Ordering::SeqCst) && last_datagram.elapsed() >= UDP_DRAIN_QUIET {
@@ -525,8 +775,15 @@ fn receive_rtp(
     }
 }
 
-fn answer_rtcp(sock: &UdpSocket, peer: SocketAddr, stop: &AtomicBool, progress: &AtomicU64) {
+/// Answers sender reports until stopped; returns the first one.
+fn answer_rtcp(
+    sock: &UdpSocket,
+    peer: SocketAddr,
+    stop: &AtomicBool,
+    progress: &AtomicU64,
+) -> Option<SenderReport> {
     let mut buf = vec![0u8; 2048];
+    let mut first = None;
     while !stop.load(Ordering::SeqCst) {
         let Ok((n, from)) = sock.recv_from(&mut buf) else {
             continue;
@@ -534,13 +791,17 @@ fn answer_rtcp(sock: &UdpSocket, peer: SocketAddr, stop: &AtomicBool, progress: 
         if from.ip() != peer.ip() {
             continue;
         }
-        let reports = sender_reports(buf.get(..n).unwrap_or_default());
+        let reports = sender_report_times(buf.get(..n).unwrap_or_default());
+        if let Some(&(_, sr)) = reports.first() {
+            first.get_or_insert(sr);
+        }
         let p = progress.load(Ordering::SeqCst);
         let (ssrc, extended) = ((p >> 32) as u32, p as u32);
-        if reports.contains(&ssrc) {
+        if reports.iter().any(|(s, _)| *s == ssrc) {
             let _ = sock.send_to(&receiver_report(ssrc, extended), from);
         }
     }
+    first
 }
 
 #[cfg(test)]
@@ -624,8 +885,21 @@ mod tests {
         let mut compound = vec![0x80, 200, 0, 6, 0, 0, 0x12, 0x34];
         compound.extend_from_slice(&[0; 20]);
         compound.extend_from_slice(&[0x81, 202, 0, 1, 0, 0, 0x12, 0x34]);
-        assert_eq!(sender_reports(&compound), vec![0x1234]);
-        assert!(sender_reports(&compound[..10]).is_empty());
+        compound[8..16].copy_from_slice(&[0xE0, 0, 0, 1, 0x80, 0, 0, 0]);
+        compound[16..20].copy_from_slice(&90_000u32.to_be_bytes());
+        let sr = SenderReport {
+            ntp: 0xE000_0001_8000_0000,
+            rtp: 90_000,
+        };
+        assert_eq!(sender_report_times(&compound), vec![(0x1234, sr)]);
+        assert!(sender_report_times(&compound[..10]).is_empty());
+        // Half a second of NTP time later, 0.5 s of 90 kHz ticks earlier.
+        let later = SenderReport {
+            ntp: 0xE000_0002_0000_0000,
+            rtp: 0,
+        };
+        assert!((sr.ntp_seconds_until(&later) - 0.5).abs() < 1e-9);
+        assert!((sr.seconds_of(45_000, 90_000) + 0.5).abs() < 1e-9);
         let rr = receiver_report(0x1234, 0x1_0005);
         assert_eq!(&rr[..4], &[0x81, 201, 0, 7]);
         assert_eq!(&rr[8..12], &[0, 0, 0x12, 0x34]);
@@ -642,5 +916,154 @@ mod tests {
         );
         assert_eq!(port_pair("RTP/AVP/TCP", "interleaved"), None);
         assert_eq!(uri_path("rtsp://h:1/a/b"), "/a/b");
+    }
+
+    const AV_SDP: &str = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\n\
+        m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:streamid=0\r\n\
+        m=audio 0 RTP/AVP 97\r\nb=AS:128\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\n\
+        a=fmtp:97 profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3\r\n\
+        a=control:streamid=1\r\n";
+
+    #[test]
+    fn media_sections_and_setup_targets() {
+        let media = sdp_media(AV_SDP);
+        assert_eq!(media.len(), 2);
+        assert_eq!(media[0].kind, MediaKind::Video);
+        assert_eq!(media[0].clock_rate, Some(90_000));
+        assert_eq!(
+            media[1],
+            SdpMedia {
+                kind: MediaKind::Audio,
+                control: Some("streamid=1".into()),
+                encoding: Some("MPEG4-GENERIC".into()),
+                clock_rate: Some(48_000),
+            }
+        );
+        let base = "rtsp://127.0.0.1:8554/bench";
+        assert_eq!(
+            setup_target(&format!("{base}/streamid=1"), &media, 0),
+            Some(1)
+        );
+        assert_eq!(
+            setup_target(&format!("{base}/streamid=0"), &media, 1),
+            Some(0)
+        );
+        // No match: SDP order.
+        assert_eq!(
+            setup_target(&format!("{base}/trackID=9"), &media, 1),
+            Some(1)
+        );
+        assert_eq!(setup_target(base, &media, 2), None);
+        let absolute = sdp_media("m=audio 0 RTP/AVP 97\r\na=control:rtsp://h/x/a\r\n");
+        assert_eq!(setup_target("rtsp://h/x/a", &absolute, 5), Some(0));
+    }
+
+    #[test]
+    fn aac_hbr_frames_and_rtp_payloads() {
+        // Two AU headers (32 bits), then the frames.
+        assert_eq!(aac_hbr_frames(&[0, 32, 0, 0x50, 0, 0x50, 1, 2]), Some(2));
+        assert_eq!(aac_hbr_frames(&[0, 16, 0, 0x50]), Some(1));
+        assert_eq!(aac_hbr_frames(&[0, 32, 0, 0x50]), None);
+        assert_eq!(aac_hbr_frames(&[0]), None);
+        let mut p = vec![0x80, 97, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+        assert_eq!(rtp_payload_offset(&p), Some(12));
+        // One CSRC and a one-word extension.
+        p[0] = 0x91;
+        p.extend_from_slice(&[0, 0, 0, 9, 0xBE, 0xDE, 0, 1, 0, 0, 0, 0]);
+        assert_eq!(rtp_payload_offset(&p), Some(24));
+        assert_eq!(rtp_payload_offset(&p[..18]), None);
+    }
+
+    /// A publisher's two SETUPs over TCP (the second without channels: the sink picks 2-3),
+    /// then video on 0, audio on 2, an SR on each RTCP channel.
+    #[test]
+    fn records_both_tracks_of_an_interleaved_session() {
+        use std::io::{Read as _, Write as _};
+        let sink = super::super::Sink::start(super::super::SinkKind::Rtsp, Duration::from_secs(5))
+            .expect("sink");
+        let url = sink.url("bench");
+        let mut c = std::net::TcpStream::connect(
+            url.trim_start_matches("rtsp://")
+                .split('/')
+                .next()
+                .expect("authority"),
+        )
+        .expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let request = |c: &mut std::net::TcpStream, head: String, body: &str| -> String {
+            c.write_all(format!("{head}Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes())
+                .expect("write");
+            let mut buf = [0u8; 2048];
+            let n = c.read(&mut buf).expect("reply");
+            let reply = String::from_utf8_lossy(&buf[..n]).to_string();
+            assert!(reply.starts_with("RTSP/1.0 200 OK"), "{reply}");
+            reply
+        };
+        request(
+            &mut c,
+            format!("ANNOUNCE {url} RTSP/1.0\r\nCSeq: 1\r\n"),
+            AV_SDP,
+        );
+        request(
+            &mut c,
+            format!("SETUP {url}/streamid=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\r\n"),
+            "",
+        );
+        let reply = request(
+            &mut c,
+            format!("SETUP {url}/streamid=1 RTSP/1.0\r\nCSeq: 3\r\nTransport: RTP/AVP/TCP;unicast;mode=record\r\n"),
+            "",
+        );
+        assert!(reply.contains("interleaved=2-3"), "{reply}");
+        request(&mut c, format!("RECORD {url} RTSP/1.0\r\nCSeq: 4\r\n"), "");
+        let rtp = |pt_marker: u8, ts: u32, payload: &[u8]| {
+            let mut p = vec![0x80, pt_marker, 0, 1];
+            p.extend_from_slice(&ts.to_be_bytes());
+            p.extend_from_slice(&[0, 0, 0, 7]);
+            p.extend_from_slice(payload);
+            p
+        };
+        let mut sr = vec![0x80, 200, 0, 6, 0, 0, 0, 7, 0xE0, 0, 0, 1, 0, 0, 0, 0];
+        sr.extend_from_slice(&1000u32.to_be_bytes());
+        sr.extend_from_slice(&[0; 8]);
+        let mut stream = Vec::new();
+        for (channel, packet) in [
+            (0u8, rtp(0x60, 3000, &[0x7c, 0x85])), // a fragment: no marker
+            (0, rtp(0xE0, 3000, &[0x7c, 0x45])),
+            (2, rtp(0xE1, 5000, &[0, 32, 0, 8, 0, 8, 1, 2])),
+            (3, sr.clone()),
+            (1, sr.clone()),
+            (2, rtp(0xE1, 7048, &[0, 16, 0, 8, 1])),
+        ] {
+            stream.extend_from_slice(&[b'$', channel]);
+            stream.extend_from_slice(&(packet.len() as u16).to_be_bytes());
+            stream.extend_from_slice(&packet);
+        }
+        c.write_all(&stream).expect("media");
+        request(
+            &mut c,
+            format!("TEARDOWN {url} RTSP/1.0\r\nCSeq: 5\r\n"),
+            "",
+        );
+        drop(c);
+        let sessions = sink.finish(1, Duration::from_secs(5));
+        let s = &sessions[0];
+        assert_eq!(s.error, None);
+        assert!(s.ended_cleanly);
+        assert_eq!(
+            s.frames.iter().map(|f| f.timestamp).collect::<Vec<_>>(),
+            vec![3000]
+        );
+        assert_eq!((s.media_packets, s.audio_packets), (2, 2));
+        let audio: Vec<(u32, u32)> = s.audio.iter().map(|a| (a.timestamp, a.frames)).collect();
+        assert_eq!(audio, vec![(5000, 2), (7048, 1)]);
+        assert_eq!(s.audio_clock_rate, Some(48_000));
+        let expected = SenderReport {
+            ntp: 0xE000_0001_0000_0000,
+            rtp: 1000,
+        };
+        assert_eq!(s.audio_sender_report, Some(expected));
+        assert_eq!(s.video_sender_report, Some(expected));
     }
 }
