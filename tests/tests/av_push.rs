@@ -268,3 +268,85 @@ fn ffmpeg_listener_lines_the_tracks_up_from_our_sender_reports() {
         (a - v) * 1e3
     );
 }
+
+/// AAC frames sharing RTP packets (RFC 3640 with several AU headers per packet, here two
+/// frames per packet: a 50 ms bound) reach GStreamer's depayloader whole: every frame of the
+/// recording equals the source's, with its own timestamp (our SDP's `constantDuration` lets
+/// the receiver time the second frame of each packet). Published with the transport crate
+/// alone, the units merged by time.
+#[test]
+fn aggregated_aac_frames_arrive_whole_at_gstreamer() {
+    use bytes::Bytes;
+    use mpegcoder::transport::rtsp::{RtspOptions, RtspPublisher};
+    use mpegcoder::transport::VideoTrack;
+    use mpegcoder::transport::{AccessUnit, AudioFrame, AudioTrack, Media, TimeBase, Track};
+
+    if !require("aggregated_aac_frames_arrive_whole", GST_TOOLS) {
+        return;
+    }
+    let dir = TempDir::new("av-aggregate");
+    let clip = av_clip(dir.path());
+    let server = GstRtspRecord::start_with(
+        dir.path(),
+        GstOptions {
+            audio: true,
+            ..GstOptions::default()
+        },
+    );
+    let vtb = TimeBase::new(clip.time_base.0, clip.time_base.1);
+    let (an, ad) = clip.audio_time_base.unwrap();
+    let atb = TimeBase::new(an, ad);
+    let mut units: Vec<(i128, Media)> = clip
+        .packets
+        .iter()
+        .map(|p| {
+            let au = AccessUnit::from_length_prefixed(
+                &Bytes::from(p.data.clone()),
+                4,
+                p.pts,
+                p.dts,
+                vtb,
+                p.key,
+            )
+            .unwrap();
+            (vtb.ticks_to_nanos(p.dts), Media::from(au))
+        })
+        .chain(clip.audio_packets.iter().map(|p| {
+            let f = AudioFrame::new(Bytes::from(p.data.clone()), p.pts, atb);
+            (atb.ticks_to_nanos(p.pts), Media::from(f))
+        }))
+        .collect();
+    units.sort_by_key(|(t, m)| (*t, m.audio().is_some()));
+    let tracks = [
+        Track::from(VideoTrack::from_extradata(&Bytes::from(clip.extradata.clone())).unwrap()),
+        Track::from(AudioTrack::aac(Bytes::from(clip.audio_extradata.clone())).unwrap()),
+    ];
+    let options = RtspOptions::default().with_audio_aggregation(Duration::from_millis(50));
+    let stats = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let mut p = RtspPublisher::connect(&server.url(None), &tracks, options).await?;
+            // Paced by a plain sleep to each unit's time: the server's receiver times what
+            // arrives.
+            let start = tokio::time::Instant::now();
+            let t0 = units[0].0;
+            for (t, m) in units {
+                let due = Duration::from_nanos(u64::try_from(t - t0).unwrap());
+                tokio::time::sleep_until(start + due).await;
+                p.send(m).await?;
+            }
+            p.close().await
+        })
+        .unwrap_or_else(|e| panic!("{e}; server log: {}", server.log()));
+    let rtsp = stats.rtsp().unwrap();
+    assert_eq!(rtsp.audio_frames, 95);
+    // Two frames per packet (the last one alone).
+    assert_eq!(rtsp.audio_packets, 48, "{rtsp:?}");
+    let rec = server.wait_recording(Duration::from_millis(500), Duration::from_secs(15));
+    assert_frames_match(&clip.framemd5, &framemd5(&rec), true, "aggregated");
+    assert_audio_match(&clip.audio_md5, &audio_framemd5(&rec), "aggregated");
+    assert_audio_steady(&rec, "aggregated");
+    assert_start_offset(&clip, &rec, "aggregated");
+}

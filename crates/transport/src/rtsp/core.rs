@@ -73,9 +73,11 @@ pub struct RtspOptions {
     /// The same for the audio track. Its payload type is used for codecs without a static
     /// one (AAC, Opus: default 97); PCMU, PCMA and MP3 always use theirs (0, 8, 14).
     pub audio_packetizer: PacketizerConfig,
-    /// The longest span of audio one RTP packet carries (default 40 ms, which puts two AAC
-    /// frames in most packets; zero sends each frame in its own packet). A frame held back
-    /// for the next one waits at most this long.
+    /// The longest span of audio one RTP packet carries. Default zero: each frame in its own
+    /// packet, sent when it is due, as the video is (GStreamer's payloaders do the same). With
+    /// a bound, consecutive AAC frames share a packet while they fit it and the payload limit
+    /// (50 ms puts two frames of 1024 samples at 44.1 or 48 kHz in a packet: fewer packets,
+    /// and the first frame of each waits one frame for the second).
     pub audio_aggregation: Duration,
 }
 
@@ -96,7 +98,7 @@ impl Default for RtspOptions {
             packetizer: PacketizerConfig::default(),
             audio_packetizer: PacketizerConfig::default()
                 .with_payload_type(default_payload_type(crate::audio::AudioCodec::Aac)),
-            audio_aggregation: Duration::from_millis(40),
+            audio_aggregation: Duration::ZERO,
         }
     }
 }
