@@ -98,7 +98,7 @@ pub async fn connect_tcp(
     url: &str,
     limit: Duration,
 ) -> Result<TcpStream, ConnectError> {
-    let deadline = Instant::now() + limit;
+    let deadline = Instant::from_std(crate::clock::now()) + limit;
     let addrs = resolve_until(host, port, url, limit, deadline).await?;
     let mut last = None;
     for addr in addrs {
@@ -146,7 +146,14 @@ pub async fn resolve(
     url: &str,
     limit: Duration,
 ) -> Result<Vec<SocketAddr>, ConnectError> {
-    resolve_until(host, port, url, limit, Instant::now() + limit).await
+    resolve_until(
+        host,
+        port,
+        url,
+        limit,
+        Instant::from_std(crate::clock::now()) + limit,
+    )
+    .await
 }
 
 async fn resolve_until(

@@ -101,7 +101,7 @@ impl RtmpPull {
     /// Sends `deleteStream` (best effort, briefly) and shuts the write side down.
     pub(super) async fn close(mut self) {
         self.core.close();
-        let deadline = Instant::now() + CLOSE_LIMIT;
+        let deadline = Instant::from_std(crate::clock::now()) + CLOSE_LIMIT;
         while let Some(bytes) = self.core.poll_transmit() {
             if !matches!(
                 timeout_at(deadline, self.stream.write_all(&bytes)).await,

@@ -197,7 +197,7 @@ impl RtspPull {
             sdp_frame_rate,
             url: shown,
             idle_timeout: options.idle_timeout,
-            last_video: Instant::now(),
+            last_video: Instant::from_std(crate::clock::now()),
             saw_video: false,
             lost_packets: 0,
         };
@@ -274,7 +274,7 @@ impl RtspPull {
                     // RTP has no key frame flag: an IDR picture is the random access point.
                     au.key = au.has_idr();
                     self.saw_video = true;
-                    self.last_video = Instant::now();
+                    self.last_video = Instant::from_std(crate::clock::now());
                     return Ok(Some(Media::H264(au)));
                 }
                 CodecItem::AudioFrame(frame)

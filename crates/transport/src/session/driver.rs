@@ -343,7 +343,9 @@ enum Step {
 /// The task: reads, finishes writes, keeps time, until the session is over.
 async fn run<C: SessionCore>(shared: Arc<Shared<C>>) {
     let url = shared.lock().core.url();
-    let mut sleep = Box::pin(tokio::time::sleep_until(tokio::time::Instant::now()));
+    let mut sleep = Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
+        crate::clock::now(),
+    )));
     let mut sleep_at: Option<Instant> = None;
     poll_fn(|cx| {
         let mut inner = shared.lock();

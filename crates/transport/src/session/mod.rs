@@ -32,7 +32,8 @@
 //! # fn write_all(_: &[u8]) {}
 //! # fn read_some() -> Option<Vec<u8>> { None }
 //! # fn sleep_until(_: Instant) {}
-//! fn drive<C: SessionCore>(core: &mut C) -> Result<(), C::Error> {
+//! // `now` is the driver's one clock read (the core never reads one).
+//! fn drive<C: SessionCore>(core: &mut C, now: impl Fn() -> Instant) -> Result<(), C::Error> {
 //!     loop {
 //!         while let Some(event) = core.poll_event() {
 //!             if matches!(event, SessionEvent::Closed) {
@@ -43,17 +44,17 @@
 //!             if let Transmit::Stream(chunks) = t {
 //!                 let bytes = chunks.to_bytes();
 //!                 write_all(&bytes);
-//!                 core.handle_written(Instant::now(), bytes.len());
+//!                 core.handle_written(now(), bytes.len());
 //!             }
 //!         }
 //!         // Wait for whichever comes first: bytes from the server, or the core's deadline.
 //!         match read_some() {
-//!             Some(data) => core.handle_input(Instant::now(), &data)?,
+//!             Some(data) => core.handle_input(now(), &data)?,
 //!             None => {
 //!                 if let Some(deadline) = core.poll_timeout() {
 //!                     sleep_until(deadline);
 //!                 }
-//!                 core.handle_timeout(Instant::now())?;
+//!                 core.handle_timeout(now())?;
 //!             }
 //!         }
 //!     }
