@@ -39,13 +39,13 @@ use crate::codec::{
 use crate::continuity::Continuity;
 use crate::pacer::Interleaver;
 use crate::server::{
-    carries, codec_of, config_from_adts, AudioStream, PacketStream, Server, ServerConfig,
-    ServerError, ServerStats, VideoCodec,
+    codec_of, config_from_adts, AudioStream, PacketStream, Server, ServerConfig, ServerError,
+    ServerStats, VideoCodec,
 };
 use crate::transport::h264::{nal_type, nal_unit_type, split_annexb};
 use crate::transport::redact_url;
-use crate::transport::Transport;
 use crate::transport::VideoTrack;
+use crate::transport::{Protocol, Transport};
 use mpegcoder_types::FrameRateConverter;
 
 /// What happens to the input's audio.
@@ -493,22 +493,19 @@ fn choose_audio(
         }
         return Ok(None);
     };
-    let protocol = if options.address.to_ascii_lowercase().starts_with("rtmp") {
-        "RTMP"
-    } else {
-        "RTSP"
-    };
+    let protocol = Protocol::from_url(&options.address);
     let problem = match codec_of(&params.codec) {
         None => Some(format!(
             "audio stream {} is {}, which cannot be passed through (supported: aac, mp3, \
              opus, pcm_mulaw, pcm_alaw)",
             params.ordinal, params.codec
         )),
-        Some(c) if !carries(&options.address, c) => Some(format!(
-            "audio stream {} is {}, which {protocol} cannot carry",
-            params.ordinal, params.codec
-        )),
-        Some(_) => None,
+        Some(c) => protocol.filter(|p| !p.carries(c)).map(|p| {
+            format!(
+                "audio stream {} is {}, which {p} cannot carry",
+                params.ordinal, params.codec
+            )
+        }),
     };
     let mut stream = AudioStream::new(
         params.codec.clone(),

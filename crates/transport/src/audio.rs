@@ -44,17 +44,6 @@ impl AudioCodec {
             AudioCodec::Pcma => "pcm_alaw",
         }
     }
-
-    /// True when RTSP (RTP) can carry it.
-    pub fn over_rtsp(self) -> bool {
-        true
-    }
-
-    /// True when RTMP (FLV) can carry it: every codec but Opus, which FLV has no SoundFormat
-    /// for (FLV spec v10.1 E.4.2.1).
-    pub fn over_rtmp(self) -> bool {
-        !matches!(self, AudioCodec::Opus)
-    }
 }
 
 impl std::fmt::Display for AudioCodec {
@@ -532,7 +521,6 @@ mod tests {
         assert!(AudioTrack::aac(Bytes::new()).is_err());
         let o = AudioTrack::new(AudioCodec::Opus, 48_000, 2).unwrap();
         assert_eq!(o.rtp_clock_rate(), 48_000);
-        assert!(!AudioCodec::Opus.over_rtmp());
         assert!(AudioTrack::new(AudioCodec::Pcmu, 0, 1).is_err());
         assert!(AudioTrack::new(AudioCodec::Aac, 8000, 1).is_err());
         let f = AudioFrame::new(Bytes::from_static(&[1]), 1024, TimeBase::new(1, 44_100));

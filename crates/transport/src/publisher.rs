@@ -42,6 +42,16 @@ impl Protocol {
             _ => None,
         }
     }
+
+    /// True when the protocol can carry `codec`: RTP has a payload format for every one
+    /// ([`crate::rtp::AudioPacketizer`]); FLV has a SoundFormat for every one but Opus (FLV
+    /// spec v10.1 E.4.2.1).
+    pub fn carries(self, codec: crate::audio::AudioCodec) -> bool {
+        match self {
+            Protocol::Rtsp => true,
+            Protocol::Rtmp => crate::rtmp::flv_audio::sound_format(codec).is_some(),
+        }
+    }
 }
 
 impl fmt::Display for Protocol {
@@ -224,6 +234,15 @@ mod tests {
         assert_eq!(Protocol::from_url("RTMP://h/app/k"), Some(Protocol::Rtmp));
         assert_eq!(Protocol::from_url("http://h/x"), None);
         assert_eq!(Protocol::from_url("/tmp/file.mp4"), None);
+    }
+
+    #[test]
+    fn audio_codecs_each_protocol_carries() {
+        use crate::audio::AudioCodec::*;
+        for codec in [Aac, Mp3, Opus, Pcmu, Pcma] {
+            assert!(Protocol::Rtsp.carries(codec), "{codec}");
+            assert_eq!(Protocol::Rtmp.carries(codec), codec != Opus, "{codec}");
+        }
     }
 
     #[tokio::test]

@@ -98,18 +98,6 @@ pub fn codec_of(name: &str) -> Option<AudioCodec> {
     }
 }
 
-/// Whether the protocol of `address` can carry `codec` (`None`: not a known scheme).
-pub fn carries(address: &str, codec: AudioCodec) -> bool {
-    let scheme = address
-        .split_once("://")
-        .map(|(s, _)| s.to_ascii_lowercase())
-        .unwrap_or_default();
-    match scheme.as_str() {
-        "rtmp" | "rtmps" => codec.over_rtmp(),
-        _ => codec.over_rtsp(),
-    }
-}
-
 /// The transport track announcing `stream`.
 pub(super) fn track_of(stream: &AudioStream) -> Result<AudioTrack, ServerError> {
     let codec = codec_of(&stream.codec).ok_or_else(|| {
@@ -206,9 +194,6 @@ mod tests {
                 .contains("vorbis audio cannot be passed through"),
             "{e}"
         );
-        assert!(carries("rtmp://h/a/b", AudioCodec::Mp3));
-        assert!(!carries("RTMP://h/a/b", AudioCodec::Opus));
-        assert!(carries("rtsp://h/a", AudioCodec::Opus));
 
         // Two ADTS frames in one packet: two raw frames, 1024 samples apart.
         let cfg = AacConfig::parse(&[0x11, 0x90]).unwrap();

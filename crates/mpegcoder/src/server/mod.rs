@@ -34,7 +34,7 @@ use crate::transport::{PublishError, Transport};
 use crate::types::Redacted;
 
 pub use self::asynk::AsyncServer;
-pub use self::audio::{carries, codec_of, config_from_adts, AudioStream};
+pub use self::audio::{codec_of, config_from_adts, AudioStream};
 pub use self::blocking::Server;
 
 /// How frames become H.264.

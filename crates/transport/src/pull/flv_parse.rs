@@ -214,16 +214,9 @@ impl TimestampExtender {
 
 // ---- audio ------------------------------------------------------------------------------
 
-/// FLV `SoundFormat` of MP3 (FLV spec v10.1 E.4.2.1).
-pub const SOUND_FORMAT_MP3: u8 = 2;
-/// FLV `SoundFormat` of G.711 A-law.
-pub const SOUND_FORMAT_PCMA: u8 = 7;
-/// FLV `SoundFormat` of G.711 µ-law.
-pub const SOUND_FORMAT_PCMU: u8 = 8;
-/// FLV `SoundFormat` of AAC.
-pub const SOUND_FORMAT_AAC: u8 = 10;
-/// FLV `SoundFormat` of MP3 at 8 kHz.
-pub const SOUND_FORMAT_MP3_8K: u8 = 14;
+pub use crate::rtmp::flv_audio::{
+    SOUND_FORMAT_AAC, SOUND_FORMAT_MP3, SOUND_FORMAT_MP3_8K, SOUND_FORMAT_PCMA, SOUND_FORMAT_PCMU,
+};
 
 /// What one FLV audio tag body carries.
 ///

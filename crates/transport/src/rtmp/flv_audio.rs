@@ -27,6 +27,8 @@ pub const SOUND_FORMAT_MP3: u8 = 2;
 pub const SOUND_FORMAT_PCMA: u8 = 7;
 /// `SoundFormat` of G.711 µ-law.
 pub const SOUND_FORMAT_PCMU: u8 = 8;
+/// `SoundFormat` of MP3 at 8 kHz (read when pulling; never written).
+pub const SOUND_FORMAT_MP3_8K: u8 = 14;
 
 /// The `SoundFormat` of a codec, `None` when FLV has none (Opus).
 pub fn sound_format(codec: AudioCodec) -> Option<u8> {

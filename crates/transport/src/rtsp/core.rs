@@ -1359,11 +1359,7 @@ impl RtspPublisherCore {
     /// the whole access unit). Errors about the access unit itself leave the session intact.
     pub fn send(&mut self, now: Instant, au: &AccessUnit) -> Result<(), RtspError> {
         self.check_sendable()?;
-        let Some(index) = self
-            .tracks
-            .iter()
-            .position(|t| matches!(t.packer, Packer::Video(_)))
-        else {
+        let Some(index) = self.track_index(false) else {
             return Err(MediaError::NoTrack { kind: "video" }.into());
         };
         let with_ps;
@@ -1399,11 +1395,7 @@ impl RtspPublisherCore {
     /// the frame itself leave the session intact.
     pub fn send_audio(&mut self, now: Instant, frame: &AudioFrame) -> Result<(), RtspError> {
         self.check_sendable()?;
-        let Some(index) = self
-            .tracks
-            .iter()
-            .position(|t| matches!(t.packer, Packer::Audio(_)))
-        else {
+        let Some(index) = self.track_index(true) else {
             return Err(MediaError::NoTrack { kind: "audio" }.into());
         };
         let mut packets = std::mem::take(&mut self.scratch);
@@ -1434,6 +1426,13 @@ impl RtspPublisherCore {
         Ok(())
     }
 
+    /// The index of the audio track (`audio`) or of the video track.
+    fn track_index(&self, audio: bool) -> Option<usize> {
+        self.tracks
+            .iter()
+            .position(|t| matches!(t.packer, Packer::Audio(_)) == audio)
+    }
+
     fn check_sendable(&self) -> Result<(), RtspError> {
         if self.state != State::Recording {
             return Err(RtspError::NotRecording(match self.state {
@@ -1454,11 +1453,7 @@ impl RtspPublisherCore {
     /// Sends the audio frames held back for aggregation.
     fn flush_audio(&mut self, now: Instant) {
         self.audio_flush = None;
-        let Some(index) = self
-            .tracks
-            .iter()
-            .position(|t| matches!(t.packer, Packer::Audio(_)))
-        else {
+        let Some(index) = self.track_index(true) else {
             return;
         };
         let mut packets = Vec::new();
