@@ -496,9 +496,10 @@ fn choose_audio(
     let protocol = Protocol::from_url(&options.address);
     let problem = match codec_of(&params.codec) {
         None => Some(format!(
-            "audio stream {} is {}, which cannot be passed through (supported: aac, mp3, \
-             opus, pcm_mulaw, pcm_alaw)",
-            params.ordinal, params.codec
+            "audio stream {} is {}, which cannot be passed through (supported: {})",
+            params.ordinal,
+            params.codec,
+            crate::transport::AudioCodec::supported()
         )),
         Some(c) => protocol.filter(|p| !p.carries(c)).map(|p| {
             format!(

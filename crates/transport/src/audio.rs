@@ -33,6 +33,30 @@ pub enum AudioCodec {
 }
 
 impl AudioCodec {
+    /// Every codec a session can carry.
+    pub const ALL: [AudioCodec; 5] = [
+        AudioCodec::Aac,
+        AudioCodec::Mp3,
+        AudioCodec::Opus,
+        AudioCodec::Pcmu,
+        AudioCodec::Pcma,
+    ];
+
+    /// The codec of an FFmpeg codec name ([`name`](Self::name), or the name of one of its
+    /// decoders: `mp3float`).
+    pub fn from_name(name: &str) -> Option<AudioCodec> {
+        match name {
+            "mp3float" => Some(AudioCodec::Mp3),
+            _ => AudioCodec::ALL.into_iter().find(|c| c.name() == name),
+        }
+    }
+
+    /// The names of every codec, for messages: `aac, mp3, opus, pcm_mulaw, pcm_alaw`.
+    pub fn supported() -> String {
+        let names: Vec<&str> = AudioCodec::ALL.iter().map(|c| c.name()).collect();
+        names.join(", ")
+    }
+
     /// The codec's usual name (`aac`, `mp3`, `opus`, `pcm_mulaw`, `pcm_alaw`, as FFmpeg
     /// spells them).
     pub fn name(self) -> &'static str {
@@ -519,6 +543,15 @@ mod tests {
             (44_100, 2, 44_100)
         );
         assert!(AudioTrack::aac(Bytes::new()).is_err());
+        for c in AudioCodec::ALL {
+            assert_eq!(AudioCodec::from_name(c.name()), Some(c));
+        }
+        assert_eq!(AudioCodec::from_name("mp3float"), Some(AudioCodec::Mp3));
+        assert_eq!(AudioCodec::from_name("vorbis"), None);
+        assert_eq!(
+            AudioCodec::supported(),
+            "aac, mp3, opus, pcm_mulaw, pcm_alaw"
+        );
         let o = AudioTrack::new(AudioCodec::Opus, 48_000, 2).unwrap();
         assert_eq!(o.rtp_clock_rate(), 48_000);
         assert!(AudioTrack::new(AudioCodec::Pcmu, 0, 1).is_err());

@@ -88,22 +88,16 @@ impl AudioStream {
 
 /// The transport codec of an FFmpeg codec name.
 pub fn codec_of(name: &str) -> Option<AudioCodec> {
-    match name {
-        "aac" => Some(AudioCodec::Aac),
-        "mp3" | "mp3float" => Some(AudioCodec::Mp3),
-        "opus" => Some(AudioCodec::Opus),
-        "pcm_mulaw" => Some(AudioCodec::Pcmu),
-        "pcm_alaw" => Some(AudioCodec::Pcma),
-        _ => None,
-    }
+    AudioCodec::from_name(name)
 }
 
 /// The transport track announcing `stream`.
 pub(super) fn track_of(stream: &AudioStream) -> Result<AudioTrack, ServerError> {
     let codec = codec_of(&stream.codec).ok_or_else(|| {
         ServerError::Audio(format!(
-            "{} audio cannot be passed through (supported: aac, mp3, opus, pcm_mulaw, pcm_alaw)",
-            stream.codec
+            "{} audio cannot be passed through (supported: {})",
+            stream.codec,
+            AudioCodec::supported()
         ))
     })?;
     let track = match codec {
