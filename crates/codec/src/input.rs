@@ -675,6 +675,9 @@ impl Demuxer {
                     }
                     self.dts_seen |= p.dts().is_some();
                     let packet = self.video_packet(&p);
+                    if self.held.is_empty() {
+                        return Ok(Some(DemuxedPacket::Video(packet)));
+                    }
                     self.settle_held(Some(packet.dts));
                     self.ready.push_back(DemuxedPacket::Video(packet));
                 }
