@@ -11,7 +11,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mpegcoder::codec::Rational;
 use mpegcoder::push::AudioMode;
-use mpegcoder::{push, PushOptions, ServerStats, Transport, VideoCodec};
+use mpegcoder::{push, PushOptions, ReconnectPolicy, ServerStats, Transport, VideoCodec};
 
 /// Arguments of `mpegcoder push`.
 #[derive(Debug, Args)]
@@ -19,7 +19,18 @@ pub struct PushArgs {
     /// Input file (or any URL FFmpeg reads).
     pub input: String,
     /// Where to publish: rtsp://[user:pass@]host[:port]/path or rtmp://host[:port]/app/key.
-    pub url: String,
+    /// Several URLs: one decode, one encode and one timeline feed them all, each with its own
+    /// connection, queue and reconnect state.
+    #[arg(required = true, num_args = 1..)]
+    pub urls: Vec<String>,
+    /// Reconnect a lost destination (and a live source) forever, with capped exponential
+    /// backoff (0.5 s up to 10 s, with jitter). 401/403, 404, bad URLs and TLS certificate
+    /// errors are never retried.
+    #[arg(long)]
+    pub reconnect: bool,
+    /// Like --reconnect, with at most N attempts per outage.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub reconnect_max: Option<u32>,
     /// libx264 (encode) or copy (pass the H.264 packets through untouched).
     #[arg(long, default_value = "libx264", value_parser = parse_codec)]
     pub codec: VideoCodec,
@@ -141,7 +152,14 @@ pub fn parse_fps(s: &str) -> Result<Rational, String> {
 /// Runs the subcommand. Returns whether the push was interrupted (Ctrl-C). `logging`: log
 /// lines beyond warnings may appear on stderr (no progress bar then, so they stay readable).
 pub fn run(args: &PushArgs, logging: bool) -> Result<bool> {
-    let options = PushOptions::new(args.input.clone(), args.url.clone())
+    let reconnect = match (args.reconnect_max, args.reconnect) {
+        (Some(n), _) => Some(ReconnectPolicy::attempts(n)),
+        (None, true) => Some(ReconnectPolicy::forever()),
+        (None, false) => None,
+    };
+    let options = PushOptions::new(args.input.clone(), String::new())
+        .with_addresses(args.urls.iter().cloned())
+        .with_reconnect(reconnect)
         .with_codec(args.codec)
         .with_transport(args.transport)
         .with_bit_rate(args.bitrate)

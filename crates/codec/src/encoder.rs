@@ -367,6 +367,8 @@ pub struct Encoder {
     frames_in: u64,
     last_pts: Option<i64>,
     finished: bool,
+    /// The next frame becomes an IDR picture.
+    force_key: bool,
 }
 
 impl fmt::Debug for Encoder {
@@ -438,6 +440,8 @@ impl Encoder {
             x264.push_str(v);
         }
         dict.set("x264-params", &x264);
+        // A picture forced to type I (`force_key_frame`) becomes an IDR, not a plain I-frame.
+        dict.set("forced-idr", "1");
         let encoder = enc.open_as_with(codec, dict).map_err(open_err)?;
         let extradata = crate::ffi::extradata(AsRef::<ff::codec::Context>::as_ref(&encoder));
         let frame_ticks = rescale(1, config.frame_rate.invert(), config.time_base).max(1);
@@ -450,6 +454,7 @@ impl Encoder {
             frames_in: 0,
             last_pts: None,
             finished: false,
+            force_key: false,
         })
     }
 
@@ -471,6 +476,12 @@ impl Encoder {
     /// Frames given to the encoder so far.
     pub fn frames_in(&self) -> u64 {
         self.frames_in
+    }
+
+    /// Makes the next frame given to the encoder an IDR picture (a receiver that joined or
+    /// reconnected can start decoding there), whatever the GOP size says.
+    pub fn force_key_frame(&mut self) {
+        self.force_key = true;
     }
 
     /// Encodes a frame from a decoder (YUV420P, or RGB24) at its own timestamp, rescaled into
@@ -551,6 +562,11 @@ impl Encoder {
             }
         }
         yuv.set_pts(Some(pts));
+        yuv.set_kind(if std::mem::take(&mut self.force_key) {
+            ff::picture::Type::I
+        } else {
+            ff::picture::Type::None
+        });
         self.encoder.send_frame(&yuv).map_err(encode_err)?;
         self.last_pts = Some(pts);
         self.frames_in += 1;

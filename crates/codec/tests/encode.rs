@@ -253,3 +253,38 @@ fn packet_decoder_reads_demuxed_annexb() {
         assert!(w[1].pts > w[0].pts);
     }
 }
+
+#[test]
+fn a_forced_key_frame_is_an_idr_with_its_parameter_sets() {
+    if !have_ffmpeg("a_forced_key_frame_is_an_idr_with_its_parameter_sets") {
+        return;
+    }
+    let source = decode_all(&bframes_mp4(), yuv());
+    let d = Decoder::open(bframes_mp4(), yuv()).expect("open");
+    let config = d
+        .encoder_config()
+        .with_gop_size(250)
+        .with_max_b_frames(2)
+        .with_preset("veryfast");
+    let mut enc = Encoder::new(config).expect("encoder");
+    let extradata = enc.extradata().clone();
+    let mut packets = Vec::new();
+    for (i, f) in source.iter().enumerate() {
+        if i == 23 {
+            enc.force_key_frame();
+        }
+        packets.extend(enc.encode(f).expect("encode"));
+    }
+    packets.extend(enc.finish().expect("finish"));
+    let keys: Vec<i64> = packets.iter().filter(|p| p.key).map(|p| p.pts).collect();
+    assert_eq!(
+        keys,
+        [source[0].pts, source[23].pts],
+        "the first frame and the forced one are the only key frames of a 250-frame GOP"
+    );
+    check_headers(&extradata, &packets);
+    assert_eq!(
+        decode_packets(&extradata, &packets, enc.time_base()).len(),
+        60
+    );
+}

@@ -11,6 +11,7 @@ pub mod client;
 mod continuity;
 pub mod priority;
 pub mod push;
+pub mod reconnect;
 mod runtime;
 pub mod server;
 pub use client::{
@@ -19,7 +20,8 @@ pub use client::{
 };
 pub use mpegcoder_types::Transport;
 pub use push::{push, PushError, PushOptions, PushSummary};
+pub use reconnect::ReconnectPolicy;
 pub use server::{
-    AsyncServer, AudioStream, FrameRef, PacketStream, Server, ServerConfig, ServerError,
-    ServerStats, VideoCodec, VideoSource,
+    AsyncServer, AudioStream, FrameRef, KeyFrameRequest, PacketStream, Server, ServerConfig,
+    ServerError, ServerStats, VideoCodec, VideoSource,
 };

@@ -38,6 +38,7 @@ use crate::codec::{
 };
 use crate::continuity::Continuity;
 use crate::pacer::Interleaver;
+use crate::reconnect::ReconnectPolicy;
 use crate::server::{
     codec_of, config_from_adts, AudioStream, PacketStream, Server, ServerConfig, ServerError,
     ServerStats, VideoCodec,
@@ -127,6 +128,12 @@ pub struct PushOptions {
     /// Which audio stream to pass through (0 = the first); `None`: the first.
     #[serde(default)]
     pub audio_stream: Option<usize>,
+    /// More destinations beside `address`, fed by the same decode, encode and timeline.
+    #[serde(default)]
+    pub extra_addresses: Vec<String>,
+    /// Reconnect lost destinations (and a live source); `None`: a lost connection ends it.
+    #[serde(default)]
+    pub reconnect: Option<ReconnectPolicy>,
 }
 
 impl std::fmt::Debug for PushOptions {
@@ -134,6 +141,15 @@ impl std::fmt::Debug for PushOptions {
         f.debug_struct("PushOptions")
             .field("input", &redact_url(&self.input))
             .field("address", &redact_url(&self.address))
+            .field(
+                "extra_addresses",
+                &self
+                    .extra_addresses
+                    .iter()
+                    .map(|a| redact_url(a))
+                    .collect::<Vec<_>>(),
+            )
+            .field("reconnect", &self.reconnect)
             .field("codec", &self.codec)
             .field("transport", &self.transport)
             .field("loops", &self.loops)
@@ -169,7 +185,35 @@ impl PushOptions {
             decoder_threads: 0,
             audio: AudioMode::Auto,
             audio_stream: None,
+            extra_addresses: Vec::new(),
+            reconnect: None,
         }
+    }
+
+    /// Publishes to every address of `addresses` (the first becomes `address`); an empty
+    /// list changes nothing.
+    pub fn with_addresses<S: Into<String>>(
+        mut self,
+        addresses: impl IntoIterator<Item = S>,
+    ) -> Self {
+        let mut all = addresses.into_iter().map(Into::into);
+        if let Some(first) = all.next() {
+            self.address = first;
+            self.extra_addresses = all.collect();
+        }
+        self
+    }
+
+    /// Every destination, `address` first.
+    pub fn addresses(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.address.as_str())
+            .chain(self.extra_addresses.iter().map(String::as_str))
+    }
+
+    /// Reconnects lost destinations (and a live source) with this policy, or not at all.
+    pub fn with_reconnect(mut self, policy: Option<ReconnectPolicy>) -> Self {
+        self.reconnect = policy;
+        self
     }
 
     /// Encode with libx264, or pass the packets through (`copy`).
@@ -370,6 +414,8 @@ impl PushOptions {
     /// through next to them.
     pub fn server_config(&self, stream: PacketStream, audio: Option<AudioStream>) -> ServerConfig {
         ServerConfig::packets(stream, self.address.clone())
+            .with_extra_addresses(self.extra_addresses.clone())
+            .with_reconnect(self.reconnect)
             .with_audio(audio)
             .with_transport(self.transport)
             .with_pace(self.pace)

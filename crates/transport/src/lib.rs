@@ -5,6 +5,7 @@
 //! Modules:
 //! - [`audio`]: audio tracks and frames (AAC, MP3, Opus, G.711), AudioSpecificConfig, ADTS.
 //! - [`h264`]: Annex B / length-prefixed NAL units, avcC records, SPS facts, [`AccessUnit`].
+//! - [`heal`]: which failures a reconnection can heal.
 //! - [`publisher`]: [`Publisher`], which picks RTSP or RTMP from the URL scheme.
 //! - [`rtp`], [`rtcp`]: RTP packetization of H.264 (RFC 6184) and of audio (RFC 3640 AAC,
 //!   RFC 2250, RFC 7587, G.711), and RTCP reports.
@@ -19,6 +20,7 @@
 pub mod audio;
 mod clock;
 pub mod h264;
+pub mod heal;
 pub mod net;
 pub mod options;
 pub mod publisher;

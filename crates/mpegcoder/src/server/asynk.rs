@@ -5,11 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::codec::EncodedPacket;
-use crate::transport::{AccessUnit, Publisher};
+use crate::transport::{AccessUnit, Media, Publisher};
 
 use super::core::{encoded_to_au, Core, Outlet, Wait};
 use super::encoder::{EncoderThread, OwnedFrame};
-use super::{FrameRef, PacketStream, ServerConfig, ServerError, ServerStats, VideoSource};
+use super::{
+    FrameRef, KeyFrameRequest, PacketStream, ServerConfig, ServerError, ServerStats, VideoSource,
+};
 
 /// The push pipeline for async code: the same encoder, pacer and publisher as [`crate::Server`],
 /// with the session's task on the caller's runtime, pacing on a precise timer
@@ -125,6 +127,22 @@ impl AsyncServer {
     pub async fn serve_packet_block(&mut self, packet: &EncodedPacket) -> Result<(), ServerError> {
         let au = self.outlet.core.packet_to_au(packet)?;
         self.send_au(au, true).await
+    }
+
+    /// Sends an access unit or an audio frame at once, as it is (see
+    /// [`crate::Server::serve_media`]).
+    pub async fn serve_media(&mut self, media: impl Into<Media>) -> Result<(), ServerError> {
+        self.outlet.send(media, false, Wait::Async).await
+    }
+
+    /// Sends an access unit or an audio frame when it is due.
+    pub async fn serve_media_block(&mut self, media: impl Into<Media>) -> Result<(), ServerError> {
+        self.outlet.send(media, true, Wait::Async).await
+    }
+
+    /// The flag by which the server asks for a key frame (see [`KeyFrameRequest`]).
+    pub fn key_frame_request(&self) -> KeyFrameRequest {
+        self.outlet.key_frames.clone()
     }
 
     /// Sends an audio packet at once (see [`crate::Server::serve_audio`]).

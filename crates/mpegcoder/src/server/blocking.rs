@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use crate::codec::{EncodedPacket, Encoder, EncoderConfig, PixelLayout};
 use crate::runtime;
-use crate::transport::{AccessUnit, Publisher};
+use crate::transport::{AccessUnit, Media, Publisher};
 
 use super::core::{encoded_to_au, Core, Outlet, Wait};
-use super::{FrameRef, PacketStream, ServerConfig, ServerError, ServerStats, VideoSource};
+use super::{
+    FrameRef, KeyFrameRequest, PacketStream, ServerConfig, ServerError, ServerStats, VideoSource,
+};
 
 /// The push pipeline with mpegCoder's blocking API: encoder (or passthrough), pacer,
 /// publisher. Encoding and pacing run on the calling thread; the session runs on the
@@ -186,6 +188,24 @@ impl Server {
     /// println!("{} frames, {} audio frames", stats.frames_sent, stats.audio_frames_sent);
     /// # Ok(()) }
     /// ```
+    /// Sends an access unit or an audio frame at once, as it is (packet sources): for units
+    /// that come already split, e.g. from a [`crate::transport::pull::Puller`] relaying a
+    /// live source. Its track must be one the server was opened with.
+    pub fn serve_media(&mut self, media: impl Into<Media>) -> Result<(), ServerError> {
+        runtime::wait(self.outlet.send(media, false, Wait::Thread))
+    }
+
+    /// Sends an access unit or an audio frame when it is due (see [`Server::serve_media`]).
+    pub fn serve_media_block(&mut self, media: impl Into<Media>) -> Result<(), ServerError> {
+        runtime::wait(self.outlet.send(media, true, Wait::Thread))
+    }
+
+    /// The flag by which the server asks for a key frame (see [`KeyFrameRequest`]): a
+    /// program that encodes the packets it serves takes it before each frame.
+    pub fn key_frame_request(&self) -> KeyFrameRequest {
+        self.outlet.key_frames.clone()
+    }
+
     pub fn serve_audio(&mut self, packet: &EncodedPacket) -> Result<(), ServerError> {
         self.send_audio(packet, false)
     }

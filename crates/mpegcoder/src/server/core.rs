@@ -16,7 +16,7 @@ use crate::transport::{
 };
 
 use super::audio::{packet_frames, track_of};
-use super::{PacketStream, ServerConfig, ServerError, ServerStats, VideoSource};
+use super::{KeyFrameRequest, PacketStream, ServerConfig, ServerError, ServerStats, VideoSource};
 
 /// How far audio and video handed to a server may be out of order across tracks (each track
 /// in its own order) before the pacer takes a step back as a discontinuity.
@@ -323,6 +323,8 @@ pub(super) struct Outlet {
     pub(super) core: Core,
     publisher: Option<Publisher>,
     pub(super) url: String,
+    /// Raised when a destination needs a key frame.
+    pub(super) key_frames: KeyFrameRequest,
 }
 
 impl Outlet {
@@ -339,6 +341,7 @@ impl Outlet {
             url: publisher.url().to_string(),
             core,
             publisher: Some(publisher),
+            key_frames: KeyFrameRequest::new(),
         }
     }
 

@@ -22,6 +22,7 @@ mod core;
 mod encoder;
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{CodecError, EncoderConfig, Frame, Rational, VideoParams};
+use crate::reconnect::ReconnectPolicy;
 use crate::transport::h264::H264Error;
 use crate::transport::{PublishError, Transport};
 use crate::types::Redacted;
@@ -155,6 +157,13 @@ pub struct ServerConfig {
     /// The audio passed through next to the video (`serve_audio`), if any.
     #[serde(default)]
     pub audio: Option<AudioStream>,
+    /// More destinations beside `address`: one encode and one timeline feed them all, each
+    /// with its own connection, queue and reconnect state.
+    #[serde(default)]
+    pub extra_addresses: Vec<String>,
+    /// Reconnect a lost destination with this policy; `None`: a lost connection ends it.
+    #[serde(default)]
+    pub reconnect: Option<ReconnectPolicy>,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -167,6 +176,15 @@ impl fmt::Debug for ServerConfig {
             .field("rate", &self.rate)
             .field("max_lead", &self.max_lead)
             .field("audio", &self.audio)
+            .field(
+                "extra_addresses",
+                &self
+                    .extra_addresses
+                    .iter()
+                    .map(|a| Redacted(a))
+                    .collect::<Vec<_>>(),
+            )
+            .field("reconnect", &self.reconnect)
             .finish()
     }
 }
@@ -198,7 +216,27 @@ impl ServerConfig {
             rate: 1.0,
             max_lead: Duration::from_millis(10),
             audio: None,
+            extra_addresses: Vec::new(),
+            reconnect: None,
         }
+    }
+
+    /// Every destination, `address` first.
+    pub fn addresses(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.address.as_str())
+            .chain(self.extra_addresses.iter().map(String::as_str))
+    }
+
+    /// Publishes to these destinations too, beside `address`.
+    pub fn with_extra_addresses(mut self, addresses: Vec<String>) -> Self {
+        self.extra_addresses = addresses;
+        self
+    }
+
+    /// Reconnects lost destinations with this policy, or not at all.
+    pub fn with_reconnect(mut self, policy: Option<ReconnectPolicy>) -> Self {
+        self.reconnect = policy;
+        self
     }
 
     /// Whether the server encodes (libx264) or passes packets through (copy).
@@ -300,6 +338,32 @@ pub enum ServerError {
         #[source]
         source: Arc<std::io::Error>,
     },
+}
+
+/// A shared flag by which the publishing side asks the encoding side for a key frame: a
+/// destination that reconnected (or dropped to its next key frame) wants an IDR picture now
+/// rather than at the end of the GOP. The server sets it; whoever owns the libx264 encoder
+/// (the server itself, or a reader thread feeding it packets) takes it before each frame and
+/// forces an IDR ([`crate::codec::Encoder::force_key_frame`]). Copy mode has no encoder: the
+/// destination waits for the next key frame of the input.
+#[derive(Debug, Clone, Default)]
+pub struct KeyFrameRequest(Arc<AtomicBool>);
+
+impl KeyFrameRequest {
+    /// A flag nobody has raised.
+    pub fn new() -> KeyFrameRequest {
+        KeyFrameRequest::default()
+    }
+
+    /// Asks for a key frame.
+    pub fn request(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// True once per request: the caller then encodes its next frame as an IDR.
+    pub fn take(&self) -> bool {
+        self.0.swap(false, Ordering::AcqRel)
+    }
 }
 
 /// A frame for `serve_frame`: a decoded [`Frame`], or a packed buffer of the encoder's source

@@ -1,0 +1,165 @@
+//! Which failures a reconnection can heal.
+//!
+//! A publisher or puller that reconnects (see `mpegcoder`'s reconnect policy) retries only
+//! what a server that restarts, drops a connection or stalls could have caused: a refused or
+//! reset connection, a timeout, a closed connection, a server error (5xx), a busy stream name.
+//! What retrying cannot change is final and reported at once: a bad URL or options, a host
+//! name that does not resolve, 401/403 (credentials), 404 (no such path), a track or codec the
+//! protocol cannot carry, a server whose replies we cannot use.
+
+use crate::net::ConnectError;
+use crate::publisher::PublishError;
+use crate::pull::PullError;
+use crate::rtmp::{RefusedStep, RtmpError};
+use crate::rtsp::RtspError;
+
+/// Whether an RTSP status may change on a later attempt (RFC 2326 §7.1.1): the server-side
+/// errors (5xx) and the 4xx codes about the moment rather than the request: 408 Request
+/// Timeout, 453 Not Enough Bandwidth, 454 Session Not Found, 455 Method Not Valid in This
+/// State. 401, 403, 404 and the other client errors are final.
+pub fn rtsp_status_heals(status: u16) -> bool {
+    matches!(status, 408 | 453 | 454 | 455 | 500..=599)
+}
+
+impl ConnectError {
+    /// A refused, reset or timed-out connection may heal; a host that does not resolve is a
+    /// bad URL.
+    pub fn heals(&self) -> bool {
+        !matches!(
+            self,
+            ConnectError::Resolve { .. } | ConnectError::NoAddress { .. }
+        )
+    }
+}
+
+impl RtspError {
+    /// True when the same request could succeed once the server is back (see the module docs).
+    pub fn heals(&self) -> bool {
+        match self {
+            RtspError::Connect(c) => c.heals(),
+            RtspError::Timeout { .. }
+            | RtspError::ConnectionClosed { .. }
+            | RtspError::Io { .. }
+            | RtspError::SessionNotFound(_)
+            | RtspError::MethodNotValidInState(_) => true,
+            RtspError::Status(s) => rtsp_status_heals(s.status),
+            // Bytes that are not RTSP may be a server that restarted mid-reply.
+            RtspError::MalformedReply { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+impl RtmpError {
+    /// True when the same publish could succeed once the server is back. A refused `connect`
+    /// is final (an application that does not exist, or an authentication hook that said
+    /// no); a refused `publish` heals, since the usual cause, a stream name still held by our
+    /// previous connection, clears once the server notices that connection is gone.
+    pub fn heals(&self) -> bool {
+        match self {
+            RtmpError::Connect(c) => c.heals(),
+            RtmpError::Timeout { .. }
+            | RtmpError::ConnectionClosed { .. }
+            | RtmpError::Io { .. }
+            | RtmpError::Start(_)
+            | RtmpError::CloseNotConfirmed { .. } => true,
+            RtmpError::Refused(r) => r.step != RefusedStep::Connect,
+            _ => false,
+        }
+    }
+}
+
+impl PublishError {
+    /// True when reconnecting may heal the failure (see the [module docs](crate::heal)).
+    pub fn heals(&self) -> bool {
+        match self {
+            PublishError::Rtsp(e) => e.heals(),
+            PublishError::Rtmp(e) => e.heals(),
+            PublishError::UnsupportedScheme { .. } | PublishError::Media(_) => false,
+        }
+    }
+}
+
+impl PullError {
+    /// True when reconnecting may heal the failure: a source that went away (a camera
+    /// rebooting, a server restarting) or stalled. Bad URLs, credentials, missing paths and
+    /// streams without H.264 are final.
+    pub fn heals(&self) -> bool {
+        match self {
+            PullError::Connect(c) => c.heals(),
+            PullError::Timeout { .. }
+            | PullError::NoVideoReceived { .. }
+            | PullError::Stalled { .. }
+            | PullError::ConnectionClosed { .. }
+            | PullError::Io { .. }
+            | PullError::Start(_)
+            | PullError::Rtsp { .. } => true,
+            PullError::RtspStatus { status, .. } => rtsp_status_heals(*status),
+            PullError::Refused(r) => r.step != RefusedStep::Connect,
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn server_side_and_momentary_statuses_heal_the_rest_do_not() {
+        for s in [408, 453, 454, 455, 500, 503, 551] {
+            assert!(rtsp_status_heals(s), "{s}");
+        }
+        for s in [400, 401, 403, 404, 405, 451, 461] {
+            assert!(!rtsp_status_heals(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn lost_connections_heal_bad_urls_do_not() {
+        let refused = ConnectError::Refused {
+            addr: "127.0.0.1:1".parse().expect("address"),
+            url: "rtsp://h/x".into(),
+        };
+        assert!(refused.heals());
+        let unresolved = ConnectError::NoAddress {
+            host: "nowhere".into(),
+            url: "rtsp://nowhere/x".into(),
+        };
+        assert!(!unresolved.heals());
+        let closed = RtspError::ConnectionClosed {
+            during: "while recording".into(),
+            url: "rtsp://h/x".into(),
+        };
+        assert!(PublishError::from(closed).heals());
+        assert!(PublishError::from(RtspError::Connect(refused.clone())).heals());
+        assert!(!PublishError::from(RtspError::Connect(unresolved)).heals());
+        let bad_url = RtspError::InvalidUrl {
+            url: "rtsp://".into(),
+            reason: "no host".into(),
+        };
+        assert!(!PublishError::from(bad_url).heals());
+        assert!(!PublishError::UnsupportedScheme { url: "x".into() }.heals());
+        let io = RtmpError::Io {
+            url: "rtmp://h/a/k".into(),
+            step: crate::rtmp::Step::Streaming,
+            during: "writing",
+            source: Arc::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        };
+        assert!(PublishError::from(io).heals());
+        let stalled = PullError::Stalled {
+            url: "rtsp://h/x".into(),
+            after: Duration::from_secs(5),
+        };
+        assert!(stalled.heals());
+        let forbidden = PullError::RtspStatus {
+            url: "rtsp://h/x".into(),
+            step: crate::pull::PullStep::Describe,
+            status: 403,
+            message: "403 Forbidden".into(),
+        };
+        assert!(!forbidden.heals());
+    }
+}
