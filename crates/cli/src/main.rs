@@ -41,8 +41,10 @@ fn main() -> ExitCode {
         Command::Pull(args) => pull::run(args, logging),
         Command::Push(args) => match push::run(args, logging) {
             // Interrupted by Ctrl-C after a clean teardown: the conventional 128 + SIGINT.
-            Ok(true) => return ExitCode::from(130),
-            Ok(false) => Ok(()),
+            Ok(push::PushExit::Interrupted) => return ExitCode::from(130),
+            Ok(push::PushExit::Done) => Ok(()),
+            // Its error lines are printed, one per destination.
+            Ok(push::PushExit::Failed) => return ExitCode::FAILURE,
             Err(e) => Err(e),
         },
     };

@@ -11,7 +11,10 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mpegcoder::codec::Rational;
 use mpegcoder::push::AudioMode;
-use mpegcoder::{push, PushOptions, ReconnectPolicy, ServerStats, Transport, VideoCodec};
+use mpegcoder::{
+    push, DestinationState, DestinationStats, PushError, PushOptions, PushSummary, ReconnectPolicy,
+    ServerStats, Transport, VideoCodec,
+};
 
 /// Arguments of `mpegcoder push`.
 #[derive(Debug, Args)]
@@ -149,9 +152,9 @@ pub fn parse_fps(s: &str) -> Result<Rational, String> {
     Ok(Rational::new(n, d))
 }
 
-/// Runs the subcommand. Returns whether the push was interrupted (Ctrl-C). `logging`: log
+/// Runs the subcommand. Returns how it ended (Ctrl-C, or destinations that failed). `logging`: log
 /// lines beyond warnings may appear on stderr (no progress bar then, so they stay readable).
-pub fn run(args: &PushArgs, logging: bool) -> Result<bool> {
+pub fn run(args: &PushArgs, logging: bool) -> Result<PushExit> {
     let reconnect = match (args.reconnect_max, args.reconnect) {
         (Some(n), _) => Some(ReconnectPolicy::attempts(n)),
         (None, true) => Some(ReconnectPolicy::forever()),
@@ -202,48 +205,121 @@ pub fn run(args: &PushArgs, logging: bool) -> Result<bool> {
     }
 
     let mut progress = Progress::new(args.quiet, logging);
-    let summary = push(&options, &stop, |s| progress.update(s))?;
+    let result = push(&options, &stop, |s| progress.update(s));
     progress.finish();
+    let (summary, failures) = match result {
+        Ok(summary) => (summary, Vec::new()),
+        Err(PushError::Destinations { failures, summary }) => (*summary, failures),
+        Err(e) => return Err(e.into()),
+    };
 
-    let s = &summary.stats;
     if !args.quiet {
-        let audio = match &summary.audio_codec {
-            Some(codec) => format!(
-                " and {} {codec} audio frames ({:.2} MB)",
-                s.audio_frames_sent,
-                s.audio_bytes_sent as f64 / 1e6
-            ),
-            None => String::new(),
-        };
-        eprintln!(
-            "pushed {} frames ({:.2} MB){audio} to {} in {:.2} s (stream {:.2} s, {} loop{}), \
-             late {}, dropped {}{}",
-            s.frames_sent,
-            s.bytes_sent as f64 / 1e6,
-            summary.url,
-            s.elapsed_s,
-            s.stream_time_s,
-            summary.loops_completed,
-            if summary.loops_completed == 1 {
-                ""
-            } else {
-                "s"
-            },
-            s.late_frames,
-            s.dropped_frames,
-            if summary.interrupted {
-                " (interrupted)"
-            } else {
-                ""
-            },
-        );
+        print_summary(&summary);
     }
     if let Some(path) = &args.stats_json {
         let json = serde_json::to_string_pretty(&summary)?;
         std::fs::write(path, json + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    Ok(summary.interrupted)
+    if failures.is_empty() {
+        return Ok(if summary.interrupted {
+            PushExit::Interrupted
+        } else {
+            PushExit::Done
+        });
+    }
+    for (url, why) in &failures {
+        eprintln!("error: {url}: {}", why.replace('\n', " "));
+    }
+    Ok(PushExit::Failed)
+}
+
+/// How a push ended, for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushExit {
+    /// Every destination received the stream to the end.
+    Done,
+    /// Stopped by Ctrl-C, after a clean teardown.
+    Interrupted,
+    /// Some destination did not receive the stream to the end; its error line is printed.
+    Failed,
+}
+
+/// The last line: what was pushed, to where, and how each destination fared when there are
+/// several or any reconnected.
+fn print_summary(summary: &PushSummary) {
+    let s = &summary.stats;
+    let audio = match &summary.audio_codec {
+        Some(codec) => format!(
+            " and {} {codec} audio frames ({:.2} MB)",
+            s.audio_frames_sent,
+            s.audio_bytes_sent as f64 / 1e6
+        ),
+        None => String::new(),
+    };
+    let to = if s.destinations.len() > 1 {
+        format!("{} destinations", s.destinations.len())
+    } else {
+        summary.url.clone()
+    };
+    let reconnects = if s.reconnects > 0 {
+        format!(
+            ", {} reconnect{} ({:.1} s down, {} frames dropped)",
+            s.reconnects,
+            if s.reconnects == 1 { "" } else { "s" },
+            s.outage_s,
+            s.destination_frames_dropped
+        )
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "pushed {} frames ({:.2} MB){audio} to {to} in {:.2} s (stream {:.2} s, {} loop{}), \
+         late {}, dropped {}{reconnects}{}",
+        s.frames_sent,
+        s.bytes_sent as f64 / 1e6,
+        s.elapsed_s,
+        s.stream_time_s,
+        summary.loops_completed,
+        if summary.loops_completed == 1 {
+            ""
+        } else {
+            "s"
+        },
+        s.late_frames,
+        s.dropped_frames,
+        if summary.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        },
+    );
+    if s.destinations.len() > 1 {
+        for d in &s.destinations {
+            eprintln!("  {}", destination_line(d));
+        }
+    }
+}
+
+/// One destination: where it stands and what it received.
+fn destination_line(d: &DestinationStats) -> String {
+    let mut line = format!("{} {}: frames {}", d.url, d.state, d.frames_sent);
+    if d.audio_frames_sent > 0 {
+        line.push_str(&format!("  audio {}", d.audio_frames_sent));
+    }
+    if d.frames_dropped > 0 {
+        line.push_str(&format!("  dropped {}", d.frames_dropped));
+    }
+    if d.reconnects > 0 {
+        line.push_str(&format!(
+            "  reconnects {} ({:.1} s down)",
+            d.reconnects, d.outage_s
+        ));
+    }
+    if let Some(outage) = d.current_outage_s {
+        line.push_str(&format!("  attempt {}, down {outage:.1} s", d.attempt));
+    }
+    line
 }
 
 /// A progress bar on a terminal, a line every few seconds otherwise (also while log lines
@@ -300,7 +376,38 @@ impl Progress {
         if let Some(status) = &s.server_status {
             line.push_str(&format!("  server: {status}"));
         }
+        // Each destination's state when there are several, or when the one is not plainly
+        // connected: reconnecting (attempt n, outage so far), or resumed (reconnects).
+        let plain =
+            |d: &DestinationStats| d.state == DestinationState::Connected && d.reconnects == 0;
+        if s.destinations.len() > 1 || !s.destinations.iter().all(plain) {
+            for d in &s.destinations {
+                line.push_str(&format!("  | {}", Progress::destination(d)));
+            }
+        }
         line
+    }
+
+    /// A destination's part of the progress line.
+    fn destination(d: &DestinationStats) -> String {
+        match d.state {
+            DestinationState::Reconnecting | DestinationState::Connecting => format!(
+                "{} {} (attempt {}, {:.1} s)",
+                d.url,
+                d.state,
+                d.attempt.max(1),
+                d.current_outage_s.unwrap_or(0.0)
+            ),
+            DestinationState::Connected if d.reconnects > 0 => format!(
+                "{} resumed ({} reconnect{}, {:.1} s down, {} dropped)",
+                d.url,
+                d.reconnects,
+                if d.reconnects == 1 { "" } else { "s" },
+                d.outage_s,
+                d.frames_dropped
+            ),
+            _ => format!("{} {} {}", d.url, d.state, d.frames_sent),
+        }
     }
 
     fn update(&mut self, s: &ServerStats) {

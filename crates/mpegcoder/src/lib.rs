@@ -22,6 +22,6 @@ pub use mpegcoder_types::Transport;
 pub use push::{push, PushError, PushOptions, PushSummary};
 pub use reconnect::ReconnectPolicy;
 pub use server::{
-    AsyncServer, AudioStream, FrameRef, KeyFrameRequest, PacketStream, Server, ServerConfig,
-    ServerError, ServerStats, VideoCodec, VideoSource,
+    AsyncServer, AudioStream, DestinationState, DestinationStats, FrameRef, KeyFrameRequest,
+    PacketStream, Server, ServerConfig, ServerError, ServerStats, VideoCodec, VideoSource,
 };

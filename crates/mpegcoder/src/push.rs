@@ -40,8 +40,8 @@ use crate::continuity::Continuity;
 use crate::pacer::Interleaver;
 use crate::reconnect::ReconnectPolicy;
 use crate::server::{
-    codec_of, config_from_adts, AudioStream, PacketStream, Server, ServerConfig, ServerError,
-    ServerStats, VideoCodec,
+    codec_of, config_from_adts, AudioStream, DestinationState, KeyFrameRequest, PacketStream,
+    Server, ServerConfig, ServerError, ServerStats, VideoCodec,
 };
 use crate::transport::h264::{nal_type, nal_unit_type, split_annexb};
 use crate::transport::redact_url;
@@ -457,6 +457,15 @@ pub enum PushError {
     /// The audio was asked for (`--audio copy`) and cannot be passed through.
     #[error("{0}")]
     Audio(String),
+    /// Some destinations did not receive the stream to the end; the others did (see the
+    /// summary's per-destination statistics).
+    #[error("{}", failures.iter().map(|(url, why)| format!("{url}: {why}")).collect::<Vec<_>>().join("\n"))]
+    Destinations {
+        /// The URL (credentials removed) and why, per failed destination.
+        failures: Vec<(String, String)>,
+        /// What was pushed.
+        summary: Box<PushSummary>,
+    },
 }
 
 /// The outcome of a [`push`].
@@ -686,12 +695,13 @@ fn push_encoded(
     progress: &mut impl FnMut(&ServerStats),
 ) -> Result<PushSummary, PushError> {
     let (tx, rx) = sync_channel::<Item>(options.queue_capacity.max(1));
+    let keys = KeyFrameRequest::new();
     std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
             .name("mpegcoder-reader".into())
-            .spawn_scoped(scope, || read_input(options, stop, tx))
+            .spawn_scoped(scope, || read_input(options, stop, tx, &keys))
             .map_err(|e| PushError::Reader(std::sync::Arc::new(e)))?;
-        let result = run_encoded(options, stop, &rx, progress);
+        let result = run_encoded(options, stop, &rx, progress, &keys);
         // Unblock the reader if it waits on a full queue, then wait for it.
         drop(rx);
         if reader.join().is_err() {
@@ -706,6 +716,7 @@ fn run_encoded(
     stop: &AtomicBool,
     rx: &Receiver<Item>,
     progress: &mut impl FnMut(&ServerStats),
+    keys: &KeyFrameRequest,
 ) -> Result<PushSummary, PushError> {
     let input = redact_url(&options.input);
     let (params, stream, audio) = match rx.recv() {
@@ -722,7 +733,8 @@ fn run_encoded(
     let video_tb = stream.time_base;
     let audio_codec = audio.as_ref().map(|a| a.codec.clone());
     let mut merge = Merge::new(audio.is_some());
-    let mut server = Server::open(options.server_config(stream, audio))?;
+    let mut server =
+        Server::open_with_key_frame_request(options.server_config(stream, audio), keys.clone())?;
     let mut pusher = Pusher::new(progress);
     let mut frames_encoded = 0u64;
     let mut jumps = 0u64;
@@ -870,15 +882,33 @@ impl<'a, P: FnMut(&ServerStats)> Pusher<'a, P> {
         let finished = options.loops != -1 && self.loops_completed >= options.loops.unsigned_abs();
         let interrupted = stop.load(Ordering::Relaxed) && !finished;
         let url = server.url().to_string();
-        let mut stats = server.close()?;
+        let destinations = server.config().addresses().count();
+        let (mut stats, error) = server.close_reporting();
         if options.codec == VideoCodec::Libx264 {
             stats.frames_encoded = tally.frames_encoded;
         }
         (self.progress)(&stats);
-        if stats.frames_sent == 0 && !interrupted {
+        // Stopped while a destination was still reconnecting: the stop is the user's, and
+        // the statistics say where each destination stood.
+        let only_reconnecting = stats.destinations.iter().all(|d| {
+            matches!(
+                d.state,
+                DestinationState::Closed
+                    | DestinationState::Reconnecting
+                    | DestinationState::Connecting
+            )
+        });
+        let failures = match error {
+            None => None,
+            Some(_) if interrupted && only_reconnecting => None,
+            Some(ServerError::Destinations { failures }) => Some(failures),
+            Some(e) if destinations == 1 => return Err(e.into()),
+            Some(e) => Some(vec![(url.clone(), mpegcoder_types::error_chain(&e))]),
+        };
+        if stats.frames_sent == 0 && !interrupted && failures.is_none() {
             return Err(PushError::EmptyInput { input });
         }
-        Ok(PushSummary {
+        let summary = PushSummary {
             input,
             url,
             codec: options.codec,
@@ -890,7 +920,14 @@ impl<'a, P: FnMut(&ServerStats)> Pusher<'a, P> {
             interrupted,
             timestamp_jumps: tally.timestamp_jumps,
             stats,
-        })
+        };
+        match failures {
+            Some(failures) => Err(PushError::Destinations {
+                failures,
+                summary: Box::new(summary),
+            }),
+            None => Ok(summary),
+        }
     }
 }
 
@@ -909,11 +946,16 @@ fn in_band_parameter_sets(data: &Bytes) -> Bytes {
 /// The reader thread of libx264 mode: sends `Start`, then the encoded packets and the audio
 /// packets with loop offsets, `LoopDone` after each pass, the encoder's flushed packets and
 /// `FramesEncoded` at the end or on a stop. Returns when done, stopped, or the pusher hung up.
-fn read_input(options: &PushOptions, stop: &AtomicBool, tx: SyncSender<Item>) {
+fn read_input(
+    options: &PushOptions,
+    stop: &AtomicBool,
+    tx: SyncSender<Item>,
+    keys: &KeyFrameRequest,
+) {
     // Reading runs ahead of the pacer: it (and the decoder's and encoder's threads, created
     // here) must not delay the pusher's sends.
     crate::priority::lower_current_thread();
-    if let Err(e) = read_frames(options, stop, &tx) {
+    if let Err(e) = read_frames(options, stop, &tx, keys) {
         let _ = tx.send(Item::Error(e));
     }
 }
@@ -927,6 +969,7 @@ fn read_frames(
     options: &PushOptions,
     stop: &AtomicBool,
     tx: &SyncSender<Item>,
+    keys: &KeyFrameRequest,
 ) -> Result<(), PushError> {
     let mut decoder = Decoder::open(
         &options.input,
@@ -986,7 +1029,7 @@ fn read_frames(
                 None => vec![frame],
             };
             for f in out {
-                if !encode_and_send(&mut encoder, &f, tx)? {
+                if !encode_and_send(&mut encoder, &f, tx, keys)? {
                     return Ok(());
                 }
             }
@@ -1009,7 +1052,7 @@ fn read_frames(
             if let Some(conv) = fps.as_mut() {
                 let end = clock.video_end().unwrap_or(0) + clock.video_offset();
                 for f in conv.finish(end, time_base) {
-                    if !encode_and_send(&mut encoder, &f, tx)? {
+                    if !encode_and_send(&mut encoder, &f, tx, keys)? {
                         return Ok(());
                     }
                 }
@@ -1056,12 +1099,17 @@ fn ns_i64(ns: i128) -> i64 {
     i64::try_from(ns).unwrap_or(if ns < 0 { i64::MIN } else { i64::MAX })
 }
 
-/// Encodes a frame and queues what the encoder outputs. `Ok(false)` means the pusher is gone.
+/// Encodes a frame (as an IDR picture when a destination asked for a key frame) and queues
+/// what the encoder outputs. `Ok(false)` means the pusher is gone.
 fn encode_and_send(
     encoder: &mut Encoder,
     frame: &Frame,
     tx: &SyncSender<Item>,
+    keys: &KeyFrameRequest,
 ) -> Result<bool, PushError> {
+    if keys.take() {
+        encoder.force_key_frame();
+    }
     let packets = encoder.encode(frame).map_err(ServerError::from)?;
     for p in packets {
         if send(tx, Item::Packet(p)).is_err() {

@@ -97,6 +97,11 @@ impl Jitter {
         Jitter((nanos ^ addr.rotate_left(32)) | 1)
     }
 
+    /// A source seeded with `seed` (from another source's output).
+    pub(crate) fn seeded(seed: f64) -> Jitter {
+        Jitter(((seed * (1u64 << 53) as f64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
     /// Uniform in `[0, 1)`.
     pub(crate) fn next(&mut self) -> f64 {
         let mut x = self.0;

@@ -190,6 +190,15 @@ impl Publisher {
         }
     }
 
+    /// Queues one media unit if the send queue has room; `Ok(false)` when it is full (nothing
+    /// queued). See [`Session::try_send`](crate::session::Session::try_send).
+    pub fn try_send(&mut self, media: impl Into<Media>) -> Result<bool, PublishError> {
+        match self {
+            Publisher::Rtsp(p) => Ok(p.try_send(media)?),
+            Publisher::Rtmp(p) => Ok(p.try_send(media)?),
+        }
+    }
+
     /// Ends the publish cleanly and waits for the server to confirm it; returns the final
     /// counters.
     pub async fn close(self) -> Result<PublisherStats, PublishError> {

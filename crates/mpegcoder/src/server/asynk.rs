@@ -1,11 +1,13 @@
 //! [`AsyncServer`]: the async face of the push pipeline, on the caller's tokio runtime.
 
 use std::fmt;
+
+use crate::pacer::Clock;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::codec::EncodedPacket;
-use crate::transport::{AccessUnit, Media, Publisher};
+use crate::transport::{AccessUnit, Media, Track};
 
 use super::core::{encoded_to_au, Core, Outlet, Wait};
 use super::encoder::{EncoderThread, OwnedFrame};
@@ -90,10 +92,14 @@ impl AsyncServer {
         };
         let (tracks, time_base) = Core::tracks(&stream, &config)?;
         let core = Core::new(config.clone(), time_base)?;
-        let publisher =
-            Publisher::connect(&config.address, &tracks, Core::publish_options(&config)).await?;
+        let tracks: Arc<[Track]> = tracks.into();
+        let connected = Outlet::connect_all(&config, &tracks).await;
+        let key_frames = KeyFrameRequest::new();
+        let handle = tokio::runtime::Handle::current();
+        let now = core.clock.now();
+        let fanout = Outlet::fanout(&config, connected, tracks, &key_frames, handle, now)?;
         Ok(AsyncServer {
-            outlet: Outlet::new(core, publisher),
+            outlet: Outlet::new(core, fanout, key_frames),
             encoder,
         })
     }
@@ -197,14 +203,15 @@ impl AsyncServer {
             self.encoder = Some(encoder);
         }
         let frames_encoded = self.encoder.as_ref().map_or(0, EncoderThread::frames_in);
-        self.outlet.close(frames_encoded).await
+        self.outlet.close(frames_encoded).await.into_result()
     }
 
     async fn serve(&mut self, frame: OwnedFrame, block: bool) -> Result<(), ServerError> {
         let encoder = self.encoder.as_mut().ok_or(ServerError::WrongInput(
             "this server sends packets (codec copy, or encoded elsewhere): use serve_packet",
         ))?;
-        let packets = encoder.encode(frame).await?;
+        let key = self.outlet.key_frames.take();
+        let packets = encoder.encode(frame, key).await?;
         let tb = self.outlet.core.time_base;
         for p in &packets {
             self.send_au(encoded_to_au(p, tb), block).await?;

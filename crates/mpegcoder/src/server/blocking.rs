@@ -1,12 +1,14 @@
 //! [`Server`]: the blocking face of the push pipeline.
 
 use std::fmt;
+
+use crate::pacer::Clock;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::codec::{EncodedPacket, Encoder, EncoderConfig, PixelLayout};
 use crate::runtime;
-use crate::transport::{AccessUnit, Media, Publisher};
+use crate::transport::{AccessUnit, Media, Track};
 
 use super::core::{encoded_to_au, Core, Outlet, Wait};
 use super::{
@@ -87,6 +89,16 @@ impl Server {
     /// `FFmpegSetup`). The pacer's clock starts at the first frame that leaves, so the
     /// encoder's lookahead delay does not count as lateness.
     pub fn open(config: ServerConfig) -> Result<Server, ServerError> {
+        Server::open_with_key_frame_request(config, KeyFrameRequest::new())
+    }
+
+    /// [`Server::open`], raising `key_frames` when a destination needs a key frame: for a
+    /// program that encodes the packets it serves on another thread and made the flag before
+    /// the server (see [`KeyFrameRequest`]).
+    pub fn open_with_key_frame_request(
+        config: ServerConfig,
+        key_frames: KeyFrameRequest,
+    ) -> Result<Server, ServerError> {
         let (encoder, stream) = match &config.video {
             VideoSource::Encode(e) => {
                 let encoder = open_encoder_in_background(e)?;
@@ -102,16 +114,18 @@ impl Server {
         let (tracks, time_base) = Core::tracks(&stream, &config)?;
         // Checked before connecting.
         let core = Core::new(config.clone(), time_base)?;
-        let options = Core::publish_options(&config);
-        let address = config.address;
-        let publisher =
-            runtime::run(async move { Publisher::connect(&address, &tracks, options).await })
-                .map_err(|e| ServerError::Runtime {
-                    what: "network runtime",
-                    source: Arc::new(e),
-                })??;
+        let runtime_error = |e| ServerError::Runtime {
+            what: "network runtime",
+            source: Arc::new(e),
+        };
+        let handle = runtime::handle().map_err(runtime_error)?.clone();
+        let tracks: Arc<[Track]> = tracks.into();
+        let connected =
+            runtime::run(Outlet::connect_all(&config, &tracks)).map_err(runtime_error)?;
+        let now = core.clock.now();
+        let fanout = Outlet::fanout(&config, connected, tracks, &key_frames, handle, now)?;
         Ok(Server {
-            outlet: Outlet::new(core, publisher),
+            outlet: Outlet::new(core, fanout, key_frames),
             encoder,
         })
     }
@@ -249,22 +263,40 @@ impl Server {
     /// not end in a burst), then ends the publish cleanly and waits for the server to confirm
     /// it (TEARDOWN answered; RTMP: the server closed its side), and returns the final
     /// statistics (mpegCoder's `FFmpegClose`).
-    pub fn close(mut self) -> Result<ServerStats, ServerError> {
+    pub fn close(self) -> Result<ServerStats, ServerError> {
+        match self.close_reporting() {
+            (stats, None) => Ok(stats),
+            (_, Some(e)) => Err(e),
+        }
+    }
+
+    /// Like [`Server::close`], but with the final statistics also when some destination
+    /// did not receive the stream to the end.
+    pub(crate) fn close_reporting(mut self) -> (ServerStats, Option<ServerError>) {
         if let Some(encoder) = self.encoder.as_mut() {
-            let tail = encoder.finish()?;
+            let tail = match encoder.finish() {
+                Ok(tail) => tail,
+                Err(e) => return (self.stats(), Some(e.into())),
+            };
             let tb = self.outlet.core.time_base;
             for p in &tail {
-                self.send_au(encoded_to_au(p, tb), true)?;
+                if let Err(e) = self.send_au(encoded_to_au(p, tb), true) {
+                    return (self.stats(), Some(e));
+                }
             }
         }
         let frames_encoded = self.encoder.as_ref().map_or(0, Encoder::frames_in);
-        runtime::wait(self.outlet.close(frames_encoded))
+        let closed = runtime::wait(self.outlet.close(frames_encoded));
+        (closed.stats, closed.error)
     }
 
     fn serve(&mut self, frame: FrameRef<'_>, block: bool) -> Result<(), ServerError> {
         let encoder = self.encoder.as_mut().ok_or(ServerError::WrongInput(
             "this server sends packets (codec copy, or encoded elsewhere): use serve_packet",
         ))?;
+        if self.outlet.key_frames.take() {
+            encoder.force_key_frame();
+        }
         let packets = match frame {
             FrameRef::Frame(f) => encoder.encode(f)?,
             FrameRef::Rgb24(data) => encoder.encode_buffer(PixelLayout::Rgb24, data, None)?,

@@ -3,6 +3,7 @@
 //! sleeping: the faces do that their own way (a thread sleep, or an async precise timer).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::codec::{EncodedPacket, PacketFormat, Rational};
@@ -11,11 +12,12 @@ use crate::pacer::{
 };
 use crate::transport::h264::AvcDecoderConfig;
 use crate::transport::{
-    AccessUnit, AudioFrame, Media, PublishOptions, Publisher, PublisherStats, TimeBase, Track,
-    VideoTrack,
+    AccessUnit, AudioFrame, Media, PublishError, PublishOptions, Publisher, PublisherStats,
+    TimeBase, Track, VideoTrack,
 };
 
 use super::audio::{packet_frames, track_of};
+use super::fanout::{Fanout, Setup};
 use super::{KeyFrameRequest, PacketStream, ServerConfig, ServerError, ServerStats, VideoSource};
 
 /// How far audio and video handed to a server may be out of order across tracks (each track
@@ -317,35 +319,88 @@ pub(super) enum Wait {
     Async,
 }
 
-/// The pacing core and the session, as both faces of the server use them.
+/// The pacing core and the destinations, as both faces of the server use them.
 #[derive(Debug)]
 pub(super) struct Outlet {
     pub(super) core: Core,
-    publisher: Option<Publisher>,
+    fanout: Option<Fanout>,
     pub(super) url: String,
     /// Raised when a destination needs a key frame.
     pub(super) key_frames: KeyFrameRequest,
 }
 
+/// How a server ended: its final statistics, and the error of the destinations that did not
+/// receive the stream to the end.
+pub(super) struct Closed {
+    pub(super) stats: ServerStats,
+    pub(super) error: Option<ServerError>,
+}
+
+impl Closed {
+    pub(super) fn into_result(self) -> Result<ServerStats, ServerError> {
+        match self.error {
+            None => Ok(self.stats),
+            Some(e) => Err(e),
+        }
+    }
+}
+
 impl Outlet {
-    /// The core and the connected publisher; the start time is marked now.
-    pub(super) fn new(mut core: Core, publisher: Publisher) -> Outlet {
+    /// The core and the destinations; the start time is marked now.
+    pub(super) fn new(mut core: Core, fanout: Fanout, key_frames: KeyFrameRequest) -> Outlet {
         core.mark_start();
         tracing::info!(
-            url = %publisher.url(),
-            protocol = %publisher.protocol(),
+            url = %fanout.url(),
+            destinations = fanout.len(),
             codec = ?core.config.codec(),
             "publishing"
         );
         Outlet {
-            url: publisher.url().to_string(),
+            url: fanout.url().to_string(),
             core,
-            publisher: Some(publisher),
-            key_frames: KeyFrameRequest::new(),
+            fanout: Some(fanout),
+            key_frames,
         }
     }
 
-    /// Paces `media` (waiting for its deadline when `block`) and hands it to the session.
+    /// The addresses to connect to, for a server with `config`.
+    pub(super) fn targets(config: &ServerConfig) -> Vec<String> {
+        config.addresses().map(str::to_string).collect()
+    }
+
+    /// Connects to every destination of `config` at once (a future for the runtime).
+    pub(super) fn connect_all(
+        config: &ServerConfig,
+        tracks: &Arc<[Track]>,
+    ) -> impl std::future::Future<Output = Vec<Result<Publisher, PublishError>>> + Send + 'static
+    {
+        super::fanout::connect_all(
+            Outlet::targets(config),
+            Arc::clone(tracks),
+            Core::publish_options(config),
+        )
+    }
+
+    /// The destinations of `config` from the results of their first connection.
+    pub(super) fn fanout(
+        config: &ServerConfig,
+        connected: Vec<Result<Publisher, PublishError>>,
+        tracks: Arc<[Track]>,
+        key_frames: &KeyFrameRequest,
+        handle: tokio::runtime::Handle,
+        now: Instant,
+    ) -> Result<Fanout, ServerError> {
+        let setup = Setup {
+            tracks,
+            options: Core::publish_options(config),
+            policy: config.reconnect,
+            key_frames: key_frames.clone(),
+            handle,
+        };
+        Fanout::new(&Outlet::targets(config), connected, setup, now)
+    }
+
+    /// Paces `media` (waiting for its deadline when `block`) and hands it to the destinations.
     pub(super) async fn send(
         &mut self,
         media: impl Into<Media>,
@@ -361,53 +416,73 @@ impl Outlet {
             },
             Step::SendAt(None) => {}
         }
-        let publisher = self
-            .publisher
+        let fanout = self
+            .fanout
             .as_mut()
             .ok_or(ServerError::WrongInput("the server is closed"))?;
         let unit = Sent::of(&media);
-        match publisher.send(media).await {
-            Ok(()) => {
+        // Unpaced, the slowest destination sets the pace; paced, none may hold the others.
+        let wait_for_room = !self.core.config.pace;
+        match fanout
+            .send(media, wait_for_room, self.core.clock.now())
+            .await
+        {
+            Ok(true) => {
                 self.core.sent(unit);
                 Ok(())
             }
-            Err(e) => {
-                if e.is_media_error() {
-                    self.core.refused(unit.video);
-                }
+            // No destination was up to take it.
+            Ok(false) => Ok(()),
+            Err(ServerError::Publish(e)) if e.is_media_error() => {
+                self.core.refused(unit.video);
                 Err(e.into())
             }
+            Err(e) => Err(e),
         }
     }
 
-    /// Statistics so far, with what the session reported.
+    /// Statistics so far, with what the destinations reported.
     pub(super) fn stats(&self, frames_encoded: u64) -> ServerStats {
-        let session = self
-            .publisher
-            .as_ref()
-            .map(Publisher::stats)
-            .unwrap_or_default();
-        self.core.stats(&session, frames_encoded)
+        match &self.fanout {
+            Some(f) => {
+                let primary = f.primary_stats();
+                let mut s = self.core.stats(&primary, frames_encoded);
+                s.absorb_destinations(&primary, f.stats(self.core.clock.now()));
+                s
+            }
+            None => self.core.stats(&PublisherStats::default(), frames_encoded),
+        }
     }
 
-    /// Ends the session and waits for the server's confirmation; the final statistics.
-    pub(super) async fn close(&mut self, frames_encoded: u64) -> Result<ServerStats, ServerError> {
-        let session = match self.publisher.take() {
-            Some(publisher) => publisher.close().await?,
-            None => PublisherStats::default(),
+    /// Ends every session, waits for the servers' confirmations, and gives the final
+    /// statistics with the error of the destinations that did not get the stream to the end.
+    pub(super) async fn close(&mut self, frames_encoded: u64) -> Closed {
+        let Some(mut fanout) = self.fanout.take() else {
+            return Closed {
+                stats: self.core.stats(&PublisherStats::default(), frames_encoded),
+                error: Some(ServerError::WrongInput("the server is closed")),
+            };
         };
-        let stats = self.core.stats(&session, frames_encoded);
+        let primary = fanout.primary_stats();
+        let (dests, failures) = fanout.close(self.core.clock.now()).await;
+        let mut stats = self.core.stats(&primary, frames_encoded);
+        stats.absorb_destinations(&primary, dests);
         tracing::info!(url = %self.url, frames = stats.frames_sent, "publish closed");
-        Ok(stats)
+        let error = match fanout.sole_failure() {
+            Some(e) => Some(e),
+            None if failures.is_empty() => None,
+            None => Some(ServerError::Destinations { failures }),
+        };
+        Closed { stats, error }
     }
 }
 
 impl Drop for Outlet {
     fn drop(&mut self) {
-        if self.publisher.is_some() {
+        if self.fanout.is_some() {
             tracing::info!(
                 url = %self.url,
-                "server dropped without close: the session ends in the background"
+                "server dropped without close: the sessions end in the background"
             );
         }
     }

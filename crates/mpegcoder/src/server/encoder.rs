@@ -36,7 +36,8 @@ impl OwnedFrame {
 type Reply = Result<(Vec<EncodedPacket>, u64), CodecError>;
 
 enum Job {
-    Encode(OwnedFrame, oneshot::Sender<Reply>),
+    /// A frame; true: make it an IDR picture.
+    Encode(OwnedFrame, bool, oneshot::Sender<Reply>),
     Finish(oneshot::Sender<Reply>),
 }
 
@@ -82,7 +83,10 @@ impl EncoderThread {
                 }
                 while let Ok(job) = rx.recv() {
                     match job {
-                        Job::Encode(frame, reply) => {
+                        Job::Encode(frame, key, reply) => {
+                            if key {
+                                encoder.force_key_frame();
+                            }
                             let out = match frame {
                                 OwnedFrame::Frame(f) => encoder.encode(&f),
                                 OwnedFrame::Buffer(layout, data) => {
@@ -114,13 +118,16 @@ impl EncoderThread {
         self.frames_in
     }
 
-    /// Encodes one frame on the encoder thread.
+    /// Encodes one frame on the encoder thread; `key`: as an IDR picture.
     pub(super) async fn encode(
         &mut self,
         frame: OwnedFrame,
+        key: bool,
     ) -> Result<Vec<EncodedPacket>, ServerError> {
         let (tx, rx) = oneshot::channel();
-        self.jobs.send(Job::Encode(frame, tx)).map_err(|_| gone())?;
+        self.jobs
+            .send(Job::Encode(frame, key, tx))
+            .map_err(|_| gone())?;
         self.reply(rx).await
     }
 

@@ -20,6 +20,7 @@ mod audio;
 mod blocking;
 mod core;
 mod encoder;
+mod fanout;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{CodecError, EncoderConfig, Frame, Rational, VideoParams};
 use crate::reconnect::ReconnectPolicy;
 use crate::transport::h264::H264Error;
-use crate::transport::{PublishError, Transport};
+use crate::transport::{PublishError, PublisherStats, Transport};
 use crate::types::Redacted;
 
 pub use self::asynk::AsyncServer;
@@ -329,6 +330,13 @@ pub enum ServerError {
     /// a packet to one that encodes).
     #[error("{0}")]
     WrongInput(&'static str),
+    /// Destinations that did not receive the stream to the end (several destinations, or a
+    /// destination whose reconnection gave up): one `(url, why)` per destination.
+    #[error("{}", destination_lines(.failures))]
+    Destinations {
+        /// The URL (credentials removed) and why, per failed destination.
+        failures: Vec<(String, String)>,
+    },
     /// A thread or the network runtime could not start.
     #[error("cannot start the server's {what}")]
     Runtime {
@@ -363,6 +371,93 @@ impl KeyFrameRequest {
     /// True once per request: the caller then encodes its next frame as an IDR.
     pub fn take(&self) -> bool {
         self.0.swap(false, Ordering::AcqRel)
+    }
+}
+
+fn destination_lines(failures: &[(String, String)]) -> String {
+    failures
+        .iter()
+        .map(|(url, why)| format!("{url}: {why}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Where a destination stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum DestinationState {
+    /// Not connected yet (the first connection failed and is being retried).
+    #[default]
+    Connecting,
+    /// Publishing.
+    Connected,
+    /// The connection was lost; reconnecting.
+    Reconnecting,
+    /// Ended with an error (see [`DestinationStats::error`]).
+    Failed,
+    /// Ended cleanly: the server confirmed the end of the stream.
+    Closed,
+}
+
+impl fmt::Display for DestinationState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DestinationState::Connecting => "connecting",
+            DestinationState::Connected => "connected",
+            DestinationState::Reconnecting => "reconnecting",
+            DestinationState::Failed => "failed",
+            DestinationState::Closed => "closed",
+        })
+    }
+}
+
+/// What one destination received, and how its connection fared.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DestinationStats {
+    /// The URL, credentials removed.
+    pub url: String,
+    /// Where it stands.
+    pub state: DestinationState,
+    /// Video frames its sessions took.
+    pub frames_sent: u64,
+    /// Of those, key frames.
+    pub key_frames_sent: u64,
+    /// Audio frames its sessions took.
+    pub audio_frames_sent: u64,
+    /// Bytes written to its connections (protocol framing included), over every connection.
+    pub bytes_written: u64,
+    /// Video frames it did not get: stale while it was down, or skipped to the next key
+    /// frame after a full queue or a reconnection.
+    pub frames_dropped: u64,
+    /// Audio frames it did not get, likewise.
+    pub audio_frames_dropped: u64,
+    /// Times its queue was full (each one drops to the next key frame).
+    pub queue_overflows: u64,
+    /// Units its session refused (see `transport::MediaError`).
+    pub refused: u64,
+    /// Connections re-established after a loss.
+    pub reconnects: u64,
+    /// The reconnection attempt under way (while connecting or reconnecting).
+    pub attempt: u32,
+    /// Seconds it was not connected, the current outage included.
+    pub outage_s: f64,
+    /// Seconds of the current outage, while it lasts.
+    pub current_outage_s: Option<f64>,
+    /// Milliseconds from the last reconnection to the first video frame it took (the wait
+    /// for a key frame).
+    pub last_resume_wait_ms: Option<f64>,
+    /// Why it failed, or why the last reconnection attempt failed.
+    pub error: Option<String>,
+}
+
+impl DestinationStats {
+    fn new(url: String) -> DestinationStats {
+        DestinationStats {
+            url,
+            ..DestinationStats::default()
+        }
     }
 }
 
@@ -417,8 +512,17 @@ pub struct ServerStats {
     pub audio_bytes_sent: u64,
     /// Audio frames refused before sending.
     pub refused_audio_frames: u64,
-    /// Reconnections (always 0: a lost connection ends the push).
+    /// Reconnections, over every destination.
     pub reconnects: u64,
+    /// Seconds destinations were not connected, summed over them.
+    #[serde(default)]
+    pub outage_s: f64,
+    /// Video frames destinations did not get (outages, full queues), summed over them.
+    #[serde(default)]
+    pub destination_frames_dropped: u64,
+    /// Each destination, in the order given.
+    #[serde(default)]
+    pub destinations: Vec<DestinationStats>,
     /// Seconds since the server opened.
     pub elapsed_s: f64,
     /// Stream time sent so far (latest DTS of any track minus the first), seconds.
@@ -442,8 +546,19 @@ pub struct ServerStats {
 }
 
 impl ServerStats {
+    /// Copies what the destinations reported: the totals, and the session counters of the
+    /// first one that is up.
+    fn absorb_destinations(&mut self, primary: &PublisherStats, dests: Vec<DestinationStats>) {
+        self.absorb(primary);
+        self.bytes_written = dests.iter().map(|d| d.bytes_written).sum();
+        self.reconnects = dests.iter().map(|d| d.reconnects).sum();
+        self.outage_s = dests.iter().map(|d| d.outage_s).sum();
+        self.destination_frames_dropped = dests.iter().map(|d| d.frames_dropped).sum();
+        self.destinations = dests;
+    }
+
     /// Copies what the session reported.
-    fn absorb(&mut self, p: &crate::transport::PublisherStats) {
+    fn absorb(&mut self, p: &PublisherStats) {
         self.bytes_written = p.bytes_written;
         self.receiver_reports = p.receiver_reports;
         if let Some(r) = &p.reception {

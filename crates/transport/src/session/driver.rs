@@ -234,10 +234,25 @@ where
             let room = shared.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            match self.try_send(&media)? {
+            match self.offer(&media)? {
                 Sent::Done => return Ok(()),
                 Sent::Full => room.await,
             }
+        }
+    }
+
+    /// Like [`send`](Self::send), but never waits: `Ok(false)` when the queue is full and the
+    /// unit was not taken. A publisher feeding several destinations from one timeline uses it,
+    /// so that a slow destination drops to its next key frame instead of holding the others.
+    pub fn try_send(&mut self, media: impl Into<Media>) -> Result<bool, C::Error> {
+        let media = media.into();
+        if let Some(e) = self.failure() {
+            return Err(e);
+        }
+        self.check.check(&media)?;
+        match self.offer(&media)? {
+            Sent::Done => Ok(true),
+            Sent::Full => Ok(false),
         }
     }
 
@@ -273,7 +288,7 @@ where
         }
     }
 
-    fn try_send(&self, media: &Media) -> Result<Sent, C::Error> {
+    fn offer(&self, media: &Media) -> Result<Sent, C::Error> {
         let mut inner = self.shared.lock();
         match &inner.result {
             Some(Err(e)) => return Err(e.clone()),
