@@ -11,6 +11,9 @@
 //!   passes through. Encoded video and audio are merged into timestamp order (libx264 holds
 //!   its lookahead back, the audio does not wait) before they leave.
 //!
+//! The pacing options (`pace`, `max_lead`) do not apply, nor do the loop, rate and frame rate
+//! options (refused).
+//!
 //! The puller runs as a task on the process-wide runtime and hands its units over a bounded
 //! queue to the calling thread, which waits on it in short slices: a stop takes effect within
 //! a tenth of a second, whether the source is silent, connecting, or in a reconnect backoff.

@@ -18,6 +18,11 @@
 //! ([`AudioMode::Auto`]), is an error before connecting ([`AudioMode::Copy`]), or is dropped
 //! silently ([`AudioMode::None`]).
 //!
+//! An `rtsp://` or `rtmp://` input is a live source: the transport's own puller reads it (not
+//! FFmpeg's demuxer) and the units leave as they arrive, unpaced, in copy mode untouched and
+//! with libx264 decoded and re-encoded; with a reconnect policy a lost source is reconnected
+//! and the output timeline goes on across the outage ([`SourceStats`] in the summary).
+//!
 //! Loop playback offsets the timestamps of each pass by the length of the input (its longest
 //! track), the same for every track, so they stay monotonic across the wrap and aligned with
 //! no drift (integer ticks, each track's offset derived from one exact total). A jump of the
@@ -539,6 +544,10 @@ fn reader_error(what: &str) -> PushError {
 /// `loops` passes), when `stop` becomes true (the server then flushes and tears down
 /// cleanly), or on the first error. `progress` is called about four times a second with the
 /// current statistics.
+///
+/// A live source (`rtsp://`, `rtmp://`) ends the push when it ends the stream; with
+/// [`PushOptions::reconnect`] it is waited for instead, until `stop`. A source error that
+/// reconnecting cannot heal (401/403, 404, a bad URL) ends it at once.
 pub fn push(
     options: &PushOptions,
     stop: &AtomicBool,
