@@ -85,6 +85,8 @@ buffers, measured with ffmpeg -re pushing a 2 s clip whose audio starts 21.3 ms 
 - min-ts-offset: offsets below it (default 4 ms) are ignored; 0 here. do-retransmission stays
   off (no retransmission on loopback).
 
+Logs "record session: OUT" to stderr for every publisher session (ANNOUNCE).
+
 Prints "READY <port>" on stdout once it listens. Runs until killed (SIGTERM/SIGINT).
 """
 import argparse
@@ -341,6 +343,12 @@ def cut_streams_without_transport(client, ctx):
     return GstRtsp.RTSPStatusCode.OK
 
 
+def log_record_session(factory, media):
+    # One line per publisher session (each ANNOUNCE makes a new media): a test that restarts
+    # the server counts the sessions each incarnation took.
+    log("record session: " + OPTIONS.out)
+
+
 def on_record_media(factory, media):
     LATEST_RECORD.update(media=media)
     # After the EOS at teardown reached the file sink and the pipeline stopped: the file is
@@ -350,6 +358,16 @@ def on_record_media(factory, media):
 
 def on_client_connected(server, client):
     client.connect("pre-record-request", cut_streams_without_transport)
+
+
+def with_sink_options(launch):
+    """With --unbuffered, every file sink writes each buffer at once: filesink's default
+    buffered writes keep up to 64 KiB in memory between seeks (matroskamux seeks back once per
+    cluster to write its size), which a killed server never writes (measured: a killed
+    Matroska recording lacked its last cluster, a whole GOP)."""
+    if OPTIONS.unbuffered:
+        return launch.replace("filesink location=", "filesink buffer-mode=unbuffered location=")
+    return launch
 
 
 def av_record_launch(out, relay_ports):
@@ -449,6 +467,11 @@ def main():
     ap.add_argument(
         "--raw-rtcp", action="store_true", help="hand RTCP to rtpbin untouched (--audio only)"
     )
+    ap.add_argument(
+        "--unbuffered",
+        action="store_true",
+        help="write every buffer to the file at once (a killed server loses nothing it took)",
+    )
     args = ap.parse_args()
     OPTIONS = args
 
@@ -466,7 +489,7 @@ def main():
         if args.relay_mount:
             relay_ports = (free_udp_port(), free_udp_port())
         record.set_media_gtype(AvRecordMedia.__gtype__)
-        record.set_launch(av_record_launch(args.out, relay_ports))
+        record.set_launch(with_sink_options(av_record_launch(args.out, relay_ports)))
         record.set_latency(args.latency)
         record.connect("media-configure", on_record_media)
         server.connect("client-connected", on_client_connected)
@@ -484,8 +507,9 @@ def main():
                 "t. ! queue ! rtph264pay pt=96 config-interval=-1 ! "
                 "udpsink host=127.0.0.1 port={} sync=false async=false"
             ).format(args.out, relay_port)
-        record.set_launch("( rtph264depay name=depay0 ! {} )".format(tail))
+        record.set_launch(with_sink_options("( rtph264depay name=depay0 ! {} )".format(tail)))
         record.set_latency(0)
+    record.connect("media-configure", log_record_session)
     # EOS on teardown so the file is complete when the publisher leaves.
     record.set_eos_shutdown(True)
     protocols = {

@@ -181,6 +181,18 @@ pub fn wait_listening(port: u16, timeout: Duration, what: &str) {
     }
 }
 
+/// Waits until nothing LISTENs on TCP `port` any more, or panics after `timeout`.
+pub fn wait_port_free(port: u16, timeout: Duration, what: &str) {
+    let deadline = Instant::now() + timeout;
+    while tcp_listening(port) {
+        assert!(
+            Instant::now() < deadline,
+            "{what} still listens on port {port} after {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Runs a command to completion, panicking with its stderr when it fails.
 pub fn run(cmd: &mut Command) -> std::process::Output {
     let out = cmd
@@ -216,6 +228,54 @@ pub fn framemd5(path: &Path) -> Vec<String> {
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.split(',').nth(5).map(|h| h.trim().to_string()))
         .collect()
+}
+
+/// [`framemd5`] and what ffmpeg reported (`-v error`) while decoding: empty when the video
+/// decodes cleanly. One decode for both.
+pub fn framemd5_and_errors(path: &Path) -> (Vec<String>, String) {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(path)
+        .args([
+            "-map",
+            "0:v:0",
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "framemd5",
+            "-",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ffmpeg: {e}"));
+    let mut errors = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if !out.status.success() && errors.is_empty() {
+        errors = format!("ffmpeg failed ({})", out.status);
+    }
+    let md5 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(',').nth(5).map(|h| h.trim().to_string()))
+        .collect();
+    (md5, errors)
+}
+
+/// What the ffmpeg CLI reports (`-v error`) while decoding every stream of `path`: empty
+/// when it decodes cleanly (a stream starting on a non-key frame, a broken slice or a
+/// truncated packet print errors).
+pub fn decode_errors(path: &Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ffmpeg: {e}"));
+    let mut errors = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if !out.status.success() && errors.is_empty() {
+        errors = format!("ffmpeg failed ({})", out.status);
+    }
+    errors
 }
 
 /// MD5 of every packet of the first audio stream of `path`, in file order, as the ffmpeg CLI
@@ -333,6 +393,20 @@ pub fn packet_times(path: &Path, spec: &str) -> Vec<PacketTime> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Every packet's key frame flag of the stream `spec` of `path` ("v:0"), in file order, as
+/// ffprobe reads the container.
+pub fn packet_keys(path: &Path, spec: &str) -> Vec<bool> {
+    let out = run(Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", spec])
+        .args(["-show_entries", "packet=flags", "-of", "csv=p=0"])
+        .arg(path));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.trim().starts_with('K'))
+        .collect()
 }
 
 /// How many of a stream's first packets [`first_pts`] looks at: enough to cover the frames a
@@ -738,6 +812,19 @@ impl Clip {
         }
     }
 
+    /// The positions of the key frames among the decoded frames (presentation order, the
+    /// order of [`Clip::framemd5`]).
+    pub fn key_frame_positions(&self) -> Vec<usize> {
+        let mut by_pts: Vec<&ClipPacket> = self.packets.iter().collect();
+        by_pts.sort_by_key(|p| p.pts);
+        by_pts
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.key)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
     /// True when some packet's pts differs from its dts (the clip really has B-frames).
     pub fn has_bframes(&self) -> bool {
         self.packets.iter().any(|p| p.pts != p.dts)
@@ -879,6 +966,11 @@ impl ServerProcess {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// True while the child has not exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Asks the child to stop (SIGTERM), then kills it if it has not exited after `grace`.

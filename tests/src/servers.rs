@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{free_tcp_port, wait_listening, Clip, ServerProcess};
+use crate::{free_tcp_port, wait_listening, wait_port_free, Clip, ServerProcess};
 
 /// The script that runs GStreamer's RTSP server in RECORD mode.
 pub fn gst_script() -> PathBuf {
@@ -24,7 +24,12 @@ pub struct GstRtspRecord {
     /// Recording video and audio into Matroska ([`GstOptions::audio`]).
     pub audio: bool,
     /// The file written from what arrives: Annex B, or Matroska with [`GstOptions::audio`].
+    /// Each incarnation ([`GstRtspRecord::restart`]) writes its own file.
     pub out: PathBuf,
+    /// How many times the server was restarted on its port (0 for the first process).
+    pub incarnation: u32,
+    dir: PathBuf,
+    opts: GstOptions,
     proc: ServerProcess,
 }
 
@@ -42,6 +47,13 @@ pub struct GstOptions {
     /// a relay mount then serves both tracks. A publisher may announce either track alone, in
     /// either order (see `servers/gst_rtsp_record.py`).
     pub audio: bool,
+    /// The RECORD media's jitterbuffer latency in ms with [`GstOptions::audio`] (the script's
+    /// `--latency`, default 500). A server killed mid-stream loses what its jitterbuffer holds:
+    /// tests that kill it use 0.
+    pub latency_ms: Option<u32>,
+    /// Write every buffer to the recording at once (the script's `--unbuffered`): by default
+    /// up to 64 KiB wait in memory, which a killed server never writes.
+    pub unbuffered: bool,
 }
 
 impl GstOptions {
@@ -63,9 +75,35 @@ impl GstRtspRecord {
 
     /// Starts the server in `dir`.
     pub fn start_with(dir: &Path, opts: GstOptions) -> GstRtspRecord {
-        let port = free_tcp_port();
+        GstRtspRecord::start_on_port(dir, opts, free_tcp_port())
+    }
+
+    /// Starts the server in `dir` on `port` (which must be free).
+    pub fn start_on_port(dir: &Path, opts: GstOptions, port: u16) -> GstRtspRecord {
+        let (proc, out) = GstRtspRecord::spawn(dir, &opts, port, 0);
+        GstRtspRecord {
+            port,
+            mount: "/record".into(),
+            relay_mount: opts.relay_mount.clone(),
+            audio: opts.audio,
+            out,
+            incarnation: 0,
+            dir: dir.to_path_buf(),
+            opts,
+            proc,
+        }
+    }
+
+    /// Starts incarnation `n` of the server on `port`; its recording and its log are
+    /// `gst-record-PORT[-N].EXT` and `gst-PORT[-N].log` in `dir` (no suffix for the first).
+    fn spawn(dir: &Path, opts: &GstOptions, port: u16, n: u32) -> (ServerProcess, PathBuf) {
         let ext = if opts.audio { "mkv" } else { "h264" };
-        let out = dir.join(format!("gst-record-{port}.{ext}"));
+        let suffix = if n == 0 {
+            String::new()
+        } else {
+            format!("-{n}")
+        };
+        let out = dir.join(format!("gst-record-{port}{suffix}.{ext}"));
         let mut cmd = Command::new("/usr/bin/python3");
         cmd.arg(gst_script())
             .args(["--port", &port.to_string(), "--mount", "/record", "--out"])
@@ -83,21 +121,54 @@ impl GstRtspRecord {
         if opts.audio {
             cmd.arg("--audio");
         }
+        if let Some(ms) = opts.latency_ms {
+            cmd.args(["--latency", &ms.to_string()]);
+        }
+        if opts.unbuffered {
+            cmd.arg("--unbuffered");
+        }
         let mut proc = ServerProcess::spawn(
             "GStreamer RTSP server",
             cmd,
-            dir.join(format!("gst-{port}.log")),
+            dir.join(format!("gst-{port}{suffix}.log")),
         );
         proc.wait_stdout_line("READY", Duration::from_secs(15));
         wait_listening(port, Duration::from_secs(5), "GStreamer RTSP server");
-        GstRtspRecord {
-            port,
-            mount: "/record".into(),
-            relay_mount: opts.relay_mount,
-            audio: opts.audio,
-            out,
-            proc,
-        }
+        (proc, out)
+    }
+
+    /// Stops the server now (SIGTERM to its PID, SIGKILL after 2 s), as a crash would end it
+    /// for a publisher (its connections close), and waits until its port is free. What it
+    /// recorded so far stays in [`GstRtspRecord::out`], unfinalised.
+    pub fn kill(&mut self) {
+        self.proc.stop(Duration::from_secs(2));
+        wait_port_free(self.port, Duration::from_secs(5), "GStreamer RTSP server");
+    }
+
+    /// Starts a new incarnation on the same port with the same options (killing the running
+    /// one first), writing a new recording ([`GstRtspRecord::out`] changes) and a new log.
+    pub fn restart(&mut self) {
+        self.kill();
+        let n = self.incarnation + 1;
+        let (proc, out) = GstRtspRecord::spawn(&self.dir, &self.opts, self.port, n);
+        self.proc = proc;
+        self.out = out;
+        self.incarnation = n;
+    }
+
+    /// True while the current incarnation runs.
+    pub fn is_running(&mut self) -> bool {
+        self.proc.is_running()
+    }
+
+    /// The PID of the current incarnation.
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    /// Publisher sessions (ANNOUNCEs) the current incarnation has taken so far.
+    pub fn sessions(&self) -> usize {
+        self.log().matches("record session: ").count()
     }
 
     /// The RECORD URL, with optional credentials.
@@ -174,9 +245,13 @@ fn wait_file_settled(
 pub struct NginxRtmp {
     /// TCP port of the RTMP server.
     pub port: u16,
-    /// Directory holding the recordings (`<stream>.flv`).
+    /// Directory holding the recordings (`<stream>.flv`) of the current incarnation: each
+    /// incarnation ([`NginxRtmp::restart`]) records into its own directory.
     pub record_dir: PathBuf,
+    /// How many times the server was restarted on its port (0 for the first process).
+    pub incarnation: u32,
     dir: PathBuf,
+    base: PathBuf,
     proc: ServerProcess,
 }
 
@@ -186,8 +261,30 @@ pub const NGINX_RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
 impl NginxRtmp {
     /// Starts nginx in `dir` (its own config, pid, logs and record directory).
     pub fn start(dir: &Path) -> NginxRtmp {
-        let port = free_tcp_port();
-        let ndir = dir.join(format!("nginx-{port}"));
+        NginxRtmp::start_on_port(dir, free_tcp_port())
+    }
+
+    /// Starts nginx in `dir` on `port` (which must be free).
+    pub fn start_on_port(dir: &Path, port: u16) -> NginxRtmp {
+        let (proc, ndir, record_dir) = NginxRtmp::spawn(dir, port, 0);
+        NginxRtmp {
+            port,
+            record_dir,
+            incarnation: 0,
+            dir: ndir,
+            base: dir.to_path_buf(),
+            proc,
+        }
+    }
+
+    /// Starts incarnation `n` on `port` in `dir/nginx-PORT[-N]` (no suffix for the first):
+    /// the process, its directory and its record directory.
+    fn spawn(dir: &Path, port: u16, n: u32) -> (ServerProcess, PathBuf, PathBuf) {
+        let ndir = if n == 0 {
+            dir.join(format!("nginx-{port}"))
+        } else {
+            dir.join(format!("nginx-{port}-{n}"))
+        };
         let record_dir = ndir.join("rec");
         std::fs::create_dir_all(&record_dir).expect("create nginx dirs");
         // The worker runs as `nobody`: the record directory must be writable by it.
@@ -234,12 +331,50 @@ rtmp {{
             .stdout(Stdio::null());
         let proc = ServerProcess::spawn("nginx-rtmp", cmd, ndir.join("stderr.log"));
         wait_listening(port, Duration::from_secs(10), "nginx-rtmp");
-        NginxRtmp {
-            port,
-            record_dir,
-            dir: ndir,
-            proc,
-        }
+        (proc, ndir, record_dir)
+    }
+
+    /// Stops nginx now (SIGTERM to the master's PID: its worker closes every connection and
+    /// exits; SIGKILL after 2 s) and waits until its port is free. The recordings stay in
+    /// [`NginxRtmp::record_dir`] (without the record-done marker).
+    pub fn kill(&mut self) {
+        self.proc.stop(Duration::from_secs(2));
+        wait_port_free(self.port, Duration::from_secs(5), "nginx-rtmp");
+    }
+
+    /// Starts a new incarnation on the same port (killing the running one first), recording
+    /// into a new [`NginxRtmp::record_dir`].
+    pub fn restart(&mut self) {
+        self.kill();
+        let n = self.incarnation + 1;
+        let (proc, ndir, record_dir) = NginxRtmp::spawn(&self.base, self.port, n);
+        self.proc = proc;
+        self.dir = ndir;
+        self.record_dir = record_dir;
+        self.incarnation = n;
+    }
+
+    /// True while the current incarnation runs.
+    pub fn is_running(&mut self) -> bool {
+        self.proc.is_running()
+    }
+
+    /// The PID of the current incarnation's master process.
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    /// The recording of stream `key` in the current incarnation (it may not exist yet).
+    pub fn recording_path(&self, key: &str) -> PathBuf {
+        self.record_dir.join(format!("{key}.flv"))
+    }
+
+    /// Publish sessions of stream `key` the current incarnation has taken so far (from the
+    /// `publish: name='KEY'` lines of its log).
+    pub fn sessions(&self, key: &str) -> usize {
+        self.log()
+            .matches(&format!("publish: name='{key}'"))
+            .count()
     }
 
     /// The publish/play URL of stream `key` in application `live`.
