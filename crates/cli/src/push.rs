@@ -11,6 +11,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mpegcoder::codec::Rational;
 use mpegcoder::push::AudioMode;
+use mpegcoder::server::destination_line as error_line;
 use mpegcoder::{
     push, DestinationState, DestinationStats, PushError, PushOptions, PushSummary, ReconnectPolicy,
     ServerStats, Transport, VideoCodec,
@@ -229,7 +230,7 @@ pub fn run(args: &PushArgs, logging: bool) -> Result<PushExit> {
         });
     }
     for (url, why) in &failures {
-        eprintln!("error: {url}: {}", why.replace('\n', " "));
+        eprintln!("error: {}", error_line(url, &why.replace('\n', " ")));
     }
     Ok(PushExit::Failed)
 }

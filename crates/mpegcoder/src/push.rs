@@ -480,7 +480,7 @@ pub enum PushError {
     },
     /// Some destinations did not receive the stream to the end; the others did (see the
     /// summary's per-destination statistics).
-    #[error("{}", failures.iter().map(|(url, why)| format!("{url}: {why}")).collect::<Vec<_>>().join("\n"))]
+    #[error("{}", failures.iter().map(|(url, why)| crate::server::destination_line(url, why)).collect::<Vec<_>>().join("\n"))]
     Destinations {
         /// The URL (credentials removed) and why, per failed destination.
         failures: Vec<(String, String)>,

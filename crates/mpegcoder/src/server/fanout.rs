@@ -266,7 +266,7 @@ impl Fanout {
                     }
                     None => {
                         if addresses.len() > 1 {
-                            tracing::error!(
+                            tracing::warn!(
                                 url = %redact_url(address),
                                 "{}",
                                 mpegcoder_types::error_chain(&e)
@@ -362,7 +362,7 @@ impl Fanout {
                     self.key_frames.request();
                 }
                 Err(failure) => {
-                    tracing::error!(url = %d.stats.url, "{failure}");
+                    tracing::warn!(url = %d.stats.url, "{failure}");
                     d.link = Link::Failed(failure);
                 }
             }
@@ -384,7 +384,7 @@ impl Fanout {
             }
             None => {
                 if self.dests.len() > 1 {
-                    tracing::error!(
+                    tracing::warn!(
                         url = %redact_url(&address),
                         "{}; the other destinations go on",
                         mpegcoder_types::error_chain(&error)
@@ -465,7 +465,11 @@ impl Fanout {
                     d.stats.refused += 1;
                     tracing::warn!(url = %d.stats.url, "unit refused: {e}");
                 }
-                Err(e) => lost.push((i, e)),
+                // The unit that found the connection gone did not reach the server.
+                Err(e) => {
+                    d.dropped(kind);
+                    lost.push((i, e));
+                }
             }
         }
         for (i, e) in lost {

@@ -377,9 +377,19 @@ impl KeyFrameRequest {
 fn destination_lines(failures: &[(String, String)]) -> String {
     failures
         .iter()
-        .map(|(url, why)| format!("{url}: {why}"))
+        .map(|(url, why)| destination_line(url, why))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The error line of a destination that failed: its URL (credentials removed), then why,
+/// unless why names the URL already.
+pub fn destination_line(url: &str, why: &str) -> String {
+    if why.contains(url) {
+        why.to_string()
+    } else {
+        format!("{url}: {why}")
+    }
 }
 
 /// Where a destination stands.
