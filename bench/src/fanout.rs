@@ -117,6 +117,11 @@ impl FanoutSetup {
                 .collect(),
             FanoutSide::FfmpegTee => {
                 let mut a = self.ffmpeg_head();
+                if proto == Proto::Rtmp {
+                    // The tee muxer keeps the MP4's codec tag (avc1), which FLV refuses ("Tag
+                    // avc1 incompatible with output codec id '27'"); FLV's own is 7.
+                    a.extend(["-tag:v".to_string(), "7".to_string()]);
+                }
                 a.extend(["-f".to_string(), "tee".to_string()]);
                 a.push(
                     urls.iter()
@@ -423,6 +428,7 @@ mod tests {
         ));
         let tee = s.commands(FanoutSide::FfmpegTee, Proto::Rtmp, &urls, "");
         assert_eq!(tee.len(), 1);
+        assert!(tee[0].1.join(" ").contains("-c:v copy -tag:v 7 -f tee"));
         assert_eq!(
             tee[0].1.last().map(String::as_str),
             Some("[f=flv]rtmp://h/live/fan0|[f=flv]rtmp://h/live/fan1|[f=flv]rtmp://h/live/fan2")

@@ -434,7 +434,8 @@ fn run(args: &RunArgs) -> Result<()> {
     let nginx_bin = which(&args.nginx).filter(|_| Path::new(nginx::RTMP_MODULE).exists());
     if round2.relay && nginx_bin.is_none() {
         bail!(
-            "the relay measurement needs nginx with its RTMP module ({}); install it with `bash              .ci/install-deps`",
+            "the relay measurement needs nginx with its RTMP module ({}); install it with `bash \
+             .ci/install-deps`",
             nginx::RTMP_MODULE
         );
     }
@@ -586,18 +587,21 @@ fn run(args: &RunArgs) -> Result<()> {
                     let r = reconnect::run(&setup, codec, proto)?;
                     let t = r.recovery.total.as_ref();
                     eprintln!(
-                        "reconnect {:<16} {:<8}: {}/{} recovered, recovery p50 {:.0} ms, max                          {:.0} ms (to the attempt p50 {:.0}, key frame wait p50 {:.0}); the                          publisher counted {} reconnects",
+                        "reconnect {:<16} {:<8}: {}/{} recovered, recovery p50 {:.0} ms, max \
+                         {:.0} ms (to the attempt p50 {:.0}, key frame wait p50 {:.0}); the \
+                         publisher counted {} reconnects",
                         codec.name(),
                         proto.name(),
                         r.recovered,
                         r.cycles.len(),
                         t.map_or(f64::NAN, |s| s.p50_ms),
                         t.map_or(f64::NAN, |s| s.max_ms),
-                        r.recovery.to_attempt.as_ref().map_or(f64::NAN, |s| s.p50_ms),
+                        r.recovery
+                            .to_attempt
+                            .as_ref()
+                            .map_or(f64::NAN, |s| s.p50_ms),
                         r.recovery.key_wait.as_ref().map_or(f64::NAN, |s| s.p50_ms),
-                        r.pusher
-                            .reconnects
-                            .map_or("no".into(), |n| n.to_string()),
+                        r.pusher.reconnects.map_or("no".into(), |n| n.to_string()),
                     );
                     report.reconnect.push(r);
                 }
@@ -606,10 +610,13 @@ fn run(args: &RunArgs) -> Result<()> {
                 for &proto in &reconnect_protos {
                     let f = reconnect::ffmpeg_restart(&setup, proto)?;
                     eprintln!(
-                        "ffmpeg restart {:<8}: exited {}, status {:?}, {} connections after                          the restart; last line {:?}",
+                        "ffmpeg restart {:<8}: exited {}, status {:?}, {} connections after \
+                         the restart; last line {:?}",
                         proto.name(),
                         f.exited_after_kill_ms
-                            .map_or("not at all".into(), |ms| format!("{ms:.0} ms after the kill")),
+                            .map_or("not at all".into(), |ms| format!(
+                                "{ms:.0} ms after the kill"
+                            )),
                         f.exit_code,
                         f.connections_after_restart,
                         f.stderr_tail.last().cloned().unwrap_or_default()
@@ -639,7 +646,8 @@ fn run(args: &RunArgs) -> Result<()> {
                     for side in sides {
                         let r = fanout::run(&setup, side, proto, rep)?;
                         eprintln!(
-                            "fanout {:<46} {:<8} run {rep}: CPU {:.2} s, RSS {:.1} MiB, {}/{}                              destinations complete (fewest {} frames), p99 {}",
+                            "fanout {:<46} {:<8} run {rep}: CPU {:.2} s, RSS {:.1} MiB, {}/{} \
+                             destinations complete (fewest {} frames), p99 {}",
                             side.name(),
                             proto.name(),
                             r.cpu_s,
@@ -690,7 +698,8 @@ fn run(args: &RunArgs) -> Result<()> {
                     for relayer in Relayer::ALL {
                         let r = relay::run(&setup, relayer, proto, rep)?;
                         eprintln!(
-                            "relay {:<28} to {:<8} run {rep}: {} of {} frames matched ({}                              from the source), latency p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms{}",
+                            "relay {:<28} to {:<8} run {rep}: {} of {} frames matched ({} \
+                             from the source), latency p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms{}",
                             relayer.name(),
                             proto.name(),
                             r.matched,

@@ -478,18 +478,21 @@ pub fn ffmpeg_restart(setup: &ReconnectSetup, proto: Proto) -> Result<FfmpegRest
     let load = load_average();
     let killed_at = Instant::now();
     let before = sink.kill();
-    std::thread::sleep(setup.down.saturating_sub(killed_at.elapsed()));
+    // Watch ffmpeg through the down time too: it may give up before the sink is back.
+    let mut exited = None;
+    let mut watch = |until: Instant, child: &mut ChildGuard| {
+        while exited.is_none() && Instant::now() < until {
+            if let Ok(Some(status)) = child.0.try_wait() {
+                exited = Some((Instant::now(), status));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    watch(killed_at + setup.down, &mut child);
     let sink = restart(proto, config)?;
     // ffmpeg -re would end by itself at the end of the clip; give it that and 5 s more.
     let clip_end = spawned_at + Duration::from_secs_f64(setup.frames as f64 / setup.fps + 5.0);
-    let mut exited = None;
-    while Instant::now() < clip_end {
-        if let Ok(Some(status)) = child.0.try_wait() {
-            exited = Some((Instant::now(), status));
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    watch(clip_end, &mut child);
     if exited.is_none() {
         let status = interrupt_child(&mut child.0, Duration::from_secs(3));
         eprintln!("ffmpeg was still running at the end of the clip ({status:?})");
