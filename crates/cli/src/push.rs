@@ -487,4 +487,42 @@ mod tests {
             )
         );
     }
+
+    #[test]
+    fn the_progress_line_shows_destinations_that_are_not_plainly_connected() {
+        let mut s = ServerStats::default();
+        s.frames_sent = 90;
+        s.fps = 30.0;
+        let plain = "frames 90  fps 30.0  bitrate 0 kb/s  lead 0.0 ms  late 0";
+        let mut d = DestinationStats::default();
+        d.url = "rtmp://h/live/k".into();
+        d.state = DestinationState::Connected;
+        d.frames_sent = 90;
+        s.destinations = vec![d.clone()];
+        assert_eq!(Progress::line(&s), plain, "one destination, connected");
+        d.state = DestinationState::Reconnecting;
+        d.attempt = 3;
+        d.current_outage_s = Some(4.25);
+        s.destinations = vec![d.clone()];
+        assert_eq!(
+            Progress::line(&s),
+            format!("{plain}  | rtmp://h/live/k reconnecting (attempt 3, 4.2 s)")
+        );
+        d.state = DestinationState::Connected;
+        d.reconnects = 1;
+        d.outage_s = 1.4;
+        d.frames_dropped = 48;
+        let mut other = DestinationStats::default();
+        other.url = "rtsp://h/cam".into();
+        other.state = DestinationState::Connected;
+        other.frames_sent = 90;
+        s.destinations = vec![d, other];
+        assert_eq!(
+            Progress::line(&s),
+            format!(
+                "{plain}  | rtmp://h/live/k resumed (1 reconnect, 1.4 s down, 48 dropped)  \
+                 | rtsp://h/cam connected 90"
+            )
+        );
+    }
 }

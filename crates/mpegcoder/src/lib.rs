@@ -9,6 +9,7 @@ pub use mpegcoder_types as types;
 
 pub mod client;
 mod continuity;
+mod live;
 pub mod priority;
 pub mod push;
 pub mod reconnect;

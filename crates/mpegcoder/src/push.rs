@@ -18,6 +18,11 @@
 //! ([`AudioMode::Auto`]), is an error before connecting ([`AudioMode::Copy`]), or is dropped
 //! silently ([`AudioMode::None`]).
 //!
+//! An `rtsp://` or `rtmp://` input is a live source: the transport's own puller reads it (not
+//! FFmpeg's demuxer) and the units leave as they arrive, unpaced, in copy mode untouched and
+//! with libx264 decoded and re-encoded; with a reconnect policy a lost source is reconnected
+//! and the output timeline goes on across the outage ([`SourceStats`] in the summary).
+//!
 //! Loop playback offsets the timestamps of each pass by the length of the input (its longest
 //! track), the same for every track, so they stay monotonic across the wrap and aligned with
 //! no drift (integer ticks, each track's offset derived from one exact total). A jump of the
@@ -37,6 +42,7 @@ use crate::codec::{
     Rational, VideoParams,
 };
 use crate::continuity::Continuity;
+pub use crate::live::SourceStats;
 use crate::pacer::Interleaver;
 use crate::reconnect::ReconnectPolicy;
 use crate::server::{
@@ -44,6 +50,7 @@ use crate::server::{
     Server, ServerConfig, ServerError, ServerStats, VideoCodec,
 };
 use crate::transport::h264::{nal_type, nal_unit_type, split_annexb};
+use crate::transport::pull::PullError;
 use crate::transport::redact_url;
 use crate::transport::VideoTrack;
 use crate::transport::{Protocol, Transport};
@@ -457,6 +464,20 @@ pub enum PushError {
     /// The audio was asked for (`--audio copy`) and cannot be passed through.
     #[error("{0}")]
     Audio(String),
+    /// The live source failed with an error that reconnecting cannot heal, or was lost
+    /// without a reconnect policy.
+    #[error("the live source failed")]
+    Source(#[source] PullError),
+    /// The live source was lost and did not come back within the reconnect policy's
+    /// attempts.
+    #[error("the live source did not come back after {attempts} reconnection attempts")]
+    SourceGaveUp {
+        /// Attempts made in the last outage.
+        attempts: u32,
+        /// Why the last one failed.
+        #[source]
+        source: PullError,
+    },
     /// Some destinations did not receive the stream to the end; the others did (see the
     /// summary's per-destination statistics).
     #[error("{}", failures.iter().map(|(url, why)| format!("{url}: {why}")).collect::<Vec<_>>().join("\n"))]
@@ -491,6 +512,9 @@ pub struct PushSummary {
     pub interrupted: bool,
     /// Jumps of the input's own clock taken out of every track (see [`crate::push`]).
     pub timestamp_jumps: u64,
+    /// A live source (`rtsp://`, `rtmp://` input): what came from it, and its reconnections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceStats>,
     /// The server's final statistics.
     #[serde(flatten)]
     pub stats: ServerStats,
@@ -520,12 +544,19 @@ fn reader_error(what: &str) -> PushError {
 /// `loops` passes), when `stop` becomes true (the server then flushes and tears down
 /// cleanly), or on the first error. `progress` is called about four times a second with the
 /// current statistics.
+///
+/// A live source (`rtsp://`, `rtmp://`) ends the push when it ends the stream; with
+/// [`PushOptions::reconnect`] it is waited for instead, until `stop`. A source error that
+/// reconnecting cannot heal (401/403, 404, a bad URL) ends it at once.
 pub fn push(
     options: &PushOptions,
     stop: &AtomicBool,
     mut progress: impl FnMut(&ServerStats),
 ) -> Result<PushSummary, PushError> {
     options.validate()?;
+    if crate::live::is_live(&options.input) {
+        return crate::live::push_live(options, stop, &mut progress);
+    }
     match options.codec {
         VideoCodec::Copy => push_copy(options, stop, &mut progress),
         VideoCodec::Libx264 => push_encoded(options, stop, &mut progress),
@@ -775,10 +806,10 @@ fn run_encoded(
 }
 
 /// What the reading side counted, for the summary.
-struct Tally {
-    frames_encoded: u64,
-    audio_codec: Option<String>,
-    timestamp_jumps: u64,
+pub(crate) struct Tally {
+    pub(crate) frames_encoded: u64,
+    pub(crate) audio_codec: Option<String>,
+    pub(crate) timestamp_jumps: u64,
 }
 
 /// A packet on its way to the server.
@@ -833,14 +864,14 @@ impl Merge {
 }
 
 /// The sending side's bookkeeping, shared by both modes.
-struct Pusher<'a, P: FnMut(&ServerStats)> {
+pub(crate) struct Pusher<'a, P: FnMut(&ServerStats)> {
     progress: &'a mut P,
     last_report: Instant,
-    loops_completed: u64,
+    pub(crate) loops_completed: u64,
 }
 
 impl<'a, P: FnMut(&ServerStats)> Pusher<'a, P> {
-    fn new(progress: &'a mut P) -> Self {
+    pub(crate) fn new(progress: &'a mut P) -> Self {
         Pusher {
             progress,
             last_report: Instant::now(),
@@ -870,7 +901,15 @@ impl<'a, P: FnMut(&ServerStats)> Pusher<'a, P> {
         Ok(())
     }
 
-    fn finish(
+    /// Reports the server's statistics when the last report is a quarter second old.
+    pub(crate) fn tick(&mut self, server: &Server) {
+        if self.last_report.elapsed() >= Duration::from_millis(250) {
+            self.last_report = Instant::now();
+            (self.progress)(&server.stats());
+        }
+    }
+
+    pub(crate) fn finish(
         self,
         options: &PushOptions,
         stop: &AtomicBool,
@@ -919,6 +958,7 @@ impl<'a, P: FnMut(&ServerStats)> Pusher<'a, P> {
             loops_completed: self.loops_completed,
             interrupted,
             timestamp_jumps: tally.timestamp_jumps,
+            source: None,
             stats,
         };
         match failures {

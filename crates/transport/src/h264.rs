@@ -375,6 +375,10 @@ pub struct SpsInfo {
     pub level_idc: u8,
     /// Frame rate from the VUI timing info, as (time_scale, 2 × num_units_in_tick), if present.
     pub frame_rate: Option<(u32, u32)>,
+    /// `max_num_reorder_frames` from the VUI bitstream restriction, if present (H.264
+    /// §E.2.1): the most frames that precede any frame in decoding order and follow it in
+    /// output order (0: presentation order is decoding order). libx264 always writes it.
+    pub max_num_reorder_frames: Option<u32>,
 }
 
 impl SpsInfo {
@@ -400,9 +404,15 @@ impl SpsInfo {
                 let den = t.num_units_in_tick.checked_mul(2)?;
                 (den > 0 && t.time_scale > 0).then_some((t.time_scale, den))
             });
+        let max_num_reorder_frames = parsed
+            .vui_parameters
+            .as_ref()
+            .and_then(|v| v.bitstream_restrictions.as_ref())
+            .map(|r| r.max_num_reorder_frames);
         Ok(SpsInfo {
             width,
             height,
+            max_num_reorder_frames,
             profile_idc: sps.get(1).copied().unwrap_or(0),
             constraint_flags: sps.get(2).copied().unwrap_or(0),
             level_idc: sps.get(3).copied().unwrap_or(0),
@@ -674,6 +684,8 @@ mod tests {
         let info = SpsInfo::parse(SPS_320X240).expect("valid SPS");
         assert_eq!((info.width, info.height), (320, 240));
         assert_eq!(info.profile_level_id(), "64000d");
+        // libx264 writes the VUI bitstream restriction (§E.2.1).
+        assert_eq!(info.max_num_reorder_frames, Some(2));
         assert!(SpsInfo::parse(PPS).is_err());
         assert!(SpsInfo::parse(&[0x67, 0x64]).is_err());
     }
