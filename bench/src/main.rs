@@ -25,6 +25,7 @@ mod relay;
 mod report;
 mod single;
 mod sink;
+mod source;
 mod stats;
 mod sweep;
 
@@ -39,7 +40,7 @@ use crate::clip::{AudioSpec, AvClip, ClipSpec};
 use crate::fanout::FanoutSide;
 use crate::many::{Design, ManyOptions};
 use crate::reconnect::Codec;
-use crate::relay::Relayer;
+use crate::relay::{RelaySource, Relayer};
 use crate::single::{Mode, Proto, Setup, Side};
 
 /// Side-by-side publisher benchmarks of mpegcoder and ffmpeg.
@@ -142,6 +143,10 @@ struct RunArgs {
     /// relay: destination protocols (the source is always RTMP, nginx).
     #[arg(long, value_delimiter = ',', default_values = ["rtmp", "rtsp-tcp"])]
     relay_protos: Vec<String>,
+    /// relay: sources (nginx: nginx-rtmp fed by ffmpeg -re, with direct players in the
+    /// bench; bench: the bench's own RTMP source).
+    #[arg(long, value_delimiter = ',', default_values = ["nginx", "bench"])]
+    relay_sources: Vec<String>,
     /// relay: runs of each relay (default: --repeat).
     #[arg(long)]
     relay_repeat: Option<usize>,
@@ -430,9 +435,17 @@ fn run(args: &RunArgs) -> Result<()> {
         None => protos.clone(),
     };
     let relay_protos = parse_protos(&args.relay_protos)?;
+    let relay_sources = args
+        .relay_sources
+        .iter()
+        .map(|s| {
+            RelaySource::parse(s)
+                .with_context(|| format!("unknown relay source {s:?} (nginx, bench)"))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let reconnect_codecs = parse_codecs(&args.reconnect_codecs)?;
     let nginx_bin = which(&args.nginx).filter(|_| Path::new(nginx::RTMP_MODULE).exists());
-    if round2.relay && nginx_bin.is_none() {
+    if round2.relay && relay_sources.contains(&RelaySource::Nginx) && nginx_bin.is_none() {
         bail!(
             "the relay measurement needs nginx with its RTMP module ({}); install it with `bash \
              .ci/install-deps`",
@@ -668,7 +681,7 @@ fn run(args: &RunArgs) -> Result<()> {
                 }
             }
         }
-        if let (true, Some(nginx_bin)) = (round2.relay, &nginx_bin) {
+        if round2.relay {
             let relay_bin = match &args.relay_mpegcoder {
                 Some(p) => require(p, "the relaying mpegcoder binary")?,
                 None => mpegcoder.clone(),
@@ -685,7 +698,7 @@ fn run(args: &RunArgs) -> Result<()> {
                 mpegcoder: relay_bin,
                 ffmpeg: ffmpeg.clone(),
                 time: time.clone(),
-                nginx: nginx_bin.clone(),
+                nginx: nginx_bin.clone().unwrap_or_else(|| args.nginx.clone()),
                 clip: clip.clone(),
                 frames,
                 fps,
@@ -694,12 +707,19 @@ fn run(args: &RunArgs) -> Result<()> {
             };
             std::fs::create_dir_all(&setup.work)?;
             for rep in 0..args.relay_repeat.unwrap_or(args.repeat).max(1) {
-                for &proto in &relay_protos {
+                for &(source, proto) in relay_sources
+                    .iter()
+                    .flat_map(|s| relay_protos.iter().map(move |p| (*s, *p)))
+                    .collect::<Vec<_>>()
+                    .iter()
+                {
                     for relayer in Relayer::ALL {
-                        let r = relay::run(&setup, relayer, proto, rep)?;
+                        let r = relay::run(&setup, source, relayer, proto, rep)?;
                         eprintln!(
-                            "relay {:<28} to {:<8} run {rep}: {} of {} frames matched ({} \
-                             from the source), latency p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms{}",
+                            "relay from {:<12} {:<28} to {:<8} run {rep}: {} of {} frames \
+                             matched ({} from the source), latency p50 {:.2} ms, p99 {:.2} ms, \
+                             max {:.1} ms; control p99 {:.2} ms{}",
+                            source.name(),
                             relayer.name(),
                             proto.name(),
                             r.matched,
@@ -708,6 +728,7 @@ fn run(args: &RunArgs) -> Result<()> {
                             r.latency.map_or(f64::NAN, |l| l.p50_ms),
                             r.latency.map_or(f64::NAN, |l| l.p99_ms),
                             r.latency.map_or(f64::NAN, |l| l.max_ms),
+                            r.control.map_or(f64::NAN, |l| l.p99_ms),
                             r.player_error
                                 .as_ref()
                                 .map_or(String::new(), |e| format!(" (direct player: {e})"))

@@ -1,16 +1,22 @@
 //! Relay latency: what a relay adds between the source server and the destination.
 //!
-//! `ffmpeg -re -i CLIP -c:v copy -f flv` publishes the clip to nginx-rtmp (the source
-//! server). The relay under test (`mpegcoder push rtmp://…/live/src DEST --codec copy`, or
-//! `ffmpeg -i rtmp://…/live/src -c:v copy … DEST` for comparison) plays it from nginx and
-//! publishes it to a sink of the bench (the destination). In the bench process a direct
-//! player of the source ([`Puller`], on a thread of its own) stamps each access unit as it
-//! arrives from nginx; the sink stamps each frame as it arrives from the relay. Frames are
-//! matched by a hash of their VCL NAL units ([`AuDigest`]: the slices pass through a copy
-//! relay untouched, whatever the framing), and each matched frame's latency is the sink's
-//! arrival less the direct player's. Both paths include nginx's forwarding, so the difference
-//! is what the relay adds: its receive, its processing and its send, plus one more loopback
-//! hop.
+//! The relay under test (`mpegcoder push rtmp://…/live/src DEST --codec copy`, or
+//! `ffmpeg -i rtmp://…/live/src -c:v copy … DEST` for comparison) plays an RTMP source and
+//! publishes it to a sink of the bench (the destination), which stamps each frame as it
+//! arrives. Frames are matched by a hash of their VCL NAL units ([`AuDigest`]: the slices
+//! pass through a copy relay untouched, whatever the framing). Two sources:
+//! - [`RelaySource::Nginx`]: `ffmpeg -re -i CLIP -c:v copy -f flv` publishes the clip to
+//!   nginx-rtmp. In the bench process a direct player of the source ([`Puller`], on a thread
+//!   of its own) stamps each access unit as it arrives from nginx; a frame's latency is the
+//!   sink's arrival less the direct player's. Both paths include nginx's forwarding. A second
+//!   direct player (the *control*) is matched against the first the same way: its spread is
+//!   the method's own noise, nginx's stalls on one player's connection and not the other's
+//!   (nginx-rtmp does not set `TCP_NODELAY`, so now and then a frame waits for a player's
+//!   delayed ACK, about 40 ms; see [`crate::source`]).
+//! - [`RelaySource::Bench`]: the bench's own RTMP source ([`crate::source`]) serves the clip,
+//!   paced, to the relay and records when each frame's write returned; a frame's latency is
+//!   the sink's arrival less that instant: the relay's receive, processing and send plus one
+//!   more loopback hop, with no server stall on the path.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -29,7 +35,37 @@ use crate::process::{load_average, wait_for_exit, ChildGuard, Timed, Usage};
 use crate::single::{serde_plain, Proto};
 use crate::sink::digest::AuDigest;
 use crate::sink::{seconds_between, FrameArrival, Sink, SinkConfig};
+use crate::source::{self, Source};
 use crate::stats::Spread;
+
+/// Where the relay plays the stream from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RelaySource {
+    /// nginx-rtmp, published to by `ffmpeg -re`; direct players in the bench.
+    Nginx,
+    /// The bench's own RTMP source.
+    Bench,
+}
+
+impl RelaySource {
+    /// Its name in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            RelaySource::Nginx => "nginx-rtmp",
+            RelaySource::Bench => "bench source",
+        }
+    }
+
+    /// Parses `nginx` or `bench`.
+    pub fn parse(s: &str) -> Option<RelaySource> {
+        match s {
+            "nginx" => Some(RelaySource::Nginx),
+            "bench" => Some(RelaySource::Bench),
+            _ => None,
+        }
+    }
+}
 
 /// Who relays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -195,6 +231,8 @@ fn match_frames(direct: &[Direct], dest: &[FrameArrival]) -> (Vec<f64>, usize) {
 /// One relay run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RelayRun {
+    /// Where it played from.
+    pub source: RelaySource,
     /// Who relayed.
     pub relayer: Relayer,
     /// The destination's protocol (the source is RTMP, nginx).
@@ -205,7 +243,7 @@ pub struct RelayRun {
     pub command: Vec<String>,
     /// Frames in the clip.
     pub frames_expected: usize,
-    /// Access units the direct player received.
+    /// Access units the direct player received (nginx), or frames the bench source sent.
     pub source_frames: usize,
     /// Frames the destination received.
     pub destination_frames: usize,
@@ -215,13 +253,19 @@ pub struct RelayRun {
     pub duplicate_hashes: usize,
     /// Latency of every matched frame.
     pub latency: Option<Spread>,
-    /// The same, without the first second of matched frames (start-up).
+    /// The same, over the second half of the matched frames (after any start-up backlog:
+    /// ffmpeg buffers seconds of input while it probes the stream).
     pub steady_latency: Option<Spread>,
     /// The smallest latency, ms.
     pub min_latency_ms: Option<f64>,
     /// The first matched frame's latency, ms (includes the relay's connection to the
     /// destination when it connects only once it knows the stream).
     pub first_latency_ms: Option<f64>,
+    /// nginx: the second direct player's arrival less the first's, over the matched frames
+    /// (the noise of the method).
+    pub control: Option<Spread>,
+    /// The same, its largest negative value (ms): how early one player got a frame.
+    pub control_min_ms: Option<f64>,
     /// The relay process.
     pub usage: Usage,
     /// Why the direct player ended, when not at the end of the stream.
@@ -236,50 +280,11 @@ pub struct RelayRun {
     pub latencies_ms: Vec<f64>,
 }
 
-/// Relays the clip once through `relayer` to a sink over `proto`.
-pub fn run(
-    setup: &RelaySetup,
-    relayer: Relayer,
-    proto: Proto,
-    repetition: usize,
-) -> Result<RelayRun> {
-    let name = format!(
-        "relay-{}-{}-{repetition}",
-        serde_plain(&relayer),
-        serde_plain(&proto)
-    );
-    let mut nginx = Nginx::start_with(&setup.nginx, &setup.work.join(&name), 16, false)?;
-    let source = nginx.url("src");
-    let sink = Sink::start_with(
-        proto.sink(),
-        SinkConfig {
-            hash: true,
-            ..SinkConfig::new(Duration::from_secs(30))
-        },
-    )?;
-    let dest = sink.url("relay");
-    let stats = setup.logs.join(format!("{name}.json"));
-    let (program, args) =
-        setup.command(relayer, proto, &source, &dest, &stats.display().to_string());
-    let load_before = load_average();
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let player = spawn_player(source.clone(), ready_tx)?;
-    let mut relay = Timed::spawn(
-        &setup.time,
-        &program,
-        &args,
-        &setup.logs.join(format!("{name}.log")),
-    )?;
-    // Both players subscribe before the source publishes (nginx lets them wait), so neither
-    // joins mid-GOP; a player that is not ready in time still matches from its first key
-    // frame on.
-    let _ = ready_rx.recv_timeout(Duration::from_secs(3));
-    std::thread::sleep(Duration::from_millis(1000));
+/// Starts the ffmpeg that publishes the clip to nginx at `url`.
+fn publish_to_nginx(setup: &RelaySetup, url: &str, log: &std::path::Path) -> Result<ChildGuard> {
     let clip = setup.clip.display().to_string();
-    let publisher_log = setup.logs.join(format!("{name}-source.log"));
-    let out = File::create(&publisher_log)
-        .with_context(|| format!("cannot create {}", publisher_log.display()))?;
-    let mut publisher = ChildGuard(
+    let out = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    Ok(ChildGuard(
         Command::new(&setup.ffmpeg)
             .args([
                 "-hide_banner",
@@ -295,18 +300,106 @@ pub fn run(
                 "copy",
                 "-f",
                 "flv",
-                &source,
+                url,
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::from(out.try_clone()?))
             .stderr(Stdio::from(out))
             .spawn()
             .with_context(|| format!("cannot start {}", setup.ffmpeg.display()))?,
+    ))
+}
+
+/// Arrivals as sink frames, for matching one player against another.
+fn as_frames(direct: &[Direct]) -> Vec<FrameArrival> {
+    direct
+        .iter()
+        .map(|d| FrameArrival {
+            at: d.at,
+            timestamp: 0,
+            key: false,
+            hash: d.hash,
+        })
+        .collect()
+}
+
+/// Relays the clip once through `relayer` from `source` to a sink over `proto`.
+pub fn run(
+    setup: &RelaySetup,
+    source: RelaySource,
+    relayer: Relayer,
+    proto: Proto,
+    repetition: usize,
+) -> Result<RelayRun> {
+    let name = format!(
+        "relay-{}-{}-{}-{repetition}",
+        serde_plain(&source),
+        serde_plain(&relayer),
+        serde_plain(&proto)
     );
     let clip_s = setup.frames as f64 / setup.fps;
-    wait_for_exit(&mut publisher.0, Duration::from_secs_f64(clip_s + 30.0));
-    // The source has ended: the relay should end by itself; Ctrl-C it if it does not.
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let sink = Sink::start_with(
+        proto.sink(),
+        SinkConfig {
+            hash: true,
+            ..SinkConfig::new(Duration::from_secs(30))
+        },
+    )?;
+    let dest = sink.url("relay");
+    let stats = setup.logs.join(format!("{name}.json"));
+    let load_before = load_average();
+    // The source, and what the relay plays.
+    let (mut nginx, bench_source, players, source_url) = match source {
+        RelaySource::Nginx => {
+            let nginx = Nginx::start_with(&setup.nginx, &setup.work.join(&name), 16, false)?;
+            let url = nginx.url("src");
+            let mut players = Vec::new();
+            let mut ready = Vec::new();
+            for _ in 0..2 {
+                let (tx, rx) = mpsc::channel();
+                players.push(spawn_player(url.clone(), tx)?);
+                ready.push(rx);
+            }
+            for rx in ready {
+                let _ = rx.recv_timeout(Duration::from_secs(3));
+            }
+            (Some(nginx), None, players, url)
+        }
+        RelaySource::Bench => {
+            let clip = source::load(&setup.clip)?;
+            let s = Source::start(clip, Duration::from_secs(20))?;
+            let url = s.url("src");
+            (None, Some(s), Vec::new(), url)
+        }
+    };
+    let (program, args) = setup.command(
+        relayer,
+        proto,
+        &source_url,
+        &dest,
+        &stats.display().to_string(),
+    );
+    let mut relay = Timed::spawn(
+        &setup.time,
+        &program,
+        &args,
+        &setup.logs.join(format!("{name}.log")),
+    )?;
+    if nginx.is_some() {
+        // Every player subscribes before the source publishes (nginx lets them wait), so
+        // none joins mid-GOP; one that is late still matches from its first key frame on.
+        std::thread::sleep(Duration::from_millis(1000));
+        let mut publisher = publish_to_nginx(
+            setup,
+            &source_url,
+            &setup.logs.join(format!("{name}-source.log")),
+        )?;
+        wait_for_exit(&mut publisher.0, Duration::from_secs_f64(clip_s + 30.0));
+    }
+    let record = bench_source.map(Source::finish);
+    // The source has ended: the relay should end by itself; Ctrl-C it if it does not (ffmpeg
+    // playing from nginx waits for more).
+    let deadline = Instant::now() + Duration::from_secs(5);
     while !relay.finished() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -315,27 +408,54 @@ pub fn run(
         relay.interrupt();
     }
     let usage = relay.wait(Duration::from_secs_f64(clip_s + 60.0))?;
-    let (direct, player_error) = player
-        .join()
-        .unwrap_or_else(|_| (Vec::new(), Some("the player thread panicked".into())));
+    let mut direct: Vec<(Vec<Direct>, Option<String>)> = players
+        .into_iter()
+        .map(|p| {
+            p.join()
+                .unwrap_or_else(|_| (Vec::new(), Some("the player thread panicked".into())))
+        })
+        .collect();
     let sessions = sink.finish(1, Duration::from_secs(5));
-    nginx.stop();
+    if let Some(n) = nginx.as_mut() {
+        n.stop();
+    }
     let load_after = load_average();
     let dest_frames: Vec<FrameArrival> = sessions
         .iter()
         .flat_map(|s| s.frames.iter().copied())
         .collect();
-    let (latencies, duplicate_hashes) = match_frames(&direct, &dest_frames);
-    let skip = (setup.fps.round() as usize).min(latencies.len());
+    let (reference, player_error, control) = match record {
+        Some(r) => (
+            r.sent
+                .iter()
+                .map(|&(at, hash)| Direct { at, hash })
+                .collect::<Vec<Direct>>(),
+            r.error,
+            None,
+        ),
+        None => {
+            let second = if direct.len() > 1 {
+                Some(direct.remove(1))
+            } else {
+                None
+            };
+            let (first, error) = direct.into_iter().next().unwrap_or_default();
+            let control = second.map(|(b, _)| match_frames(&first, &as_frames(&b)).0);
+            (first, error, control)
+        }
+    };
+    let (latencies, duplicate_hashes) = match_frames(&reference, &dest_frames);
+    let skip = latencies.len() / 2;
     let mut command = vec![program.display().to_string()];
     command.extend(args);
     Ok(RelayRun {
+        source,
         relayer,
         proto,
         repetition,
         command,
         frames_expected: setup.frames,
-        source_frames: direct.len(),
+        source_frames: reference.len(),
         destination_frames: dest_frames.len(),
         matched: latencies.len(),
         duplicate_hashes,
@@ -343,6 +463,12 @@ pub fn run(
         steady_latency: Spread::of(latencies.get(skip..).unwrap_or_default()),
         min_latency_ms: latencies.iter().copied().reduce(f64::min),
         first_latency_ms: latencies.first().copied(),
+        control: control
+            .as_ref()
+            .and_then(|c| Spread::of(&c.iter().map(|v| v.abs()).collect::<Vec<f64>>())),
+        control_min_ms: control
+            .as_ref()
+            .and_then(|c| c.iter().copied().reduce(f64::min)),
         usage,
         player_error,
         sink_error: sessions.iter().find_map(|s| s.error.clone()),
@@ -361,22 +487,26 @@ pub fn markdown(runs: &[RelayRun], binary: &str) -> String {
     }
     let _ = writeln!(
         s,
-        "\n## Relay latency\n\nffmpeg `-re` publishes the clip to nginx-rtmp; the relay plays \
-         it from nginx and publishes it to a sink; a direct player in the bench (mpegcoder's \
-         `Puller`) stamps each access unit arriving from nginx, the sink each frame arriving \
-         from the relay; frames are matched by a hash of their slices. Latency = sink arrival \
-         − direct arrival (both paths include nginx). Relaying mpegcoder: {binary}.\n"
+        "\n## Relay latency\n\nThe relay plays an RTMP source and publishes to a sink; frames \
+         are matched by a hash of their slices. *nginx-rtmp*: ffmpeg `-re` publishes the clip \
+         to nginx, a direct player in the bench (mpegcoder's `Puller`) stamps each access \
+         unit arriving from nginx, latency = sink arrival − direct arrival (both paths \
+         include nginx); the *control* is a second direct player against the first (|B − A|: \
+         the method's own noise, nginx's per-player delayed-ACK stalls). *bench source*: the \
+         bench serves the clip itself (RTMP, `TCP_NODELAY`), latency = sink arrival − the \
+         return of the source's write. Relaying mpegcoder: {binary}.\n"
     );
     s.push_str(
-        "| relay | destination | run | matched / received / direct | latency p50 / p99 / \
-         max, ms | after the first second: p50 / p99, ms | first frame, ms | CPU, s | peak \
-         RSS, MiB | load before |\n",
+        "| source | relay | destination | run | matched / received / source | latency p50 / \
+         p99 / max, ms | second half: p50 / p99, ms | first frame, ms | control \
+         p50 / p99 / max, ms | CPU, s | peak RSS, MiB | load before |\n",
     );
-    s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in runs {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} / {} / {} | {} | {} | {} | {:.2} | {:.1} | {} |",
+            "| {} | {} | {} | {} | {} / {} / {} | {} | {} | {} | {} | {:.2} | {:.1} | {} |",
+            r.source.name(),
             r.relayer.name(),
             r.proto.name(),
             r.repetition,
@@ -392,6 +522,10 @@ pub fn markdown(runs: &[RelayRun], binary: &str) -> String {
                 l.p50_ms, l.p99_ms
             )),
             r.first_latency_ms.map_or("–".into(), |l| format!("{l:.1}")),
+            r.control.map_or("–".into(), |l| format!(
+                "{:.2} / {:.1} / {:.1}",
+                l.p50_ms, l.p99_ms, l.max_ms
+            )),
             r.usage.cpu_s(),
             r.usage.max_rss_kib as f64 / 1024.0,
             r.load_before.map_or("–".into(), |l| format!("{l:.2}")),
