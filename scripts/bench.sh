@@ -1,20 +1,35 @@
 #!/usr/bin/env bash
 # Benchmarks mpegcoder against ffmpeg as publishers (see BENCHMARKS.md): builds the release
-# binaries, runs the bench binary (side-by-side runs, then the concurrency sweep), then the
-# criterion micro-benchmarks, and writes report.md and report.json.
+# binaries, runs the bench binary (side-by-side runs, the round-2 measurements — reconnect
+# recovery, fan-out, relay latency — then the concurrency sweep), then the criterion
+# micro-benchmarks, and writes report.md and report.json.
 #
-#   bash scripts/bench.sh                  # everything (about 20 minutes)
+#   bash scripts/bench.sh                  # everything (about 35 minutes)
+#   bash scripts/bench.sh --quick          # a short pass of every kind of figure (under 5
+#                                          # minutes once built): 10 s clips, one run each,
+#                                          # copy mode, 3 restarts per protocol, no sweep,
+#                                          # no criterion
 #   bash scripts/bench.sh --repeat 3       # extra arguments go to `mpegcoder-bench run`
 #   bash scripts/bench.sh --repeat 3 --modes copy,libx264,copy-av
 #                                          # also the audio+video copy push (about 6 more
 #                                          # minutes with --repeat 3; not in the defaults)
 #   BENCH_OUT=/tmp/b bash scripts/bench.sh # output directory (default target/bench)
 #   BENCH_CRITERION=0 bash scripts/bench.sh  # skip the criterion benches
+#   BENCH_ROUND2=0 bash scripts/bench.sh     # skip reconnect, fan-out and relay
+#
+# With --quick, further arguments are added after the quick ones (a list option such as
+# --modes given again adds to the list).
 #
 # Timing figures need a quiet machine: run it with nothing else busy (the report records the
 # load average before and after every run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+QUICK=0
+ARGS=()
+for a in "$@"; do
+  if [ "$a" = "--quick" ]; then QUICK=1; else ARGS+=("$a"); fi
+done
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "error: cargo not found; install Rust (https://rustup.rs) first" >&2
@@ -24,16 +39,29 @@ bash .ci/install-deps
 
 TARGET="${CARGO_TARGET_DIR:-target}"
 OUT="${BENCH_OUT:-target/bench}"
+CRITERION="${BENCH_CRITERION:-1}"
+RUN=()
+if [ "$QUICK" = 1 ]; then
+  CRITERION=0
+  RUN=(--seconds 10 --repeat 1 --skip-concurrency --protos rtsp-tcp,rtmp
+       --modes copy,reconnect,fanout,relay
+       --reconnect-protos rtsp-tcp,rtsp-udp,rtmp --reconnect-codecs copy --reconnect-cycles 3
+       --fanout-protos rtmp --relay-protos rtmp)
+elif [ "${BENCH_ROUND2:-1}" != 0 ]; then
+  RUN=(--round2)
+fi
+start=$(date +%s)
 echo "== building release binaries" >&2
 cargo build --release --locked -p mpegcoder-cli -p mpegcoder-bench
 
 echo "== mpegcoder-bench run (output in $OUT)" >&2
-"$TARGET/release/mpegcoder-bench" run --out "$OUT" --mpegcoder "$TARGET/release/mpegcoder" "$@"
+"$TARGET/release/mpegcoder-bench" run --out "$OUT" --mpegcoder "$TARGET/release/mpegcoder" \
+  ${RUN[@]+"${RUN[@]}"} ${ARGS[@]+"${ARGS[@]}"}
 
-if [ "${BENCH_CRITERION:-1}" != 0 ]; then
+if [ "$CRITERION" != 0 ]; then
   echo "== criterion: RTP packetization vs retina, Annex B splitting, FLV tags" >&2
   cargo bench --locked -p mpegcoder-transport --bench packetize --bench flv -- \
     --warm-up-time 1 --measurement-time 3
   "$TARGET/release/mpegcoder-bench" criterion --dir "$TARGET/criterion" --append "$OUT/report.md"
 fi
-echo "report: $OUT/report.md, $OUT/report.json" >&2
+echo "report: $OUT/report.md, $OUT/report.json ($(( $(date +%s) - start )) s)" >&2

@@ -5,20 +5,27 @@
 //! in copy mode), over RTSP/TCP, RTSP/UDP and RTMP, to sinks of its own that record when
 //! every frame and every audio packet arrives; GNU time measures each publisher process. Then it pushes
 //! N copy streams at once from one process (`mpegcoder-bench push-many`) to its RTMP sink and
-//! to nginx-rtmp, for growing N. It prints markdown tables and writes `report.json` and
-//! `report.md` into the output directory. `mpegcoder-bench criterion` summarizes the
-//! criterion benches' results.
+//! to nginx-rtmp, for growing N. Three round-2 measurements run when asked for (`--modes
+//! reconnect,fanout,relay`, or `--round2`): reconnect recovery after a server restart
+//! ([`reconnect`]), one push to three destinations against three ffmpeg processes
+//! ([`fanout`]), and the latency a live relay adds ([`relay`]). It prints markdown tables and
+//! writes `report.json` and `report.md` into the output directory. `mpegcoder-bench
+//! criterion` summarizes the criterion benches' results.
 #![forbid(unsafe_code)]
 
 mod clip;
 mod criterion;
+mod fanout;
 mod flv;
 mod many;
 mod nginx;
 mod process;
+mod reconnect;
+mod relay;
 mod report;
 mod single;
 mod sink;
+mod source;
 mod stats;
 mod sweep;
 
@@ -30,7 +37,10 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::clip::{AudioSpec, AvClip, ClipSpec};
+use crate::fanout::FanoutSide;
 use crate::many::{Design, ManyOptions};
+use crate::reconnect::Codec;
+use crate::relay::{RelaySource, Relayer};
 use crate::single::{Mode, Proto, Setup, Side};
 
 /// Side-by-side publisher benchmarks of mpegcoder and ffmpeg.
@@ -44,7 +54,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Run the benchmarks and write the report.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Push N copies of a clip at once from this process (used by `run`).
     PushMany(PushManyArgs),
     /// Summarize the criterion benches' results as a markdown table.
@@ -91,12 +101,62 @@ struct RunArgs {
     #[arg(long, default_value_t = 20)]
     seconds: u32,
     /// Modes to run: copy, libx264, copy-av (the clip with an AAC track next to the video,
-    /// both passed through).
+    /// both passed through); and the round-2 measurements, not in the defaults: reconnect
+    /// (recovery after a server restart), fanout (one push to three destinations against
+    /// three ffmpeg processes), relay (the latency a live relay adds).
     #[arg(long, value_delimiter = ',', default_values = ["copy", "libx264"])]
     modes: Vec<String>,
+    /// Run the three round-2 measurements (reconnect, fanout, relay) besides --modes.
+    #[arg(long)]
+    round2: bool,
     /// Protocols to run.
     #[arg(long, value_delimiter = ',', default_values = ["rtsp-tcp", "rtsp-udp", "rtmp"])]
     protos: Vec<String>,
+    /// reconnect: restarts of the sink per configuration.
+    #[arg(long, default_value_t = 10)]
+    reconnect_cycles: usize,
+    /// reconnect: how long the sink stays down, ms.
+    #[arg(long, default_value_t = 1000)]
+    reconnect_down_ms: u64,
+    /// reconnect: streaming on a connection before the next kill, ms (plus a share of a GOP
+    /// that varies from restart to restart).
+    #[arg(long, default_value_t = 1000)]
+    reconnect_settle_ms: u64,
+    /// reconnect: codecs (copy, libx264).
+    #[arg(long, value_delimiter = ',', default_values = ["copy", "libx264"])]
+    reconnect_codecs: Vec<String>,
+    /// reconnect: protocols (default: --protos).
+    #[arg(long, value_delimiter = ',')]
+    reconnect_protos: Option<Vec<String>>,
+    /// reconnect: skip the check of what ffmpeg does when its server restarts.
+    #[arg(long)]
+    no_ffmpeg_restart: bool,
+    /// fanout: destinations.
+    #[arg(long, default_value_t = 3)]
+    fanout_destinations: usize,
+    /// fanout: protocols (default: --protos).
+    #[arg(long, value_delimiter = ',')]
+    fanout_protos: Option<Vec<String>>,
+    /// fanout: runs of each side (default: --repeat).
+    #[arg(long)]
+    fanout_repeat: Option<usize>,
+    /// relay: destination protocols (the source is always RTMP, nginx).
+    #[arg(long, value_delimiter = ',', default_values = ["rtmp", "rtsp-tcp"])]
+    relay_protos: Vec<String>,
+    /// relay: sources (nginx: nginx-rtmp fed by ffmpeg -re, with direct players in the
+    /// bench; bench: the bench's own RTMP source).
+    #[arg(long, value_delimiter = ',', default_values = ["nginx", "bench"])]
+    relay_sources: Vec<String>,
+    /// relay: runs of each relay (default: --repeat).
+    #[arg(long)]
+    relay_repeat: Option<usize>,
+    /// relay: the mpegcoder binary that relays (one with live inputs; default --mpegcoder).
+    #[arg(long)]
+    relay_mpegcoder: Option<PathBuf>,
+    /// relay: what to call that binary in the report (e.g. the branch and commit it was
+    /// built from).
+    #[arg(long)]
+    relay_label: Option<String>,
     /// Skip the side-by-side runs.
     #[arg(long)]
     skip_single: bool,
@@ -249,18 +309,72 @@ struct Report {
     concurrency_clip: Option<ClipSpec>,
     concurrency: Vec<sweep::Step>,
     largest_passing: Vec<(Design, Option<usize>)>,
+    /// The round-2 measurements' clip.
+    round2_clip: Option<ClipSpec>,
+    reconnect: Vec<reconnect::ReconnectRun>,
+    ffmpeg_restart: Vec<reconnect::FfmpegRestart>,
+    fanout: Vec<fanout::FanoutRun>,
+    relay: Vec<relay::RelayRun>,
+    /// The relaying binary and what it was built from.
+    relay_binary: Option<String>,
+    /// The bench's own commit (`git rev-parse HEAD` where it ran).
+    bench_commit: String,
 }
 
-fn parse_modes(names: &[String]) -> Result<Vec<Mode>> {
+/// The round-2 measurements asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Round2 {
+    reconnect: bool,
+    fanout: bool,
+    relay: bool,
+}
+
+impl Round2 {
+    fn any(self) -> bool {
+        self.reconnect || self.fanout || self.relay
+    }
+}
+
+fn parse_modes(names: &[String]) -> Result<(Vec<Mode>, Round2)> {
+    let mut modes = Vec::new();
+    let mut round2 = Round2::default();
+    for m in names {
+        match m.as_str() {
+            "copy" => modes.push(Mode::Copy),
+            "libx264" => modes.push(Mode::Libx264),
+            "copy-av" => modes.push(Mode::CopyAv),
+            "reconnect" => round2.reconnect = true,
+            "fanout" => round2.fanout = true,
+            "relay" => round2.relay = true,
+            other => {
+                bail!("unknown mode {other:?} (copy, libx264, copy-av, reconnect, fanout, relay)")
+            }
+        }
+    }
+    Ok((modes, round2))
+}
+
+fn parse_codecs(names: &[String]) -> Result<Vec<Codec>> {
     names
         .iter()
-        .map(|m| match m.as_str() {
-            "copy" => Ok(Mode::Copy),
-            "libx264" => Ok(Mode::Libx264),
-            "copy-av" => Ok(Mode::CopyAv),
-            other => bail!("unknown mode {other:?} (copy, libx264, copy-av)"),
-        })
+        .map(|c| Codec::parse(c).with_context(|| format!("unknown codec {c:?} (copy, libx264)")))
         .collect()
+}
+
+/// The commit checked out where the bench runs, with `-dirty` when the tree has changes.
+fn git_commit() -> String {
+    let head = first_line(Path::new("git"), &["rev-parse", "--short", "HEAD"]);
+    let dirty = Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| !o.stdout.is_empty())
+        .unwrap_or(false);
+    if dirty && !head.is_empty() {
+        format!("{head}-dirty")
+    } else {
+        head
+    }
 }
 
 fn parse_protos(names: &[String]) -> Result<Vec<Proto>> {
@@ -303,8 +417,41 @@ fn run(args: &RunArgs) -> Result<()> {
         &args.mpegcoder,
         "the mpegcoder binary (cargo build --release)",
     )?;
-    let modes = parse_modes(&args.modes)?;
+    let (modes, mut round2) = parse_modes(&args.modes)?;
+    if args.round2 {
+        round2 = Round2 {
+            reconnect: true,
+            fanout: true,
+            relay: true,
+        };
+    }
     let protos = parse_protos(&args.protos)?;
+    let reconnect_protos = match &args.reconnect_protos {
+        Some(p) => parse_protos(p)?,
+        None => protos.clone(),
+    };
+    let fanout_protos = match &args.fanout_protos {
+        Some(p) => parse_protos(p)?,
+        None => protos.clone(),
+    };
+    let relay_protos = parse_protos(&args.relay_protos)?;
+    let relay_sources = args
+        .relay_sources
+        .iter()
+        .map(|s| {
+            RelaySource::parse(s)
+                .with_context(|| format!("unknown relay source {s:?} (nginx, bench)"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let reconnect_codecs = parse_codecs(&args.reconnect_codecs)?;
+    let nginx_bin = which(&args.nginx).filter(|_| Path::new(nginx::RTMP_MODULE).exists());
+    if round2.relay && relay_sources.contains(&RelaySource::Nginx) && nginx_bin.is_none() {
+        bail!(
+            "the relay measurement needs nginx with its RTMP module ({}); install it with `bash \
+             .ci/install-deps`",
+            nginx::RTMP_MODULE
+        );
+    }
     let logs = args.out.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
     let clips = args.out.join("clips");
@@ -332,9 +479,16 @@ fn run(args: &RunArgs) -> Result<()> {
         concurrency_clip: None,
         concurrency: Vec::new(),
         largest_passing: Vec::new(),
+        round2_clip: None,
+        reconnect: Vec::new(),
+        ffmpeg_restart: Vec::new(),
+        fanout: Vec::new(),
+        relay: Vec::new(),
+        relay_binary: None,
+        bench_commit: git_commit(),
     };
 
-    if !args.skip_single {
+    if !args.skip_single && !modes.is_empty() {
         let spec = ClipSpec::hd(args.seconds);
         let clip = clip::ensure(&ffmpeg, &ffprobe, &clips, spec)?;
         report.clip = Some(spec);
@@ -419,6 +573,171 @@ fn run(args: &RunArgs) -> Result<()> {
             }
         }
         report.summary = report::rows(&report.runs);
+    }
+
+    if round2.any() {
+        let spec = ClipSpec::hd(args.seconds);
+        let clip = clip::ensure(&ffmpeg, &ffprobe, &clips, spec)?;
+        report.round2_clip = Some(spec);
+        let frames = spec.frames() as usize;
+        let fps = f64::from(spec.fps);
+        if round2.reconnect {
+            let setup = reconnect::ReconnectSetup {
+                mpegcoder: mpegcoder.clone(),
+                ffmpeg: ffmpeg.clone(),
+                clip: clip.clone(),
+                frames,
+                fps,
+                gop: spec.gop,
+                bitrate: args.bitrate.clone(),
+                logs: logs.clone(),
+                cycles: args.reconnect_cycles.max(1),
+                down: std::time::Duration::from_millis(args.reconnect_down_ms),
+                settle: std::time::Duration::from_millis(args.reconnect_settle_ms),
+            };
+            for &codec in &reconnect_codecs {
+                for &proto in &reconnect_protos {
+                    let r = reconnect::run(&setup, codec, proto)?;
+                    let t = r.recovery.total.as_ref();
+                    eprintln!(
+                        "reconnect {:<16} {:<8}: {}/{} recovered, recovery p50 {:.0} ms, max \
+                         {:.0} ms (to the attempt p50 {:.0}, key frame wait p50 {:.0}); the \
+                         publisher counted {} reconnects",
+                        codec.name(),
+                        proto.name(),
+                        r.recovered,
+                        r.cycles.len(),
+                        t.map_or(f64::NAN, |s| s.p50_ms),
+                        t.map_or(f64::NAN, |s| s.max_ms),
+                        r.recovery
+                            .to_attempt
+                            .as_ref()
+                            .map_or(f64::NAN, |s| s.p50_ms),
+                        r.recovery.key_wait.as_ref().map_or(f64::NAN, |s| s.p50_ms),
+                        r.pusher.reconnects.map_or("no".into(), |n| n.to_string()),
+                    );
+                    report.reconnect.push(r);
+                }
+            }
+            if !args.no_ffmpeg_restart {
+                for &proto in &reconnect_protos {
+                    let f = reconnect::ffmpeg_restart(&setup, proto)?;
+                    eprintln!(
+                        "ffmpeg restart {:<8}: exited {}, status {:?}, {} connections after \
+                         the restart; last line {:?}",
+                        proto.name(),
+                        f.exited_after_kill_ms
+                            .map_or("not at all".into(), |ms| format!(
+                                "{ms:.0} ms after the kill"
+                            )),
+                        f.exit_code,
+                        f.connections_after_restart,
+                        f.stderr_tail.last().cloned().unwrap_or_default()
+                    );
+                    report.ffmpeg_restart.push(f);
+                }
+            }
+        }
+        if round2.fanout {
+            let setup = fanout::FanoutSetup {
+                mpegcoder: mpegcoder.clone(),
+                ffmpeg: ffmpeg.clone(),
+                time: time.clone(),
+                clip: clip.clone(),
+                frames,
+                fps,
+                logs: logs.clone(),
+                destinations: args.fanout_destinations.max(1),
+            };
+            for rep in 0..args.fanout_repeat.unwrap_or(args.repeat).max(1) {
+                for &proto in &fanout_protos {
+                    // Alternate the order of the sides from one repetition to the next.
+                    let mut sides = FanoutSide::ALL.to_vec();
+                    if rep % 2 == 1 {
+                        sides.reverse();
+                    }
+                    for side in sides {
+                        let r = fanout::run(&setup, side, proto, rep)?;
+                        eprintln!(
+                            "fanout {:<46} {:<8} run {rep}: CPU {:.2} s, RSS {:.1} MiB, {}/{} \
+                             destinations complete (fewest {} frames), p99 {}",
+                            side.name(),
+                            proto.name(),
+                            r.cpu_s,
+                            r.rss_mib,
+                            r.complete(),
+                            r.destinations.len(),
+                            r.frames_min(),
+                            r.destinations
+                                .iter()
+                                .map(|d| d
+                                    .steady
+                                    .map_or("–".into(), |p| format!("{:.2}", p.p99_ms)))
+                                .collect::<Vec<_>>()
+                                .join(" / ")
+                        );
+                        report.fanout.push(r);
+                    }
+                }
+            }
+        }
+        if round2.relay {
+            let relay_bin = match &args.relay_mpegcoder {
+                Some(p) => require(p, "the relaying mpegcoder binary")?,
+                None => mpegcoder.clone(),
+            };
+            report.relay_binary = Some(format!(
+                "`{}` ({}){}",
+                relay_bin.display(),
+                first_line(&relay_bin, &["--version"]),
+                args.relay_label
+                    .as_ref()
+                    .map_or(String::new(), |l| format!(", {l}"))
+            ));
+            let setup = relay::RelaySetup {
+                mpegcoder: relay_bin,
+                ffmpeg: ffmpeg.clone(),
+                time: time.clone(),
+                nginx: nginx_bin.clone().unwrap_or_else(|| args.nginx.clone()),
+                clip: clip.clone(),
+                frames,
+                fps,
+                work: args.out.join("relay"),
+                logs: logs.clone(),
+            };
+            std::fs::create_dir_all(&setup.work)?;
+            for rep in 0..args.relay_repeat.unwrap_or(args.repeat).max(1) {
+                for &(source, proto) in relay_sources
+                    .iter()
+                    .flat_map(|s| relay_protos.iter().map(move |p| (*s, *p)))
+                    .collect::<Vec<_>>()
+                    .iter()
+                {
+                    for relayer in Relayer::ALL {
+                        let r = relay::run(&setup, source, relayer, proto, rep)?;
+                        eprintln!(
+                            "relay from {:<12} {:<28} to {:<8} run {rep}: {} of {} frames \
+                             matched ({} from the source), latency p50 {:.2} ms, p99 {:.2} ms, \
+                             max {:.1} ms; control p99 {:.2} ms{}",
+                            source.name(),
+                            relayer.name(),
+                            proto.name(),
+                            r.matched,
+                            r.destination_frames,
+                            r.source_frames,
+                            r.latency.map_or(f64::NAN, |l| l.p50_ms),
+                            r.latency.map_or(f64::NAN, |l| l.p99_ms),
+                            r.latency.map_or(f64::NAN, |l| l.max_ms),
+                            r.control.map_or(f64::NAN, |l| l.p99_ms),
+                            r.player_error
+                                .as_ref()
+                                .map_or(String::new(), |e| format!(" (direct player: {e})"))
+                        );
+                        report.relay.push(r);
+                    }
+                }
+            }
+        }
     }
 
     if !args.skip_concurrency {
@@ -554,6 +873,28 @@ fn render(report: &Report) -> String {
                 best.map_or("none".into(), |n| n.to_string())
             ));
         }
+    }
+    if let Some(spec) = report.round2_clip {
+        md.push_str(&format!(
+            "\n## Round 2\n\nClip: {}x{} at {} fps, {} s ({} frames), a key frame every {} \
+             frames; bench at `{}`.\n",
+            spec.width,
+            spec.height,
+            spec.fps,
+            spec.seconds,
+            spec.frames(),
+            spec.gop,
+            report.bench_commit
+        ));
+        md.push_str(&reconnect::markdown(
+            &report.reconnect,
+            &report.ffmpeg_restart,
+        ));
+        md.push_str(&fanout::markdown(&report.fanout, spec.frames() as usize));
+        md.push_str(&relay::markdown(
+            &report.relay,
+            report.relay_binary.as_deref().unwrap_or("–"),
+        ));
     }
     md
 }

@@ -22,8 +22,18 @@ pub struct Nginx {
 }
 
 impl Nginx {
-    /// Starts nginx in `dir` (created), waiting until it listens.
+    /// Starts nginx in `dir` (created), recording every stream, waiting until it listens.
     pub fn start(nginx: &Path, dir: &Path, connections: usize) -> Result<Nginx> {
+        Nginx::start_with(nginx, dir, connections, true)
+    }
+
+    /// The same; `record`: record every stream (else it only forwards them to players).
+    pub fn start_with(
+        nginx: &Path,
+        dir: &Path,
+        connections: usize,
+        record_streams: bool,
+    ) -> Result<Nginx> {
         let record = dir.join("rec");
         std::fs::create_dir_all(&record)
             .with_context(|| format!("cannot create {}", record.display()))?;
@@ -33,6 +43,17 @@ impl Nginx {
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777))?;
         }
         let port = free_port()?;
+        let recording = if record_streams {
+            format!(
+                r#"record all;
+      record_path {rec};
+      record_unique off;
+      exec_record_done /bin/sh -c "echo done > $dirname/$basename.done";"#,
+                rec = record.display()
+            )
+        } else {
+            "record off;".to_string()
+        };
         let conf = format!(
             r#"load_module {RTMP_MODULE};
 daemon off;
@@ -48,17 +69,13 @@ rtmp {{
     chunk_size 4096;
     application live {{
       live on;
-      record all;
-      record_path {rec};
-      record_unique off;
-      exec_record_done /bin/sh -c "echo done > $dirname/$basename.done";
+      {recording}
     }}
   }}
 }}
 "#,
             files = (connections * 2 + 64).max(1024),
             dir = dir.display(),
-            rec = record.display(),
         );
         let conf_path = dir.join("nginx.conf");
         std::fs::write(&conf_path, conf)?;

@@ -3,7 +3,7 @@
 //! its limit is killed by PID (the measured process first, then `time` itself).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -122,6 +122,19 @@ impl Timed {
         Ok(usage)
     }
 
+    /// True once the process (GNU time, hence the measured process too) has exited.
+    pub fn finished(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGINT to the measured process (the child of `time`), by its PID: a publisher's
+    /// Ctrl-C, which ends its stream cleanly.
+    pub fn interrupt(&self) {
+        for grandchild in children(self.child.id()) {
+            signal(grandchild, "INT");
+        }
+    }
+
     /// Kills the measured process (the child of `time`), then `time`, each by its PID.
     fn kill(&mut self) {
         let pid = self.child.id();
@@ -149,6 +162,72 @@ impl Drop for Timed {
             self.kill();
         }
     }
+}
+
+/// Sends signal `name` (`INT`, `KILL`, ...) to process `pid`; true when it was delivered.
+pub fn signal(pid: u32, name: &str) -> bool {
+    Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Waits for `child` to exit, at most `limit`; `None` when it is still running.
+pub fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Ends `child` the way a user would: SIGINT (Ctrl-C) by its PID, then SIGKILL when it is
+/// still running after `grace`. Returns its exit status (`None` when even SIGKILL did not
+/// end it).
+pub fn interrupt_child(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
+    if let Ok(Some(status)) = child.try_wait() {
+        return Some(status);
+    }
+    signal(child.id(), "INT");
+    if let Some(status) = wait_for_exit(child, grace) {
+        return Some(status);
+    }
+    let _ = child.kill();
+    wait_for_exit(child, Duration::from_secs(5))
+}
+
+/// A child process that is killed (by its PID) when the guard is dropped, so an error in the
+/// bench does not leave publishers running.
+#[derive(Debug)]
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// The last `n` non-empty lines of the file at `path`.
+pub fn tail_lines(path: &Path, n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<String> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
 /// The PIDs of `pid`'s children, from /proc.

@@ -76,10 +76,38 @@ impl Proto {
         }
     }
 
-    fn sink(self) -> SinkKind {
+    /// The kind of sink that receives it.
+    pub fn sink(self) -> SinkKind {
         match self {
             Proto::RtspTcp | Proto::RtspUdp => SinkKind::Rtsp,
             Proto::Rtmp => SinkKind::Rtmp,
+        }
+    }
+
+    /// `mpegcoder push`'s arguments for it (the RTSP lower transport).
+    pub fn push_args(self) -> &'static [&'static str] {
+        match self {
+            Proto::RtspTcp => &["--transport", "tcp"],
+            Proto::RtspUdp => &["--transport", "udp"],
+            Proto::Rtmp => &[],
+        }
+    }
+
+    /// ffmpeg's output format arguments for it (before the URL).
+    pub fn ffmpeg_args(self) -> &'static [&'static str] {
+        match self {
+            Proto::RtspTcp => &["-f", "rtsp", "-rtsp_transport", "tcp"],
+            Proto::RtspUdp => &["-f", "rtsp", "-rtsp_transport", "udp"],
+            Proto::Rtmp => &["-f", "flv"],
+        }
+    }
+
+    /// The options of a slave of ffmpeg's tee muxer for it (`[...]URL`).
+    pub fn tee_options(self) -> &'static str {
+        match self {
+            Proto::RtspTcp => "f=rtsp:rtsp_transport=tcp",
+            Proto::RtspUdp => "f=rtsp:rtsp_transport=udp",
+            Proto::Rtmp => "f=flv",
         }
     }
 }
@@ -411,7 +439,7 @@ pub fn run(
 }
 
 /// A unit enum's serde name.
-fn serde_plain<T: Serialize>(v: &T) -> String {
+pub fn serde_plain<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v)
         .ok()
         .and_then(|j| j.as_str().map(str::to_string))

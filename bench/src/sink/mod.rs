@@ -13,16 +13,26 @@
 //!   message holding an AVC NALU tag (sequence headers and end-of-sequence tags are not
 //!   frames), an audio arrival an audio message other than an AAC sequence header.
 //!
+//! Each frame is marked as a key frame when it holds an IDR slice and, when the sink was
+//! started with [`SinkConfig::hash`], carries a hash of its VCL NAL units ([`digest`]), so a
+//! frame can be matched with the same frame seen elsewhere (the relay measurement).
+//!
+//! [`Sink::kill`] stops a sink the way a crashing server would: the listener closes and every
+//! open connection is shut down at once (no drain); [`Sink::start_with`] can bind the same
+//! port again (the reconnect measurement).
+//!
 //! Peer bytes are parsed without panicking: a malformed message ends that connection with an
 //! error in its [`Session`] record.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub mod digest;
 pub mod rtmp;
 pub mod rtsp;
 
@@ -47,6 +57,10 @@ pub struct FrameArrival {
     pub at: Instant,
     /// Its media timestamp: RTP timestamp (90 kHz) or RTMP timestamp (ms).
     pub timestamp: u32,
+    /// It holds an IDR slice.
+    pub key: bool,
+    /// The hash of its VCL NAL units ([`digest::AuDigest`]), when the sink hashes.
+    pub hash: Option<u64>,
 }
 
 /// One audio RTP packet or RTMP audio message as it arrived.
@@ -90,6 +104,9 @@ pub struct Session {
     pub id: usize,
     /// When the connection was accepted.
     pub accepted_at: Instant,
+    /// When the publisher asked to start (the RTSP RECORD request, the RTMP publish command)
+    /// arrived.
+    pub ready_at: Option<Instant>,
     /// The RTSP request path, or the RTMP `app/stream key`.
     pub name: String,
     /// Video frames in arrival order.
@@ -119,10 +136,11 @@ pub struct Session {
 }
 
 impl Session {
-    fn new(id: usize, accepted_at: Instant) -> Session {
+    pub(crate) fn new(id: usize, accepted_at: Instant) -> Session {
         Session {
             id,
             accepted_at,
+            ready_at: None,
             name: String::new(),
             frames: Vec::new(),
             media_packets: 0,
@@ -163,17 +181,54 @@ pub fn seconds_between(from: Instant, to: Instant) -> f64 {
     }
 }
 
+/// Counters every receiving thread of a sink updates (the UDP receivers hold their own
+/// reference).
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    /// Video frames received so far, every connection counted.
+    pub(crate) frames: AtomicU64,
+    /// The sink was killed: receivers stop at once, without draining.
+    pub(crate) killed: AtomicBool,
+}
+
 /// State shared by the acceptor, the connection handlers and the owner.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
     pub(crate) stop: AtomicBool,
+    pub(crate) hash: bool,
+    pub(crate) progress: Arc<Progress>,
     live: AtomicUsize,
     done: Mutex<Vec<Session>>,
     handlers: Mutex<Vec<JoinHandle<()>>>,
+    /// A second handle of each open connection, by session id, for [`Sink::kill`]; removed
+    /// when the connection ends (it would otherwise keep the socket open).
+    streams: Mutex<HashMap<usize, TcpStream>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How a sink listens and what it records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SinkConfig {
+    /// The loopback port; 0 for a free one.
+    pub port: u16,
+    /// A connection that stays silent this long is closed.
+    pub idle: Duration,
+    /// Hash every frame's VCL NAL units.
+    pub hash: bool,
+}
+
+impl SinkConfig {
+    /// A free port, no hashing.
+    pub fn new(idle: Duration) -> SinkConfig {
+        SinkConfig {
+            port: 0,
+            idle,
+            hash: false,
+        }
+    }
 }
 
 /// A receiving server on a loopback port; see the module docs.
@@ -181,6 +236,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Sink {
     kind: SinkKind,
     port: u16,
+    /// When the listener was bound (it accepts connections from then on).
+    pub bound_at: Instant,
     shared: Arc<Shared>,
     acceptor: Option<JoinHandle<()>>,
 }
@@ -189,11 +246,22 @@ impl Sink {
     /// Starts a sink on a free loopback port. A connection that stays silent for `idle` is
     /// closed.
     pub fn start(kind: SinkKind, idle: Duration) -> io::Result<Sink> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        Sink::start_with(kind, SinkConfig::new(idle))
+    }
+
+    /// Starts a sink as `config` says (the port of a sink that was killed may be bound again:
+    /// the standard library sets `SO_REUSEADDR`).
+    pub fn start_with(kind: SinkKind, config: SinkConfig) -> io::Result<Sink> {
+        let listener = TcpListener::bind(("127.0.0.1", config.port))?;
+        let bound_at = Instant::now();
         let port = listener.local_addr()?.port();
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            hash: config.hash,
+            ..Shared::default()
+        });
         let acceptor = {
             let shared = Arc::clone(&shared);
+            let idle = config.idle;
             std::thread::Builder::new()
                 .name(format!("sink-accept-{port}"))
                 .spawn(move || accept_loop(kind, listener, shared, idle))?
@@ -201,9 +269,38 @@ impl Sink {
         Ok(Sink {
             kind,
             port,
+            bound_at,
             shared,
             acceptor: Some(acceptor),
         })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Video frames received so far, every connection counted (UDP frames included as they
+    /// arrive).
+    pub fn frames_seen(&self) -> u64 {
+        self.shared.progress.frames.load(Ordering::SeqCst)
+    }
+
+    /// Stops the sink like a server that goes away: the listener closes first (new
+    /// connections are refused), then every open connection is shut down in both directions
+    /// at once, and UDP receivers stop without draining. Returns every session, in order of
+    /// acceptance.
+    pub fn kill(mut self) -> Vec<Session> {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.progress.killed.store(true, Ordering::SeqCst);
+        self.join_acceptor();
+        for s in lock(&self.shared.streams).values() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        self.join_handlers();
+        let mut done = std::mem::take(&mut *lock(&self.shared.done));
+        done.sort_by_key(|s| s.id);
+        done
     }
 
     /// The URL a publisher should use for stream `key`.
@@ -240,7 +337,13 @@ impl Sink {
 
     fn stop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept with a connection of our own; it sees the stop flag.
+        self.join_acceptor();
+        self.join_handlers();
+    }
+
+    /// Wakes the blocking accept with a connection of our own (it sees the stop flag) and
+    /// waits for the acceptor, which drops the listener.
+    fn join_acceptor(&mut self) {
         if let Ok(s) = TcpStream::connect_timeout(
             &SocketAddr::from(([127, 0, 0, 1], self.port)),
             Duration::from_secs(1),
@@ -250,6 +353,9 @@ impl Sink {
         if let Some(a) = self.acceptor.take() {
             let _ = a.join();
         }
+    }
+
+    fn join_handlers(&mut self) {
         let handlers = std::mem::take(&mut *lock(&self.shared.handlers));
         for h in handlers {
             let _ = h.join();
@@ -281,6 +387,9 @@ fn accept_loop(kind: SinkKind, listener: TcpListener, shared: Arc<Shared>, idle:
         let id = next_id;
         next_id += 1;
         shared.live.fetch_add(1, Ordering::SeqCst);
+        if let Ok(handle) = stream.try_clone() {
+            lock(&shared.streams).insert(id, handle);
+        }
         let handler_shared = Arc::clone(&shared);
         let spawned = std::thread::Builder::new()
             .name(format!("sink-conn-{id}"))
@@ -299,12 +408,14 @@ fn accept_loop(kind: SinkKind, listener: TcpListener, shared: Arc<Shared>, idle:
                 if let Err(e) = result {
                     session.error.get_or_insert(e);
                 }
+                lock(&handler_shared.streams).remove(&id);
                 lock(&handler_shared.done).push(session);
                 handler_shared.live.fetch_sub(1, Ordering::SeqCst);
             });
         match spawned {
             Ok(h) => lock(&shared.handlers).push(h),
             Err(_) => {
+                lock(&shared.streams).remove(&id);
                 shared.live.fetch_sub(1, Ordering::SeqCst);
             }
         }
@@ -383,5 +494,15 @@ impl Conn<'_> {
     /// True once the owner asked the sink to stop.
     pub(crate) fn stopping(&self) -> bool {
         self.shared.stop.load(Ordering::SeqCst)
+    }
+
+    /// Counts `n` more video frames received.
+    pub(crate) fn count_frames(&self, n: usize) {
+        if n > 0 {
+            self.shared
+                .progress
+                .frames
+                .fetch_add(n as u64, Ordering::SeqCst);
+        }
     }
 }

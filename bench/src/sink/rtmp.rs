@@ -10,6 +10,7 @@ use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
 };
 
+use super::digest::{avcc_length_size, AuDigest};
 use super::{AudioArrival, Conn, FrameArrival, Read, Session};
 
 /// True for an FLV video tag body that carries AVC NAL units (CodecID 7, AVCPacketType 1), as
@@ -33,6 +34,15 @@ pub fn is_audio_frame(body: &[u8]) -> bool {
 pub struct SinkCore {
     handshake: Handshake,
     server: Option<ServerSession>,
+    video: VideoState,
+}
+
+/// What the sink keeps of the video track between messages.
+#[derive(Debug)]
+struct VideoState {
+    digest: AuDigest,
+    /// NALU length size from the AVC sequence header (4 until one is seen).
+    length_size: usize,
 }
 
 impl std::fmt::Debug for SinkCore {
@@ -52,9 +62,18 @@ impl Default for SinkCore {
 impl SinkCore {
     /// A connection that has not started its handshake.
     pub fn new() -> SinkCore {
+        SinkCore::with_hash(false)
+    }
+
+    /// The same, hashing every frame's VCL NAL units when `hash` is set.
+    pub fn with_hash(hash: bool) -> SinkCore {
         SinkCore {
             handshake: Handshake::new(PeerType::Server),
             server: None,
+            video: VideoState {
+                digest: AuDigest::new(hash),
+                length_size: 4,
+            },
         }
     }
 
@@ -108,7 +127,7 @@ impl SinkCore {
                     out.extend_from_slice(&packet.bytes);
                 }
                 ServerSessionResult::RaisedEvent(event) => {
-                    let more = on_event(server, event, at, session)?;
+                    let more = on_event(server, event, at, session, &mut self.video)?;
                     work.extend(more);
                 }
                 ServerSessionResult::UnhandleableMessageReceived(_) => {}
@@ -123,6 +142,7 @@ fn on_event(
     event: ServerSessionEvent,
     at: Instant,
     session: &mut Session,
+    video: &mut VideoState,
 ) -> Result<Vec<ServerSessionResult>, String> {
     let accept = |server: &mut ServerSession, id: u32| {
         server
@@ -141,6 +161,7 @@ fn on_event(
             ..
         } => {
             session.name = format!("{app_name}/{stream_key}");
+            session.ready_at.get_or_insert(at);
             accept(server, request_id)
         }
         ServerSessionEvent::VideoDataReceived {
@@ -149,10 +170,20 @@ fn on_event(
             session.media_packets += 1;
             session.media_bytes += data.len() as u64;
             if is_avc_nalu(&data) {
+                video
+                    .digest
+                    .avcc(data.get(5..).unwrap_or_default(), video.length_size);
+                let (key, hash) = video.digest.finish();
                 session.frames.push(FrameArrival {
                     at,
                     timestamp: timestamp.value,
+                    key,
+                    hash,
                 });
+            } else if matches!(&data[..], [first, 0, ..] if first & 0x0f == 7) {
+                if let Some(n) = avcc_length_size(&data) {
+                    video.length_size = n;
+                }
             }
             Ok(Vec::new())
         }
@@ -182,13 +213,16 @@ fn on_event(
 /// Serves one RTMP connection into `session`.
 pub(crate) fn serve(mut conn: Conn<'_>, session: &mut Session) -> Result<(), String> {
     conn.configure()?;
-    let mut core = SinkCore::new();
+    let mut core = SinkCore::with_hash(conn.shared.hash);
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         match conn.read(&mut chunk)? {
             Read::Eof => return Ok(()),
             Read::Data(n, at) => {
-                let reply = core.input(chunk.get(..n).unwrap_or_default(), at, session)?;
+                let before = session.frames.len();
+                let reply = core.input(chunk.get(..n).unwrap_or_default(), at, session);
+                conn.count_frames(session.frames.len() - before);
+                let reply = reply?;
                 if !reply.is_empty() {
                     conn.write_all(&reply)?;
                 }

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{AudioArrival, Conn, FrameArrival, Read, SenderReport, Session};
+use super::digest::AuDigest;
+use super::{AudioArrival, Conn, FrameArrival, Progress, Read, SenderReport, Session};
 
 /// Largest request head (request line and headers) accepted.
 const MAX_HEAD: usize = 16 * 1024;
@@ -259,24 +260,39 @@ pub fn setup_target(uri: &str, media: &[SdpMedia], nth: usize) -> Option<usize> 
     matched.or_else(|| (nth < media.len()).then_some(nth))
 }
 
-/// Records one RTP packet of a track of `kind` received at `at`: a video packet with the
-/// marker bit is a frame; an audio packet with it completes `frames` audio frames.
+/// Records one RTP packet of a track of `kind` received at `at`: every video packet's
+/// payload goes into `digest`; a video packet with the marker bit is a frame; an audio packet
+/// with it completes `frames` audio frames.
 fn record_rtp(
     kind: MediaKind,
     aac: bool,
     data: &[u8],
     at: Instant,
+    digest: &mut AuDigest,
     frames: &mut Vec<FrameArrival>,
     audio: &mut Vec<AudioArrival>,
 ) {
-    let Some(h) = rtp_header(data).filter(|h| h.marker) else {
+    let Some(h) = rtp_header(data) else {
         return;
     };
+    if kind == MediaKind::Video {
+        if let Some(payload) = rtp_payload_offset(data).and_then(|o| data.get(o..)) {
+            digest.rtp_payload(payload);
+        }
+    }
+    if !h.marker {
+        return;
+    }
     match kind {
-        MediaKind::Video => frames.push(FrameArrival {
-            at,
-            timestamp: h.timestamp,
-        }),
+        MediaKind::Video => {
+            let (key, hash) = digest.finish();
+            frames.push(FrameArrival {
+                at,
+                timestamp: h.timestamp,
+                key,
+                hash,
+            });
+        }
         MediaKind::Audio => {
             let count = if aac {
                 rtp_payload_offset(data)
@@ -398,6 +414,8 @@ struct Tracks {
     setups: usize,
     /// Interleaved RTP channel of each TCP track.
     interleaved: Vec<(u8, SetupTrack)>,
+    /// The access unit being received on an interleaved video track.
+    digest: AuDigest,
     /// The receiver of each UDP track.
     udp: Vec<UdpReceiver>,
 }
@@ -425,7 +443,7 @@ impl Tracks {
         }
     }
 
-    fn on_interleaved(&self, channel: u8, data: &[u8], at: Instant, session: &mut Session) {
+    fn on_interleaved(&mut self, channel: u8, data: &[u8], at: Instant, session: &mut Session) {
         let Some((_, track)) = self.interleaved.iter().find(|(c, _)| *c == channel) else {
             // A track's RTCP channel (the one after its RTP channel): keep its first SR.
             let rtcp = self
@@ -448,11 +466,13 @@ impl Tracks {
             }
             MediaKind::Other => return,
         }
+        let (kind, aac) = (track.kind, track.aac);
         record_rtp(
-            track.kind,
-            track.aac,
+            kind,
+            aac,
             data,
             at,
+            &mut self.digest,
             &mut session.frames,
             &mut session.audio,
         );
@@ -481,7 +501,10 @@ pub(crate) fn serve(mut conn: Conn<'_>, session: &mut Session) -> Result<(), Str
         .map(|a| a.ip())
         .map_err(|e| format!("peer address: {e}"))?;
     let session_id = format!("{:08X}", 0x1000_0000u32.wrapping_add(session.id as u32));
-    let mut tracks = Tracks::default();
+    let mut tracks = Tracks {
+        digest: AuDigest::new(conn.shared.hash),
+        ..Tracks::default()
+    };
     let mut pending: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     let result = loop {
@@ -503,18 +526,21 @@ pub(crate) fn serve(mut conn: Conn<'_>, session: &mut Session) -> Result<(), Str
             };
             match item {
                 Item::Interleaved { channel, data } => {
+                    let before = session.frames.len();
                     tracks.on_interleaved(channel, data, at, session);
+                    conn.count_frames(session.frames.len() - before);
                 }
                 Item::Request(req) => {
-                    let media_seen = &conn.media_seen;
-                    let reply = match answer(
-                        &req,
-                        &session_id,
-                        peer_ip,
-                        &mut tracks,
-                        session,
-                        media_seen,
-                    ) {
+                    if req.method.eq_ignore_ascii_case("RECORD") {
+                        session.ready_at.get_or_insert(at);
+                    }
+                    let udp = UdpContext {
+                        media_seen: &conn.media_seen,
+                        progress: &conn.shared.progress,
+                        hash: conn.shared.hash,
+                    };
+                    let reply = match answer(&req, &session_id, peer_ip, &mut tracks, session, &udp)
+                    {
                         Ok(reply) => reply,
                         Err(e) => break Err(e),
                     };
@@ -564,6 +590,13 @@ fn uri_path(uri: &str) -> String {
         .map_or(String::new(), |i| rest[i..].to_string())
 }
 
+/// What a UDP receiver started by a SETUP shares with its connection and its sink.
+struct UdpContext<'a> {
+    media_seen: &'a Arc<AtomicBool>,
+    progress: &'a Arc<Progress>,
+    hash: bool,
+}
+
 /// The reply to `req`; an ANNOUNCE names the tracks, a SETUP sets one up (a UDP SETUP
 /// starts its receiver).
 fn answer(
@@ -572,7 +605,7 @@ fn answer(
     peer_ip: IpAddr,
     tracks: &mut Tracks,
     session: &mut Session,
-    media_seen: &Arc<AtomicBool>,
+    udp: &UdpContext<'_>,
 ) -> Result<String, String> {
     let cseq = req.header("CSeq").unwrap_or("0");
     let mut extra = String::new();
@@ -614,7 +647,7 @@ fn answer(
                     SocketAddr::new(peer_ip, rtp),
                     SocketAddr::new(peer_ip, rtcp),
                     track,
-                    Arc::clone(media_seen),
+                    udp,
                 )
                 .map_err(|e| format!("binding UDP ports: {e}"))?;
                 let t = format!(
@@ -664,8 +697,11 @@ impl UdpReceiver {
         peer_rtp: SocketAddr,
         peer_rtcp: SocketAddr,
         track: SetupTrack,
-        media_seen: Arc<AtomicBool>,
+        context: &UdpContext<'_>,
     ) -> std::io::Result<UdpReceiver> {
+        let media_seen = Arc::clone(context.media_seen);
+        let sink = Arc::clone(context.progress);
+        let hash = context.hash;
         let (rtp, rtcp) = bind_pair()?;
         let rtp_port = rtp.local_addr()?.port();
         for s in [&rtp, &rtcp] {
@@ -681,7 +717,13 @@ impl UdpReceiver {
             std::thread::Builder::new()
                 .name(format!("sink-rtp-{rtp_port}"))
                 .spawn(move || {
-                    receive_rtp(&rtp, peer_rtp.ip(), track, &stop, &progress, &media_seen)
+                    let flags = ReceiveFlags {
+                        stop: &stop,
+                        progress: &progress,
+                        media_seen: &media_seen,
+                        sink: &sink,
+                    };
+                    receive_rtp(&rtp, peer_rtp.ip(), track, hash, &flags)
                 })?
         };
         let rtcp = {
@@ -725,15 +767,33 @@ fn bind_pair() -> std::io::Result<(UdpSocket, UdpSocket)> {
     ))
 }
 
+/// What a UDP RTP receiver reads and updates besides its socket.
+struct ReceiveFlags<'a> {
+    /// Stop after the drain.
+    stop: &'a AtomicBool,
+    /// Source SSRC and extended highest sequence, for the receiver reports.
+    progress: &'a AtomicU64,
+    /// The connection is not idle.
+    media_seen: &'a AtomicBool,
+    /// The sink's frame counter and kill flag.
+    sink: &'a Progress,
+}
+
 fn receive_rtp(
     sock: &UdpSocket,
     peer: IpAddr,
     track: SetupTrack,
-    stop: &AtomicBool,
-    progress: &AtomicU64,
-    media_seen: &AtomicBool,
+    hash: bool,
+    flags: &ReceiveFlags<'_>,
 ) -> Tally {
+    let ReceiveFlags {
+        stop,
+        progress,
+        media_seen,
+        sink,
+    } = *flags;
     let mut tally = Tally::default();
+    let mut digest = AuDigest::new(hash);
     let mut seq = SequenceTracker::default();
     let mut buf = vec![0u8; 65_536];
     let mut last_datagram = Instant::now();
@@ -757,20 +817,29 @@ fn receive_rtp(
                     (u64::from(h.ssrc) << 32) | u64::from(seq.extended()),
                     Ordering::SeqCst,
                 );
+                let before = tally.frames.len();
                 record_rtp(
                     track.kind,
                     track.aac,
                     data,
                     at,
+                    &mut digest,
                     &mut tally.frames,
                     &mut tally.audio,
                 );
+                let added = tally.frames.len() - before;
+                if added > 0 {
+                    sink.frames.fetch_add(added as u64, Ordering::SeqCst);
+                }
             }
             Err(_) => {
                 if stop.load(Ordering::SeqCst) && last_datagram.elapsed() >= UDP_DRAIN_QUIET {
                     return tally;
                 }
             }
+        }
+        if sink.killed.load(Ordering::SeqCst) {
+            return tally;
         }
     }
 }
