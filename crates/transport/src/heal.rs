@@ -43,8 +43,7 @@ impl RtspError {
             | RtspError::SessionNotFound(_)
             | RtspError::MethodNotValidInState(_) => true,
             RtspError::Status(s) => rtsp_status_heals(s.status),
-            // Bytes that are not RTSP may be a server that restarted mid-reply.
-            RtspError::MalformedReply { .. } => true,
+            // Bytes that are not RTSP (another protocol on the port) are final, like a bad URL.
             _ => false,
         }
     }

@@ -447,7 +447,7 @@ impl Outlet {
             Some(f) => {
                 let primary = f.primary_stats();
                 let mut s = self.core.stats(&primary, frames_encoded);
-                s.absorb_destinations(&primary, f.stats(self.core.clock.now()));
+                s.absorb_destinations(f.stats(self.core.clock.now()));
                 s
             }
             None => self.core.stats(&PublisherStats::default(), frames_encoded),
@@ -466,7 +466,7 @@ impl Outlet {
         let primary = fanout.primary_stats();
         let (dests, failures) = fanout.close(self.core.clock.now()).await;
         let mut stats = self.core.stats(&primary, frames_encoded);
-        stats.absorb_destinations(&primary, dests);
+        stats.absorb_destinations(dests);
         tracing::info!(url = %self.url, frames = stats.frames_sent, "publish closed");
         let error = match fanout.sole_failure() {
             Some(e) => Some(e),

@@ -556,10 +556,9 @@ pub struct ServerStats {
 }
 
 impl ServerStats {
-    /// Copies what the destinations reported: the totals, and the session counters of the
-    /// first one that is up.
-    fn absorb_destinations(&mut self, primary: &PublisherStats, dests: Vec<DestinationStats>) {
-        self.absorb(primary);
+    /// Copies the destinations' totals and their statistics (the session counters of the
+    /// first one that is up came in with [`ServerStats::absorb`]).
+    fn absorb_destinations(&mut self, dests: Vec<DestinationStats>) {
         self.bytes_written = dests.iter().map(|d| d.bytes_written).sum();
         self.reconnects = dests.iter().map(|d| d.reconnects).sum();
         self.outage_s = dests.iter().map(|d| d.outage_s).sum();
