@@ -9,6 +9,7 @@ mod logging;
 mod probe;
 mod pull;
 mod push;
+mod tls;
 
 /// Decode, encode, pace and publish video to RTSP/RTMP servers, and pull it back.
 #[derive(Debug, Parser)]

@@ -21,6 +21,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mpegcoder::codec::PixelLayout;
 use mpegcoder::{Client, ClientOptions, ClientStatus, PullOptions, Transport};
 
+use crate::tls::TlsArgs;
+
 /// How often the command looks at the client when no frame arrives.
 const POLL: Duration = Duration::from_millis(50);
 /// Capacity of the frame channel between the pull worker and the hash writer.
@@ -29,7 +31,8 @@ const FRAME_QUEUE: usize = 64;
 /// Arguments of `mpegcoder pull`.
 #[derive(Debug, Args)]
 pub struct PullArgs {
-    /// What to pull: rtsp://[user:pass@]host[:port]/path or rtmp://host[:port]/app/key.
+    /// What to pull: rtsp[s]://[user:pass@]host[:port]/path or rtmp[s]://host[:port]/app/key
+    /// (rtsps and rtmps: inside TLS, ports 322 and 443).
     pub url: String,
     /// RTSP lower transport: tcp or udp (ignored for RTMP).
     #[arg(long, default_value = "tcp")]
@@ -63,6 +66,8 @@ pub struct PullArgs {
     /// No progress output.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 fn seconds(what: &str, s: f64) -> Result<Duration> {
@@ -119,7 +124,8 @@ pub fn run(args: &PullArgs, logging: bool) -> Result<()> {
         .with_pull(
             PullOptions::default()
                 .with_transport(args.transport)
-                .with_idle_timeout(idle),
+                .with_idle_timeout(idle)
+                .with_tls(args.tls.options(&[&args.url], args.transport)?),
         )
         .with_output(PixelLayout::Yuv420p)
         .with_decode(hashing)

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::tls::TlsArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -22,7 +23,8 @@ use mpegcoder::{
 pub struct PushArgs {
     /// Input file (or any URL FFmpeg reads).
     pub input: String,
-    /// Where to publish: rtsp://[user:pass@]host[:port]/path or rtmp://host[:port]/app/key.
+    /// Where to publish: rtsp[s]://[user:pass@]host[:port]/path or
+    /// rtmp[s]://host[:port]/app/key (rtsps and rtmps: inside TLS, ports 322 and 443).
     /// Several URLs: one decode, one encode and one timeline feed them all, each with its own
     /// connection, queue and reconnect state.
     #[arg(required = true, num_args = 1..)]
@@ -96,6 +98,8 @@ pub struct PushArgs {
     /// No progress output.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 fn parse_codec(s: &str) -> Result<VideoCodec, String> {
@@ -161,8 +165,12 @@ pub fn run(args: &PushArgs, logging: bool) -> Result<PushExit> {
         (None, true) => Some(ReconnectPolicy::forever()),
         (None, false) => None,
     };
+    let mut urls: Vec<&str> = args.urls.iter().map(String::as_str).collect();
+    urls.push(&args.input);
+    let tls = args.tls.options(&urls, args.transport)?;
     let options = PushOptions::new(args.input.clone(), String::new())
         .with_addresses(args.urls.iter().cloned())
+        .with_tls(tls)
         .with_reconnect(reconnect)
         .with_codec(args.codec)
         .with_transport(args.transport)

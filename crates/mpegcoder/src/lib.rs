@@ -19,6 +19,7 @@ pub use client::{
     AsyncAudioReceiver, AsyncClient, AudioReceiver, Client, ClientCounters, ClientError,
     ClientOptions, ClientStatus, FrameReceiver, PullOptions, StreamAudio, StreamParams,
 };
+pub use mpegcoder_transport::TlsOptions;
 pub use mpegcoder_types::Transport;
 pub use push::{push, PushError, PushOptions, PushSummary};
 pub use reconnect::ReconnectPolicy;

@@ -114,7 +114,7 @@ pub(crate) fn push_live(
         if stop.load(Ordering::Relaxed) {
             break Ok(());
         }
-        let source = match Source::start(&options.input, source_options()) {
+        let source = match Source::start(&options.input, source_options(options)) {
             Ok(s) => s,
             Err(e) => break Err(e),
         };
@@ -202,8 +202,10 @@ fn check_options(options: &PushOptions) -> Result<(), PushError> {
 /// one connection that firewalls and NAT pass, no loss to conceal, and the default of
 /// `mpegcoder pull`. The connect, setup and idle timeouts are the puller's defaults (5 s,
 /// 10 s, 10 s): a source silent for 10 s counts as lost.
-fn source_options() -> PullOptions {
-    PullOptions::default().with_transport(crate::Transport::Tcp)
+fn source_options(options: &PushOptions) -> PullOptions {
+    PullOptions::default()
+        .with_transport(crate::Transport::Tcp)
+        .with_tls(options.tls.clone())
 }
 
 /// What the source task reports, in order.

@@ -53,7 +53,7 @@ use crate::transport::h264::{nal_type, nal_unit_type, split_annexb};
 use crate::transport::pull::PullError;
 use crate::transport::redact_url;
 use crate::transport::VideoTrack;
-use crate::transport::{Protocol, Transport};
+use crate::transport::{Protocol, TlsOptions, Transport};
 use mpegcoder_types::FrameRateConverter;
 
 /// What happens to the input's audio.
@@ -141,6 +141,10 @@ pub struct PushOptions {
     /// Reconnect lost destinations (and a live source); `None`: a lost connection ends it.
     #[serde(default)]
     pub reconnect: Option<ReconnectPolicy>,
+    /// Certificate checks of `rtsps://` and `rtmps://` destinations and live sources (default:
+    /// verified against the system's CAs).
+    #[serde(default)]
+    pub tls: TlsOptions,
 }
 
 impl std::fmt::Debug for PushOptions {
@@ -157,6 +161,7 @@ impl std::fmt::Debug for PushOptions {
                     .collect::<Vec<_>>(),
             )
             .field("reconnect", &self.reconnect)
+            .field("tls", &self.tls)
             .field("codec", &self.codec)
             .field("transport", &self.transport)
             .field("loops", &self.loops)
@@ -194,6 +199,7 @@ impl PushOptions {
             audio_stream: None,
             extra_addresses: Vec::new(),
             reconnect: None,
+            tls: TlsOptions::default(),
         }
     }
 
@@ -220,6 +226,12 @@ impl PushOptions {
     /// Reconnects lost destinations (and a live source) with this policy, or not at all.
     pub fn with_reconnect(mut self, policy: Option<ReconnectPolicy>) -> Self {
         self.reconnect = policy;
+        self
+    }
+
+    /// Checks certificates of `rtsps://` and `rtmps://` destinations and sources this way.
+    pub fn with_tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = tls;
         self
     }
 
@@ -423,6 +435,7 @@ impl PushOptions {
         ServerConfig::packets(stream, self.address.clone())
             .with_extra_addresses(self.extra_addresses.clone())
             .with_reconnect(self.reconnect)
+            .with_tls(self.tls.clone())
             .with_audio(audio)
             .with_transport(self.transport)
             .with_pace(self.pace)

@@ -5,7 +5,9 @@
 //! reset connection, a timeout, a closed connection, a server error (5xx), a busy stream name.
 //! What retrying cannot change is final and reported at once: a bad URL or options, a host
 //! name that does not resolve, 401/403 (credentials), 404 (no such path), a track or codec the
-//! protocol cannot carry, a server whose replies we cannot use.
+//! protocol cannot carry, a server whose replies we cannot use, and every TLS failure but a
+//! lost or stalled handshake: a certificate that is not trusted, names another host or expired,
+//! a protocol version or handshake the server refused, a server that does not speak TLS.
 
 use crate::net::ConnectError;
 use crate::publisher::PublishError;
@@ -23,12 +25,16 @@ pub fn rtsp_status_heals(status: u16) -> bool {
 
 impl ConnectError {
     /// A refused, reset or timed-out connection may heal; a host that does not resolve is a
-    /// bad URL.
+    /// bad URL; TLS heals only when the handshake was lost or stalled
+    /// ([`crate::tls::TlsFailure::heals`]), never on a certificate error.
     pub fn heals(&self) -> bool {
-        !matches!(
-            self,
-            ConnectError::Resolve { .. } | ConnectError::NoAddress { .. }
-        )
+        match self {
+            ConnectError::Resolve { .. }
+            | ConnectError::NoAddress { .. }
+            | ConnectError::TlsSetup { .. } => false,
+            ConnectError::Tls { failure, .. } => failure.heals(),
+            _ => true,
+        }
     }
 }
 
@@ -160,5 +166,43 @@ mod tests {
             message: "403 Forbidden".into(),
         };
         assert!(!forbidden.heals());
+    }
+
+    #[test]
+    fn certificate_errors_are_final_a_lost_handshake_heals() {
+        use crate::tls::{TlsFailure, TlsSetupError};
+        let tls = |failure| ConnectError::Tls {
+            host: "h".into(),
+            url: "rtmps://h/a/k".into(),
+            failure,
+        };
+        for final_failure in [
+            TlsFailure::UnknownIssuer,
+            TlsFailure::NameMismatch {
+                expected: "h".into(),
+                presented: vec!["other".into()],
+            },
+            TlsFailure::Expired { not_after: None },
+            TlsFailure::ProtocolVersion("x".into()),
+            TlsFailure::NotTls {
+                seen: "RTSP/1.0 400".into(),
+            },
+        ] {
+            let e = tls(final_failure);
+            assert!(!e.heals(), "{e}");
+            assert!(!PublishError::from(RtmpError::Connect(e.clone())).heals());
+            assert!(!PullError::Connect(e).heals());
+        }
+        for healing in [
+            TlsFailure::Closed,
+            TlsFailure::Timeout(Duration::from_secs(5)),
+        ] {
+            assert!(tls(healing).heals());
+        }
+        let setup = ConnectError::TlsSetup {
+            url: "rtsps://h/x".into(),
+            source: TlsSetupError::NoRoots,
+        };
+        assert!(!PublishError::from(RtspError::Connect(setup)).heals());
     }
 }

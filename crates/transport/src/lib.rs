@@ -30,9 +30,11 @@ pub mod rtmp;
 pub mod rtp;
 pub mod rtsp;
 pub mod session;
+pub mod tls;
 
 pub use audio::{AudioCodec, AudioFrame, AudioTrack};
 pub use h264::{AccessUnit, VideoTrack};
 pub use mpegcoder_types::{redact_url, rescale, Rational, TimeBase, Transport};
 pub use publisher::{Protocol, PublishError, PublishOptions, Publisher};
 pub use session::{Media, MediaError, PublisherStats, ReceptionReport, Session, Track};
+pub use tls::{TlsFailure, TlsOptions, TlsSetupError};

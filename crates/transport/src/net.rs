@@ -1,5 +1,6 @@
-//! Opening the TCP connection of a session: the one resolve-and-connect step of the RTSP and
-//! RTMP publishers and the RTMP puller, bounded by one timeout.
+//! Opening the connection of a session: the one resolve-and-connect step of the RTSP and RTMP
+//! publishers and pullers, bounded by one timeout, then the TLS handshake for `rtsps://` and
+//! `rtmps://` ([`connect_stream`]), bounded by another.
 
 use std::io;
 use std::net::SocketAddr;
@@ -8,6 +9,9 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
+
+use crate::session::SessionStream;
+use crate::tls::{TlsFailure, TlsOptions, TlsSetupError};
 
 /// The step of opening a connection that failed or timed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,6 +73,26 @@ pub enum ConnectError {
         /// The URL.
         url: String,
     },
+    /// The TLS handshake failed: [`TlsFailure`] says why (certificate, version, not a TLS
+    /// server, no answer).
+    #[error("TLS with {host} failed: {failure} ({url})")]
+    Tls {
+        /// The host name or address of the URL.
+        host: String,
+        /// The URL.
+        url: String,
+        /// Why.
+        failure: TlsFailure,
+    },
+    /// The TLS settings cannot be used (a CA file that does not load, no trusted CA).
+    #[error("{source} ({url})")]
+    TlsSetup {
+        /// The URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: TlsSetupError,
+    },
     /// Another socket error.
     #[error("cannot connect to {addr} (from {url})")]
     Io {
@@ -83,10 +107,94 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// True for a timeout.
+    /// True for a timeout (of the TCP connect or of the TLS handshake).
     pub fn is_timeout(&self) -> bool {
-        matches!(self, ConnectError::Timeout { .. })
+        matches!(
+            self,
+            ConnectError::Timeout { .. }
+                | ConnectError::Tls {
+                    failure: TlsFailure::Timeout(_),
+                    ..
+                }
+        )
     }
+
+    /// The TLS failure, if the handshake failed.
+    pub fn tls_failure(&self) -> Option<&TlsFailure> {
+        match self {
+            ConnectError::Tls { failure, .. } => Some(failure),
+            _ => None,
+        }
+    }
+}
+
+/// An open connection, TCP or TLS over TCP, with its addresses.
+pub struct Connected {
+    /// The byte stream.
+    pub stream: Box<dyn SessionStream>,
+    /// The server's address.
+    pub peer: SocketAddr,
+    /// Our address.
+    pub local: SocketAddr,
+    /// True when the stream is TLS: its writes may leave bytes in the TLS layer until flushed.
+    pub tls: bool,
+}
+
+impl std::fmt::Debug for Connected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connected")
+            .field("peer", &self.peer)
+            .field("local", &self.local)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the connection to `host:port` ([`connect_tcp`], within `limit`), then, when `tls` is
+/// given, runs the TLS handshake for `host` within another `limit`. The TLS settings are
+/// checked before anything connects.
+pub async fn connect_stream(
+    host: &str,
+    port: u16,
+    url: &str,
+    limit: Duration,
+    tls: Option<&TlsOptions>,
+) -> Result<Connected, ConnectError> {
+    let config = match tls {
+        Some(options) => {
+            Some(
+                options
+                    .client_config()
+                    .map_err(|source| ConnectError::TlsSetup {
+                        url: url.to_string(),
+                        source,
+                    })?,
+            )
+        }
+        None => None,
+    };
+    let tcp = connect_tcp(host, port, url, limit).await?;
+    let addr_error = |addr, e| ConnectError::Io {
+        addr,
+        url: url.to_string(),
+        source: Arc::new(e),
+    };
+    let unspecified = SocketAddr::from(([0, 0, 0, 0], port));
+    let peer = tcp.peer_addr().map_err(|e| addr_error(unspecified, e))?;
+    let local = tcp.local_addr().map_err(|e| addr_error(peer, e))?;
+    let (stream, tls): (Box<dyn SessionStream>, bool) = match config {
+        Some(config) => (
+            Box::new(crate::tls::handshake(tcp, host, url, config, limit).await?),
+            true,
+        ),
+        None => (Box::new(tcp), false),
+    };
+    Ok(Connected {
+        stream,
+        peer,
+        local,
+        tls,
+    })
 }
 
 /// Resolves `host` and connects to the first address that accepts, all within `limit`; sets

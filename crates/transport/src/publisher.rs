@@ -26,9 +26,9 @@ use crate::{redact_url, Transport};
 /// The protocol of a publish URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
-    /// `rtsp://`: ANNOUNCE / SETUP / RECORD (RFC 2326).
+    /// `rtsp://` or `rtsps://` (TLS): ANNOUNCE / SETUP / RECORD (RFC 2326).
     Rtsp,
-    /// `rtmp://`: connect / createStream / publish.
+    /// `rtmp://` or `rtmps://` (TLS): connect / createStream / publish.
     Rtmp,
 }
 
@@ -37,8 +37,8 @@ impl Protocol {
     pub fn from_url(url: &str) -> Option<Protocol> {
         let scheme = url.split_once("://")?.0.to_ascii_lowercase();
         match scheme.as_str() {
-            "rtsp" => Some(Protocol::Rtsp),
-            "rtmp" => Some(Protocol::Rtmp),
+            "rtsp" | "rtsps" => Some(Protocol::Rtsp),
+            "rtmp" | "rtmps" => Some(Protocol::Rtmp),
             _ => None,
         }
     }
@@ -92,15 +92,23 @@ impl PublishOptions {
         self.rtmp = rtmp;
         self
     }
+
+    /// The certificate checks of `rtsps://` and `rtmps://` connections, for both protocols.
+    pub fn with_tls(mut self, tls: crate::tls::TlsOptions) -> Self {
+        self.rtsp.tls = tls.clone();
+        self.rtmp.tls = tls;
+        self
+    }
 }
 
 /// Errors of [`Publisher`].
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum PublishError {
-    /// The URL's scheme is neither `rtsp://` nor `rtmp://`.
+    /// The URL's scheme is none of `rtsp://`, `rtsps://`, `rtmp://`, `rtmps://`.
     #[error(
-        "unsupported URL {url}: expected rtsp://host[:port]/path or rtmp://host[:port]/app/key"
+        "unsupported URL {url}: expected rtsp[s]://host[:port]/path or \
+         rtmp[s]://host[:port]/app/key"
     )]
     UnsupportedScheme {
         /// The URL, credentials removed.

@@ -172,7 +172,9 @@ impl Core {
 
     /// The options of the session.
     pub(super) fn publish_options(config: &ServerConfig) -> PublishOptions {
-        PublishOptions::default().with_rtsp_transport(config.transport)
+        PublishOptions::default()
+            .with_rtsp_transport(config.transport)
+            .with_tls(config.tls.clone())
     }
 
     /// An access unit from a packet (packet sources only).

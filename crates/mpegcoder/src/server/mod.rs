@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{CodecError, EncoderConfig, Frame, Rational, VideoParams};
 use crate::reconnect::ReconnectPolicy;
 use crate::transport::h264::H264Error;
-use crate::transport::{PublishError, PublisherStats, Transport};
+use crate::transport::{PublishError, PublisherStats, TlsOptions, Transport};
 use crate::types::Redacted;
 
 pub use self::asynk::AsyncServer;
@@ -142,8 +142,8 @@ pub enum VideoSource {
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ServerConfig {
-    /// Where to publish: `rtsp://[user:pass@]host[:port]/path` or
-    /// `rtmp://[user:pass@]host[:port]/app/key`.
+    /// Where to publish: `rtsp[s]://[user:pass@]host[:port]/path` or
+    /// `rtmp[s]://[user:pass@]host[:port]/app/key` (`rtsps` and `rtmps`: inside TLS).
     pub address: String,
     /// The video: frames to encode with libx264, or packets to pass through.
     pub video: VideoSource,
@@ -165,6 +165,10 @@ pub struct ServerConfig {
     /// Reconnect a lost destination with this policy; `None`: a lost connection ends it.
     #[serde(default)]
     pub reconnect: Option<ReconnectPolicy>,
+    /// Certificate checks of `rtsps://` and `rtmps://` destinations (default: verified against
+    /// the system's CAs).
+    #[serde(default)]
+    pub tls: TlsOptions,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -186,6 +190,7 @@ impl fmt::Debug for ServerConfig {
                     .collect::<Vec<_>>(),
             )
             .field("reconnect", &self.reconnect)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -219,6 +224,7 @@ impl ServerConfig {
             audio: None,
             extra_addresses: Vec::new(),
             reconnect: None,
+            tls: TlsOptions::default(),
         }
     }
 
@@ -231,6 +237,12 @@ impl ServerConfig {
     /// Publishes to these destinations too, beside `address`.
     pub fn with_extra_addresses(mut self, addresses: Vec<String>) -> Self {
         self.extra_addresses = addresses;
+        self
+    }
+
+    /// Checks certificates of `rtsps://` and `rtmps://` destinations this way.
+    pub fn with_tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = tls;
         self
     }
 

@@ -62,8 +62,11 @@ pub enum PullError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The scheme is neither `rtsp` nor `rtmp`.
-    #[error("unsupported URL scheme {scheme:?} in {url} (expected rtsp:// or rtmp://)")]
+    /// The scheme is none of `rtsp`, `rtsps`, `rtmp`, `rtmps`.
+    #[error(
+        "unsupported URL scheme {scheme:?} in {url} (expected rtsp://, rtsps://, rtmp:// or \
+         rtmps://)"
+    )]
     UnsupportedScheme {
         /// The URL as given, credentials removed.
         url: String,

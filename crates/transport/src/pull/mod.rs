@@ -82,9 +82,9 @@ use crate::{redact_url, Transport};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PullProtocol {
-    /// `rtsp://`.
+    /// `rtsp://` or `rtsps://` (TLS).
     Rtsp,
-    /// `rtmp://`.
+    /// `rtmp://` or `rtmps://` (TLS).
     Rtmp,
 }
 
@@ -103,12 +103,12 @@ impl PullProtocol {
         let Some((scheme, _)) = text.split_once("://") else {
             return Err(PullError::InvalidUrl {
                 url: redact_url(text),
-                reason: "not a URL (expected rtsp://… or rtmp://…)".into(),
+                reason: "not a URL (expected rtsp[s]://… or rtmp[s]://…)".into(),
             });
         };
-        if scheme.eq_ignore_ascii_case("rtsp") {
+        if scheme.eq_ignore_ascii_case("rtsp") || scheme.eq_ignore_ascii_case("rtsps") {
             Ok(PullProtocol::Rtsp)
-        } else if scheme.eq_ignore_ascii_case("rtmp") {
+        } else if scheme.eq_ignore_ascii_case("rtmp") || scheme.eq_ignore_ascii_case("rtmps") {
             Ok(PullProtocol::Rtmp)
         } else {
             Err(PullError::UnsupportedScheme {
@@ -161,6 +161,9 @@ pub struct PullOptions {
     pub idle_timeout: Duration,
     /// `User-Agent` of RTSP requests.
     pub user_agent: String,
+    /// Certificate checks of `rtsps://` and `rtmps://` connections (default: verified against
+    /// the system's CAs).
+    pub tls: crate::tls::TlsOptions,
 }
 
 impl Default for PullOptions {
@@ -171,6 +174,7 @@ impl Default for PullOptions {
             setup_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(10),
             user_agent: concat!("mpegcoder/", env!("CARGO_PKG_VERSION")).to_string(),
+            tls: crate::tls::TlsOptions::default(),
         }
     }
 }
@@ -179,6 +183,12 @@ impl PullOptions {
     /// Sets the RTP transport for RTSP.
     pub fn with_transport(mut self, transport: Transport) -> Self {
         self.transport = transport;
+        self
+    }
+
+    /// Sets the certificate checks of `rtsps://` and `rtmps://` connections.
+    pub fn with_tls(mut self, tls: crate::tls::TlsOptions) -> Self {
+        self.tls = tls;
         self
     }
 
@@ -316,6 +326,14 @@ impl Puller {
                     url: redact_url(url),
                     reason: rtsp_url_problem(e),
                 })?;
+                if parsed.is_tls() && options.transport == Transport::Udp {
+                    return Err(PullError::InvalidUrl {
+                        url: parsed.to_string(),
+                        reason: "rtsps:// carries RTP inside the TLS connection: RTP over UDP \
+                                 would need SRTP, which is not supported (use TCP)"
+                            .into(),
+                    });
+                }
                 let session = rtsp_driver::RtspPull::connect(parsed.clone(), &options).await?;
                 (parsed.to_string(), Session::Rtsp(Box::new(session)))
             }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
 use super::error::{PullError, PullStep};
@@ -15,24 +14,33 @@ use super::rtmp_core::{PlayEvent, PlayState, RtmpPlayCore};
 use super::PullOptions;
 use crate::audio::AudioTrack;
 use crate::h264::VideoTrack;
-use crate::net::connect_tcp;
+use crate::net::connect_stream;
 use crate::rtmp::url::RtmpUrl;
 use crate::session::Media;
+use crate::session::SessionStream;
 
 /// Read buffer size.
 const READ_BUFFER: usize = 64 * 1024;
 /// How long closing may take to flush `deleteStream`.
 const CLOSE_LIMIT: Duration = Duration::from_millis(500);
 
-/// An RTMP play session over TCP.
-#[derive(Debug)]
+/// An RTMP play session over TCP or TLS.
 pub(super) struct RtmpPull {
     core: RtmpPlayCore,
-    stream: TcpStream,
+    stream: Box<dyn SessionStream>,
     buf: Vec<u8>,
     url: String,
     /// Limit for writing the few small messages a player sends.
     write_timeout: Duration,
+}
+
+impl std::fmt::Debug for RtmpPull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RtmpPull")
+            .field("url", &self.url)
+            .field("state", &self.core.state())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RtmpPull {
@@ -40,13 +48,16 @@ impl RtmpPull {
     /// once the server started playing (`NetStream.Play.Start` or the first media message).
     pub(super) async fn connect(url: RtmpUrl, options: &PullOptions) -> Result<Self, PullError> {
         let mut core = RtmpPlayCore::new(url.clone(), options, crate::clock::now())?;
-        let stream = connect_tcp(
+        let tls = url.is_tls().then_some(&options.tls);
+        let stream = connect_stream(
             url.host(),
             url.port(),
             &url.redacted(),
             options.connect_timeout,
+            tls,
         )
-        .await?;
+        .await?
+        .stream;
         core.restart_handshake_deadline(crate::clock::now());
         let mut me = RtmpPull {
             core,
@@ -110,6 +121,7 @@ impl RtmpPull {
                 return;
             }
         }
+        let _ = timeout_at(deadline, self.stream.flush()).await;
         let _ = timeout_at(deadline, self.stream.shutdown()).await;
     }
 
@@ -136,7 +148,9 @@ impl RtmpPull {
 
     /// Writes everything the core queued, each write within the write timeout.
     async fn flush(&mut self) -> Result<(), PullError> {
+        let mut wrote = false;
         while let Some(bytes) = self.core.poll_transmit() {
+            wrote = true;
             match tokio::time::timeout(self.write_timeout, self.stream.write_all(&bytes)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(self.io_error(e)),
@@ -149,6 +163,13 @@ impl RtmpPull {
                     self.core.fail(err.clone());
                     return Err(err);
                 }
+            }
+        }
+        // TLS may hold back what the socket did not take: push it out before reading.
+        if wrote {
+            if let Ok(Err(e)) = tokio::time::timeout(self.write_timeout, self.stream.flush()).await
+            {
+                return Err(self.io_error(e));
             }
         }
         Ok(())

@@ -4,7 +4,7 @@ use super::error::RtmpError;
 use super::options::RtmpOptions;
 use super::session::RtmpPublisherCore;
 use super::url::RtmpUrl;
-use crate::net::connect_tcp;
+use crate::net::connect_stream;
 use crate::redact_url;
 use crate::session::{Session, SessionIo, Track};
 
@@ -14,7 +14,7 @@ use crate::session::{Session, SessionIo, Track};
 pub type RtmpPublisher = Session<RtmpPublisherCore>;
 
 impl Session<RtmpPublisherCore> {
-    /// Connects to `url`, performs the handshake, `connect`, `createStream` and `publish`
+    /// Connects to `url` (`rtmps://` inside TLS, [`RtmpOptions::tls`]), performs the handshake, `connect`, `createStream` and `publish`
     /// (live), and returns once the server answered `NetStream.Publish.Start`. The
     /// `onMetaData` for the tracks is sent then; the AVC sequence header goes out with the
     /// first frame. Must be called inside a tokio runtime.
@@ -31,15 +31,17 @@ impl Session<RtmpPublisherCore> {
         let mut core =
             RtmpPublisherCore::new(parsed.clone(), tracks, &options, crate::clock::now())?;
         let shown = parsed.redacted();
-        let stream = connect_tcp(
+        let tls = parsed.is_tls().then_some(&options.tls);
+        let conn = connect_stream(
             parsed.host(),
             parsed.port(),
             &shown,
             options.tcp_connect_timeout,
+            tls,
         )
         .await?;
         // The handshake's deadline starts with the connection.
         core.restart_handshake_deadline(crate::clock::now());
-        Session::start(core, SessionIo::new(stream, None), tracks).await
+        Session::start(core, SessionIo::connected(conn, Vec::new()), tracks).await
     }
 }

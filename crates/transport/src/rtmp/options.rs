@@ -30,6 +30,9 @@ pub struct RtmpOptions {
     /// `flashVer` sent in `connect` (default `FMLE/3.0 (compatible; mpegcoder)`, the form
     /// publishing encoders use).
     pub flash_version: String,
+    /// Certificate checks of `rtmps://` connections (default: verified against the system's
+    /// CAs); unused for `rtmp://`.
+    pub tls: crate::tls::TlsOptions,
 }
 
 impl Default for RtmpOptions {
@@ -43,6 +46,7 @@ impl Default for RtmpOptions {
             chunk_size: 4096,
             max_queued_bytes: 1 << 20,
             flash_version: "FMLE/3.0 (compatible; mpegcoder)".to_string(),
+            tls: crate::tls::TlsOptions::default(),
         }
     }
 }
@@ -67,7 +71,14 @@ impl RtmpOptions {
         ])
     }
 
-    /// The limit for resolving the host and opening the TCP connection.
+    /// The certificate checks of `rtmps://` connections.
+    pub fn with_tls(mut self, tls: crate::tls::TlsOptions) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// The limit for resolving the host and opening the TCP connection (and, for `rtmps://`,
+    /// for the TLS handshake after it).
     pub fn with_tcp_connect_timeout(mut self, limit: Duration) -> Self {
         self.tcp_connect_timeout = limit;
         self

@@ -24,6 +24,10 @@ use crate::redact_url;
 /// The default RTMP port (RTMP spec §4: "port 1935").
 pub const DEFAULT_PORT: u16 = 1935;
 
+/// The default RTMPS port: RTMP inside TLS is served where HTTPS is (443), as ffmpeg, OBS and
+/// the large ingest services use it.
+pub const DEFAULT_TLS_PORT: u16 = 443;
+
 /// Why a URL is not a usable RTMP publish URL.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -31,8 +35,8 @@ pub enum UrlError {
     /// The text is not a URL at all.
     #[error("not a URL: {0}")]
     Syntax(String),
-    /// The scheme is not `rtmp` (`rtmps` and `rtmpt` are not supported).
-    #[error("unsupported scheme {0:?} (only rtmp:// is supported)")]
+    /// The scheme is neither `rtmp` nor `rtmps` (`rtmpt` and `rtmpe` are not supported).
+    #[error("unsupported scheme {0:?} (only rtmp:// and rtmps:// are supported)")]
     Scheme(String),
     /// No host.
     #[error("no host")]
@@ -58,6 +62,8 @@ pub enum UrlError {
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct RtmpUrl {
+    /// `rtmps://`: RTMP inside TLS.
+    tls: bool,
     host: String,
     /// Host as written in a URL (IPv6 in brackets).
     host_in_url: String,
@@ -75,9 +81,13 @@ impl RtmpUrl {
     /// Parses a publish URL.
     pub fn parse(text: &str) -> Result<RtmpUrl, UrlError> {
         let url = url::Url::parse(text.trim()).map_err(|e| UrlError::Syntax(e.to_string()))?;
-        if !url.scheme().eq_ignore_ascii_case("rtmp") {
+        let tls = if url.scheme().eq_ignore_ascii_case("rtmp") {
+            false
+        } else if url.scheme().eq_ignore_ascii_case("rtmps") {
+            true
+        } else {
             return Err(UrlError::Scheme(url.scheme().to_string()));
-        }
+        };
         let (host, host_in_url) = match url.host() {
             Some(url::Host::Domain(d)) if !d.is_empty() => (d.to_string(), d.to_string()),
             Some(url::Host::Ipv4(a)) => (a.to_string(), a.to_string()),
@@ -100,10 +110,12 @@ impl RtmpUrl {
             .filter(|u| !u.is_empty())
             .map(str::to_string);
         let password = url.password().map(str::to_string);
+        let default_port = if tls { DEFAULT_TLS_PORT } else { DEFAULT_PORT };
         Ok(RtmpUrl {
+            tls,
             host,
             host_in_url,
-            port: url.port().unwrap_or(DEFAULT_PORT),
+            port: url.port().unwrap_or(default_port),
             explicit_port: url.port().is_some(),
             app,
             key,
@@ -118,9 +130,23 @@ impl RtmpUrl {
         &self.host
     }
 
-    /// The TCP port (1935 unless the URL names one).
+    /// The TCP port (1935, or 443 for `rtmps://`, unless the URL names one).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// True for `rtmps://`: the connection is TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The scheme: `rtmp` or `rtmps`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "rtmps"
+        } else {
+            "rtmp"
+        }
     }
 
     /// The application name sent in `connect` (`app` or `app/instance`).
@@ -128,10 +154,12 @@ impl RtmpUrl {
         &self.app
     }
 
-    /// The `tcUrl` sent in `connect`: `rtmp://host[:port]/app`, without credentials or query.
+    /// The `tcUrl` sent in `connect`: `rtmp[s]://host[:port]/app`, without credentials or
+    /// query.
     pub fn tc_url(&self) -> String {
         format!(
-            "rtmp://{}{}/{}",
+            "{}://{}{}/{}",
+            self.scheme(),
             self.host_in_url,
             self.port_suffix(),
             self.app
@@ -194,7 +222,8 @@ impl fmt::Display for RtmpUrl {
             .map(|q| format!("?{q}"))
             .unwrap_or_default();
         let plain = format!(
-            "rtmp://{}{}/{}/{}{query}",
+            "{}://{}{}/{}/{}{query}",
+            self.scheme(),
             self.host_in_url,
             self.port_suffix(),
             self.app,
@@ -243,6 +272,25 @@ mod tests {
         let u = parse("rtmp://[::1]:1936/live/x");
         assert_eq!(u.host(), "::1");
         assert_eq!(u.tc_url(), "rtmp://[::1]:1936/live");
+    }
+
+    #[test]
+    fn rtmps_defaults_to_443_and_keeps_its_scheme() {
+        let u = parse("RTMPS://live.example/app/key");
+        assert!(u.is_tls());
+        assert_eq!(u.port(), 443);
+        assert_eq!(u.tc_url(), "rtmps://live.example/app");
+        assert_eq!(u.to_string(), "rtmps://live.example/app/key");
+        let u = parse("rtmps://127.0.0.1:8443/live/x");
+        assert_eq!(
+            (u.port(), u.tc_url().as_str()),
+            (8443, "rtmps://127.0.0.1:8443/live")
+        );
+        assert!(!parse("rtmp://h/a/b").is_tls());
+        assert!(matches!(
+            RtmpUrl::parse("rtmpt://h/a/b"),
+            Err(UrlError::Scheme(_))
+        ));
     }
 
     #[test]

@@ -79,6 +79,9 @@ pub struct RtspOptions {
     /// (50 ms puts two frames of 1024 samples at 44.1 or 48 kHz in a packet: fewer packets,
     /// and the first frame of each waits one frame for the second).
     pub audio_aggregation: Duration,
+    /// Certificate checks of `rtsps://` connections (default: verified against the system's
+    /// CAs); unused for `rtsp://`.
+    pub tls: crate::tls::TlsOptions,
 }
 
 impl Default for RtspOptions {
@@ -99,11 +102,18 @@ impl Default for RtspOptions {
             audio_packetizer: PacketizerConfig::default()
                 .with_payload_type(default_payload_type(crate::audio::AudioCodec::Aac)),
             audio_aggregation: Duration::ZERO,
+            tls: crate::tls::TlsOptions::default(),
         }
     }
 }
 
 impl RtspOptions {
+    /// The certificate checks of `rtsps://` connections.
+    pub fn with_tls(mut self, tls: crate::tls::TlsOptions) -> Self {
+        self.tls = tls;
+        self
+    }
+
     /// The options with another transport.
     pub fn with_transport(mut self, transport: Transport) -> Self {
         self.transport = transport;

@@ -11,7 +11,7 @@ use tokio::net::UdpSocket;
 use super::core::{ConnectionInfo, Negotiated, RtspOptions, RtspPublisherCore};
 use super::error::RtspError;
 use super::url::RtspUrl;
-use crate::net::connect_tcp;
+use crate::net::connect_stream;
 use crate::session::{Session, SessionIo, Track, UdpPair};
 use crate::Transport;
 
@@ -24,7 +24,8 @@ const UDP_SEND_BUFFER: usize = 1 << 20;
 pub type RtspPublisher = Session<RtspPublisherCore>;
 
 impl Session<RtspPublisherCore> {
-    /// Connects to `url` (`rtsp://[user:pass@]host[:port]/path`), announces `tracks` and
+    /// Connects to `url` (`rtsp[s]://[user:pass@]host[:port]/path`; `rtsps` runs RTSP and the
+    /// interleaved RTP inside TLS, [`RtspOptions::tls`]), announces `tracks` and
     /// returns once the server accepted RECORD. Each network step is bounded by the timeouts
     /// in `options`. Must be called inside a tokio runtime.
     pub async fn connect(
@@ -34,13 +35,26 @@ impl Session<RtspPublisherCore> {
     ) -> Result<RtspPublisher, RtspError> {
         let url = RtspUrl::parse(url)?;
         let shown = url.to_string();
-        let stream = connect_tcp(&url.host(), url.port(), &shown, options.connect_timeout).await?;
-        let peer = stream
-            .peer_addr()
-            .map_err(|e| RtspError::io("reading the peer address", &shown, e))?;
-        let local = stream
-            .local_addr()
-            .map_err(|e| RtspError::io("reading the local address", &shown, e))?;
+        // RFC 7826 §19.2: rtsps secures the RTSP connection; media over UDP would need SRTP
+        // (RFC 3711), which this publisher does not implement. Refused before connecting.
+        if url.is_tls() && options.transport == Transport::Udp {
+            return Err(RtspError::InvalidUrl {
+                url: shown,
+                reason: "rtsps:// carries RTP interleaved on the TLS connection: RTP over UDP \
+                         would need SRTP, which is not supported (use --transport tcp)"
+                    .into(),
+            });
+        }
+        let tls = url.is_tls().then_some(&options.tls);
+        let conn = connect_stream(
+            &url.host(),
+            url.port(),
+            &shown,
+            options.connect_timeout,
+            tls,
+        )
+        .await?;
+        let (peer, local) = (conn.peer, conn.local);
         // One even/odd port pair per track over UDP.
         let mut udp = Vec::new();
         let mut client_ports = Vec::new();
@@ -59,7 +73,7 @@ impl Session<RtspPublisherCore> {
                 udp.push(pair);
             }
         }
-        let conn = ConnectionInfo {
+        let info = ConnectionInfo {
             server_ip: peer.ip(),
             local_ip: local.ip(),
             client_ports,
@@ -70,11 +84,11 @@ impl Session<RtspPublisherCore> {
             url,
             tracks,
             options,
-            conn,
+            info,
             crate::clock::now(),
             SystemTime::now(),
         )?;
-        Session::start(core, SessionIo::with_udp_pairs(stream, udp), tracks).await
+        Session::start(core, SessionIo::connected(conn, udp), tracks).await
     }
 
     /// The session the server accepted.

@@ -10,6 +10,10 @@ use crate::redact_url;
 /// The default RTSP port (RFC 2326 §3.2).
 pub const DEFAULT_PORT: u16 = 554;
 
+/// The default RTSPS port (RFC 7826 §19.2: `rtsps` "identifies a resource … over TLS", port
+/// 322).
+pub const DEFAULT_TLS_PORT: u16 = 322;
+
 /// User name and password taken from a URL's userinfo, percent-decoded.
 ///
 /// `Debug` shows neither: only that credentials are present.
@@ -27,7 +31,7 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// An `rtsp://[user:pass@]host[:port]/path[?query]` URL.
+/// An `rtsp://` or `rtsps://` `[user:pass@]host[:port]/path[?query]` URL.
 ///
 /// The credentials are split off when parsing: [`Display`](fmt::Display), [`Debug`] and every
 /// error show the URL without them, and requests are sent to the URL without them.
@@ -38,16 +42,18 @@ pub struct RtspUrl {
 }
 
 impl RtspUrl {
-    /// Parses a URL. The scheme must be `rtsp`; the port defaults to 554.
+    /// Parses a URL. The scheme must be `rtsp` or `rtsps` (TLS); the port defaults to 554, or
+    /// 322 for `rtsps`.
     pub fn parse(input: &str) -> Result<RtspUrl, RtspError> {
         let invalid = |reason: String| RtspError::InvalidUrl {
             url: redact_url(input),
             reason,
         };
         let mut url = Url::parse(input.trim()).map_err(|e| invalid(e.to_string()))?;
-        if !url.scheme().eq_ignore_ascii_case("rtsp") {
+        if !url.scheme().eq_ignore_ascii_case("rtsp") && !url.scheme().eq_ignore_ascii_case("rtsps")
+        {
             return Err(invalid(format!(
-                "scheme {:?} is not \"rtsp\"",
+                "scheme {:?} is neither \"rtsp\" nor \"rtsps\"",
                 url.scheme()
             )));
         }
@@ -94,9 +100,19 @@ impl RtspUrl {
         }
     }
 
-    /// The port (554 when the URL names none).
+    /// The port (554, or 322 for `rtsps`, when the URL names none).
     pub fn port(&self) -> u16 {
-        self.url.port().unwrap_or(DEFAULT_PORT)
+        let default = if self.is_tls() {
+            DEFAULT_TLS_PORT
+        } else {
+            DEFAULT_PORT
+        };
+        self.url.port().unwrap_or(default)
+    }
+
+    /// True for `rtsps://`: the connection is TLS, and RTP must be interleaved on it.
+    pub fn is_tls(&self) -> bool {
+        self.url.scheme().eq_ignore_ascii_case("rtsps")
     }
 
     /// The credentials from the URL, percent-decoded.
@@ -116,10 +132,12 @@ impl RtspUrl {
         if control.is_empty() || control == "*" {
             return Ok(self.clone());
         }
-        if control
-            .get(..7)
-            .is_some_and(|p| p.eq_ignore_ascii_case("rtsp://"))
-        {
+        let absolute = |scheme: &str| {
+            control
+                .get(..scheme.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(scheme))
+        };
+        if absolute("rtsp://") || absolute("rtsps://") {
             let mut joined = RtspUrl::parse(control)?;
             joined.credentials = self.credentials.clone();
             return Ok(joined);
@@ -235,6 +253,20 @@ mod tests {
         assert_eq!((u.host().as_str(), u.port()), ("::1", 9000));
         let u = RtspUrl::parse("RTSP://Host").unwrap();
         assert_eq!(u.port(), 554);
+        assert!(!u.is_tls());
+        let u = RtspUrl::parse("RTSPS://Host/live").unwrap();
+        assert_eq!(u.port(), 322);
+        assert!(u.is_tls());
+        assert_eq!(u.to_string(), "rtsps://Host/live");
+        let u = RtspUrl::parse("rtsps://h:8322/live").unwrap();
+        assert_eq!(u.port(), 8322);
+        assert_eq!(
+            u.join_control("rtsps://h:8322/live/stream=0")
+                .unwrap()
+                .to_string(),
+            "rtsps://h:8322/live/stream=0"
+        );
+        assert!(RtspUrl::parse("rtspu://h/x").is_err());
         // The unencoded '@' in a password: the last '@' separates the userinfo.
         let u = RtspUrl::parse("rtsp://bob:a@b@host/p").unwrap();
         assert_eq!(u.credentials().unwrap().password, "a@b");

@@ -32,8 +32,8 @@ use crate::rtp::RtpPacket;
 const READ_CHUNK: usize = 64 * 1024;
 
 /// A byte stream a session runs over: TCP, or TLS over TCP.
-pub trait SessionStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> SessionStream for T {}
+pub trait SessionStream: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static> SessionStream for T {}
 
 /// Our RTP and RTCP sockets (RTSP over UDP): an even port and the odd one above it (RFC 3550
 /// §11).
@@ -51,6 +51,7 @@ pub struct UdpPair {
 pub struct SessionIo {
     stream: Box<dyn SessionStream>,
     udp: Vec<UdpPair>,
+    flush: bool,
 }
 
 impl std::fmt::Debug for SessionIo {
@@ -73,6 +74,18 @@ impl SessionIo {
         SessionIo {
             stream: Box::new(stream),
             udp,
+            flush: false,
+        }
+    }
+
+    /// An opened connection ([`crate::net::connect_stream`]), with the UDP socket pairs of RTSP
+    /// over UDP (empty otherwise). A TLS stream is flushed after each transmit: TLS may keep
+    /// encrypted bytes the socket did not take, which only a flush (or the next write) sends.
+    pub fn connected(conn: crate::net::Connected, udp: Vec<UdpPair>) -> SessionIo {
+        SessionIo {
+            stream: conn.stream,
+            udp,
+            flush: conn.tls,
         }
     }
 }
@@ -95,6 +108,8 @@ enum Current {
         dest: SocketAddr,
         data: Bytes,
     },
+    /// Pushing out what the TLS layer still holds of the last transmit.
+    Flush,
     Shutdown,
 }
 
@@ -103,6 +118,8 @@ struct Inner<C: SessionCore> {
     core: C,
     stream: Box<dyn SessionStream>,
     udp: Vec<UdpPair>,
+    /// Flush the stream after each transmit on it (TLS).
+    flush: bool,
     current: Option<Current>,
     read_buf: Vec<u8>,
     udp_buf: Vec<u8>,
@@ -173,6 +190,7 @@ where
                 core,
                 stream: io.stream,
                 udp: io.udp,
+                flush: io.flush,
                 current: None,
                 read_buf: vec![0; READ_CHUNK],
                 udp_buf: vec![0; 2048],
@@ -563,6 +581,10 @@ impl<C: SessionCore> Inner<C> {
                     other => other.map_ok(|_| ()),
                 }
             }
+            Current::Flush => Pin::new(&mut self.stream).poll_flush(cx).map(|r| {
+                finished = r.is_ok();
+                r
+            }),
             // Shutting down a connection the server already closed is no failure.
             Current::Shutdown => Pin::new(&mut self.stream).poll_shutdown(cx).map(|_| {
                 finished = true;
@@ -601,7 +623,8 @@ impl<C: SessionCore> Inner<C> {
             self.core.handle_written(now, written);
         }
         if finished {
-            self.current = None;
+            let flush_next = self.flush && matches!(self.current, Some(Current::Stream { .. }));
+            self.current = flush_next.then_some(Current::Flush);
         }
         match polled {
             Poll::Ready(r) => Some(r),

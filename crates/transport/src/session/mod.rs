@@ -66,7 +66,7 @@ mod driver;
 mod types;
 
 pub use self::check::{MediaCheck, MediaError};
-pub use self::driver::{Session, SessionIo, UdpPair};
+pub use self::driver::{Session, SessionIo, SessionStream, UdpPair};
 pub use self::types::{
     Chunks, Media, ProtocolStats, PublisherStats, ReceptionReport, SessionEvent, Track, Transmit,
 };
