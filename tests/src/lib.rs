@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 pub mod cli;
 mod servers;
+pub mod tls;
 pub use servers::{
     FfmpegListener, FfmpegPublisher, GstOptions, GstRtspRecord, ListenerKind, NginxRtmp,
 };

@@ -326,12 +326,19 @@ impl Puller {
                     url: redact_url(url),
                     reason: rtsp_url_problem(e),
                 })?;
-                if parsed.is_tls() && options.transport == Transport::Udp {
+                if parsed.is_tls() {
+                    // RTSP pulling runs on retina, which opens its own TCP connection and has
+                    // no way to run over a TLS stream; publishing over rtsps works.
+                    let reason = if options.transport == Transport::Udp {
+                        "rtsps:// carries RTP inside the TLS connection: RTP over UDP would \
+                         need SRTP, which is not supported"
+                    } else {
+                        "pulling over rtsps:// is not supported yet (the RTSP player cannot run \
+                         inside TLS; publishing to rtsps:// and pulling rtmps:// work)"
+                    };
                     return Err(PullError::InvalidUrl {
                         url: parsed.to_string(),
-                        reason: "rtsps:// carries RTP inside the TLS connection: RTP over UDP \
-                                 would need SRTP, which is not supported (use TCP)"
-                            .into(),
+                        reason: reason.into(),
                     });
                 }
                 let session = rtsp_driver::RtspPull::connect(parsed.clone(), &options).await?;
