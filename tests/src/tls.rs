@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rcgen::{BasicConstraints, Certificate, CertificateParams, IsCa, KeyPair};
 
-use crate::{free_tcp_port, wait_listening, ServerProcess};
+use crate::{free_tcp_port, wait_listening, wait_port_free, ServerProcess};
 
 /// The TLS terminator the tests need.
 pub const TLS_TOOLS: &[&str] = &["stunnel4"];
@@ -115,13 +115,25 @@ pub struct Stunnel {
     pub port: u16,
     proc: ServerProcess,
     log: PathBuf,
+    conf: PathBuf,
+    dir: PathBuf,
 }
 
 impl Stunnel {
     /// Starts stunnel in `dir` in front of `backend` (a port on 127.0.0.1) with `cert`,
     /// offering `versions`.
     pub fn start(dir: &Path, backend: u16, cert: &CertFiles, versions: TlsVersions) -> Stunnel {
-        let port = free_tcp_port();
+        Stunnel::start_on_port(dir, free_tcp_port(), backend, cert, versions)
+    }
+
+    /// [`Stunnel::start`] on `port` (which must be free).
+    pub fn start_on_port(
+        dir: &Path,
+        port: u16,
+        backend: u16,
+        cert: &CertFiles,
+        versions: TlsVersions,
+    ) -> Stunnel {
         let version = match versions {
             TlsVersions::Tls12 => "TLSv1.2",
             TlsVersions::Tls13 => "TLSv1.3",
@@ -137,11 +149,31 @@ impl Stunnel {
         );
         let conf_path = dir.join(format!("stunnel-{port}.conf"));
         std::fs::write(&conf_path, conf).expect("write stunnel.conf");
+        let proc = Stunnel::spawn(dir, &conf_path, port);
+        Stunnel {
+            port,
+            proc,
+            log,
+            conf: conf_path,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn spawn(dir: &Path, conf: &Path, port: u16) -> ServerProcess {
         let mut cmd = Command::new("stunnel4");
-        cmd.arg(&conf_path);
-        let proc = ServerProcess::spawn("stunnel", cmd, dir.join(format!("stunnel-{port}.stderr")));
+        cmd.arg(conf);
+        let stderr = dir.join(format!("stunnel-{port}.stderr"));
+        let proc = ServerProcess::spawn("stunnel", cmd, stderr);
         wait_listening(port, Duration::from_secs(10), "stunnel");
-        Stunnel { port, proc, log }
+        proc
+    }
+
+    /// Kills stunnel (its connections close, as a crashed TLS server's would), waits until
+    /// its port is free, and starts it again on the same port with the same settings.
+    pub fn restart(&mut self) {
+        self.kill();
+        wait_port_free(self.port, Duration::from_secs(5), "stunnel");
+        self.proc = Stunnel::spawn(&self.dir, &self.conf, self.port);
     }
 
     /// Connections stunnel accepted so far.

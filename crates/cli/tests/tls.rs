@@ -277,3 +277,51 @@ fn certificates_that_must_not_be_trusted_are_refused_with_the_reason() {
         &["SRTP"],
     );
 }
+
+#[test]
+fn reconnect_re_establishes_tls_after_the_terminator_restarts() {
+    if !(require("tls_reconnect", NGINX_TOOLS) && require("tls_reconnect", TLS_TOOLS)) {
+        return;
+    }
+    let dir = TempDir::new("tls-reconnect");
+    let pki = TestPki::new(dir.path());
+    let clip = Clip::generate(dir.path(), ClipSpec::default());
+    let nginx = NginxRtmp::start(dir.path());
+    let mut tunnel = Stunnel::start(dir.path(), nginx.port, &pki.good, TlsVersions::Tls13);
+    let url = rtmps_url(&tunnel, "localhost", "again");
+    let stats = dir.path().join("stats.json");
+    // About 7 s paced: the terminator dies 2 s in and is back 0.5 s later.
+    let mut push = spawn_cli(
+        env!("CARGO_BIN_EXE_mpegcoder"),
+        &[
+            "push",
+            clip.mp4.to_str().unwrap(),
+            &url,
+            "--codec",
+            "copy",
+            "--loop",
+            "3",
+            "--reconnect",
+            "-q",
+            "--tls-ca",
+            pki.ca.to_str().unwrap(),
+            "--stats-json",
+            stats.to_str().unwrap(),
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    tunnel.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    tunnel.restart();
+    let status = push.wait().unwrap();
+    assert!(status.success(), "push; stunnel log: {}", tunnel.log());
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    assert!(json["reconnects"].as_u64().unwrap() >= 1, "{json}");
+    assert!(nginx.sessions("again") >= 2, "{}", nginx.log());
+    // The session after the restart went through TLS again and delivered frames.
+    assert!(tunnel.connections() >= 1, "{}", tunnel.log());
+    let d = &json["destinations"][0];
+    assert_eq!(d["state"], "closed", "{json}");
+    assert!(d["frames_sent"].as_u64().unwrap() > 60, "{json}");
+}
