@@ -28,6 +28,7 @@ mod sink;
 mod source;
 mod stats;
 mod sweep;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -103,10 +104,11 @@ struct RunArgs {
     /// Modes to run: copy, libx264, copy-av (the clip with an AAC track next to the video,
     /// both passed through); and the round-2 measurements, not in the defaults: reconnect
     /// (recovery after a server restart), fanout (one push to three destinations against
-    /// three ffmpeg processes), relay (the latency a live relay adds).
+    /// three ffmpeg processes), relay (the latency a live relay adds), rtmps (a copy push over
+    /// RTMPS through stunnel against the same over RTMP: CPU and RSS).
     #[arg(long, value_delimiter = ',', default_values = ["copy", "libx264"])]
     modes: Vec<String>,
-    /// Run the three round-2 measurements (reconnect, fanout, relay) besides --modes.
+    /// Run the round-2 measurements (reconnect, fanout, relay, rtmps) besides --modes.
     #[arg(long)]
     round2: bool,
     /// Protocols to run.
@@ -315,6 +317,8 @@ struct Report {
     ffmpeg_restart: Vec<reconnect::FfmpegRestart>,
     fanout: Vec<fanout::FanoutRun>,
     relay: Vec<relay::RelayRun>,
+    /// RTMPS against RTMP.
+    rtmps: Vec<tls::TlsRun>,
     /// The relaying binary and what it was built from.
     relay_binary: Option<String>,
     /// The bench's own commit (`git rev-parse HEAD` where it ran).
@@ -327,11 +331,12 @@ struct Round2 {
     reconnect: bool,
     fanout: bool,
     relay: bool,
+    rtmps: bool,
 }
 
 impl Round2 {
     fn any(self) -> bool {
-        self.reconnect || self.fanout || self.relay
+        self.reconnect || self.fanout || self.relay || self.rtmps
     }
 }
 
@@ -346,8 +351,12 @@ fn parse_modes(names: &[String]) -> Result<(Vec<Mode>, Round2)> {
             "reconnect" => round2.reconnect = true,
             "fanout" => round2.fanout = true,
             "relay" => round2.relay = true,
+            "rtmps" => round2.rtmps = true,
             other => {
-                bail!("unknown mode {other:?} (copy, libx264, copy-av, reconnect, fanout, relay)")
+                bail!(
+                    "unknown mode {other:?} (copy, libx264, copy-av, reconnect, fanout, relay, \
+                     rtmps)"
+                )
             }
         }
     }
@@ -423,6 +432,7 @@ fn run(args: &RunArgs) -> Result<()> {
             reconnect: true,
             fanout: true,
             relay: true,
+            rtmps: true,
         };
     }
     let protos = parse_protos(&args.protos)?;
@@ -484,6 +494,7 @@ fn run(args: &RunArgs) -> Result<()> {
         ffmpeg_restart: Vec::new(),
         fanout: Vec::new(),
         relay: Vec::new(),
+        rtmps: Vec::new(),
         relay_binary: None,
         bench_commit: git_commit(),
     };
@@ -637,6 +648,19 @@ fn run(args: &RunArgs) -> Result<()> {
                     report.ffmpeg_restart.push(f);
                 }
             }
+        }
+        if round2.rtmps {
+            let setup = tls::TlsSetup {
+                mpegcoder: mpegcoder.clone(),
+                time: time.clone(),
+                nginx: nginx_bin.clone().unwrap_or_else(|| args.nginx.clone()),
+                clip: clip.clone(),
+                frames,
+                seconds: frames as f64 / fps,
+                work: args.out.join("rtmps"),
+                logs: logs.clone(),
+            };
+            report.rtmps = tls::run(&setup, args.repeat)?;
         }
         if round2.fanout {
             let setup = fanout::FanoutSetup {
@@ -895,6 +919,7 @@ fn render(report: &Report) -> String {
             &report.relay,
             report.relay_binary.as_deref().unwrap_or("–"),
         ));
+        md.push_str(&tls::markdown(&report.rtmps, spec.frames() as usize));
     }
     md
 }
