@@ -652,6 +652,7 @@ fn run(args: &RunArgs) -> Result<()> {
         if round2.rtmps {
             let setup = tls::TlsSetup {
                 mpegcoder: mpegcoder.clone(),
+                ffmpeg: ffmpeg.clone(),
                 time: time.clone(),
                 nginx: nginx_bin.clone().unwrap_or_else(|| args.nginx.clone()),
                 clip: clip.clone(),

@@ -1,7 +1,9 @@
 //! RTMPS against RTMP: the same paced `mpegcoder push CLIP URL --codec copy` into nginx-rtmp,
 //! once straight to its port and once through stunnel (TLS 1.3, a certificate of a CA made
-//! here and passed with `--tls-ca`), alternating run by run. GNU time measures the pushing
-//! process (CPU, peak RSS); nginx's recording of each run must hold every frame of the clip.
+//! here and passed with `--tls-ca`), and the same two pushes by `ffmpeg -re -c:v copy -f flv`
+//! (whose TLS does not verify the certificate), alternating run by run. GNU time measures the
+//! pushing process (CPU, peak RSS); nginx's recording of each run must hold every frame of the
+//! clip.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,6 +22,8 @@ use crate::stats::median;
 pub struct TlsSetup {
     /// The `mpegcoder` binary.
     pub mpegcoder: PathBuf,
+    /// The `ffmpeg` binary.
+    pub ffmpeg: PathBuf,
     /// GNU time.
     pub time: PathBuf,
     /// nginx.
@@ -39,6 +43,8 @@ pub struct TlsSetup {
 /// One push.
 #[derive(Debug, Clone, Serialize)]
 pub struct TlsRun {
+    /// `mpegcoder` or `ffmpeg`.
+    pub publisher: &'static str,
     /// `rtmp` or `rtmps`.
     pub scheme: &'static str,
     /// Repetition.
@@ -51,7 +57,15 @@ pub struct TlsRun {
     pub frames_recorded: usize,
 }
 
-/// Runs `repeat` pairs (RTMP, then RTMPS) and returns every run.
+/// The pushes of one repetition, in order.
+const PAIRS: [(&str, &str); 4] = [
+    ("mpegcoder", "rtmp"),
+    ("mpegcoder", "rtmps"),
+    ("ffmpeg", "rtmp"),
+    ("ffmpeg", "rtmps"),
+];
+
+/// Runs `repeat` rounds of [`PAIRS`] (RTMP, then RTMPS) and returns every run.
 pub fn run(setup: &TlsSetup, repeat: usize) -> Result<Vec<TlsRun>> {
     std::fs::create_dir_all(&setup.work)?;
     let (cert, key, ca) = certificates(&setup.work)?;
@@ -60,32 +74,50 @@ pub fn run(setup: &TlsSetup, repeat: usize) -> Result<Vec<TlsRun>> {
     let mut runs = Vec::new();
     let result = (|| -> Result<()> {
         for rep in 0..repeat.max(1) {
-            for scheme in ["rtmp", "rtmps"] {
-                let key_name = format!("{scheme}-{rep}");
+            for (publisher, scheme) in PAIRS {
+                let key_name = format!("{publisher}-{scheme}-{rep}");
                 let url = match scheme {
                     "rtmp" => nginx.url(&key_name),
                     _ => format!("rtmps://localhost:{}/live/{key_name}", stunnel.port),
                 };
-                let mut args: Vec<String> = [
-                    "push",
-                    &setup.clip.display().to_string(),
-                    &url,
-                    "--codec",
-                    "copy",
-                    "--quiet",
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-                if scheme == "rtmps" {
-                    args.extend(["--tls-ca".to_string(), ca.display().to_string()]);
-                }
+                let clip = setup.clip.display().to_string();
+                let (program, args): (&Path, Vec<String>) = if publisher == "mpegcoder" {
+                    let mut args: Vec<String> = ["push", &clip, &url, "--codec", "copy", "--quiet"]
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect();
+                    if scheme == "rtmps" {
+                        args.extend(["--tls-ca".to_string(), ca.display().to_string()]);
+                    }
+                    (&setup.mpegcoder, args)
+                } else {
+                    let args = [
+                        "-hide_banner",
+                        "-nostdin",
+                        "-loglevel",
+                        "error",
+                        "-re",
+                        "-i",
+                        &clip,
+                        "-map",
+                        "0:v:0",
+                        "-c:v",
+                        "copy",
+                        "-f",
+                        "flv",
+                        &url,
+                    ]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                    (&setup.ffmpeg, args)
+                };
                 let log = setup.logs.join(format!("tls-{key_name}.log"));
-                let timed = Timed::spawn(&setup.time, &setup.mpegcoder, &args, &log)?;
+                let timed = Timed::spawn(&setup.time, program, &args, &log)?;
                 let usage = timed.wait(Duration::from_secs_f64(setup.seconds + 30.0))?;
                 if usage.exit_code != Some(0) {
                     bail!(
-                        "{scheme} push failed ({:?}): {}",
+                        "{publisher} {scheme} push failed ({:?}): {}",
                         usage.exit_code,
                         std::fs::read_to_string(&log).unwrap_or_default()
                     );
@@ -99,12 +131,13 @@ pub fn run(setup: &TlsSetup, repeat: usize) -> Result<Vec<TlsRun>> {
                     0
                 };
                 eprintln!(
-                    "{scheme:<5} run {rep}: CPU {:.3} s, RSS {:.1} MiB, {frames} of {} frames",
+                    "{publisher:<9} {scheme:<5} run {rep}: CPU {:.3} s, RSS {:.1} MiB, {frames} of {} frames",
                     usage.cpu_s(),
                     usage.max_rss_kib as f64 / 1024.0,
                     setup.frames
                 );
                 runs.push(TlsRun {
+                    publisher,
                     scheme,
                     rep,
                     cpu_s: usage.cpu_s(),
@@ -210,42 +243,47 @@ impl Stunnel {
     }
 }
 
-/// The BENCHMARKS.md section: medians of each scheme and their ratio.
+/// The BENCHMARKS.md section: medians of each publisher and scheme, and the ratios.
 pub fn markdown(runs: &[TlsRun], frames: usize) -> String {
     if runs.is_empty() {
         return String::new();
     }
-    let pick = |scheme: &str, f: fn(&TlsRun) -> f64| {
-        median(
-            &runs
-                .iter()
-                .filter(|r| r.scheme == scheme)
-                .map(f)
-                .collect::<Vec<_>>(),
-        )
-    };
-    let complete = |scheme: &str| {
+    let of = |publisher: &str, scheme: &str| {
         runs.iter()
-            .filter(|r| r.scheme == scheme)
-            .all(|r| r.frames_recorded == frames)
+            .filter(|r| r.publisher == publisher && r.scheme == scheme)
+            .collect::<Vec<_>>()
+    };
+    let pick = |publisher: &str, scheme: &str, f: fn(&TlsRun) -> f64| {
+        median(&of(publisher, scheme).into_iter().map(f).collect::<Vec<_>>())
     };
     let mut md = String::from(
         "\n### RTMPS against RTMP (copy push into nginx-rtmp; RTMPS through stunnel, TLS 1.3)\n\n\
-         | scheme | CPU s (median) | peak RSS MiB (median) | every frame recorded |\n\
-         |---|---|---|---|\n",
+         | publisher | scheme | CPU s (median) | peak RSS MiB (median) | every frame recorded |\n\
+         |---|---|---|---|---|\n",
     );
-    for scheme in ["rtmp", "rtmps"] {
+    for (publisher, scheme) in PAIRS {
+        let runs = of(publisher, scheme);
+        if runs.is_empty() {
+            continue;
+        }
+        let complete = runs.iter().all(|r| r.frames_recorded == frames);
         md.push_str(&format!(
-            "| {scheme} | {:.3} | {:.1} | {} |\n",
-            pick(scheme, |r| r.cpu_s),
-            pick(scheme, |r| r.rss_mib),
-            if complete(scheme) { "yes" } else { "NO" }
+            "| {publisher} | {scheme} | {:.3} | {:.1} | {} |\n",
+            pick(publisher, scheme, |r| r.cpu_s),
+            pick(publisher, scheme, |r| r.rss_mib),
+            if complete { "yes" } else { "NO" }
         ));
     }
-    md.push_str(&format!(
-        "\nRTMPS / RTMP: CPU {:.2}×, RSS {:.2}×.\n",
-        pick("rtmps", |r| r.cpu_s) / pick("rtmp", |r| r.cpu_s),
-        pick("rtmps", |r| r.rss_mib) / pick("rtmp", |r| r.rss_mib)
-    ));
+    for publisher in ["mpegcoder", "ffmpeg"] {
+        if of(publisher, "rtmps").is_empty() || of(publisher, "rtmp").is_empty() {
+            continue;
+        }
+        md.push_str(&format!(
+            "\n{publisher}: RTMPS / RTMP CPU {:.2}×, RSS {:.2}×.",
+            pick(publisher, "rtmps", |r| r.cpu_s) / pick(publisher, "rtmp", |r| r.cpu_s),
+            pick(publisher, "rtmps", |r| r.rss_mib) / pick(publisher, "rtmp", |r| r.rss_mib)
+        ));
+    }
+    md.push('\n');
     md
 }
