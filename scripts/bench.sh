@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks mpegcoder against ffmpeg as publishers (see BENCHMARKS.md): builds the release
 # binaries, runs the bench binary (side-by-side runs, the round-2 measurements — reconnect
-# recovery, fan-out, relay latency — then the concurrency sweep), then the criterion
-# micro-benchmarks, and writes report.md and report.json.
+# recovery, fan-out, relay latency, RTMPS against RTMP — then the concurrency sweep), then the
+# criterion micro-benchmarks, and writes report.md and report.json.
 #
 #   bash scripts/bench.sh                  # everything (about 35 minutes)
 #   bash scripts/bench.sh --quick          # a short pass of every kind of figure (under 5
@@ -15,7 +15,7 @@
 #                                          # minutes with --repeat 3; not in the defaults)
 #   BENCH_OUT=/tmp/b bash scripts/bench.sh # output directory (default target/bench)
 #   BENCH_CRITERION=0 bash scripts/bench.sh  # skip the criterion benches
-#   BENCH_ROUND2=0 bash scripts/bench.sh     # skip reconnect, fan-out and relay
+#   BENCH_ROUND2=0 bash scripts/bench.sh     # skip reconnect, fan-out, relay and RTMPS
 #
 # With --quick, further arguments are added after the quick ones (a list option such as
 # --modes given again adds to the list).

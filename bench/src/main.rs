@@ -5,10 +5,11 @@
 //! in copy mode), over RTSP/TCP, RTSP/UDP and RTMP, to sinks of its own that record when
 //! every frame and every audio packet arrives; GNU time measures each publisher process. Then it pushes
 //! N copy streams at once from one process (`mpegcoder-bench push-many`) to its RTMP sink and
-//! to nginx-rtmp, for growing N. Three round-2 measurements run when asked for (`--modes
-//! reconnect,fanout,relay`, or `--round2`): reconnect recovery after a server restart
+//! to nginx-rtmp, for growing N. Four round-2 measurements run when asked for (`--modes
+//! reconnect,fanout,relay,rtmps`, or `--round2`): reconnect recovery after a server restart
 //! ([`reconnect`]), one push to three destinations against three ffmpeg processes
-//! ([`fanout`]), and the latency a live relay adds ([`relay`]). It prints markdown tables and
+//! ([`fanout`]), the latency a live relay adds ([`relay`]), and a copy push over RTMPS
+//! against RTMP ([`tls`]). It prints markdown tables and
 //! writes `report.json` and `report.md` into the output directory. `mpegcoder-bench
 //! criterion` summarizes the criterion benches' results.
 #![forbid(unsafe_code)]
