@@ -70,23 +70,7 @@ pub struct FanoutSetup {
 
 impl FanoutSetup {
     fn ffmpeg_head(&self) -> Vec<String> {
-        let clip = self.clip.display().to_string();
-        [
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-re",
-            "-i",
-            &clip,
-            "-map",
-            "0:v:0",
-            "-c:v",
-            "copy",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+        crate::process::ffmpeg_copy_head(&self.clip, "error")
     }
 
     /// The command lines (program, arguments) of `side` publishing to `urls`.

@@ -164,6 +164,25 @@ impl Drop for Timed {
     }
 }
 
+/// The head of an `ffmpeg -re` copy push of the clip's video: everything before the output's
+/// format options and URL.
+pub fn ffmpeg_copy_head(clip: &Path, loglevel: &str) -> Vec<String> {
+    let clip = clip.display().to_string();
+    let head = [
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        loglevel,
+        "-re",
+        "-i",
+        &clip,
+    ];
+    head.iter()
+        .chain(&["-map", "0:v:0", "-c:v", "copy"])
+        .map(|s| s.to_string())
+        .collect()
+}
+
 /// Sends signal `name` (`INT`, `KILL`, ...) to process `pid`; true when it was delivered.
 pub fn signal(pid: u32, name: &str) -> bool {
     Command::new("kill")

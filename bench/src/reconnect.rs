@@ -438,23 +438,7 @@ pub fn ffmpeg_restart(setup: &ReconnectSetup, proto: Proto) -> Result<FfmpegRest
         ..config
     };
     let url = sink.url("bench");
-    let clip = setup.clip.display().to_string();
-    let mut args: Vec<String> = [
-        "-hide_banner",
-        "-nostdin",
-        "-loglevel",
-        "warning",
-        "-re",
-        "-i",
-        &clip,
-        "-map",
-        "0:v:0",
-        "-c:v",
-        "copy",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = crate::process::ffmpeg_copy_head(&setup.clip, "warning");
     args.extend(proto.ffmpeg_args().iter().map(|s| s.to_string()));
     args.push(url);
     let log = setup

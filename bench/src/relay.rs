@@ -282,26 +282,11 @@ pub struct RelayRun {
 
 /// Starts the ffmpeg that publishes the clip to nginx at `url`.
 fn publish_to_nginx(setup: &RelaySetup, url: &str, log: &std::path::Path) -> Result<ChildGuard> {
-    let clip = setup.clip.display().to_string();
     let out = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
     Ok(ChildGuard(
         Command::new(&setup.ffmpeg)
-            .args([
-                "-hide_banner",
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-re",
-                "-i",
-                &clip,
-                "-map",
-                "0:v:0",
-                "-c:v",
-                "copy",
-                "-f",
-                "flv",
-                url,
-            ])
+            .args(crate::process::ffmpeg_copy_head(&setup.clip, "error"))
+            .args(["-f", "flv", url])
             .stdin(Stdio::null())
             .stdout(Stdio::from(out.try_clone()?))
             .stderr(Stdio::from(out))

@@ -91,25 +91,8 @@ pub fn run(setup: &TlsSetup, repeat: usize) -> Result<Vec<TlsRun>> {
                     }
                     (&setup.mpegcoder, args)
                 } else {
-                    let args = [
-                        "-hide_banner",
-                        "-nostdin",
-                        "-loglevel",
-                        "error",
-                        "-re",
-                        "-i",
-                        &clip,
-                        "-map",
-                        "0:v:0",
-                        "-c:v",
-                        "copy",
-                        "-f",
-                        "flv",
-                        &url,
-                    ]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect();
+                    let mut args = crate::process::ffmpeg_copy_head(&setup.clip, "error");
+                    args.extend(["-f".to_string(), "flv".to_string(), url.clone()]);
                     (&setup.ffmpeg, args)
                 };
                 let log = setup.logs.join(format!("tls-{key_name}.log"));
