@@ -374,8 +374,6 @@ pub struct RtspPublisherCore {
     events: VecDeque<SessionEvent>,
     failure: Option<RtspError>,
     receiver_reports: u64,
-    /// Replies without a CSeq header, ignored (RFC 2326 §12.17).
-    replies_without_cseq: u64,
     server_bye: bool,
     shutdown_deadline: Option<Instant>,
     next_keepalive: Option<Instant>,
@@ -563,7 +561,6 @@ impl RtspPublisherCore {
             events: VecDeque::new(),
             failure: None,
             receiver_reports: 0,
-            replies_without_cseq: 0,
             server_bye: false,
             shutdown_deadline: None,
             next_keepalive: None,
@@ -902,7 +899,6 @@ impl RtspPublisherCore {
                     let err = RtspError::MalformedReply {
                         offset: e.offset,
                         reason: e.reason,
-                        seen: self.decoder.excerpt(),
                         url: self.url_string(),
                     };
                     return Err(self.fail(err));
@@ -1015,34 +1011,14 @@ impl RtspPublisherCore {
     }
 
     fn handle_response(&mut self, now: Instant, resp: Response) -> Result<(), RtspError> {
-        let Some(cseq) = resp.headers.cseq() else {
-            // RFC 2326 §12.17: every reply carries its request's CSeq. One without it answers
-            // nothing we can tell: never take it as the reply to the pending request.
-            self.replies_without_cseq += 1;
-            tracing::debug!(
-                status = resp.status,
-                reason = %resp.reason,
-                count = self.replies_without_cseq,
-                "RTSP reply without CSeq ignored"
-            );
-            return Ok(());
-        };
         let Some(p) = self.pending.take() else {
             // An unsolicited or late reply (e.g. to a request that already timed out).
             return Ok(());
         };
-        if cseq != p.cseq {
-            // One request is outstanding at a time, so a reply with another CSeq is the
-            // server's mistake; waiting would only end in the request's timeout.
-            let reason = format!(
-                "the server replied {} {} with CSeq {cseq} to the request with CSeq {}",
-                resp.status, resp.reason, p.cseq
-            );
-            return Err(RtspError::Protocol {
-                method: p.method,
-                reason,
-                url: redact_url(&p.uri),
-            });
+        if resp.headers.cseq().is_some_and(|c| c != p.cseq) {
+            // RFC 2326 §12.17: replies carry the request's CSeq; this one answers another.
+            self.pending = Some(p);
+            return Ok(());
         }
         tracing::debug!(
             method = p.method.as_str(),

@@ -996,21 +996,11 @@ fn malformed_reply_and_closed_connection() {
 }
 
 #[test]
-fn wrong_cseq_fails_at_once_a_missing_one_is_ignored_and_content_base_is_used() {
+fn stale_cseq_is_ignored_and_content_base_is_used() {
     let t0 = origin();
     let mut core = new_core(URL, Transport::Tcp, t0);
     drain(&mut core);
-    let e = core.handle_input(t0, &reply(9, "")).unwrap_err();
-    assert!(
-        e.to_string().contains("CSeq 9 to the request with CSeq 1"),
-        "{e}"
-    );
-
-    let mut core = new_core(URL, Transport::Tcp, t0);
-    drain(&mut core);
-    // RFC 2326 §12.17: a reply without CSeq answers nothing.
-    core.handle_input(t0, b"RTSP/1.0 400 Bad Request\r\n\r\n")
-        .unwrap();
+    core.handle_input(t0, &reply(9, "")).unwrap();
     assert!(drain(&mut core).is_empty());
     assert_eq!(core.state(), State::Options);
     core.handle_input(t0, &reply(1, "")).unwrap();
@@ -1026,21 +1016,6 @@ fn wrong_cseq_fails_at_once_a_missing_one_is_ignored_and_content_base_is_used() 
         .unwrap();
     let r = only_request(&drain(&mut core));
     assert_eq!(r.uri, "rtsp://127.0.0.1:8554/other/");
-}
-
-#[test]
-fn bytes_that_are_not_rtsp_fail_at_once_naming_what_arrived() {
-    let t0 = origin();
-    for bytes in [&b"SSH-2.0-OpenSSH_9.2\r\n"[..], b"\x8f\x03\xff", b"RTSP/x"] {
-        let mut core = new_core(URL, Transport::Tcp, t0);
-        drain(&mut core);
-        let e = core.handle_input(t0, bytes).unwrap_err();
-        let text = e.to_string();
-        assert!(text.contains("invalid start line"), "{text}");
-        let line = bytes.strip_suffix(b"\r\n").unwrap_or(bytes);
-        let seen = format!("{}", line.escape_ascii());
-        assert!(text.contains(&seen), "{text}");
-    }
 }
 
 #[test]

@@ -154,17 +154,12 @@ pub enum RtspError {
         url: String,
     },
     /// The server sent bytes that are not a valid RTSP message.
-    #[error(
-        "malformed reply from {url} at byte {offset} of the connection: {reason} (it sent \
-         {seen}); is this an RTSP server?"
-    )]
+    #[error("malformed reply from {url} at byte {offset} of the connection: {reason}")]
     MalformedReply {
         /// Byte offset in the server's stream where the problem was found.
         offset: u64,
         /// What is wrong.
         reason: &'static str,
-        /// The first bytes of the message that failed, escaped.
-        seen: String,
         /// The URL, without credentials.
         url: String,
     },
