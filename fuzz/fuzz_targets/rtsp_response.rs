@@ -75,9 +75,14 @@ fuzz_target!(|data: &[u8]| {
             seed: 1,
         };
         let options = RtspOptions::default().with_transport(transport);
-        let Ok(mut core) =
-            RtspPublisherCore::new(url, &[Track::from(&track)], options, conn, now, SystemTime::UNIX_EPOCH)
-        else {
+        let Ok(mut core) = RtspPublisherCore::new(
+            url,
+            &[Track::from(&track)],
+            options,
+            conn,
+            now,
+            SystemTime::UNIX_EPOCH,
+        ) else {
             return;
         };
         for p in &pieces {
