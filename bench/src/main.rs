@@ -654,6 +654,7 @@ fn run(args: &RunArgs) -> Result<()> {
             let setup = tls::TlsSetup {
                 mpegcoder: mpegcoder.clone(),
                 ffmpeg: ffmpeg.clone(),
+                ffprobe: ffprobe.clone(),
                 time: time.clone(),
                 nginx: nginx_bin.clone().unwrap_or_else(|| args.nginx.clone()),
                 clip: clip.clone(),

@@ -24,6 +24,8 @@ pub struct TlsSetup {
     pub mpegcoder: PathBuf,
     /// The `ffmpeg` binary.
     pub ffmpeg: PathBuf,
+    /// The `ffprobe` binary.
+    pub ffprobe: PathBuf,
     /// GNU time.
     pub time: PathBuf,
     /// nginx.
@@ -109,7 +111,7 @@ pub fn run(setup: &TlsSetup, repeat: usize) -> Result<Vec<TlsRun>> {
                 let open =
                     nginx.wait_recordings(std::slice::from_ref(&key_name), Duration::from_secs(15));
                 let frames = if open.is_empty() {
-                    count_frames(&nginx.recording(&key_name))?
+                    crate::clip::frame_count(&setup.ffprobe, &nginx.recording(&key_name))? as usize
                 } else {
                     0
                 };
@@ -134,29 +136,6 @@ pub fn run(setup: &TlsSetup, repeat: usize) -> Result<Vec<TlsRun>> {
     stunnel.stop();
     nginx.stop();
     result.map(|()| runs)
-}
-
-/// Video frames in a recording, counted by ffprobe.
-fn count_frames(flv: &Path) -> Result<usize> {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-count_packets",
-            "-show_entries",
-            "stream=nb_read_packets",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(flv)
-        .output()
-        .context("cannot run ffprobe")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.trim()
-        .parse()
-        .with_context(|| format!("ffprobe of {}: {text:?}", flv.display()))
 }
 
 /// A CA and a certificate for `localhost` signed by it, as PEM files in `dir`: (cert, key, CA).

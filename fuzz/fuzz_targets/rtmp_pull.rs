@@ -10,16 +10,9 @@ use libfuzzer_sys::fuzz_target;
 use mpegcoder_transport::pull::{PullOptions, RtmpPlayCore};
 use mpegcoder_transport::rtmp::RtmpUrl;
 
-/// RTMP handshake packet size (C1/S1/S2).
-const PACKET: usize = 1536;
-
-/// S0 (version 3), an all-zero S1 (no digest: the original handshake) and an S2 that the
-/// client accepts without checking.
-fn handshake_reply() -> Vec<u8> {
-    let mut v = vec![0u8; 1 + 2 * PACKET];
-    v[0] = 3;
-    v
-}
+#[path = "common/rtmp_handshake.rs"]
+mod rtmp_handshake;
+use rtmp_handshake::handshake_reply;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&split, data)) = data.split_first() else {
