@@ -20,6 +20,10 @@ const SECRET_PARTS: &[&str] = &["pass", "pwd", "token", "secret", "key", "sig", 
 /// everything up to the last `@` of the URL is hidden: better to hide a path than to show a
 /// password.
 ///
+/// ASCII tabs and line breaks are removed first, as URL parsers remove them before reading a
+/// URL (WHATWG URL Standard, basic URL parser): the userinfo is then found where the parser
+/// finds it, and the result stays on one line.
+///
 /// ```
 /// use mpegcoder_types::redact_url;
 /// assert_eq!(redact_url("rtsp://alice:s3cret@cam:8554/live?x=1"), "rtsp://cam:8554/live?x=1");
@@ -27,6 +31,13 @@ const SECRET_PARTS: &[&str] = &["pass", "pwd", "token", "secret", "key", "sig", 
 /// assert_eq!(redact_url("/videos/a@b.mp4"), "/videos/a@b.mp4");
 /// ```
 pub fn redact_url(url: &str) -> String {
+    if url.contains(['\t', '\r', '\n']) {
+        let cleaned: String = url
+            .chars()
+            .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
+            .collect();
+        return redact_url(&cleaned);
+    }
     let Some(scheme_end) = url.find("://") else {
         return match url.rfind('@') {
             Some(at) if url[..at].contains(|c: char| c == ':' || c.is_whitespace()) => {
@@ -128,6 +139,14 @@ impl fmt::Debug for Redacted<'_> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn tabs_and_line_breaks_are_removed_before_the_userinfo_is_found() {
+        // A URL parser reads this as rtsp://alice:s3cret@cam/x?u=rtsp://h.
+        let shown = redact_url("rtsp:/\n/alice:s3cret@cam/x?u=rtsp://h");
+        assert_eq!(shown, "rtsp://cam/x?u=rtsp://h");
+        assert_eq!(redact_url("rtmp://bob:p\tw@host/app"), "rtmp://host/app");
+    }
 
     #[test]
     fn removes_userinfo_and_masks_secret_query_values() {
