@@ -268,6 +268,22 @@ pub fn write_bye_compound(
     Ok(())
 }
 
+/// Appends the compound packet of a participant that has not sent media yet (RFC 3550 §6.1,
+/// §6.4.2): an RR without report blocks (RC = 0), then an SDES with the CNAME.
+pub fn write_empty_rr_compound(
+    ssrc: u32,
+    cname: &str,
+    out: &mut BytesMut,
+) -> Result<(), RtcpError> {
+    if cname.len() > 255 {
+        return Err(RtcpError::CnameTooLong(cname.len()));
+    }
+    out.reserve(8);
+    put_header(out, 0, PT_RR, 8);
+    out.put_u32(ssrc);
+    write_sdes_cname(ssrc, cname, out)
+}
+
 /// One reception report block of an SR or RR (RFC 3550 §6.4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReportBlock {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mpegcoder_transport::rtsp::message::{Incoming, MessageDecoder};
 use mpegcoder_transport::rtsp::{RtspOptions, RtspPublisher};
-use mpegcoder_transport::{AccessUnit, TimeBase, Track, VideoTrack};
+use mpegcoder_transport::{AccessUnit, TimeBase, Track, Transport, VideoTrack};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -196,4 +196,236 @@ async fn server_closing_mid_stream_is_a_typed_error() {
     // Later calls keep reporting it.
     assert!(p.send(&au).await.is_err());
     assert!(p.close().await.is_err());
+}
+
+/// The server port given in the client's `Transport` header (`client_port=a-b`).
+fn client_rtp_port(transport: &str) -> u16 {
+    let ports = transport
+        .split(';')
+        .find_map(|p| p.strip_prefix("client_port="))
+        .unwrap();
+    ports.split('-').next().unwrap().parse().unwrap()
+}
+
+/// Reads until the next request, answering every interleaved frame with `400 Bad Request`
+/// without CSeq, as a server that parses `$` frames as requests does. Returns the method,
+/// CSeq and Transport header.
+async fn next_request_rejecting_data(
+    s: &mut TcpStream,
+    d: &mut MessageDecoder,
+) -> (String, u32, Option<String>) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        while let Some(m) = d.next_message().unwrap() {
+            match m {
+                Incoming::Request(r) => {
+                    let t = r.headers.get("Transport").map(str::to_string);
+                    return (r.method, r.headers.cseq().unwrap(), t);
+                }
+                Incoming::Data { .. } => {
+                    s.write_all(b"RTSP/1.0 400 Bad Request\r\n\r\n")
+                        .await
+                        .unwrap();
+                }
+                Incoming::Response(_) => {}
+            }
+        }
+        let n = s.read(&mut buf).await.unwrap();
+        if n == 0 {
+            return (String::new(), 0, None);
+        }
+        d.push(&buf[..n]);
+    }
+}
+
+fn key_frame(n: i64) -> AccessUnit {
+    AccessUnit {
+        pts: n * 3000,
+        dts: n * 3000,
+        time_base: TimeBase::RTP_VIDEO,
+        key: true,
+        nalus: vec![Bytes::from_static(&[0x65, 1, 2, 3])],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_falls_back_to_udp_when_the_server_rejects_interleaved_data() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        // First connection: takes TCP in SETUP, then rejects the interleaved probe.
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut d = MessageDecoder::new();
+        let mut first = Vec::new();
+        loop {
+            let (m, cseq, transport) = next_request_rejecting_data(&mut s, &mut d).await;
+            if m.is_empty() {
+                break;
+            }
+            first.push((m.clone(), transport));
+            let extra = match m.as_str() {
+                "SETUP" => "Session: s1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+                _ => "",
+            };
+            respond(&mut s, cseq, extra).await;
+        }
+        // Second connection: over UDP; counts the access units that arrive.
+        let (mut s, _) = listener.accept().await.unwrap();
+        let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let rtp_port = rtp.local_addr().unwrap().port();
+        let mut d = MessageDecoder::new();
+        let mut aus = 0;
+        let mut second = Vec::new();
+        loop {
+            let (m, cseq, transport) = next_request_rejecting_data(&mut s, &mut d).await;
+            second.push((m.clone(), transport.clone()));
+            let extra = match m.as_str() {
+                "SETUP" => {
+                    let client = client_rtp_port(transport.as_deref().unwrap());
+                    format!(
+                        "Session: s2\r\nTransport: RTP/AVP;unicast;client_port={client}-{};\
+                         server_port={rtp_port}-{}\r\n",
+                        client + 1,
+                        rtp_port + 1
+                    )
+                }
+                _ => String::new(),
+            };
+            if m == "TEARDOWN" {
+                // Everything sent before TEARDOWN is in the socket buffer by now.
+                let mut buf = [0u8; 2048];
+                while let Ok(Ok(n)) =
+                    tokio::time::timeout(Duration::from_millis(200), rtp.recv(&mut buf)).await
+                {
+                    if n > 1 && buf[1] & 0x80 != 0 {
+                        aus += 1;
+                    }
+                }
+                respond(&mut s, cseq, &extra).await;
+                break;
+            }
+            respond(&mut s, cseq, &extra).await;
+        }
+        (first, second, aus)
+    });
+
+    let track = VideoTrack::new(Bytes::from_static(SPS), Bytes::from_static(PPS)).unwrap();
+    let url = format!("rtsp://127.0.0.1:{port}/live");
+    let opts = RtspOptions::default().with_transport(Transport::Auto);
+    let mut p = RtspPublisher::connect(&url, &[Track::from(&track)], opts)
+        .await
+        .unwrap();
+    for n in 0..5 {
+        p.send(&key_frame(n)).await.unwrap();
+    }
+    let stats = p.close().await.unwrap();
+    assert_eq!(stats.frames, 5);
+    assert_eq!(stats.rtsp().unwrap().transport, Transport::Udp);
+    let (first, second, aus) = server.await.unwrap();
+    let methods = |v: &[(String, Option<String>)]| -> Vec<String> {
+        v.iter().map(|(m, _)| m.clone()).collect()
+    };
+    // No media went over the rejected connection: it was abandoned during the probe.
+    assert_eq!(
+        methods(&first),
+        ["OPTIONS", "ANNOUNCE", "SETUP", "RECORD"],
+        "{first:?}"
+    );
+    assert!(first[2].1.as_deref().unwrap().starts_with("RTP/AVP/TCP"));
+    assert_eq!(
+        methods(&second),
+        ["OPTIONS", "ANNOUNCE", "SETUP", "RECORD", "TEARDOWN"]
+    );
+    assert!(second[2].1.as_deref().unwrap().contains("client_port="));
+    assert_eq!(aus, 5, "every access unit arrived over UDP");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_stops_within_a_second_when_the_server_rejects_interleaved_data() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut d = MessageDecoder::new();
+        loop {
+            let (m, cseq, _) = next_request_rejecting_data(&mut s, &mut d).await;
+            if m.is_empty() {
+                break;
+            }
+            let extra = match m.as_str() {
+                "SETUP" => "Session: s1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+                _ => "",
+            };
+            respond(&mut s, cseq, extra).await;
+        }
+    });
+    let track = VideoTrack::new(Bytes::from_static(SPS), Bytes::from_static(PPS)).unwrap();
+    let url = format!("rtsp://u:pw-not-shown@127.0.0.1:{port}/live");
+    let mut p = RtspPublisher::connect(&url, &[Track::from(&track)], RtspOptions::default())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut n = 0;
+    let e = loop {
+        match p.send(&key_frame(n)).await {
+            Ok(()) => tokio::time::sleep(Duration::from_millis(33)).await,
+            Err(e) => break e,
+        }
+        n += 1;
+        assert!(started.elapsed() < Duration::from_secs(5), "no error");
+    };
+    assert!(
+        matches!(
+            &e,
+            mpegcoder_transport::rtsp::RtspError::InterleavedRejected { status: 400, .. }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("--transport udp"), "{e}");
+    assert!(!format!("{e} {e:?}").contains("pw-not-shown"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_teardown_does_not_fail_the_push() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut d = MessageDecoder::new();
+        let mut aus = 0;
+        loop {
+            let (m, cseq) = next_request(&mut s, &mut d, &mut aus).await;
+            if m == "TEARDOWN" {
+                break;
+            }
+            let extra = match m.as_str() {
+                "SETUP" => "Session: s1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+                _ => "",
+            };
+            respond(&mut s, cseq, extra).await;
+        }
+        // Silent from here; the client closes its side after the TEARDOWN timeout.
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest).await;
+        aus
+    });
+    let track = VideoTrack::new(Bytes::from_static(SPS), Bytes::from_static(PPS)).unwrap();
+    let url = format!("rtsp://127.0.0.1:{port}/live");
+    let mut p = RtspPublisher::connect(&url, &[Track::from(&track)], RtspOptions::default())
+        .await
+        .unwrap();
+    for n in 0..3 {
+        p.send(&key_frame(n)).await.unwrap();
+    }
+    let closing = Instant::now();
+    let stats = tokio::time::timeout(Duration::from_secs(8), p.close())
+        .await
+        .expect("close is bounded")
+        .unwrap();
+    let took = closing.elapsed();
+    assert!(stats.rtsp().unwrap().teardown_unanswered);
+    assert_eq!(stats.frames, 3);
+    // The 2 s TEARDOWN limit, not the 10 s request timeout.
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    assert_eq!(server.await.unwrap(), 3);
 }

@@ -16,6 +16,11 @@ pub enum Transport {
     Tcp,
     /// RTP and RTCP over UDP, to and from a port pair of each side.
     Udp,
+    /// TCP first, then UDP when the server refuses TCP: a 461 (Unsupported Transport) or 501
+    /// reply to SETUP, or error replies to the interleaved data at the start. (Starting on
+    /// TCP loses nothing where it works; UDP failing shows no error to detect.) Over
+    /// `rtsps://` only TCP is possible.
+    Auto,
 }
 
 impl Transport {
@@ -24,6 +29,7 @@ impl Transport {
         match self {
             Transport::Tcp => "tcp",
             Transport::Udp => "udp",
+            Transport::Auto => "auto",
         }
     }
 }
@@ -43,7 +49,11 @@ pub struct ParseTransportError {
 
 impl fmt::Display for ParseTransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown transport {:?} (expected tcp or udp)", self.text)
+        write!(
+            f,
+            "unknown transport {:?} (expected tcp, udp or auto)",
+            self.text
+        )
     }
 }
 
@@ -56,6 +66,7 @@ impl FromStr for Transport {
         match s.trim().to_ascii_lowercase().as_str() {
             "tcp" => Ok(Transport::Tcp),
             "udp" => Ok(Transport::Udp),
+            "auto" => Ok(Transport::Auto),
             _ => Err(ParseTransportError {
                 text: s.to_string(),
             }),
@@ -74,10 +85,12 @@ mod tests {
         let e = "sctp".parse::<Transport>().expect_err("not a transport");
         assert_eq!(
             e.to_string(),
-            "unknown transport \"sctp\" (expected tcp or udp)"
+            "unknown transport \"sctp\" (expected tcp, udp or auto)"
         );
         assert_eq!(Transport::default(), Transport::Tcp);
         assert_eq!(Transport::Udp.to_string(), "udp");
+        assert_eq!("Auto".parse::<Transport>(), Ok(Transport::Auto));
+        assert_eq!(Transport::Auto.to_string(), "auto");
     }
 
     #[cfg(feature = "serde")]

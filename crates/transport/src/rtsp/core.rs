@@ -37,17 +37,30 @@ use super::message::{response_bytes, Incoming, MessageDecoder, Request, Response
 use super::sdp::{self, SdpMedia, SdpParams};
 use super::url::RtspUrl;
 
+/// How many abandoned requests' CSeqs are remembered (one at a time is outstanding, so a
+/// handful covers every late reply a session can see).
+const ABANDONED_KEPT: usize = 8;
+
+/// `Transport::Auto` over TCP: how long after RECORD the publisher waits, with an RTCP
+/// packet sent interleaved, for a server that answers interleaved data with error replies
+/// before it starts the media (and falls back to UDP if one comes).
+pub const INTERLEAVED_PROBE: Duration = Duration::from_millis(500);
+
 /// Settings of an RTSP publisher. Start from [`RtspOptions::default`] and change what differs
 /// with the `with_*` setters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RtspOptions {
-    /// TCP interleaved (default) or UDP.
+    /// TCP interleaved (default), UDP, or auto (TCP, then UDP when the server refuses TCP:
+    /// 461/501 to SETUP, or error replies to the interleaved data at the start).
     pub transport: Transport,
     /// Limit for resolving the host and opening the connection (default 5 s).
     pub connect_timeout: Duration,
     /// Limit for each request's reply, and for a stalled write (default 10 s).
     pub request_timeout: Duration,
+    /// Limit for the reply to TEARDOWN (default 2 s). Every frame has left by then: a server
+    /// that never answers it does not fail a push that delivered everything.
+    pub teardown_timeout: Duration,
     /// Session timeout assumed when the server's `Session` header names none (RFC 2326 §12.37:
     /// 60 s). Keepalives go out at half of it.
     pub default_session_timeout: Duration,
@@ -90,6 +103,7 @@ impl Default for RtspOptions {
             transport: Transport::Tcp,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
+            teardown_timeout: Duration::from_secs(2),
             default_session_timeout: Duration::from_secs(60),
             sender_report_interval: Duration::from_secs(5),
             udp_close_wait: Duration::from_secs(1),
@@ -231,6 +245,12 @@ pub struct PublishStats {
     pub audio_octets: u64,
     /// Audio frames sent (or held back for the next packet).
     pub audio_frames: u64,
+    /// Replies without a CSeq header, matched to no request (RFC 2326 §12.17).
+    pub replies_without_cseq: u64,
+    /// The server did not answer TEARDOWN in time (the session still ended cleanly).
+    pub teardown_unanswered: bool,
+    /// The lower transport in use (UDP after an `Auto` fallback).
+    pub transport: Transport,
 }
 
 /// The media transport the server accepted.
@@ -300,6 +320,9 @@ pub enum State {
     Setup,
     /// Waiting for the reply to RECORD.
     Record,
+    /// `Transport::Auto` over TCP, RECORD answered: waiting [`INTERLEAVED_PROBE`] for error
+    /// replies to an interleaved RTCP packet before the media starts.
+    Probing,
     /// Recording: media flows.
     Recording,
     /// UDP close: waiting for a receiver report that acknowledges the last packet.
@@ -352,6 +375,10 @@ pub struct RtspPublisherCore {
     tracks: Vec<MediaTrack>,
     /// The track whose SETUP is under way.
     setup_index: usize,
+    /// The lower transport in use: the asked one, or TCP then maybe UDP for `Auto`.
+    transport: Transport,
+    /// End of the interleaved probe ([`State::Probing`]).
+    probe_deadline: Option<Instant>,
     opts: RtspOptions,
     conn: ConnectionInfo,
     state: State,
@@ -374,6 +401,13 @@ pub struct RtspPublisherCore {
     events: VecDeque<SessionEvent>,
     failure: Option<RtspError>,
     receiver_reports: u64,
+    /// Replies without a CSeq header, ignored (RFC 2326 §12.17).
+    replies_without_cseq: u64,
+    /// TEARDOWN got no reply within [`RtspOptions::teardown_timeout`].
+    teardown_unanswered: bool,
+    /// CSeqs of requests given up without their reply (a keepalive outstanding when
+    /// TEARDOWN went out): a late reply to one of them is ignored, not taken as an error.
+    abandoned: VecDeque<u32>,
     server_bye: bool,
     shutdown_deadline: Option<Instant>,
     next_keepalive: Option<Instant>,
@@ -523,7 +557,12 @@ impl RtspPublisherCore {
                 media.len(),
             ));
         }
-        if opts.transport == Transport::Udp && conn.client_ports.len() < media.len() {
+        // Auto starts on TCP; it can fall back to UDP only with a port pair per track.
+        let transport = match opts.transport {
+            Transport::Udp => Transport::Udp,
+            _ => Transport::Tcp,
+        };
+        if transport == Transport::Udp && conn.client_ports.len() < media.len() {
             return Err(RtspError::Protocol {
                 method: Method::Setup,
                 reason: format!(
@@ -542,6 +581,8 @@ impl RtspPublisherCore {
             audio_track: audio.cloned(),
             tracks: media,
             setup_index: 0,
+            transport,
+            probe_deadline: None,
             opts,
             conn,
             state: State::Options,
@@ -561,6 +602,9 @@ impl RtspPublisherCore {
             events: VecDeque::new(),
             failure: None,
             receiver_reports: 0,
+            replies_without_cseq: 0,
+            teardown_unanswered: false,
+            abandoned: VecDeque::new(),
             server_bye: false,
             shutdown_deadline: None,
             next_keepalive: None,
@@ -588,7 +632,12 @@ impl RtspPublisherCore {
 
     /// Counters so far.
     pub fn stats(&self) -> PublishStats {
-        let mut s = PublishStats::default();
+        let mut s = PublishStats {
+            replies_without_cseq: self.replies_without_cseq,
+            teardown_unanswered: self.teardown_unanswered,
+            transport: self.transport,
+            ..PublishStats::default()
+        };
         for t in &self.tracks {
             match t.packer {
                 Packer::Video(_) => {
@@ -687,6 +736,7 @@ impl RtspPublisherCore {
                 consider(self.audio_flush.map(|(_, at)| at));
             }
             State::Draining => consider(self.drain_deadline),
+            State::Probing => consider(self.probe_deadline),
             _ => {}
         }
         t
@@ -704,6 +754,17 @@ impl RtspPublisherCore {
         e
     }
 
+    /// Gives up the outstanding request, if any, remembering its CSeq so its reply, should
+    /// it still come, is recognised as late rather than as a server error.
+    fn abandon_pending(&mut self) {
+        if let Some(p) = self.pending.take() {
+            if self.abandoned.len() >= ABANDONED_KEPT {
+                self.abandoned.pop_front();
+            }
+            self.abandoned.push_back(p.cseq);
+        }
+    }
+
     fn push_transmit(&mut self, now: Instant, t: Transmit) {
         let len = t.len();
         self.queued += len;
@@ -717,7 +778,7 @@ impl RtspPublisherCore {
     /// TEARDOWN answered (or nothing to tear down): close our side once everything queued is
     /// written, then wait briefly for the server to close its side.
     fn start_shutdown(&mut self, now: Instant) {
-        self.pending = None;
+        self.abandon_pending();
         self.state = State::ShuttingDown;
         self.push_transmit(now, Transmit::Shutdown);
         self.shutdown_deadline = Some(later(now, self.opts.shutdown_wait));
@@ -767,7 +828,14 @@ impl RtspPublisherCore {
     fn send_pending(&mut self, now: Instant, mut p: Pending) {
         self.cseq = self.cseq.wrapping_add(1);
         p.cseq = self.cseq;
-        p.deadline = later(now, self.opts.request_timeout);
+        p.deadline = later(
+            now,
+            if p.method == Method::Teardown {
+                self.opts.teardown_timeout
+            } else {
+                self.opts.request_timeout
+            },
+        );
         let mut headers = vec![
             ("CSeq".to_string(), p.cseq.to_string()),
             ("User-Agent".to_string(), self.opts.user_agent.clone()),
@@ -846,7 +914,7 @@ impl RtspPublisherCore {
             .map(|t| t.control.clone())
             .unwrap_or_default();
         let setup_url = self.base.join_control(&control)?;
-        let transport = match (self.opts.transport, self.conn.client_ports.get(index)) {
+        let transport = match (self.transport, self.conn.client_ports.get(index)) {
             (Transport::Udp, Some((rtp, rtcp))) => {
                 format!("RTP/AVP;unicast;client_port={rtp}-{rtcp};mode=record")
             }
@@ -899,6 +967,7 @@ impl RtspPublisherCore {
                     let err = RtspError::MalformedReply {
                         offset: e.offset,
                         reason: e.reason,
+                        seen: self.decoder.excerpt(),
                         url: self.url_string(),
                     };
                     return Err(self.fail(err));
@@ -1000,6 +1069,36 @@ impl RtspPublisherCore {
         }
     }
 
+    /// An error reply that answers no request, while RTP goes interleaved on the connection:
+    /// the server reads our `$` frames as requests (RFC 2326 §10.12) and rejects them. It
+    /// arrives as soon as the first frame is read, so the session stops at once.
+    fn check_interleaved_rejected(&self, resp: &Response) -> Result<(), RtspError> {
+        let media_flowing = matches!(
+            self.state,
+            State::Probing | State::Recording | State::Draining | State::Teardown
+        );
+        let interleaved = self
+            .tracks
+            .iter()
+            .any(|t| matches!(t.transport, Some(NegotiatedTransport::Tcp { .. })));
+        if media_flowing && interleaved && resp.status >= 400 {
+            return Err(RtspError::InterleavedRejected {
+                status: resp.status,
+                reason: resp.reason.clone(),
+                url: self.url_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// True when an `Auto` session may still switch the SETUP of the first track to UDP.
+    fn may_fall_back_to_udp(&self) -> bool {
+        self.opts.transport == Transport::Auto
+            && self.transport == Transport::Tcp
+            && self.setup_index == 0
+            && self.conn.client_ports.len() >= self.tracks.len()
+    }
+
     fn status_error(&self, p: &Pending, resp: &Response) -> StatusError {
         StatusError {
             method: p.method,
@@ -1011,14 +1110,41 @@ impl RtspPublisherCore {
     }
 
     fn handle_response(&mut self, now: Instant, resp: Response) -> Result<(), RtspError> {
-        let Some(p) = self.pending.take() else {
-            // An unsolicited or late reply (e.g. to a request that already timed out).
-            return Ok(());
+        let Some(cseq) = resp.headers.cseq() else {
+            // RFC 2326 §12.17: every reply carries its request's CSeq. One without it answers
+            // nothing we can tell: never take it as the reply to the pending request.
+            self.replies_without_cseq += 1;
+            tracing::debug!(
+                status = resp.status,
+                reason = %resp.reason,
+                count = self.replies_without_cseq,
+                "RTSP reply without CSeq ignored"
+            );
+            return self.check_interleaved_rejected(&resp);
         };
-        if resp.headers.cseq().is_some_and(|c| c != p.cseq) {
-            // RFC 2326 §12.17: replies carry the request's CSeq; this one answers another.
-            self.pending = Some(p);
+        if self.abandoned.contains(&cseq) {
+            // The late reply to a request given up (a keepalive outstanding at TEARDOWN).
+            tracing::debug!(cseq, status = resp.status, "late RTSP reply ignored");
             return Ok(());
+        }
+        let Some(p) = self.pending.take() else {
+            // An unsolicited reply: nothing asked for it.
+            tracing::debug!(cseq, status = resp.status, "unsolicited RTSP reply ignored");
+            return self.check_interleaved_rejected(&resp);
+        };
+        if cseq != p.cseq {
+            // One request is outstanding at a time, and this CSeq is neither its own nor an
+            // abandoned one's: the server's mistake. Waiting would only end in the timeout.
+            let reason = format!(
+                "the server replied {} {} with CSeq {cseq} to the request with CSeq {}",
+                resp.status, resp.reason, p.cseq
+            );
+            let e = RtspError::Protocol {
+                method: p.method,
+                reason,
+                url: redact_url(&p.uri),
+            };
+            return Err(e);
         }
         tracing::debug!(
             method = p.method.as_str(),
@@ -1074,6 +1200,18 @@ impl RtspPublisherCore {
                 self.send_setup(now, 0)
             }
             Method::Setup => {
+                // RFC 2326 §11.3.11 (461 Unsupported Transport), §11.3.4 (501): the server
+                // does not take interleaved RTP. Auto asks again for UDP.
+                if matches!(resp.status, 461 | 501) && self.may_fall_back_to_udp() {
+                    tracing::warn!(
+                        "{} answered SETUP over TCP with {} {}: sending RTP over UDP",
+                        self.url_string(),
+                        resp.status,
+                        resp.reason
+                    );
+                    self.transport = Transport::Udp;
+                    return self.send_setup(now, 0);
+                }
                 if !ok {
                     return Err(RtspError::from_status(
                         self.status_error(&p, &resp),
@@ -1089,20 +1227,15 @@ impl RtspPublisherCore {
                         p.with_auth,
                     ));
                 }
-                self.state = State::Recording;
-                // A server's timeout is capped at a day (it is peer data).
-                let timeout = self
-                    .session
-                    .as_ref()
-                    .and_then(|s| s.timeout)
-                    .unwrap_or(self.opts.default_session_timeout)
-                    .min(Duration::from_secs(86_400));
-                self.next_keepalive = Some(later(now, timeout / 2));
-                if let Some(n) = self.negotiated.as_mut() {
-                    n.session_timeout = timeout;
-                    n.keepalive = self.keepalive;
-                    self.events.push_back(SessionEvent::Publishing);
+                if self.opts.transport == Transport::Auto && self.transport == Transport::Tcp {
+                    // Auto over TCP: one RTCP packet interleaved, then a short wait for a
+                    // server that answers interleaved data with error replies.
+                    self.state = State::Probing;
+                    self.probe_deadline = Some(later(now, INTERLEAVED_PROBE));
+                    self.queue_probe(now);
+                    return Ok(());
                 }
+                self.start_recording(now);
                 Ok(())
             }
             Method::GetParameter | Method::Options => {
@@ -1194,8 +1327,8 @@ impl RtspPublisherCore {
             None => return Err(protocol_err("reply has no Transport header".into())),
         };
         let index = self.setup_index;
-        let transport = match self.opts.transport {
-            Transport::Tcp => {
+        let transport = match self.transport {
+            Transport::Tcp | Transport::Auto => {
                 if !th.is_tcp() {
                     return Err(protocol_err(format!(
                         "asked for TCP, server chose {}",
@@ -1286,6 +1419,48 @@ impl RtspPublisherCore {
         Ok(())
     }
 
+    /// RECORD answered (and the probe passed): media may flow, keepalives start.
+    fn start_recording(&mut self, now: Instant) {
+        self.state = State::Recording;
+        self.probe_deadline = None;
+        // A server's timeout is capped at a day (it is peer data).
+        let timeout = self
+            .session
+            .as_ref()
+            .and_then(|s| s.timeout)
+            .unwrap_or(self.opts.default_session_timeout)
+            .min(Duration::from_secs(86_400));
+        self.next_keepalive = Some(later(now, timeout / 2));
+        if let Some(n) = self.negotiated.as_mut() {
+            n.session_timeout = timeout;
+            n.keepalive = self.keepalive;
+            self.events.push_back(SessionEvent::Publishing);
+        }
+    }
+
+    /// The probe of [`State::Probing`]: an RTCP receiver report without report blocks, and
+    /// the CNAME, on the first track's interleaved RTCP channel (RFC 3550 §6.4.2: what a
+    /// participant that has not sent yet sends). A server that cannot take interleaved data
+    /// answers it with an error reply; one that can reads an ordinary RTCP packet.
+    fn queue_probe(&mut self, now: Instant) {
+        let Some(t) = self.tracks.first() else {
+            return;
+        };
+        let Some(NegotiatedTransport::Tcp { rtcp_channel, .. }) = t.transport else {
+            return;
+        };
+        let mut buf = BytesMut::with_capacity(64);
+        buf.extend_from_slice(&[b'$', rtcp_channel, 0, 0]);
+        if rtcp::write_empty_rr_compound(t.ssrc(), &self.cname, &mut buf).is_err() {
+            return;
+        }
+        let len = u16::try_from(buf.len().saturating_sub(4)).unwrap_or(u16::MAX);
+        if let Some(b) = buf.get_mut(2..4) {
+            b.copy_from_slice(&len.to_be_bytes());
+        }
+        self.push_transmit(now, Transmit::Stream(Chunks::bytes(buf.freeze())));
+    }
+
     /// The sender report interval, at least 100 ms so a zero setting cannot spin.
     fn sr_interval(&self) -> Duration {
         self.opts
@@ -1297,7 +1472,7 @@ impl RtspPublisherCore {
     fn finish_draining(&mut self, now: Instant) {
         self.drain_deadline = None;
         self.queue_sender_report(now, true);
-        self.pending = None;
+        self.abandon_pending();
         self.send_teardown(now);
     }
 
@@ -1327,6 +1502,20 @@ impl RtspPublisherCore {
             return Ok(());
         }
         if let Some(p) = &self.pending {
+            if now >= p.deadline && p.method == Method::Teardown {
+                // Every frame has been written by now, and no transport error or error
+                // reply ended the session: a server that never answers TEARDOWN (some do
+                // not, over UDP) does not fail it. One warning, then a clean end.
+                tracing::warn!(
+                    "no reply to TEARDOWN from {} within {:?}; every frame was sent",
+                    redact_url(&p.uri),
+                    self.opts.teardown_timeout
+                );
+                self.teardown_unanswered = true;
+                self.abandon_pending();
+                self.start_shutdown(now);
+                return Ok(());
+            }
             if now >= p.deadline {
                 let e = RtspError::Timeout {
                     step: Step::Request(p.method),
@@ -1337,6 +1526,9 @@ impl RtspPublisherCore {
             }
         }
         match self.state {
+            State::Probing if self.probe_deadline.is_some_and(|t| now >= t) => {
+                self.start_recording(now);
+            }
             State::Recording => {
                 if self.audio_flush.is_some_and(|(_, at)| now >= at) {
                     self.flush_audio(now);
@@ -1640,13 +1832,13 @@ impl RtspPublisherCore {
                 } else {
                     // TCP is ordered: the server reads BYE and TEARDOWN after the media.
                     self.queue_sender_report(now, true);
-                    self.pending = None;
+                    self.abandon_pending();
                     self.send_teardown(now);
                 }
                 Ok(())
             }
-            State::Options | State::Announce | State::Setup | State::Record => {
-                self.pending = None;
+            State::Options | State::Announce | State::Setup | State::Record | State::Probing => {
+                self.abandon_pending();
                 self.send_teardown(now);
                 Ok(())
             }

@@ -28,7 +28,33 @@ impl Session<RtspPublisherCore> {
     /// interleaved RTP inside TLS, [`RtspOptions::tls`]), announces `tracks` and
     /// returns once the server accepted RECORD. Each network step is bounded by the timeouts
     /// in `options`. Must be called inside a tokio runtime.
+    ///
+    /// With [`Transport::Auto`], a server that took TCP in SETUP but answers the interleaved
+    /// probe with error replies is left (the session is abandoned before any media) and
+    /// asked again over UDP on a new connection.
     pub async fn connect(
+        url: &str,
+        tracks: &[Track],
+        options: RtspOptions,
+    ) -> Result<RtspPublisher, RtspError> {
+        let auto = options.transport == Transport::Auto;
+        match Self::connect_once(url, tracks, options.clone()).await {
+            Err(RtspError::InterleavedRejected {
+                status,
+                reason,
+                url: shown,
+            }) if auto && !RtspUrl::parse(url).is_ok_and(|u| u.is_tls()) => {
+                tracing::warn!(
+                    "{shown} answered interleaved RTP with {status} {reason}: \
+                     publishing over UDP instead"
+                );
+                Self::connect_once(url, tracks, options.with_transport(Transport::Udp)).await
+            }
+            r => r,
+        }
+    }
+
+    async fn connect_once(
         url: &str,
         tracks: &[Track],
         options: RtspOptions,
@@ -58,7 +84,13 @@ impl Session<RtspPublisherCore> {
         // One even/odd port pair per track over UDP.
         let mut udp = Vec::new();
         let mut client_ports = Vec::new();
-        if options.transport == Transport::Udp {
+        // Auto binds them too, for a SETUP over UDP after a 461 (not over TLS: no SRTP).
+        let udp_possible = match options.transport {
+            Transport::Udp => true,
+            Transport::Auto => !url.is_tls(),
+            Transport::Tcp => false,
+        };
+        if udp_possible {
             let bind_err = |e| RtspError::io("binding UDP ports", &shown, e);
             // The core carries at most one track of each kind.
             let video = tracks.iter().any(|t| t.video().is_some());

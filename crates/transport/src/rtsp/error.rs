@@ -154,12 +154,32 @@ pub enum RtspError {
         url: String,
     },
     /// The server sent bytes that are not a valid RTSP message.
-    #[error("malformed reply from {url} at byte {offset} of the connection: {reason}")]
+    #[error(
+        "malformed reply from {url} at byte {offset} of the connection: {reason} (it sent \
+         {seen}); is this an RTSP server?"
+    )]
     MalformedReply {
         /// Byte offset in the server's stream where the problem was found.
         offset: u64,
         /// What is wrong.
         reason: &'static str,
+        /// The first bytes of the message that failed, escaped.
+        seen: String,
+        /// The URL, without credentials.
+        url: String,
+    },
+    /// The server took RTP interleaved on the RTSP connection in SETUP, then answered the
+    /// data with error replies that carry no CSeq: it parses the interleaved frames as
+    /// requests (RFC 2326 §10.12) and cannot record them.
+    #[error(
+        "{url}: the server rejects RTP interleaved on the RTSP connection: it answered the \
+         media with \"{status} {reason}\" replies that carry no CSeq; try UDP (--transport udp)"
+    )]
+    InterleavedRejected {
+        /// The status of the first such reply.
+        status: u16,
+        /// Its reason phrase.
+        reason: String,
         /// The URL, without credentials.
         url: String,
     },

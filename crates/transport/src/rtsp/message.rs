@@ -158,6 +158,13 @@ fn parse_at(buf: &[u8], scanned: &mut usize) -> Result<Option<(Incoming, usize)>
             start + 4 + len,
         )));
     }
+    // Judge the start line as soon as its first bytes are here, so that a peer that does not
+    // speak RTSP (random bytes, another protocol's banner) is refused at once rather than after
+    // a timeout. Checked first on every call, so the result does not depend on how the bytes
+    // were split.
+    if start_line_refused(msg) {
+        return Err(err(start, "invalid start line"));
+    }
     let Some(head_len) = find_header_end(msg, scan_from.saturating_sub(start)) else {
         if msg.len() > MAX_HEADER_BYTES {
             return Err(err(start + MAX_HEADER_BYTES, "header section too long"));
@@ -171,7 +178,7 @@ fn parse_at(buf: &[u8], scanned: &mut usize) -> Result<Option<(Incoming, usize)>
     let head = msg.get(..head_len).unwrap_or_default();
     let mut lines = split_lines(head);
     let (first, _) = lines.next().unwrap_or((&[], 0));
-    let first = std::str::from_utf8(first).map_err(|_| err(start, "start line is not UTF-8"))?;
+    let first = std::str::from_utf8(first).map_err(|_| err(start, "invalid start line"))?;
     let kind = parse_start_line(first).ok_or_else(|| err(start, "invalid start line"))?;
     let mut headers: Vec<Header> = Vec::new();
     for (line, off) in lines {
@@ -240,6 +247,39 @@ fn parse_at(buf: &[u8], scanned: &mut usize) -> Result<Option<(Incoming, usize)>
 enum StartLine {
     Response { status: u16, reason: String },
     Request { method: String, uri: String },
+}
+
+/// True when the start line at the beginning of `msg` (complete or not) cannot become a valid
+/// one: a complete line that does not parse, or a partial one whose method (or `RTSP/`
+/// version) already holds a byte no valid line has there. Monotonic: once true for some
+/// bytes, true for every extension of them.
+fn start_line_refused(msg: &[u8]) -> bool {
+    match msg.iter().position(|&b| b == b'\n') {
+        Some(end) => {
+            let line = msg.get(..end).unwrap_or_default();
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            std::str::from_utf8(line)
+                .ok()
+                .and_then(parse_start_line)
+                .is_none()
+        }
+        None => {
+            const RTSP: &[u8] = b"RTSP/";
+            if msg.len() <= RTSP.len() && RTSP.starts_with(msg) {
+                return false;
+            }
+            if let Some(rest) = msg.strip_prefix(RTSP) {
+                // RTSP-Version: digits and one '.', up to the space (RFC 2326 §7.1).
+                let version = rest.split(|&b| b == b' ').next().unwrap_or_default();
+                return !version.iter().all(|&b| b.is_ascii_digit() || b == b'.')
+                    || version.iter().filter(|&&b| b == b'.').count() > 1;
+            }
+            // Method = token (RFC 2326 §6.1); a '\r' may be the line's end.
+            let method = msg.split(|&b| b == b' ').next().unwrap_or_default();
+            let method = method.strip_suffix(b"\r").unwrap_or(method);
+            !method.iter().all(|&b| is_token_char(b))
+        }
+    }
 }
 
 fn parse_start_line(line: &str) -> Option<StartLine> {
@@ -359,6 +399,15 @@ impl MessageDecoder {
 
     /// The next complete message, `Ok(None)` if more bytes are needed. After an error the
     /// stream cannot be resynchronised and every later call returns the same error.
+    /// The first bytes of what is still unparsed (after a failure: the message that failed),
+    /// escaped for an error line: at most 40 bytes of its first line.
+    pub fn excerpt(&self) -> String {
+        let msg = self.buf.iter().skip_while(|&&b| b == b'\r' || b == b'\n');
+        let line: Vec<u8> = msg.take_while(|&&b| b != b'\n').take(40).copied().collect();
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        format!("\"{}\"", line.escape_ascii())
+    }
+
     pub fn next_message(&mut self) -> Result<Option<Incoming>, ParseError> {
         if self.failed {
             return Err(ParseError {
