@@ -94,6 +94,7 @@ impl PullError {
             PullError::Connect(c) => c.heals(),
             PullError::Timeout { .. }
             | PullError::NoVideoReceived { .. }
+            | PullError::NoUsableVideo { .. }
             | PullError::Stalled { .. }
             | PullError::ConnectionClosed { .. }
             | PullError::Io { .. }

@@ -15,7 +15,8 @@ use super::flv_parse::{
 use super::PullOptions;
 use crate::audio::{AudioCodec, AudioFrame, AudioTrack};
 use crate::h264::{nal_type, nal_unit_type, AccessUnit, AvcDecoderConfig, VideoTrack};
-use crate::rtmp::connect::{connect_refused, ClientConnection, StreamRequest};
+use crate::rtmp::connect::{connect_refused, ClientConnection, Received, StreamRequest};
+use crate::rtmp::session::guard::{message_type_name, InputError, PeerInput};
 use crate::rtmp::session::status::TapEvent;
 use crate::rtmp::url::RtmpUrl;
 use crate::rtmp::{RefusedStep, ServerStatus};
@@ -133,6 +134,20 @@ pub struct PlayStats {
     pub without_config: u64,
     /// Video tags that could not be parsed and were skipped.
     pub bad_tags: u64,
+    /// Why the last of [`PlayStats::bad_tags`] could not be parsed.
+    pub last_bad_tag: Option<String>,
+    /// NALU tags that carried no NAL unit, skipped.
+    pub empty_tags: u64,
+    /// Audio and video messages on another message stream than the one `play` created (some
+    /// servers use stream 0), played like the others, as ffmpeg does.
+    pub other_stream_media: u64,
+    /// Data messages (RTMP spec §7.1.2), `onMetaData` included.
+    pub data_messages: u64,
+    /// Messages of a type the player does not read: shared objects (§7.1.3), aggregates
+    /// (§7.1.6), unknown types.
+    pub other_messages: u64,
+    /// The message type id of the last of [`PlayStats::other_messages`].
+    pub other_message_type: Option<u8>,
 }
 
 /// The sans-IO RTMP player: bytes in ([`handle_input`](Self::handle_input)), bytes out
@@ -154,8 +169,14 @@ pub struct PlayStats {
 /// audio tag bodies (§7.1.4, FLV spec v10.1 E.4.2.1): an AAC sequence header (or the first MP3
 /// / G.711 tag) sets the audio track, frames become [`AudioFrame`]s on the video's timeline;
 /// audio in other formats and malformed audio tags are counted ([`PlayStats`]) and skipped,
-/// never an error. Only media on the stream `play` created reaches the core (rml_rtmp drops
-/// the rest).
+/// never an error. Media and `onMetaData` are taken from every message stream of the
+/// connection once `play` was sent, as ffmpeg does: some servers send a played stream's media on
+/// message stream 0 or on another id than the one `createStream` returned (rml_rtmp's session
+/// drops those, so they come from the status reader, which sees every message).
+///
+/// When the idle timeout passes without a picture although video messages (or messages the
+/// player cannot read) arrived, the error says what arrived and why none of it could be used
+/// ([`PullError::NoUsableVideo`]).
 ///
 /// Playback ends with `NetStream.Play.UnpublishNotify`, `NetStream.Play.Stop`,
 /// `NetStream.Play.Complete`, or user control Stream EOF (§7.1.7); an error-level status
@@ -165,6 +186,10 @@ pub struct RtmpPlayCore {
     url: RtmpUrl,
     state: PlayState,
     conn: ClientConnection,
+    /// The server's bytes on their way to `conn`: checked, and rml_rtmp's panics contained.
+    input: PeerInput,
+    /// The message stream `createStream` returned (RTMP spec §7.2.1.3).
+    play_stream_id: Option<u32>,
     setup_timeout: Duration,
     idle_timeout: Duration,
     /// The deadline of the current setup step, or of the next video.
@@ -198,6 +223,8 @@ impl RtmpPlayCore {
             url,
             state: PlayState::Handshaking,
             conn,
+            input: PeerInput::default(),
+            play_stream_id: None,
             setup_timeout: options.setup_timeout,
             idle_timeout: options.idle_timeout,
             deadline: Some(later(now, options.setup_timeout)),
@@ -284,6 +311,7 @@ impl RtmpPlayCore {
 
     /// Handles the deadline: a setup step that did not finish, or no video for the idle
     /// timeout ([`PullError::NoVideoReceived`], [`PullError::NoVideo`] when only audio came,
+    /// [`PullError::NoUsableVideo`] when video messages came but none gave a picture,
     /// [`PullError::Stalled`] after video had flowed).
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), PullError> {
         if let Some(e) = &self.error {
@@ -298,10 +326,19 @@ impl RtmpPlayCore {
                 let after = self.idle_timeout;
                 if self.saw_video {
                     PullError::Stalled { url, after }
+                } else if let Some(arrived) = self.unusable_arrivals() {
+                    PullError::NoUsableVideo {
+                        url,
+                        after,
+                        arrived,
+                    }
                 } else if self.stats.audio_messages > 0 && self.stats.video_messages == 0 {
                     PullError::NoVideo {
                         url,
-                        found: format!("only audio arrived within {after:?}"),
+                        found: format!(
+                            "only audio arrived within {after:?} ({})",
+                            count(self.stats.audio_messages, "audio message")
+                        ),
                     }
                 } else {
                     PullError::NoVideoReceived { url, after }
@@ -326,17 +363,19 @@ impl RtmpPlayCore {
             return Err(e.clone());
         }
         match self.state {
-            PlayState::Playing | PlayState::Ended => {
-                if self.state == PlayState::Playing {
-                    self.events.push_back(PlayEvent::EndOfStream(
-                        "the server closed the connection".into(),
-                    ));
-                }
-                self.state = PlayState::Ended;
-                self.deadline = None;
-                Ok(())
+            // Ended by the server's status (`NetStream.Play.UnpublishNotify`, `…Stop`, stream
+            // EOF): closing the connection afterwards is the normal end.
+            PlayState::Ended | PlayState::Failed => Ok(()),
+            PlayState::Playing => {
+                // Closed without ending the stream first: a server that died or dropped us.
+                // Only an explicit end is the end of the stream.
+                let e = PullError::ConnectionClosed {
+                    url: self.url.redacted(),
+                    step: PullStep::Streaming,
+                };
+                self.fail(e.clone());
+                Err(e)
             }
-            PlayState::Failed => Ok(()),
             state => {
                 let e = PullError::ConnectionClosed {
                     url: self.url.redacted(),
@@ -412,7 +451,21 @@ impl RtmpPlayCore {
         if data.is_empty() {
             return Ok(());
         }
-        let received = self.conn.receive(data)?;
+        let checked = match self.input.receive(&mut self.conn, data) {
+            Ok(checked) => checked,
+            Err(InputError::Start(e)) => return Err(e.into()),
+            Err(InputError::Malformed(m)) => return Err(self.protocol(m)),
+        };
+        self.handle_received(now, checked.received)?;
+        // A refused chunk ends the session once what came before it was acted on (rml_rtmp
+        // never saw it; the connection cannot go on without it).
+        match checked.refused {
+            Some(m) => Err(self.protocol(m)),
+            None => Ok(()),
+        }
+    }
+
+    fn handle_received(&mut self, now: Instant, received: Received) -> Result<(), PullError> {
         if received.handshake_done {
             self.events.push_back(PlayEvent::HandshakeDone);
             self.enter(now, PlayState::Connecting);
@@ -454,13 +507,56 @@ impl RtmpPlayCore {
     /// Acts on what the status reader saw; returns the reason when playback ended.
     fn on_tap(&mut self, now: Instant, event: TapEvent) -> Result<Option<String>, PullError> {
         match event {
-            TapEvent::Result { transaction_id } => {
+            TapEvent::Result {
+                transaction_id,
+                stream_id,
+            } => {
                 // rml_rtmp numbers transactions from 1: `connect` is 1, `createStream` 2.
                 // Any `_result` but connect's while creating the stream is createStream's;
                 // rml_rtmp queues `play` when it processes it.
                 if self.state == PlayState::CreatingStream && transaction_id != 1.0 {
+                    self.play_stream_id = stream_id;
                     self.enter(now, PlayState::PlayRequested);
                     self.events.push_back(PlayEvent::PlayRequested);
+                }
+                Ok(None)
+            }
+            // Media and metadata of every message stream, once `play` was sent (rml_rtmp's
+            // session itself refuses media before that).
+            TapEvent::Media {
+                video,
+                stream_id,
+                timestamp,
+                data,
+            } => {
+                if self.accepts_media() {
+                    self.note_stream(stream_id, video);
+                    self.start_playing(now);
+                    if video {
+                        self.on_video(now, timestamp, data)?;
+                    } else {
+                        self.on_audio(timestamp, &data);
+                    }
+                }
+                Ok(None)
+            }
+            TapEvent::Metadata { metadata, .. } => {
+                if self.accepts_media() {
+                    self.stats.data_messages += 1;
+                    self.on_metadata(metadata);
+                }
+                Ok(None)
+            }
+            TapEvent::Data { .. } => {
+                if self.accepts_media() {
+                    self.stats.data_messages += 1;
+                }
+                Ok(None)
+            }
+            TapEvent::Other { type_id, .. } => {
+                if self.accepts_media() {
+                    self.stats.other_messages += 1;
+                    self.stats.other_message_type = Some(type_id);
                 }
                 Ok(None)
             }
@@ -524,35 +620,101 @@ impl RtmpPlayCore {
                 return Err(connect_refused(&self.url, description).into());
             }
             ClientSessionEvent::PlaybackRequestAccepted => self.start_playing(now),
-            ClientSessionEvent::StreamMetadataReceived { metadata } => {
-                self.metadata_frame_rate = metadata
-                    .video_frame_rate
-                    .filter(|f| f.is_finite() && *f > 0.0 && *f < 1000.0)
-                    .map(|f| ((f64::from(f) * 1000.0).round() as u32, 1000));
-                if let (Some(track), Some((num, den))) =
-                    (self.track.as_mut(), self.metadata_frame_rate)
-                {
-                    if track.frame_rate.is_none() {
-                        track.frame_rate = Some((num, den));
-                        let t = track.clone();
-                        self.events.push_back(PlayEvent::Track(t));
-                    }
-                }
-                self.events.push_back(PlayEvent::Metadata(metadata));
-            }
-            ClientSessionEvent::VideoDataReceived { timestamp, data } => {
-                self.start_playing(now);
-                self.on_video(now, timestamp.value, data)?;
-            }
-            ClientSessionEvent::AudioDataReceived { timestamp, data } => {
-                self.start_playing(now);
-                self.on_audio(timestamp.value, &data);
-            }
+            // Media and metadata come from the status reader, of every message stream (see
+            // `on_tap`); rml_rtmp raises these only for the stream `play` created.
+            ClientSessionEvent::StreamMetadataReceived { .. }
+            | ClientSessionEvent::VideoDataReceived { .. }
+            | ClientSessionEvent::AudioDataReceived { .. } => {}
             // onBWDone, |RtmpSampleAccess and other commands; results of transactions rml_rtmp
             // does not track; status codes (read by the status reader); acknowledgements.
             _ => {}
         }
         Ok(())
+    }
+
+    /// True once `play` was sent and until playback ended.
+    fn accepts_media(&self) -> bool {
+        matches!(self.state, PlayState::PlayRequested | PlayState::Playing)
+    }
+
+    /// Counts media on another message stream than `play`'s, and says so once.
+    fn note_stream(&mut self, stream_id: u32, video: bool) {
+        if self.play_stream_id.is_none_or(|id| id == stream_id) {
+            return;
+        }
+        if self.stats.other_stream_media == 0 {
+            tracing::debug!(
+                url = %self.url,
+                stream_id,
+                play_stream_id = ?self.play_stream_id,
+                kind = if video { "video" } else { "audio" },
+                "RTMP media on another message stream than play's; playing it"
+            );
+        }
+        self.stats.other_stream_media += 1;
+    }
+
+    fn on_metadata(&mut self, metadata: StreamMetadata) {
+        self.metadata_frame_rate = metadata
+            .video_frame_rate
+            .filter(|f| f.is_finite() && *f > 0.0 && *f < 1000.0)
+            .map(|f| ((f64::from(f) * 1000.0).round() as u32, 1000));
+        if let (Some(track), Some((num, den))) = (self.track.as_mut(), self.metadata_frame_rate) {
+            if track.frame_rate.is_none() {
+                track.frame_rate = Some((num, den));
+                let t = track.clone();
+                self.events.push_back(PlayEvent::Track(t));
+            }
+        }
+        self.events.push_back(PlayEvent::Metadata(metadata));
+    }
+
+    /// What arrived without giving a picture, when something did that could have: video
+    /// messages other than sequence headers, or messages the player cannot read.
+    fn unusable_arrivals(&self) -> Option<String> {
+        let s = &self.stats;
+        let mut video = Vec::new();
+        if s.without_config > 0 {
+            video.push(format!(
+                "{} before any AVC sequence header",
+                s.without_config
+            ));
+        }
+        if s.bad_tags > 0 {
+            let why = s.last_bad_tag.as_deref().unwrap_or("unknown");
+            video.push(format!("{} unparseable (last: {why})", s.bad_tags));
+        }
+        if s.empty_tags > 0 {
+            video.push(format!("{} without NAL units", s.empty_tags));
+        }
+        if video.is_empty() && s.other_messages == 0 {
+            return None;
+        }
+        let mut parts = Vec::new();
+        if s.video_messages > 0 {
+            if s.sequence_headers > 0 {
+                video.insert(0, count(s.sequence_headers, "AVC sequence header"));
+            }
+            parts.push(format!(
+                "{} arrived but none gave a picture: {}",
+                count(s.video_messages, "video message"),
+                video.join(", ")
+            ));
+        } else {
+            parts.push("no video message arrived".to_string());
+        }
+        if s.other_messages > 0 {
+            let t = s.other_message_type.unwrap_or(0);
+            parts.push(format!(
+                "{} of a type this player does not read (last: type {t}, {})",
+                count(s.other_messages, "message"),
+                message_type_name(t)
+            ));
+        }
+        if s.audio_messages > 0 {
+            parts.push(count(s.audio_messages, "audio message"));
+        }
+        Some(parts.join("; "))
     }
 
     fn start_playing(&mut self, now: Instant) {
@@ -574,8 +736,9 @@ impl RtmpPlayCore {
                     reason: format!("invalid AVC sequence header: {e}"),
                 })
             }
-            Err(_) => {
+            Err(e) => {
                 self.stats.bad_tags += 1;
+                self.stats.last_bad_tag = Some(e.to_string());
                 return Ok(());
             }
         };
@@ -622,14 +785,24 @@ impl RtmpPlayCore {
         let length_size = self.config.as_ref().map_or(4, |c| c.length_size);
         let dts = self.timeline.extend(timestamp);
         let pts = dts + i64::from(composition_time_ms);
-        let Ok(mut au) =
-            AccessUnit::from_length_prefixed(data, length_size, pts, dts, TimeBase::MILLIS, key)
-        else {
-            self.stats.bad_tags += 1;
-            return Ok(());
+        let mut au = match AccessUnit::from_length_prefixed(
+            data,
+            length_size,
+            pts,
+            dts,
+            TimeBase::MILLIS,
+            key,
+        ) {
+            Ok(au) => au,
+            Err(e) => {
+                self.stats.bad_tags += 1;
+                self.stats.last_bad_tag = Some(e.to_string());
+                return Ok(());
+            }
         };
         au.key = key || au.has_idr();
         if au.nalus.is_empty() {
+            self.stats.empty_tags += 1;
             return Ok(());
         }
         // In-band parameter sets that differ from the track's replace it.
@@ -762,5 +935,14 @@ impl RtmpPlayCore {
         self.track = Some(track.clone());
         self.events.push_back(PlayEvent::Track(track));
         Ok(())
+    }
+}
+
+/// `n thing` or `n things`.
+fn count(n: u64, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
     }
 }

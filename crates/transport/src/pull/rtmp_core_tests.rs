@@ -163,6 +163,11 @@ impl TestServer {
 
     pub(super) fn send_video(&mut self, timestamp: u32, body: Bytes) {
         let id = self.stream_id.unwrap();
+        self.send_video_on(id, timestamp, body);
+    }
+
+    /// A video message on message stream `id`, whatever stream `play` created.
+    pub(super) fn send_video_on(&mut self, id: u32, timestamp: u32, body: Bytes) {
         let p = self
             .session
             .as_mut()
@@ -180,6 +185,11 @@ impl TestServer {
     /// An audio message with this FLV audio tag body.
     pub(super) fn send_audio_body(&mut self, timestamp: u32, body: Bytes) {
         let id = self.stream_id.unwrap();
+        self.send_audio_on(id, timestamp, body);
+    }
+
+    /// An audio message on message stream `id`.
+    pub(super) fn send_audio_on(&mut self, id: u32, timestamp: u32, body: Bytes) {
         let p = self
             .session
             .as_mut()
@@ -191,6 +201,10 @@ impl TestServer {
 
     fn send_metadata(&mut self, fps: f32) {
         let id = self.stream_id.unwrap();
+        self.send_metadata_on(id, fps);
+    }
+
+    fn send_metadata_on(&mut self, id: u32, fps: f32) {
         let mut m = StreamMetadata::new();
         m.video_width = Some(320);
         m.video_height = Some(240);
@@ -742,13 +756,16 @@ fn only_audio_is_no_video() {
     assert_eq!(url, REDACTED);
     assert_eq!(
         found,
-        &format!("only audio arrived within {:?}", opts.idle_timeout)
+        &format!(
+            "only audio arrived within {:?} (3 audio messages)",
+            opts.idle_timeout
+        )
     );
     assert_eq!(core.poll_timeout(), None);
 }
 
 #[test]
-fn eof_ends_a_playing_stream_and_fails_a_setup() {
+fn eof_while_playing_is_a_lost_connection_and_fails_a_setup() {
     let opts = timed_options();
     let t0 = origin();
     let (mut core, mut server) = playing_at(&opts, t0);
@@ -757,19 +774,16 @@ fn eof_ends_a_playing_stream_and_fails_a_setup() {
     pump_at(&mut core, &mut server, t0).unwrap();
     let _ = events(&mut core);
     let t1 = t0 + Duration::from_secs(1);
-    core.handle_eof(t1).unwrap();
-    assert_eq!(
-        events(&mut core),
-        vec![PlayEvent::EndOfStream(
-            "the server closed the connection".into()
-        )]
+    // No unpublish status came first: the server went away, not the stream.
+    let e = core.handle_eof(t1).unwrap_err();
+    assert!(
+        matches!(&e, PullError::ConnectionClosed { step: PullStep::Streaming, url } if url == REDACTED),
+        "{e:?}"
     );
-    assert_eq!(core.state(), PlayState::Ended);
-    assert_eq!(core.poll_timeout(), None);
-    // Once ended, neither a second EOF nor time is an error.
-    core.handle_eof(t1).unwrap();
-    core.handle_timeout(t1 + Duration::from_secs(60)).unwrap();
     assert!(events(&mut core).is_empty());
+    assert_eq!(core.poll_timeout(), None);
+    // Later calls keep reporting it.
+    assert!(core.handle_eof(t1).is_err());
 
     // During setup (handshake done, `connect` unanswered) the same EOF is an error.
     let mut core = core_at(&opts, t0);
@@ -1025,4 +1039,217 @@ fn audio_shares_the_video_timeline_across_the_wrap_and_never_goes_back() {
     let video: Vec<i64> = access_units(&ev).iter().map(|a| a.dts).collect();
     assert_eq!(video, vec![wrap - 11, wrap + 23]);
     assert_eq!(core.stats().audio_backwards, 1);
+}
+
+// Media on any message stream (issue 15, item 5), and what arrived when none was usable.
+
+#[test]
+fn media_on_stream_0_or_another_stream_than_plays_is_played() {
+    for other in [0u32, 7] {
+        let mut core = core();
+        let mut server = TestServer::new(Answer::Accept);
+        pump(&mut core, &mut server, false).unwrap();
+        assert_eq!(core.state(), PlayState::Playing);
+        assert_ne!(server.stream_id, Some(other));
+        let _ = events(&mut core);
+        server.send_metadata_on(other, 25.0);
+        server.send_video_on(other, 0, flv::sequence_header_body(&config()).unwrap());
+        server.send_video_on(
+            other,
+            0,
+            flv::nalu_body(FrameType::Key, 0, &[idr()]).unwrap(),
+        );
+        server.send_audio_on(other, 10, Bytes::from_static(&[0xaf, 0x00, 0x12, 0x10]));
+        server.send_audio_on(other, 20, Bytes::from_static(&[0xaf, 0x01, 0x21]));
+        let p = Bytes::from_static(&[0x41, 0x9a, 0x02]);
+        server.send_video_on(
+            other,
+            40,
+            flv::nalu_body(FrameType::Inter, 0, &[p]).unwrap(),
+        );
+        // Every split point.
+        pump(&mut core, &mut server, true).unwrap();
+        let ev = events(&mut core);
+        let times: Vec<(i64, bool)> = access_units(&ev).iter().map(|a| (a.dts, a.key)).collect();
+        assert_eq!(times, vec![(0, true), (40, false)], "stream {other}");
+        assert_eq!(access_units(&ev)[0].nalus, vec![idr()]);
+        assert!(ev.iter().any(|e| matches!(e, PlayEvent::Metadata(_))));
+        assert!(core.track().is_some_and(|t| t.frame_rate.is_some()));
+        assert_eq!(core.stats().audio_frames, 1);
+        assert!(core.audio_track().is_some());
+        assert_eq!(core.stats().other_stream_media, 5);
+        // rml_rtmp's server also sends `|RtmpSampleAccess` data messages.
+        assert!(core.stats().data_messages >= 1);
+    }
+}
+
+#[test]
+fn media_on_plays_stream_is_played_once() {
+    let mut core = core();
+    let mut server = TestServer::new(Answer::Accept);
+    pump(&mut core, &mut server, false).unwrap();
+    server.send_video(0, flv::sequence_header_body(&config()).unwrap());
+    server.send_video(0, flv::nalu_body(FrameType::Key, 0, &[idr()]).unwrap());
+    server.send_audio(5);
+    pump(&mut core, &mut server, false).unwrap();
+    let ev = events(&mut core);
+    assert_eq!(access_units(&ev).len(), 1);
+    let tracks = ev
+        .iter()
+        .filter(|e| matches!(e, PlayEvent::Track(_)))
+        .count();
+    assert_eq!(tracks, 1);
+    let stats = core.stats();
+    assert_eq!((stats.video_messages, stats.audio_messages), (2, 1));
+    assert_eq!(stats.other_stream_media, 0);
+}
+
+/// An aggregate message (RTMP spec §7.1.6, type 22), which the player does not unpack.
+fn aggregate_packet(stream_id: u32) -> Vec<u8> {
+    let payload = rml_rtmp::messages::MessagePayload {
+        timestamp: RtmpTimestamp::new(0),
+        type_id: 22,
+        message_stream_id: stream_id,
+        data: Bytes::from_static(&[9, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0x17, 0x01, 0, 0, 0, 13]),
+    };
+    ChunkSerializer::new()
+        .serialize(&payload, true, false)
+        .unwrap()
+        .bytes
+}
+
+#[test]
+fn unusable_video_is_named_when_the_idle_timeout_passes() {
+    let opts = timed_options();
+    let t0 = origin();
+    // The field case: pictures on stream 0 with no sequence header ever, audio beside them.
+    let (mut core, mut server) = playing_at(&opts, t0);
+    for n in 0..5u32 {
+        let p = Bytes::from_static(&[0x41, 0x9a, 0x02]);
+        server.send_video_on(
+            0,
+            n * 40,
+            flv::nalu_body(FrameType::Inter, 0, &[p]).unwrap(),
+        );
+        server.send_audio_on(0, n * 40, Bytes::from_static(&[0xaf, 0x01, 0x21]));
+    }
+    // A tag cut inside its AVC packet header.
+    server.send_video(200, Bytes::from_static(&[0x27, 0x01]));
+    pump_at(&mut core, &mut server, t0).unwrap();
+    let deadline = t0 + opts.idle_timeout;
+    core.handle_timeout(deadline - NANO).unwrap();
+    let e = core.handle_timeout(deadline).unwrap_err();
+    let PullError::NoUsableVideo {
+        url,
+        after,
+        arrived,
+    } = &e
+    else {
+        panic!("{e:?}")
+    };
+    assert_eq!((url.as_str(), *after), (REDACTED, opts.idle_timeout));
+    assert_eq!(
+        arrived,
+        "6 video messages arrived but none gave a picture: 5 before any AVC sequence header, \
+         1 unparseable (last: video tag of 2 bytes is too short for its AVC packet header); \
+         5 audio messages"
+    );
+    assert!(e.is_timeout());
+    assert!(
+        e.to_string()
+            .starts_with("no usable video within 4s from rtmp://127.0.0.1/live/cam?x=1: 6 video"),
+        "{e}"
+    );
+
+    // Only aggregate messages: named by their type.
+    let (mut core, mut server) = playing_at(&opts, t0);
+    let id = server.stream_id.unwrap();
+    for _ in 0..3 {
+        server.out.extend(aggregate_packet(id));
+    }
+    pump_at(&mut core, &mut server, t0).unwrap();
+    let e = core.handle_timeout(deadline).unwrap_err();
+    assert!(
+        matches!(&e, PullError::NoUsableVideo { arrived, .. } if arrived ==
+            "no video message arrived; 3 messages of a type this player does not read (last: \
+             type 22, aggregate)"),
+        "{e:?}"
+    );
+}
+
+/// The `rtmp_pull` fuzz target's run: its first byte is the piece size, the rest follows the
+/// handshake reply. Returns the first error.
+fn pull_like_the_fuzz_target(input: &[u8]) -> Result<(), PullError> {
+    use crate::rtmp::session::guard_tests::handshake_reply;
+    let (&split, data) = input.split_first().unwrap();
+    let step = usize::from(split).max(1);
+    let url = RtmpUrl::parse("rtmp://127.0.0.1/live/cam").unwrap();
+    let now = origin();
+    let mut core = RtmpPlayCore::new(url, &PullOptions::default(), now).unwrap();
+    let mut bytes = handshake_reply();
+    bytes.extend_from_slice(data);
+    for piece in bytes.chunks(step) {
+        core.handle_input(now, piece)?;
+        while core.poll_transmit().is_some() {}
+        while core.poll_event().is_some() {}
+    }
+    Ok(())
+}
+
+/// fuzz/artifacts/rtmp_pull/chunk-length-underflow: a 116-byte message on chunk stream 2, and
+/// before it is complete a new header with a shorter length (rml_rtmp: `deserializer.rs:371`,
+/// subtract with overflow, or a `reserve` that overflows the capacity).
+const PULL_CHUNK_LENGTH_UNDERFLOW: &str =
+    "40020000007400d70100000408010801000000af0121100460012110046000040801000000af00121000121004\
+0000000000060801000000af01211004600000000000060801000000af0121100460000000af012110046000af\
+01211060af0121100460040801000000af001210040000000000060801000000af012110046000000000000608\
+01000000af0121100460000000af01100460";
+
+/// fuzz/artifacts/rtmp_pull/crash-43a80dd6…: the replies up to `NetStream.Play.Start`, then
+/// media whose headers break the chunk stream.
+const PULL_CRASH_43A8: &str =
+    "40020000000001d7010000000000001000020000000000040500000000002625a0020000000000050600000000\
+002625a0020300000000009214000000000200075f726573756c74003ff0000000000000030006666d73566572\
+02000d464d532f332c302c312c313233000c6361706162696c697469657300403f000000000000000009030005\
+6c6576656c0200067374617475730004636f646502001d4e6574436f6e6e656374696f6e2e436f6e6e6563742e\
+53756363657373000b6465736372697074696f6e0200026f6b0000090300000000001d14000000000200075f72\
+6573756c7400400000000000000005003ff00000000000000300000000001d14000000000200075f726573756c\
+7400400800000000000005003ff00000000000000300000000001d14000000000200075f726573756c74004010\
+00000000000005003ff00000000000000500000000005714010000000200086f6e537461747573000000000000\
+000000050300056c6576656c0200067374617475730004636f64650200144e657453747265616d2f506c61792e\
+5374617274c00600000000000e09010000001701000000000000056588840010040000000000040801000000af\
+001210040000000000060801000000af0121100460";
+
+/// fuzz/artifacts/rtmp_pull/crash-a821496f…: the same with a sequence header and frames.
+const PULL_CRASH_A821: &str =
+    "4002000000006c69766500000000001000020000000000040500000000002625a0020000000000050600000000\
+002625a0020300000000009214000000000200075f726573756c74003ff0000000000000030006666d73566572\
+02000d464d532f332c302c312c313233000c6361706162696c697469657300403f000000000000000009030005\
+6c6576656c0200067374617475730004636f646502001d4e6574436f6e6e656374696f6e2e436f6e6e6563742e\
+52756363657373000b6465736372697074696f6e0200026f6b0000090300000000001d14000000000200075f72\
+6573756c7400400000000000000005003ff03400000000000300000000001d14000000000200075f726573756c\
+7400400800000000000005003ff00000000000000300000000001d14000000000200075f726573756c74004010\
+00000000000005003ff00000000000000500000000005714010000000200086f6e537461747573000000000000\
+000000050300056c6576656c0200067374617475730004636f64650200144e657453747265616d2f506c61792e\
+5374617274000b6465736372697074696f6e020001780000090600000000002f09010000001700000000016400\
+0dffe100196764000dacd94141fb0110000003001000000303c0f142996001000668ebe3cb22c0060000000000\
+0e09010000001701000000000000056588840010040000000000040801000000af001210040000000000060801\
+000000af0121100460";
+
+#[test]
+fn puller_survives_the_fuzzed_chunk_streams() {
+    use crate::rtmp::session::guard_tests::unhex;
+    for (name, hex) in [
+        ("underflow", PULL_CHUNK_LENGTH_UNDERFLOW),
+        ("43a8", PULL_CRASH_43A8),
+        ("a821", PULL_CRASH_A821),
+    ] {
+        let e = pull_like_the_fuzz_target(&unhex(hex)).unwrap_err();
+        let PullError::Protocol { reason, .. } = &e else {
+            panic!("{name}: {e:?}")
+        };
+        // Refused before rml_rtmp read it, not caught as a panic.
+        assert!(!reason.contains("panicked"), "{name}: {reason}");
+        assert!(reason.contains("chunk stream"), "{name}: {reason}");
+    }
 }

@@ -118,8 +118,11 @@ pub enum RtmpError {
         #[source]
         source: Arc<std::io::Error>,
     },
-    /// The RTMP session broke (a chunk or message rml_rtmp could not parse or build, or a
-    /// message the session did not expect).
+    /// The RTMP session broke: a chunk or message rml_rtmp could not parse or build, a message
+    /// the session did not expect, or server bytes refused before rml_rtmp read them (a
+    /// malformed chunk header or command, interleaved chunk streams rml_rtmp 0.8 cannot
+    /// reassemble) or that made it panic. The reason then starts with `the server sent …` and
+    /// names the chunk: chunk type, chunk stream, message type, message stream, length.
     #[error("RTMP protocol error with {url} during {step}: {reason}")]
     Protocol {
         /// The URL, credentials removed.

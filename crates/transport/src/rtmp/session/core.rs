@@ -9,10 +9,11 @@ use bytes::Bytes;
 use rml_rtmp::sessions::{ClientSession, ClientSessionEvent, ClientSessionResult, StreamMetadata};
 use rml_rtmp::time::RtmpTimestamp;
 
+use super::guard::{InputError, PeerInput};
 use super::status::{RefusedStep, ServerStatus, TapEvent};
 use crate::audio::{AudioFrame, AudioTrack};
 use crate::h264::{nal_type, nal_unit_type, AccessUnit, AvcDecoderConfig, VideoTrack};
-use crate::rtmp::connect::{connect_refused, ClientConnection, StreamRequest};
+use crate::rtmp::connect::{connect_refused, ClientConnection, Received, StreamRequest};
 use crate::rtmp::error::{RtmpError, Step};
 use crate::rtmp::flv::{self, FlvError, FrameType, TagTimeline};
 use crate::rtmp::flv_audio;
@@ -141,6 +142,8 @@ pub struct RtmpPublisherCore {
     options: RtmpOptions,
     state: PublishState,
     conn: ClientConnection,
+    /// The server's bytes on their way to `conn`: checked, and rml_rtmp's panics contained.
+    input: PeerInput,
     transmit: VecDeque<Transmit>,
     queued: usize,
     /// Bytes queued or taken but not reported written.
@@ -211,6 +214,7 @@ impl RtmpPublisherCore {
             options: options.clone(),
             state: PublishState::Handshaking,
             conn,
+            input: PeerInput::default(),
             transmit: VecDeque::new(),
             queued: 0,
             unwritten: 0,
@@ -645,7 +649,30 @@ impl RtmpPublisherCore {
             return Ok(());
         }
         let step = self.state.step();
-        let received = self.conn.receive(data)?;
+        // After deleteStream nothing the server says matters (see `handle_received`): input
+        // rml_rtmp cannot read is dropped then, as its errors are.
+        let closing = matches!(self.state, PublishState::Closing | PublishState::Closed);
+        let checked = match self.input.receive(&mut self.conn, data) {
+            Ok(checked) => checked,
+            Err(InputError::Malformed(_)) if closing => return Ok(()),
+            Err(InputError::Start(e)) => return Err(e.into()),
+            Err(InputError::Malformed(m)) => return Err(self.protocol(step, m)),
+        };
+        self.handle_received(now, step, checked.received)?;
+        // A refused chunk ends the session once what came before it was acted on (rml_rtmp
+        // never saw it; the connection cannot go on without it).
+        match checked.refused {
+            Some(m) if !closing => Err(self.protocol(self.state.step(), m)),
+            _ => Ok(()),
+        }
+    }
+
+    fn handle_received(
+        &mut self,
+        now: Instant,
+        step: Step,
+        received: Received,
+    ) -> Result<(), RtmpError> {
         if received.handshake_done {
             self.events.push_back(PublishEvent::HandshakeDone);
             self.enter(now, PublishState::Connecting);

@@ -9,15 +9,22 @@
 //! run a second chunk deserializer over the same bytes (a client receives few and small
 //! non-media messages) and report status replies, `_result`s and Stream EOF.
 //!
+//! It also reports the media and data messages of every message stream: rml_rtmp's session
+//! passes on only those of the stream `play` created, and some servers send a played stream's
+//! media on message stream 0 or another id (ffmpeg plays them). The player takes its media
+//! from here.
+//!
 //! If this reader ever fails to parse, it switches itself off; the session goes on without the
 //! extra detail.
 
 use std::collections::HashMap;
 use std::fmt;
 
+use bytes::Bytes;
 use rml_rtmp::chunk_io::ChunkDeserializer;
-use rml_rtmp::messages::{RtmpMessage, UserControlEventType};
+use rml_rtmp::messages::{MessagePayload, RtmpMessage, UserControlEventType};
 use rml_rtmp::rml_amf0::Amf0Value;
+use rml_rtmp::sessions::StreamMetadata;
 
 /// A status reply from the server.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -105,10 +112,34 @@ pub struct ServerRefusal {
 pub(crate) enum TapEvent {
     /// An `onStatus` or `_error` reply.
     Status(ServerStatus),
-    /// A `_result` to the command with this transaction id.
-    Result { transaction_id: f64 },
+    /// A `_result` to the command with this transaction id; `stream_id` is its first
+    /// additional value when that is a number (the stream `createStream` created, §7.2.1.3).
+    Result {
+        transaction_id: f64,
+        stream_id: Option<u32>,
+    },
     /// User control Stream EOF for this message stream id.
     StreamEof { stream_id: Option<u32> },
+    /// An audio (8, RTMP spec §7.1.4) or video (9, §7.1.5) message, on any message stream.
+    Media {
+        video: bool,
+        stream_id: u32,
+        timestamp: u32,
+        data: Bytes,
+    },
+    /// An `onMetaData` data message (§7.1.2; also in the `@setDataFrame` form).
+    Metadata {
+        stream_id: u32,
+        metadata: StreamMetadata,
+    },
+    /// Another data message: its first value when that is a string (e.g. `|RtmpSampleAccess`).
+    Data {
+        stream_id: u32,
+        name: Option<String>,
+    },
+    /// A message of a type no session reads: shared objects (§7.1.3), aggregates (§7.1.6),
+    /// unknown types.
+    Other { type_id: u8, stream_id: u32 },
 }
 
 /// The shadow reader, shared by the publisher and the player.
@@ -144,9 +175,31 @@ impl StatusReader {
                 Ok(Some(payload)) => {
                     input = &[];
                     // 1 Set Chunk Size, 4 user control, 17/20 AMF3/AMF0 command (RTMP spec §5.4,
-                    // §7.1). Media messages are never decoded here.
-                    if !matches!(payload.type_id, 1 | 4 | 17 | 20) {
-                        continue;
+                    // §7.1) are decoded; media and data messages are passed on; the other
+                    // protocol control messages (2, 3, 5, 6) are the session's.
+                    match payload.type_id {
+                        1 | 4 | 17 | 20 => {}
+                        8 | 9 => {
+                            out.push(TapEvent::Media {
+                                video: payload.type_id == 9,
+                                stream_id: payload.message_stream_id,
+                                timestamp: payload.timestamp.value,
+                                data: payload.data,
+                            });
+                            continue;
+                        }
+                        15 | 18 => {
+                            out.push(data_event(&payload));
+                            continue;
+                        }
+                        2 | 3 | 5 | 6 => continue,
+                        type_id => {
+                            out.push(TapEvent::Other {
+                                type_id,
+                                stream_id: payload.message_stream_id,
+                            });
+                            continue;
+                        }
                     }
                     match payload.to_rtmp_message() {
                         Ok(RtmpMessage::SetChunkSize { size }) => {
@@ -168,7 +221,14 @@ impl StatusReader {
                             command_object,
                             additional_arguments,
                         }) => match command_name.as_str() {
-                            "_result" => out.push(TapEvent::Result { transaction_id }),
+                            "_result" => out.push(TapEvent::Result {
+                                transaction_id,
+                                stream_id: match additional_arguments.first() {
+                                    // Saturating: any number names some stream.
+                                    Some(Amf0Value::Number(n)) => Some(*n as u32),
+                                    _ => None,
+                                },
+                            }),
                             "_error" | "onStatus" => out.push(TapEvent::Status(status_from(
                                 command_name,
                                 command_object,
@@ -194,6 +254,48 @@ impl StatusReader {
             self.deserializer = None;
         }
         out
+    }
+}
+
+/// What a data message (AMF0 18, or AMF3 15 read as AMF0 as rml_rtmp does) is.
+fn data_event(payload: &MessagePayload) -> TapEvent {
+    let stream_id = payload.message_stream_id;
+    let values = match payload.to_rtmp_message() {
+        Ok(RtmpMessage::Amf0Data { values }) => values,
+        _ => {
+            return TapEvent::Data {
+                stream_id,
+                name: None,
+            }
+        }
+    };
+    let mut values = values.into_iter().peekable();
+    // A relayed publisher's `@setDataFrame onMetaData {…}` (FLV spec E.5 onMetaData).
+    if matches!(values.peek(), Some(Amf0Value::Utf8String(s)) if s == "@setDataFrame") {
+        values.next();
+    }
+    let name = match values.next() {
+        Some(Amf0Value::Utf8String(s)) => s,
+        _ => {
+            return TapEvent::Data {
+                stream_id,
+                name: None,
+            }
+        }
+    };
+    match values.next() {
+        Some(Amf0Value::Object(properties)) if name == "onMetaData" => {
+            let mut metadata = StreamMetadata::new();
+            metadata.apply_metadata_values(properties);
+            TapEvent::Metadata {
+                stream_id,
+                metadata,
+            }
+        }
+        _ => TapEvent::Data {
+            stream_id,
+            name: Some(name),
+        },
     }
 }
 
