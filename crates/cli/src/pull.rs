@@ -6,11 +6,19 @@
 //! `--audio-out` writes AAC only: ADTS (ISO/IEC 14496-3 §1.A.2) has no way to describe another
 //! codec, and a file named `.aac` that holds MP3 or G.711 would mislead. A stream whose audio
 //! turns out to be something else ends the command with one error line naming the codec.
+//!
+//! How a pull ends decides the exit code. Exit 0 only for an explicit end: the server ended
+//! the stream (RTSP: an RTCP BYE, RFC 3550 §6.6; RTMP: an unpublish or end-of-stream status),
+//! or `--frames` / `--duration` was reached. A lost connection (closed without such an end,
+//! or no video for `--timeout`) is an error, exit 1, with one line naming the URL and what
+//! happened; Ctrl-C (SIGINT) is exit 130 and SIGTERM 143, with the summary. Whatever the end,
+//! the outputs hold the same frames: `--out` is flushed with every access unit received, and
+//! `--framemd5` hashes the decoding of exactly those (the decoder's delayed frames included).
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,8 +27,10 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mpegcoder::codec::PixelLayout;
-use mpegcoder::{Client, ClientOptions, ClientStatus, PullOptions, Transport};
+use mpegcoder::transport::pull::{PullError, PullStep};
+use mpegcoder::{Client, ClientError, ClientOptions, ClientStatus, PullOptions, Transport};
 
+use crate::signals::Signals;
 use crate::tls::TlsArgs;
 
 /// How often the command looks at the client when no frame arrives.
@@ -34,10 +44,11 @@ pub struct PullArgs {
     /// What to pull: rtsp[s]://[user:pass@]host[:port]/path or rtmp[s]://host[:port]/app/key
     /// (rtsps and rtmps: inside TLS, ports 322 and 443).
     pub url: String,
-    /// RTSP lower transport: tcp or udp (ignored for RTMP).
+    /// RTSP lower transport: tcp, udp, or auto (pulls over tcp). Ignored for RTMP.
     #[arg(long, default_value = "tcp")]
     pub transport: Transport,
-    /// Stop after N frames (decoded frames with --framemd5, else access units).
+    /// Stop after N frames from the first key frame (access units, in decoding order): --out
+    /// then holds N frames and --framemd5 N lines (fewer only if some fail to decode).
     #[arg(long, value_name = "N")]
     pub frames: Option<u64>,
     /// Stop after S seconds of receiving (wall clock, from when playing started).
@@ -59,8 +70,9 @@ pub struct PullArgs {
     /// frames, bytes, codec, rate, channels) to PATH.
     #[arg(long, value_name = "PATH")]
     pub stats_json: Option<PathBuf>,
-    /// Give up when no video arrives for S seconds (also the wait for the first frame; audio
-    /// alone does not count).
+    /// Bound every network step by S seconds: connecting, each setup step (RTSP DESCRIBE,
+    /// SETUP, PLAY; RTMP handshake, connect, createStream, play), the first frame, and every
+    /// gap between frames (audio alone does not count).
     #[arg(long, value_name = "S", default_value_t = 10.0)]
     pub timeout: f64,
     /// No progress output.
@@ -107,10 +119,44 @@ impl HashSink {
     }
 }
 
+/// Why the pull ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The server ended the stream (RTCP BYE, RTMP unpublish).
+    Stream,
+    /// `--frames` was reached.
+    Frames,
+    /// `--duration` was reached.
+    Duration,
+    /// SIGINT (Ctrl-C) or SIGTERM.
+    Interrupted,
+    /// The pipeline failed (a lost connection among others).
+    Failed,
+}
+
+impl End {
+    fn name(self) -> &'static str {
+        match self {
+            End::Stream => "stream_ended",
+            End::Frames => "frames",
+            End::Duration => "duration",
+            End::Interrupted => "interrupted",
+            End::Failed => "error",
+        }
+    }
+}
+
+/// The exit code of an interrupted pull when the signal's own is not known: 128 + SIGINT.
+const EXIT_INTERRUPTED: u8 = 130;
+
 /// Runs the subcommand. `logging`: log lines beyond warnings may appear on stderr (no
 /// progress bar then).
+///
+/// Returns `Ok` for an explicit end and the error of a failed pull (exit 1). A pull
+/// interrupted by SIGINT (Ctrl-C) or SIGTERM writes its outputs and summary and then exits the
+/// process with 128 + the signal's number (130, 143), like `push`.
 pub fn run(args: &PullArgs, logging: bool) -> Result<()> {
-    let idle = seconds("--timeout", args.timeout)?;
+    let limit = seconds("--timeout", args.timeout)?;
     let duration = args
         .duration
         .map(|d| seconds("--duration", d))
@@ -118,18 +164,32 @@ pub fn run(args: &PullArgs, logging: bool) -> Result<()> {
     if args.frames == Some(0) {
         bail!("--frames must be at least 1");
     }
+    // Before any thread starts (the progress bar's, the runtime's, the decoder's): they
+    // inherit the blocked signal mask. Connecting checks the stop flag, so the first signal
+    // only ever raises it, from the start.
+    let signals = Signals::install()?;
+    signals.running();
     let hashing = args.framemd5.is_some();
     let hashes_to_stdout = args.framemd5.as_deref() == Some(Path::new("-"));
-    let options = ClientOptions::default()
+    let mut options = ClientOptions::default()
         .with_pull(
+            // --timeout bounds every step, DESCRIBE (which opens the connection) included.
             PullOptions::default()
                 .with_transport(args.transport)
-                .with_idle_timeout(idle)
+                .with_connect_timeout(limit)
+                .with_setup_timeout(limit)
+                .with_idle_timeout(limit)
                 .with_tls(args.tls.options(&[&args.url], args.transport)?),
         )
         .with_output(PixelLayout::Yuv420p)
         .with_decode(hashing)
-        .with_cache_size(1);
+        .with_cache_size(1)
+        // The hashes are the decoding of what --out holds, however the pull ends.
+        .with_flush_at_end(true);
+    if let Some(n) = args.frames {
+        // Exact: the pipeline stops reading after the N-th access unit.
+        options = options.with_max_access_units(n);
+    }
     let mut client = Client::new(&args.url, options)?;
     let receiver = if hashing {
         Some(client.subscribe(FRAME_QUEUE)?)
@@ -156,19 +216,13 @@ pub fn run(args: &PullArgs, logging: bool) -> Result<()> {
             File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
         client.record_adts(BufWriter::new(file))?;
     }
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let flag = Arc::clone(&interrupted);
-        // Without a handler Ctrl-C still ends the process; with one, the outputs are complete.
-        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
-    }
     let progress = progress_bar(args.quiet || hashes_to_stdout || logging);
 
     let started = Instant::now();
     client.start()?;
     let mut playing_since: Option<Instant> = None;
     let mut hashed = 0u64;
-    let mut stop_requested = false;
+    let mut stop: Option<End> = None;
     loop {
         if let Some(rx) = &receiver {
             match rx.recv_timeout(POLL) {
@@ -190,12 +244,12 @@ pub fn run(args: &PullArgs, logging: bool) -> Result<()> {
             playing_since = Some(Instant::now());
         }
         let counters = client.counters();
-        let done = if hashing {
-            hashed
-        } else {
-            counters.access_units
-        };
         if let Some(bar) = &progress {
+            let done = if hashing {
+                hashed
+            } else {
+                counters.access_units
+            };
             bar.set_message(format!(
                 "{} frames, {} key, {} audio, {:.1} MB, {:.1} s",
                 done,
@@ -205,27 +259,39 @@ pub fn run(args: &PullArgs, logging: bool) -> Result<()> {
                 counters.stream_duration_s
             ));
         }
-        let limit_reached = args.frames.is_some_and(|n| done >= n)
-            || duration.is_some_and(|d| playing_since.is_some_and(|t| t.elapsed() >= d));
-        if !stop_requested && (limit_reached || interrupted.load(Ordering::SeqCst)) {
-            // The worker flushes the decoder's delayed frames, then the channel ends.
-            client.request_stop();
-            stop_requested = true;
+        if stop.is_none() {
+            if signals.stop_flag().load(Ordering::SeqCst) {
+                stop = Some(End::Interrupted);
+            } else if duration.is_some_and(|d| playing_since.is_some_and(|t| t.elapsed() >= d)) {
+                stop = Some(End::Duration);
+            }
+            if stop.is_some() {
+                // The worker decodes what it received, flushes the decoder, then the channel
+                // ends.
+                client.request_stop();
+            }
         }
     }
     let status = client.terminate();
+    signals.finishing();
     sink.flush()?;
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
     let wall = started.elapsed();
+    let end = match &status {
+        ClientStatus::Failed(_) => End::Failed,
+        ClientStatus::Ended => stop.unwrap_or(End::Stream),
+        // Stopped without being asked: the pipeline reached the --frames limit.
+        _ => stop.unwrap_or(End::Frames),
+    };
     if let Some(path) = &args.stats_json {
-        write_stats(path, &client, &status, hashing.then_some(hashed), wall)?;
-    }
-    if let ClientStatus::Failed(e) = status {
-        return Err(e.into());
+        write_stats(path, &client, &status, end, hashing.then_some(hashed), wall)?;
     }
     let c = client.counters();
+    if let ClientStatus::Failed(e) = status {
+        return Err(failure(e, c.access_units));
+    }
     if let Some(path) = &args.audio_out {
         if c.audio_frames == 0 && !args.quiet {
             eprintln!("warning: no audio arrived; {} is empty", path.display());
@@ -243,8 +309,16 @@ pub fn run(args: &PullArgs, logging: bool) -> Result<()> {
             ),
             None => String::new(),
         };
+        let losses = if c.depacketize_errors > 0 || c.dropped_after_loss > 0 {
+            format!(
+                "; {} RTP packets rejected, {} frames dropped until the next key frame",
+                c.depacketize_errors, c.dropped_after_loss
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "pulled {} frames ({} key frames, {} bytes, {:.3} s of stream{size}){audio} from {} in {:.1} s",
+            "pulled {} frames ({} key frames, {} bytes, {:.3} s of stream{size}){audio} from {} in {:.1} s{losses}",
             c.access_units,
             c.key_frames,
             c.bytes,
@@ -253,7 +327,48 @@ pub fn run(args: &PullArgs, logging: bool) -> Result<()> {
             wall.as_secs_f64()
         );
     }
+    if end == End::Interrupted {
+        // The outputs are complete and the summary is out; main's error path knows only
+        // exit 1, so the conventional code is set here.
+        drop(sink);
+        let _ = io::stdout().flush();
+        drop(client);
+        let code = signals.exit_code().unwrap_or(EXIT_INTERRUPTED);
+        std::process::exit(i32::from(code));
+    }
     Ok(())
+}
+
+/// The error of a failed pull. A connection lost while playing says so, with the URL and how
+/// many frames had arrived (what `--out` and `--framemd5` hold).
+fn failure(e: ClientError, frames: u64) -> anyhow::Error {
+    let ClientError::Pull(pull) = &e else {
+        return e.into();
+    };
+    match pull {
+        PullError::ConnectionClosed {
+            url,
+            step: PullStep::Streaming,
+            ..
+        } => anyhow::anyhow!(
+            "{url}: the connection was closed by the server after {frames} frames, without \
+             ending the stream"
+        ),
+        PullError::Io {
+            url,
+            step: PullStep::Streaming,
+            source,
+            ..
+        } => anyhow::Error::new(Arc::clone(source)).context(format!(
+            "{url}: the connection was lost after {frames} frames"
+        )),
+        PullError::Stalled { url, after, .. } => anyhow::anyhow!(
+            "{url}: no video for {} s after {frames} frames (the connection is lost or the \
+             stream stalled)",
+            after.as_secs_f64()
+        ),
+        _ => e.into(),
+    }
 }
 
 fn progress_bar(quiet: bool) -> Option<ProgressBar> {
@@ -272,6 +387,7 @@ fn write_stats(
     path: &Path,
     client: &Client,
     status: &ClientStatus,
+    end: End,
     decoded: Option<u64>,
     wall: Duration,
 ) -> Result<()> {
@@ -301,6 +417,8 @@ fn write_stats(
         "decoded_frames": decoded,
         "skipped_before_key": c.skipped_before_key,
         "lost_packets": c.lost_packets,
+        "depacketize_errors": c.depacketize_errors,
+        "dropped_after_loss": c.dropped_after_loss,
         "audio_frames": c.audio_frames,
         "audio_bytes": c.audio_bytes,
         "audio_duration_s": c.audio_duration_s,
@@ -312,6 +430,7 @@ fn write_stats(
         "audio_bad": c.audio_bad,
         "wall_time_s": wall.as_secs_f64(),
         "status": state,
+        "end": end.name(),
         "error": error,
     });
     let text = serde_json::to_string_pretty(&value).context("serializing the summary")?;

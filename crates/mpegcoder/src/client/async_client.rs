@@ -214,7 +214,7 @@ impl AsyncClient {
     /// access units already received are still decoded, and frames the decoder holds back for
     /// reordering are handed out if the stream had gone quiet (nothing for half a second, or
     /// three mean frame intervals) and dropped if it was still flowing, so what was handed
-    /// out has no gap.
+    /// out has no gap (always handed out with [`ClientOptions::with_flush_at_end`]).
     pub fn request_stop(&self) {
         self.shared.stop.request();
     }

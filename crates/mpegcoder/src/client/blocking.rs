@@ -341,8 +341,9 @@ impl Client {
     /// (unless it had already finished). Access units already received are still decoded.
     /// Frames the decoder holds back for reordering are handed out if the stream had gone
     /// quiet (nothing for half a second, or three mean frame intervals), and dropped if it was
-    /// still flowing, so what was handed out has no gap. A subscriber should keep reading
-    /// until its iterator ends.
+    /// still flowing, so what was handed out has no gap (always handed out with
+    /// [`ClientOptions::with_flush_at_end`]). A subscriber should keep reading until its
+    /// iterator ends.
     pub fn request_stop(&self) {
         self.shared.stop.request();
     }

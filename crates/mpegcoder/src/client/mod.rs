@@ -114,9 +114,12 @@ pub enum ClientStatus {
     Connecting,
     /// Receiving and decoding.
     Running,
-    /// The stream ended (the server said so, or closed the connection after playing).
+    /// The stream ended: the server said so (RTSP: an RTCP BYE; RTMP: an unpublish or
+    /// end-of-stream status, or the server closing the connection after playing). An RTSP
+    /// server closing the connection without a BYE is a failure (a lost connection).
     Ended,
-    /// Stopped by [`Client::terminate`] or a `request_stop`.
+    /// Stopped by [`Client::terminate`] or a `request_stop`, or at
+    /// [`ClientOptions::with_max_access_units`].
     Stopped,
     /// The pipeline failed; frames received before stay readable.
     Failed(ClientError),
@@ -228,6 +231,11 @@ pub struct ClientCounters {
     pub skipped_before_key: u64,
     /// RTP packets lost (RTSP over UDP).
     pub lost_packets: u64,
+    /// RTP packets the depacketizer rejected (RTSP), e.g. an FU-A fragment whose start was
+    /// lost; each drops its access unit (RFC 6184 §5.8) and the pull goes on.
+    pub depacketize_errors: u64,
+    /// Access units dropped after a loss (RTSP) while waiting for the next key frame.
+    pub dropped_after_loss: u64,
     /// Seconds between the first and the last access unit's timestamp.
     pub stream_duration_s: f64,
     /// Frames the decoder produced.

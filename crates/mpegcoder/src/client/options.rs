@@ -37,6 +37,8 @@ pub struct ClientOptions {
     output: PixelLayout,
     decode: bool,
     decoder_threads: usize,
+    max_access_units: Option<u64>,
+    flush_at_end: bool,
 }
 
 impl Default for ClientOptions {
@@ -50,6 +52,8 @@ impl Default for ClientOptions {
             output: PixelLayout::Rgb24,
             decode: true,
             decoder_threads: 1,
+            max_access_units: None,
+            flush_at_end: false,
         }
     }
 }
@@ -122,6 +126,43 @@ impl ClientOptions {
         self
     }
 
+    /// Ends the pull after `n` access units from the first key frame (at least 1): the
+    /// network side stops receiving right after the `n`-th, every one of them is recorded
+    /// and decoded, and the decoder's delayed frames are handed out, so that a
+    /// [`record_annexb`](super::Client::record_annexb) recording holds exactly `n` access
+    /// units and the frames handed out are their `n` pictures (fewer only if some fail to
+    /// decode). The pipeline then finishes [`Stopped`](super::ClientStatus::Stopped).
+    ///
+    /// The limit counts in decoding order: with B-frames, the last pictures handed out may
+    /// be a reference picture shown after B-frames that came beyond the limit.
+    pub fn with_max_access_units(mut self, n: u64) -> Self {
+        self.max_access_units = Some(n);
+        self
+    }
+
+    /// Hands out the decoder's delayed frames (held back for B-frame reordering) however the
+    /// pipeline ends (default false). By default they are handed out only at the end of the
+    /// stream, at [`with_max_access_units`](Self::with_max_access_units), or when the stream
+    /// had gone quiet before a stop or a failure; otherwise they are dropped, so that what was
+    /// handed out has no gap. With this set, the frames handed out are always the decoding of
+    /// every access unit received, the same as a
+    /// [`record_annexb`](super::Client::record_annexb) recording decodes to, also after a
+    /// stop or a lost connection.
+    pub fn with_flush_at_end(mut self, flush: bool) -> Self {
+        self.flush_at_end = flush;
+        self
+    }
+
+    /// The access unit limit, if any.
+    pub fn max_access_units(&self) -> Option<u64> {
+        self.max_access_units
+    }
+
+    /// Whether the decoder's delayed frames are handed out however the pipeline ends.
+    pub fn flush_at_end(&self) -> bool {
+        self.flush_at_end
+    }
+
     /// The network options.
     pub fn pull(&self) -> &PullOptions {
         &self.pull
@@ -171,6 +212,9 @@ impl ClientOptions {
                     format!("must be a positive frame rate (got {fps})"),
                 ));
             }
+        }
+        if self.max_access_units == Some(0) {
+            return Err(InvalidOption::new("max_access_units", "must not be zero"));
         }
         for (name, v) in [("width", self.width), ("height", self.height)] {
             if v == Some(0) {
@@ -223,6 +267,19 @@ mod tests {
         assert!(err(ClientOptions::default().with_target_fps(f64::NAN)).contains("target_fps"));
         assert!(err(ClientOptions::default().with_target_fps(0.0)).contains("target_fps"));
         assert!(err(ClientOptions::default().with_width(0)).contains("width"));
+        assert!(err(ClientOptions::default().with_max_access_units(0)).contains("max_access_units"));
+        let o = ClientOptions::default()
+            .with_max_access_units(30)
+            .with_flush_at_end(true);
+        assert_eq!((o.max_access_units(), o.flush_at_end()), (Some(30), true));
+        assert!(o.validate().is_ok());
+        assert_eq!(
+            (
+                ClientOptions::default().max_access_units(),
+                ClientOptions::default().flush_at_end()
+            ),
+            (None, false)
+        );
         let mut pull = PullOptions::default();
         pull.setup_timeout = std::time::Duration::ZERO;
         assert!(err(ClientOptions::default().with_pull(pull)).contains("setup_timeout"));

@@ -238,8 +238,12 @@ enum Input {
 /// Why the network task's receive loop ended without an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum End {
+    /// The server ended the stream.
     Ended,
+    /// A stop was requested.
     Stopped,
+    /// The access unit limit ([`ClientOptions::with_max_access_units`]) was reached.
+    Limit,
 }
 
 /// How the network side ended.
@@ -373,6 +377,7 @@ pub(super) fn start(
         audio_wanted,
         sent_audio_track: None,
         params_audio_track: None,
+        max_access_units: options.max_access_units(),
     };
     Ok((network, DecoderThread { handle, done }))
 }
@@ -406,6 +411,8 @@ pub(super) struct Network {
     sent_audio_track: Option<AudioTrack>,
     /// The audio track the published parameters describe.
     params_audio_track: Option<AudioTrack>,
+    /// Stop receiving after this many access units.
+    max_access_units: Option<u64>,
 }
 
 impl Network {
@@ -446,6 +453,7 @@ impl Network {
                 match end {
                     End::Ended => "ended",
                     End::Stopped => "stopped",
+                    End::Limit => "reached its access unit limit",
                 }
             ),
             Err(e) => tracing::info!(url = %self.shared.url, error = %e, "pull failed"),
@@ -491,6 +499,13 @@ impl Network {
                 self.send(Input::Track(track.clone())).await?;
             }
             self.send(Input::Unit(au)).await?;
+            // Nothing more is read: the limit is exact, whatever else was on its way.
+            if self
+                .max_access_units
+                .is_some_and(|n| puller.stats().access_units >= n)
+            {
+                return Ok(End::Limit);
+            }
         }
     }
 
@@ -531,6 +546,8 @@ impl Network {
             c.bytes = stats.bytes;
             c.skipped_before_key = stats.skipped_before_key;
             c.lost_packets = stats.lost_packets;
+            c.depacketize_errors = stats.depacketize_errors;
+            c.dropped_after_loss = stats.dropped_after_loss;
             c.stream_duration_s = stats.duration_s();
             c.audio_frames = stats.audio_frames;
             c.audio_bytes = stats.audio_bytes;
@@ -627,7 +644,7 @@ impl Decoder {
         let result = self.end(outcome);
         let status = match result {
             Ok(End::Ended) => ClientStatus::Ended,
-            Ok(End::Stopped) => ClientStatus::Stopped,
+            Ok(End::Stopped | End::Limit) => ClientStatus::Stopped,
             Err(e) => ClientStatus::Failed(e),
         };
         // Status first, then the end of the consumer's channel.
@@ -647,7 +664,11 @@ impl Decoder {
         // the last frame handed out may never have arrived, and a consumer must not see a gap
         // (a reference frame right after frames it never got): they are dropped. Timestamps
         // cannot decide this: relays re-stamp packets by arrival, in decoding order.
-        let complete = matches!(outcome.result, Ok(End::Ended)) || outcome.quiet;
+        // At the access unit limit everything wanted has arrived; `flush_at_end` asks for the
+        // decoding of everything received, whatever the end.
+        let complete = matches!(outcome.result, Ok(End::Ended | End::Limit))
+            || outcome.quiet
+            || self.options.flush_at_end();
         let flushed = if own.is_none() && complete {
             self.flush_decoder()
         } else {

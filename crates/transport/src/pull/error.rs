@@ -98,6 +98,19 @@ pub enum PullError {
         /// The idle timeout.
         after: Duration,
     },
+    /// Within the idle timeout messages arrived but none gave a picture: video tags before any
+    /// AVC sequence header, tags that could not be parsed, or messages the player does not
+    /// read (e.g. RTMP aggregate messages). `arrived` says what came and why it was unusable.
+    #[error("no usable video within {after:?} from {url}: {arrived}")]
+    NoUsableVideo {
+        /// The URL, credentials removed.
+        url: String,
+        /// The idle timeout.
+        after: Duration,
+        /// What arrived, e.g. `312 video messages arrived but none gave a picture: 312 before
+        /// any AVC sequence header; 150 audio messages`.
+        arrived: String,
+    },
     /// Video was flowing and then stopped for longer than the idle timeout.
     #[error("no video from {url} for {after:?} (the stream stalled)")]
     Stalled {
@@ -162,7 +175,11 @@ pub enum PullError {
         #[source]
         source: Arc<std::io::Error>,
     },
-    /// The RTMP session broke (a chunk or message rml_rtmp could not parse or build).
+    /// The RTMP session broke: a chunk or message rml_rtmp could not parse or build, or server
+    /// bytes refused before rml_rtmp read them (a malformed chunk header or command,
+    /// interleaved chunk streams rml_rtmp 0.8 cannot reassemble) or that made it panic. The
+    /// reason then starts with `the server sent …` and names the chunk: chunk type, chunk
+    /// stream, message type, message stream, length.
     #[error("RTMP protocol error with {url} during {step}: {reason}")]
     Protocol {
         /// The URL, credentials removed.
@@ -191,6 +208,7 @@ impl PullError {
             PullError::Timeout { .. }
                 | PullError::Connect(ConnectError::Timeout { .. })
                 | PullError::NoVideoReceived { .. }
+                | PullError::NoUsableVideo { .. }
                 | PullError::Stalled { .. }
         )
     }

@@ -22,9 +22,14 @@
 //!   depacketize (AAC `mpeg4-generic`, G.711 `PCMA` / `PCMU`) and skips others with a log line;
 //!   RTMP hands out AAC, MP3 and G.711 tags and counts the others
 //!   ([`PullStats::audio_unsupported`]) and malformed ones ([`PullStats::audio_bad`]).
-//! - [`Puller::next`] returns `Ok(None)` at the end of the stream: RTSP when the server closes
-//!   the connection or sends an RTCP BYE; RTMP on `NetStream.Play.UnpublishNotify`, `.Stop`,
+//! - [`Puller::next`] returns `Ok(None)` at the end of the stream: RTSP when the server sends
+//!   an RTCP BYE (RFC 3550 §6.6); RTMP on `NetStream.Play.UnpublishNotify`, `.Stop`,
 //!   `.Complete`, Stream EOF, or the server closing the connection after playing started.
+//!   An RTSP server closing the connection without a BYE is
+//!   [`PullError::ConnectionClosed`] (step [`PullStep::Streaming`]): a lost connection.
+//! - RTSP losses do not end the session (RFC 6184 §5.8): an RTP packet the depacketizer
+//!   rejects drops its access unit, and after a loss no access unit is handed out until the
+//!   next IDR picture ([`PullStats::depacketize_errors`], [`PullStats::dropped_after_loss`]).
 //! - No video for [`PullOptions::idle_timeout`] ends the session with
 //!   [`PullError::NoVideoReceived`] (nothing ever came: e.g. nginx-rtmp answers `play` of a
 //!   stream nobody publishes by sending nothing) or [`PullError::Stalled`].
@@ -153,8 +158,8 @@ pub struct PullOptions {
     /// Resolving the host and opening the TCP connection (default 5 s).
     pub connect_timeout: Duration,
     /// Each setup step (default 10 s): RTMP handshake, `connect`, `createStream`; RTSP SETUP,
-    /// PLAY. RTSP DESCRIBE (which includes retina's TCP connect) gets the connect timeout plus
-    /// this.
+    /// PLAY. RTSP DESCRIBE (which includes retina's TCP connect) gets the longer of this and
+    /// the connect timeout.
     pub setup_timeout: Duration,
     /// Longest wait for video (default 10 s): after `play` until the first access unit, and
     /// between access units.
@@ -246,6 +251,13 @@ pub struct PullStats {
     pub time_base: Option<TimeBase>,
     /// RTP packets lost (RTSP only; video and audio).
     pub lost_packets: u64,
+    /// RTP packets the depacketizer rejected (RTSP only), e.g. an FU-A fragment whose start
+    /// was never received (joining mid-frame, a lost UDP packet). RFC 6184 §5.8: the
+    /// incomplete NAL unit is dropped, with its access unit; the session goes on.
+    pub depacketize_errors: u64,
+    /// Access units dropped after a loss (RTSP only) while waiting for the next IDR picture:
+    /// the pictures in between may refer to what was lost.
+    pub dropped_after_loss: u64,
     /// Audio frames handed out ([`Puller::next_media`]).
     pub audio_frames: u64,
     /// Bytes of those audio frames.
@@ -404,6 +416,8 @@ impl Puller {
             Session::Rtsp(s) => {
                 let media = s.next().await;
                 self.stats.lost_packets = s.lost_packets();
+                self.stats.depacketize_errors = s.depacketize_errors();
+                self.stats.dropped_after_loss = s.dropped_after_loss();
                 self.stats.audio_bad = s.audio_dropped();
                 media
             }

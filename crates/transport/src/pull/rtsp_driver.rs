@@ -57,6 +57,21 @@ pub(super) struct RtspPull {
     last_video: Instant,
     saw_video: bool,
     lost_packets: u64,
+    /// RTP packets retina rejected (e.g. an FU-A fragment whose start was lost), each
+    /// dropping the access unit it belonged to.
+    depacketize_errors: u64,
+    /// Access units dropped after a loss while waiting for the next IDR picture.
+    dropped_after_loss: u64,
+    /// A key frame was handed out: from then on a loss makes the driver wait for the next
+    /// one (before it, the puller's join gate does).
+    key_seen: bool,
+    /// A loss happened since the last key frame handed out: inter frames are dropped.
+    awaiting_key: bool,
+    /// The last packet error since video last arrived: the reason to report if the session
+    /// ends (retina stops after an error it cannot get past) or stalls before more video.
+    packet_error: Option<retina::Error>,
+    /// An RTCP BYE for the video stream arrived: the stream ended.
+    ended: bool,
 }
 
 impl std::fmt::Debug for RtspPull {
@@ -73,8 +88,9 @@ impl std::fmt::Debug for RtspPull {
 impl RtspPull {
     /// DESCRIBE, SETUP and PLAY, each bounded by its timeout.
     ///
-    /// retina opens the TCP connection inside `describe`, so that step is bounded by the
-    /// connect and setup timeouts together; the host is resolved first, within the connect
+    /// retina opens the TCP connection inside `describe`, so that step (connecting and the
+    /// reply) is bounded by the longer of the connect and setup timeouts: a caller that sets
+    /// both to S gets every step bounded by S. The host is resolved first, within the connect
     /// timeout, so a bad host name fails with its own error.
     pub(super) async fn connect(url: RtspUrl, options: &PullOptions) -> Result<Self, PullError> {
         let shown = url.to_string();
@@ -90,7 +106,7 @@ impl RtspPull {
             .creds(creds)
             .user_agent(options.user_agent.clone())
             .session_group(Arc::clone(&group));
-        let describe_limit = options.connect_timeout + options.setup_timeout;
+        let describe_limit = options.connect_timeout.max(options.setup_timeout);
         let mut session = match timeout(
             describe_limit,
             retina::client::Session::describe(url.as_url().clone(), session_options),
@@ -125,7 +141,8 @@ impl RtspPull {
             .filter(|f| f.is_finite() && *f > 0.0 && *f < 1000.0)
             .map(|f| ((f64::from(f) * 1000.0).round() as u32, 1000));
         let transport = match options.transport {
-            Transport::Tcp => RetinaTransport::default(),
+            // Auto pulls over TCP, which works wherever the server offers it.
+            Transport::Tcp | Transport::Auto => RetinaTransport::default(),
             Transport::Udp => RetinaTransport::Udp(UdpTransportOptions::default()),
         };
         // Length-prefixed NAL units (zero-copy into AccessUnit); SPS/PPS in-band only when they
@@ -200,6 +217,12 @@ impl RtspPull {
             last_video: Instant::from_std(crate::clock::now()),
             saw_video: false,
             lost_packets: 0,
+            depacketize_errors: 0,
+            dropped_after_loss: 0,
+            key_seen: false,
+            awaiting_key: false,
+            packet_error: None,
+            ended: false,
         };
         me.refresh_track();
         Ok(me)
@@ -220,13 +243,35 @@ impl RtspPull {
         self.lost_packets
     }
 
+    /// RTP packets the depacketizer rejected (see [`super::PullStats::depacketize_errors`]).
+    pub(super) fn depacketize_errors(&self) -> u64 {
+        self.depacketize_errors
+    }
+
+    /// Access units dropped after a loss until the next key frame.
+    pub(super) fn dropped_after_loss(&self) -> u64 {
+        self.dropped_after_loss
+    }
+
     /// Audio frames dropped: empty, or stamped before the previous one.
     pub(super) fn audio_dropped(&self) -> u64 {
         self.audio_dropped
     }
 
-    /// The next access unit or audio frame, in arrival order; `None` when the server closed
-    /// the connection or sent an RTCP BYE for the video stream.
+    /// The next access unit or audio frame, in arrival order; `None` once the server sent an
+    /// RTCP BYE for the video stream (RFC 3550 §6.6: the source is leaving), the one explicit
+    /// end of an RTSP stream. The server closing the connection without one is
+    /// [`PullError::ConnectionClosed`] (step [`PullStep::Streaming`]): a server that was
+    /// killed or a network that failed looks exactly like that, and must not pass for the end
+    /// of the stream.
+    ///
+    /// Losses do not end the session. RFC 6184 §5.8: a receiver that misses a fragment of a
+    /// NAL unit drops the fragments that follow it and the incomplete NAL unit; retina reports
+    /// such a packet (e.g. an FU-A fragment without its start, from joining mid-frame or a lost
+    /// UDP packet) as an error after discarding the access unit it belonged to, and carries on
+    /// with the next one. The driver counts it, and since the pictures that follow may refer to
+    /// the lost one, hands out no access unit until the next IDR picture. The same holds for
+    /// a frame that retina reports with lost packets before it (it may lack its beginning).
     ///
     /// RTP carries only the presentation time (RFC 6184 §5.1: the RTP timestamp is the
     /// sampling timestamp of the content), so `dts` is set to `pts`: with B-frames it is not
@@ -234,10 +279,17 @@ impl RtspPull {
     /// in their stream's clock (the sampling rate for AAC, RFC 3640 §3.2.1; 8 kHz for G.711),
     /// never going back. Only video counts for the idle timeout.
     pub(super) async fn next(&mut self) -> Result<Option<Media>, PullError> {
+        if self.ended {
+            return Ok(None);
+        }
         loop {
             let deadline = self.last_video + self.idle_timeout;
             let item = match timeout_at(deadline, self.demuxed.next()).await {
                 Err(_) => {
+                    // Only rejected packets since the last video: that is the reason.
+                    if let Some(e) = self.packet_error.take() {
+                        return Err(retina_error(&self.url, PullStep::Streaming, &e, &[]));
+                    }
                     let (url, after) = (self.url.clone(), self.idle_timeout);
                     return Err(if self.saw_video {
                         PullError::Stalled { url, after }
@@ -245,15 +297,30 @@ impl RtspPull {
                         PullError::NoVideoReceived { url, after }
                     });
                 }
-                Ok(None) => return Ok(None),
-                Ok(Some(Err(e))) => {
-                    return Err(retina_error(&self.url, PullStep::Streaming, &e, &[]))
+                Ok(None) => {
+                    // retina ends its stream after a packet error it cannot get past: report
+                    // that error rather than the end.
+                    if let Some(e) = self.packet_error.take() {
+                        return Err(retina_error(&self.url, PullStep::Streaming, &e, &[]));
+                    }
+                    return Err(PullError::ConnectionClosed {
+                        url: self.url.clone(),
+                        step: PullStep::Streaming,
+                    });
                 }
+                Ok(Some(Err(e))) => match packet_error_stream(&e) {
+                    Some(stream) => {
+                        self.on_packet_error(stream, e);
+                        continue;
+                    }
+                    None => return Err(streaming_error(&self.url, &e)),
+                },
                 Ok(Some(Ok(item))) => item,
             };
             match item {
                 CodecItem::VideoFrame(frame) if frame.stream_id() == self.stream_i => {
-                    self.lost_packets += u64::from(frame.loss());
+                    let loss = frame.loss();
+                    self.lost_packets += u64::from(loss);
                     if frame.has_new_parameters() || self.track.is_none() {
                         self.refresh_track();
                     }
@@ -268,13 +335,18 @@ impl RtspPull {
                                 url: self.url.clone(),
                                 reason: e.to_string(),
                             })?;
+                    // Video arrives: the session is alive, whatever the gate below decides.
+                    self.saw_video = true;
+                    self.last_video = Instant::from_std(crate::clock::now());
+                    self.packet_error = None;
                     if au.nalus.is_empty() {
                         continue;
                     }
                     // RTP has no key frame flag: an IDR picture is the random access point.
                     au.key = au.has_idr();
-                    self.saw_video = true;
-                    self.last_video = Instant::from_std(crate::clock::now());
+                    if !self.pass_after_loss(&au, loss) {
+                        continue;
+                    }
                     return Ok(Some(Media::H264(au)));
                 }
                 CodecItem::AudioFrame(frame)
@@ -293,11 +365,64 @@ impl RtspPull {
                     if rtcp.stream_id() == self.stream_i
                         && rtcp.pkts().any(|p| p.payload_type() == RTCP_BYE) =>
                 {
+                    self.ended = true;
                     return Ok(None);
                 }
                 _ => {}
             }
         }
+    }
+
+    /// A packet retina rejected (its access unit is gone): counted; a video loss after the
+    /// first key frame makes the driver wait for the next one. `stream`: the stream it
+    /// belonged to, when retina says.
+    fn on_packet_error(&mut self, stream: Option<usize>, e: retina::Error) {
+        self.depacketize_errors += 1;
+        let video = stream.is_none_or(|s| s == self.stream_i);
+        let text = e.to_string();
+        let reason = text.lines().next().unwrap_or("").trim();
+        tracing::debug!(
+            url = %self.url,
+            stream,
+            reason,
+            "dropped an RTP packet and its access unit (RFC 6184 §5.8)"
+        );
+        if video && self.key_seen {
+            self.awaiting_key = true;
+        }
+        self.packet_error = Some(e);
+    }
+
+    /// The loss gate: after a loss (a rejected packet, or packets missing before this access
+    /// unit), inter pictures may refer to what was lost, so only the next IDR picture that
+    /// arrived whole passes. Before the first key frame the puller's join gate decides.
+    fn pass_after_loss(&mut self, au: &AccessUnit, loss: u16) -> bool {
+        let whole_key = au.key && loss == 0;
+        if !self.key_seen {
+            if au.key && !whole_key {
+                // A key frame that may lack its beginning: wait for the next one.
+                self.dropped_after_loss += 1;
+                return false;
+            }
+            self.key_seen = au.key;
+            return true;
+        }
+        if loss > 0 {
+            self.awaiting_key = true;
+        }
+        if self.awaiting_key {
+            if !whole_key {
+                self.dropped_after_loss += 1;
+                return false;
+            }
+            self.awaiting_key = false;
+            tracing::debug!(
+                url = %self.url,
+                dropped = self.dropped_after_loss,
+                "resumed at a key frame after a loss"
+            );
+        }
+        true
     }
 
     /// Drops the session (retina sends TEARDOWN in the background) and waits briefly for the
@@ -405,6 +530,50 @@ fn audio_track(stream: &Stream) -> Result<AudioTrack, String> {
         }
     };
     track.map_err(|e| e.to_string())
+}
+
+/// `Some(stream)` when `e` concerns one RTP or RTCP packet (retina discarded it, and what
+/// depended on it, and can go on with the next packet), with the stream it belonged to when
+/// known; `None` for an error of the session (connection, framing, keepalive).
+///
+/// retina's errors are opaque (only the status code is exposed); their debug form names the
+/// kind and its fields, e.g. `RtpPacketError { .., stream_id: 0, .. }`.
+fn packet_error_stream(e: &retina::Error) -> Option<Option<usize>> {
+    let debug = format!("{e:?}");
+    if !(debug.starts_with("RtpPacketError") || debug.starts_with("PacketError")) {
+        return None;
+    }
+    let stream = debug.split_once("stream_id: ").and_then(|(_, rest)| {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    });
+    Some(stream)
+}
+
+/// An error of the session while playing. A failed read of the connection (e.g. reset by a
+/// server that died) is [`PullError::Io`]: a lost connection, like a close without a BYE.
+fn streaming_error(url: &str, e: &retina::Error) -> PullError {
+    const READ: &str = "Error reading from RTSP peer: ";
+    if format!("{e:?}").starts_with("RtspReadError") {
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or("").trim();
+        let reason = first.strip_prefix(READ).unwrap_or(first);
+        // "Connection reset by peer (os error 104)": keep the error's kind.
+        let code = reason
+            .rsplit_once("(os error ")
+            .and_then(|(_, rest)| rest.strip_suffix(')'))
+            .and_then(|n| n.parse::<i32>().ok());
+        let source = match code {
+            Some(code) => std::io::Error::from_raw_os_error(code),
+            None => std::io::Error::other(reason.to_string()),
+        };
+        return PullError::Io {
+            url: url.to_string(),
+            step: PullStep::Streaming,
+            source: Arc::new(source),
+        };
+    }
+    retina_error(url, PullStep::Streaming, e, &[])
 }
 
 fn timed_out(url: &str, step: PullStep, after: Duration) -> PullError {
