@@ -9,6 +9,7 @@ mod logging;
 mod probe;
 mod pull;
 mod push;
+mod signals;
 mod tls;
 
 /// Decode, encode, pace and publish video to RTSP/RTMP servers, and pull it back.
@@ -41,8 +42,9 @@ fn main() -> ExitCode {
         Command::Probe(args) => probe::run(args),
         Command::Pull(args) => pull::run(args, logging),
         Command::Push(args) => match push::run(args, logging) {
-            // Interrupted by Ctrl-C after a clean teardown: the conventional 128 + SIGINT.
-            Ok(push::PushExit::Interrupted) => return ExitCode::from(130),
+            // Interrupted by SIGINT or SIGTERM after a clean teardown: the conventional
+            // 128 + the signal's number.
+            Ok(push::PushExit::Interrupted(code)) => return ExitCode::from(code),
             Ok(push::PushExit::Done) => Ok(()),
             // Its error lines are printed, one per destination.
             Ok(push::PushExit::Failed) => return ExitCode::FAILURE,

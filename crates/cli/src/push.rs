@@ -1,16 +1,15 @@
 //! `mpegcoder push INPUT URL`: publish a video to an RTSP or RTMP server, paced at real time.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::signals::Signals;
 use crate::tls::TlsArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use mpegcoder::codec::Rational;
+use mpegcoder::codec::{Rational, X264Option};
 use mpegcoder::push::AudioMode;
 use mpegcoder::server::destination_line as error_line;
 use mpegcoder::{
@@ -40,7 +39,9 @@ pub struct PushArgs {
     /// libx264 (encode) or copy (pass the H.264 packets through untouched).
     #[arg(long, default_value = "libx264", value_parser = parse_codec)]
     pub codec: VideoCodec,
-    /// RTSP lower transport: tcp or udp (ignored for RTMP).
+    /// RTSP lower transport: tcp, udp, or auto (tcp, then udp when the server refuses
+    /// interleaved RTP: 461/501 to SETUP, or error replies to it at the start). Ignored for
+    /// RTMP.
     #[arg(long, default_value = "tcp")]
     pub transport: Transport,
     /// Bit rate in bits/s; k and M suffixes allowed (2M = 2000000). Default: the input's.
@@ -52,14 +53,16 @@ pub struct PushArgs {
     /// Maximum consecutive B-frames. Default: the input's.
     #[arg(long)]
     pub bframes: Option<u32>,
-    /// libx264 preset (ultrafast … veryslow). Default: veryfast.
-    #[arg(long)]
+    /// libx264 preset (ultrafast superfast veryfast faster fast medium slow slower veryslow
+    /// placebo). Default: veryfast.
+    #[arg(long, value_parser = parse_preset)]
     pub preset: Option<String>,
-    /// libx264 tune (zerolatency, film, animation, …).
-    #[arg(long)]
+    /// libx264 tune (film animation grain stillimage psnr ssim fastdecode zerolatency; one
+    /// of the first six may be joined with the last two, e.g. film,zerolatency).
+    #[arg(long, value_parser = parse_tune)]
     pub tune: Option<String>,
-    /// H.264 profile (baseline, main, high).
-    #[arg(long)]
+    /// H.264 profile (baseline, main, high: the encoder makes 8-bit 4:2:0 video).
+    #[arg(long, value_parser = parse_profile)]
     pub profile: Option<String>,
     /// Output size WxH (scaled).
     #[arg(long, value_parser = parse_size)]
@@ -110,6 +113,22 @@ fn parse_audio_mode(s: &str) -> Result<AudioMode, String> {
     s.parse()
 }
 
+// libx264's names are checked while parsing, like any other bad value (a usage error naming
+// the option, the value and what is accepted), so nothing opens or connects: libx264 itself
+// would print only its own log line and fail to open with "Invalid argument".
+
+fn parse_preset(s: &str) -> Result<String, String> {
+    X264Option::Preset.check(s).map(|()| s.to_string())
+}
+
+fn parse_tune(s: &str) -> Result<String, String> {
+    X264Option::Tune.check(s).map(|()| s.to_string())
+}
+
+fn parse_profile(s: &str) -> Result<String, String> {
+    X264Option::Profile.check(s).map(|()| s.to_string())
+}
+
 /// `2M`, `1500k`, `800000` → bits/s.
 pub fn parse_bitrate(s: &str) -> Result<u64, String> {
     let t = s.trim();
@@ -157,9 +176,47 @@ pub fn parse_fps(s: &str) -> Result<Rational, String> {
     Ok(Rational::new(n, d))
 }
 
+/// Checks before connecting that the `--stats-json` file can be written (it is written only
+/// after the push): its directory exists and the file can be created or opened for writing.
+/// A file made by the check is removed again, so a failed push leaves nothing behind.
+fn check_stats_path(path: &Path) -> Result<()> {
+    let shown = path.display();
+    if path.is_dir() {
+        bail!("cannot write --stats-json {shown}: it is a directory");
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        let what = if dir.exists() {
+            "is not a directory"
+        } else {
+            "does not exist"
+        };
+        bail!(
+            "cannot write --stats-json {shown}: the directory {} {what}",
+            dir.display()
+        );
+    }
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .with_context(|| format!("cannot write --stats-json {shown}"))?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
 /// Runs the subcommand. Returns how it ended (Ctrl-C, or destinations that failed). `logging`: log
 /// lines beyond warnings may appear on stderr (no progress bar then, so they stay readable).
 pub fn run(args: &PushArgs, logging: bool) -> Result<PushExit> {
+    if let Some(path) = &args.stats_json {
+        check_stats_path(path)?;
+    }
     let reconnect = match (args.reconnect_max, args.reconnect) {
         (Some(n), _) => Some(ReconnectPolicy::attempts(n)),
         (None, true) => Some(ReconnectPolicy::forever()),
@@ -196,33 +253,33 @@ pub fn run(args: &PushArgs, logging: bool) -> Result<PushExit> {
         bail!("--rate must be a positive number, got {}", args.rate);
     }
 
-    // First Ctrl-C: stop reading, flush the encoder (paced) and tear down cleanly.
-    // Second Ctrl-C: give up at once.
-    let stop = Arc::new(AtomicBool::new(false));
-    let presses = Arc::new(AtomicU32::new(0));
-    {
-        let stop = Arc::clone(&stop);
-        let presses = Arc::clone(&presses);
-        ctrlc::set_handler(move || {
-            if presses.fetch_add(1, Ordering::SeqCst) > 0 {
-                eprintln!("error: interrupted twice, exiting without tearing down");
-                std::process::exit(130);
-            }
-            stop.store(true, Ordering::SeqCst);
-        })
-        .context("cannot install the Ctrl-C handler")?;
-    }
+    // SIGINT or SIGTERM while opening or connecting: stop within a second. Once the session
+    // is up (its first progress report): stop reading, flush the encoder (paced) and tear
+    // down cleanly. A second signal: give up at once. See `signals`.
+    let signals = Signals::install()?;
 
     let mut progress = Progress::new(args.quiet, logging);
-    let result = push(&options, &stop, |s| progress.update(s));
+    let result = push(&options, signals.stop_flag(), |s| {
+        signals.running();
+        progress.update(s);
+    });
+    signals.finishing();
     progress.finish();
+    // A damaged input was pushed up to the damage: its one error line says so.
+    let mut damaged = None;
     let (summary, failures) = match result {
         Ok(summary) => (summary, Vec::new()),
         Err(PushError::Destinations { failures, summary }) => (*summary, failures),
-        Err(e) => return Err(e.into()),
+        Err(e) => match e.summary() {
+            Some(summary) => {
+                damaged = Some(mpegcoder::types::error_chain(&e));
+                (summary.clone(), Vec::new())
+            }
+            None => return Err(e.into()),
+        },
     };
 
-    if !args.quiet {
+    if !args.quiet && damaged.is_none() {
         print_summary(&summary);
     }
     if let Some(path) = &args.stats_json {
@@ -230,9 +287,13 @@ pub fn run(args: &PushArgs, logging: bool) -> Result<PushExit> {
         std::fs::write(path, json + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
+    if let Some(line) = damaged {
+        eprintln!("error: {line}");
+        return Ok(PushExit::Failed);
+    }
     if failures.is_empty() {
         return Ok(if summary.interrupted {
-            PushExit::Interrupted
+            PushExit::Interrupted(signals.exit_code().unwrap_or(130))
         } else {
             PushExit::Done
         });
@@ -248,8 +309,9 @@ pub fn run(args: &PushArgs, logging: bool) -> Result<PushExit> {
 pub enum PushExit {
     /// Every destination received the stream to the end.
     Done,
-    /// Stopped by Ctrl-C, after a clean teardown.
-    Interrupted,
+    /// Stopped by SIGINT or SIGTERM, after a clean teardown: the exit code, 128 + the
+    /// signal's number (130, 143).
+    Interrupted(u8),
     /// Some destination did not receive the stream to the end; its error line is printed.
     Failed,
 }
@@ -282,9 +344,19 @@ fn print_summary(summary: &PushSummary) {
     } else {
         String::new()
     };
+    // What the server's RTCP receiver reports said (RFC 3550 §6.4.1: cumulative loss since
+    // the start, negative when duplicates arrived: shown as 0); nothing when it sent none.
+    let reported = match (s.receiver_reports, s.packets_lost.map(|l| l.max(0))) {
+        (0, _) | (_, None) => String::new(),
+        (n, Some(lost)) => format!(
+            ", server lost {lost} packet{} ({n} receiver report{})",
+            if lost == 1 { "" } else { "s" },
+            if n == 1 { "" } else { "s" }
+        ),
+    };
     eprintln!(
         "pushed {} frames ({:.2} MB){audio} to {to} in {:.2} s (stream {:.2} s, {} loop{}), \
-         late {}, dropped {}{reconnects}{}",
+         late {}, dropped {}{reconnects}{reported}{}",
         s.frames_sent,
         s.bytes_sent as f64 / 1e6,
         s.elapsed_s,

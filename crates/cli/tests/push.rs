@@ -329,3 +329,391 @@ fn ctrl_c_flushes_and_tears_down_cleanly() {
     let decoded = framemd5(&flv);
     assert_eq!(decoded.len() as u64, sent);
 }
+
+#[test]
+fn invalid_x264_names_fail_before_connecting() {
+    if !require("invalid_x264_names_fail_before_connecting", FFMPEG_TOOLS) {
+        return;
+    }
+    let dir = TempDir::new("cli-push-x264-names");
+    let clip = clip(dir.path());
+    // A listener of our own: it must see no connection.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!(
+        "rtsp://127.0.0.1:{}/x",
+        listener.local_addr().unwrap().port()
+    );
+    let mp4 = clip.mp4.to_str().unwrap();
+    for (flag, value, needles) in [
+        ("--preset", "bogus", vec!["ultrafast", "placebo"]),
+        ("--tune", "speed", vec!["film", "zerolatency"]),
+        ("--tune", "film,grain", vec!["at most one"]),
+        (
+            "--profile",
+            "high10",
+            vec!["baseline, main, high", "8-bit 4:2:0"],
+        ),
+        ("--profile", "extended", vec!["baseline, main, high"]),
+    ] {
+        let (out, took) = mpegcoder(&["push", mp4, &url, flag, value]);
+        // A usage error like any bad value: exit 2, the error line (and clap's hint to
+        // --help) naming the option, the value and what is accepted.
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        let errors: Vec<String> = stderr_lines(&out)
+            .into_iter()
+            .filter(|l| l.starts_with("error: "))
+            .collect();
+        assert_eq!(errors.len(), 1, "{stderr}");
+        let mut all = vec![flag, value];
+        all.extend(needles);
+        for n in all {
+            assert!(errors[0].contains(n), "{n:?} missing in: {stderr}");
+        }
+        // libx264's own "x264 [error]" line never shows: it is not even opened.
+        assert!(!stderr.contains("x264 ["), "{stderr}");
+        assert!(!stderr.contains("Invalid argument"), "{stderr}");
+        assert!(
+            took < Duration::from_secs(5),
+            "{flag} {value} took {took:?}"
+        );
+    }
+    assert!(
+        listener.accept().is_err(),
+        "a push with a bad libx264 name connected"
+    );
+}
+
+#[test]
+fn truncated_input_sends_the_complete_frames_and_ends_cleanly() {
+    if !require(
+        "truncated_input_sends_the_complete_frames_and_ends_cleanly",
+        NGINX_TOOLS,
+    ) {
+        return;
+    }
+    let dir = TempDir::new("cli-push-truncated");
+    // No B-frames: the first N packets decode to the first N frames.
+    let spec = ClipSpec {
+        bframes: 0,
+        ..ClipSpec::default().with_frames(90)
+    };
+    let source = Clip::generate(dir.path(), spec);
+    // moov first, as a recording made for streaming has it: the cut leaves the index whole.
+    let fast = dir.path().join("faststart.mp4");
+    run(Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y", "-i"])
+        .arg(&source.mp4)
+        .args(["-c", "copy", "-movflags", "+faststart"])
+        .arg(&fast));
+    let out = run(Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args(["-show_entries", "packet=pos", "-of", "csv=p=0"])
+        .arg(&fast));
+    let positions: Vec<usize> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    assert_eq!(positions.len(), 90);
+    let bytes = std::fs::read(&fast).unwrap();
+    let nginx = NginxRtmp::start(dir.path());
+    let k = 57;
+    // Cut inside frame 57's data, and exactly where it begins; copy and libx264.
+    for (name, cut, codec) in [
+        ("mid", positions[k] + 100, "copy"),
+        ("edge", positions[k], "copy"),
+        ("mid264", positions[k] + 100, "libx264"),
+    ] {
+        let cut_file = dir.path().join(format!("trunc-{name}.mp4"));
+        std::fs::write(&cut_file, &bytes[..cut]).unwrap();
+        let stats = dir.path().join(format!("{name}.json"));
+        let (out, took) = mpegcoder(&[
+            "push",
+            cut_file.to_str().unwrap(),
+            &nginx.url(name),
+            "--codec",
+            codec,
+            "--no-pace",
+            "--stats-json",
+            stats.to_str().unwrap(),
+        ]);
+        let line = assert_one_error_line(
+            &out,
+            &[
+                cut_file.to_str().unwrap(),
+                "input is truncated or corrupt at frame 57",
+                "the 57 frames before it were sent",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(1), "{line}");
+        assert!(took < Duration::from_secs(10), "{name} took {took:?}");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+        assert_eq!(json["frames_sent"], 57, "{name}: {json}");
+        // nginx closed the recording: the publisher unpublished as at a normal end.
+        let flv = nginx.wait_recording(name, Duration::from_secs(10));
+        let arrived = framemd5(&flv);
+        if codec == "copy" {
+            assert_frames_match(&source.framemd5[..k], &arrived, true, name);
+        } else {
+            assert_eq!(arrived.len(), k, "{name}: frames re-encoded and recorded");
+        }
+    }
+}
+
+#[test]
+fn stats_json_path_is_checked_before_connecting() {
+    if !require("stats_json_path_is_checked_before_connecting", FFMPEG_TOOLS) {
+        return;
+    }
+    let dir = TempDir::new("cli-push-stats-path");
+    let clip = clip(dir.path());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!(
+        "rtmp://127.0.0.1:{}/live/x",
+        listener.local_addr().unwrap().port()
+    );
+    let missing = dir.path().join("no-such-dir").join("stats.json");
+    let mp4 = clip.mp4.to_str().unwrap();
+    for (path, needle) in [
+        (missing.to_str().unwrap(), "does not exist"),
+        (dir.path().to_str().unwrap(), "is a directory"),
+    ] {
+        let (out, took) = mpegcoder(&["push", mp4, &url, "--stats-json", path]);
+        let line = assert_one_error_line(&out, &["--stats-json", path, needle]);
+        assert_eq!(out.status.code(), Some(1), "{line}");
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+    }
+    assert!(listener.accept().is_err(), "it connected before the check");
+}
+
+#[test]
+fn odd_sized_input_is_scaled_with_one_warning() {
+    if !require("odd_sized_input_is_scaled_with_one_warning", NGINX_TOOLS) {
+        return;
+    }
+    let dir = TempDir::new("cli-push-odd-size");
+    // FFV1 stores 321x241 as it is (libx264 in 4:2:0 cannot; testsrc2 would round it).
+    let odd = dir.path().join("odd.mkv");
+    run(Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc=size=321x241:rate=30")
+        .args(["-frames:v", "60", "-c:v", "ffv1"])
+        .arg(&odd));
+    let nginx = NginxRtmp::start(dir.path());
+    let (out, _) = mpegcoder(&[
+        "push",
+        odd.to_str().unwrap(),
+        &nginx.url("odd"),
+        "--no-pace",
+        "-q",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    let warnings = warning_lines(&out);
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert_eq!(stderr_lines(&out).len(), 1, "{stderr}");
+    for needle in ["odd.mkv", "321x241", "320x240"] {
+        assert!(warnings[0].contains(needle), "{needle} missing: {stderr}");
+    }
+    let flv = nginx.wait_recording("odd", Duration::from_secs(10));
+    let probe = run(Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=width,height", "-of", "csv=p=0"])
+        .arg(&flv));
+    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "320,240");
+    assert_eq!(framemd5(&flv).len(), 60);
+
+    // An even input re-encoded at its own size says nothing.
+    let clip = clip(dir.path());
+    let mp4 = clip.mp4.to_str().unwrap();
+    let (out, _) = mpegcoder(&["push", mp4, &nginx.url("even"), "--no-pace", "-q"]);
+    assert!(out.status.success());
+    assert!(stderr_lines(&out).is_empty(), "{:?}", stderr_lines(&out));
+}
+
+#[test]
+fn copy_push_of_high_10_or_4_4_4_warns_once() {
+    if !require("copy_push_of_high_10_or_4_4_4_warns_once", NGINX_TOOLS) {
+        return;
+    }
+    let dir = TempDir::new("cli-push-high10");
+    let nginx = NginxRtmp::start(dir.path());
+    // High 10 when this libx264 has 10-bit, High 4:4:4 Predictive in any case.
+    let mut made = Vec::new();
+    for (name, pix_fmt, profile) in [
+        ("h10", "yuv420p10le", "High 10"),
+        ("h444", "yuv444p", "High 4:4:4 Predictive"),
+    ] {
+        let mp4 = dir.path().join(format!("{name}.mp4"));
+        let ok = Command::new("ffmpeg")
+            .args(["-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i"])
+            .arg("testsrc2=size=320x240:rate=30")
+            .args(["-frames:v", "60", "-c:v", "libx264", "-pix_fmt", pix_fmt])
+            .arg(&mp4)
+            .stdin(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        if ok {
+            made.push((name, mp4, profile));
+        }
+    }
+    assert!(!made.is_empty(), "ffmpeg made neither clip");
+    for (name, mp4, profile) in made {
+        let (out, _) = mpegcoder(&[
+            "push",
+            mp4.to_str().unwrap(),
+            &nginx.url(name),
+            "--codec",
+            "copy",
+            "--no-pace",
+            "-q",
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{stderr}");
+        let warnings = warning_lines(&out);
+        assert_eq!(warnings.len(), 1, "{stderr}");
+        assert_eq!(stderr_lines(&out).len(), 1, "{stderr}");
+        for needle in [profile, "cannot decode", "--codec libx264"] {
+            assert!(warnings[0].contains(needle), "{needle} missing: {stderr}");
+        }
+        // It still goes through untouched.
+        let flv = nginx.wait_recording(name, Duration::from_secs(10));
+        assert_eq!(framemd5(&flv), framemd5(&mp4), "{name}");
+    }
+    // 8-bit 4:2:0 High profile: no warning.
+    let clip = clip(dir.path());
+    let (out, _) = mpegcoder(&[
+        "push",
+        clip.mp4.to_str().unwrap(),
+        &nginx.url("plain"),
+        "--codec",
+        "copy",
+        "--no-pace",
+        "-q",
+    ]);
+    assert!(out.status.success());
+    assert!(stderr_lines(&out).is_empty(), "{:?}", stderr_lines(&out));
+}
+
+#[test]
+fn sigterm_tears_down_writes_stats_and_exits_143() {
+    if !require("sigterm_tears_down_writes_stats_and_exits_143", NGINX_TOOLS) {
+        return;
+    }
+    let dir = TempDir::new("cli-push-sigterm");
+    let clip = clip(dir.path());
+    let nginx = NginxRtmp::start(dir.path());
+    let stats = dir.path().join("stats.json");
+    let url = nginx.url("term");
+    let args = [
+        "push",
+        clip.mp4.to_str().unwrap(),
+        &url,
+        "--loop",
+        "-1",
+        "--stats-json",
+        stats.to_str().unwrap(),
+    ];
+    let child = spawn_cli(env!("CARGO_BIN_EXE_mpegcoder"), &args);
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    assert_eq!(json["interrupted"], true);
+    let sent = json["frames_sent"].as_u64().unwrap();
+    assert!(sent >= 30, "only {sent} frames before SIGTERM");
+    // A clean end: nginx closed the recording and holds every frame sent.
+    let flv = nginx.wait_recording("term", Duration::from_secs(10));
+    assert_eq!(framemd5(&flv).len() as u64, sent);
+}
+
+#[test]
+fn a_signal_while_connecting_or_opening_stops_within_a_second() {
+    if !require(
+        "a_signal_while_connecting_or_opening_stops_within_a_second",
+        FFMPEG_TOOLS,
+    ) {
+        return;
+    }
+    let dir = TempDir::new("cli-push-signal-connect");
+    let clip = clip(dir.path());
+    // A server that accepts the connection (the kernel does) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let fifo = dir.path().join("input.fifo");
+    run(Command::new("mkfifo").arg(&fifo));
+    let mp4 = clip.mp4.to_str().unwrap();
+    let rtsp = format!("rtsp://127.0.0.1:{port}/x");
+    let rtmp = format!("rtmp://127.0.0.1:{port}/live/x");
+    for (what, input, url, codec, signal, code) in [
+        ("rtsp connect, INT", mp4, &rtsp, "copy", "-INT", 130),
+        ("rtmp connect, TERM", mp4, &rtmp, "libx264", "-TERM", 143),
+        (
+            "FIFO open, INT",
+            fifo.to_str().unwrap(),
+            &rtsp,
+            "copy",
+            "-INT",
+            130,
+        ),
+        (
+            "FIFO open, TERM",
+            fifo.to_str().unwrap(),
+            &rtsp,
+            "copy",
+            "-TERM",
+            143,
+        ),
+    ] {
+        let stats = dir.path().join("stats.json");
+        let _ = std::fs::remove_file(&stats);
+        let args = [
+            "push",
+            input,
+            url,
+            "--codec",
+            codec,
+            "--stats-json",
+            stats.to_str().unwrap(),
+        ];
+        let child = spawn_cli(env!("CARGO_BIN_EXE_mpegcoder"), &args);
+        std::thread::sleep(Duration::from_millis(1000));
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let started = Instant::now();
+        let out = child.wait_with_output().unwrap();
+        let took = started.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // "Within 1 s", with room for a loaded machine.
+        assert!(took < Duration::from_secs(5), "{what}: took {took:?}");
+        assert_eq!(out.status.code(), Some(code), "{what}: {stderr}");
+        assert!(stderr.contains("interrupted"), "{what}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+        if input == mp4 {
+            // Stopped while connecting: the summary says nothing was sent.
+            let json: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+            assert_eq!(json["interrupted"], true, "{what}");
+            assert_eq!(json["frames_sent"], 0, "{what}");
+        } else {
+            assert!(stderr.contains("nothing was sent"), "{what}: {stderr}");
+        }
+    }
+}

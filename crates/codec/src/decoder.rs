@@ -226,6 +226,9 @@ pub struct Decoder {
     frames_decoded: u64,
     /// Present when an audio stream is selected.
     audio: Option<AudioQueue>,
+    /// The input turned out damaged ([`CodecError::Damaged`]): returned once the decoder
+    /// has handed out the frames of the packets before it.
+    damage: Option<CodecError>,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -285,6 +288,7 @@ impl Decoder {
             decode_errors: 0,
             frames_decoded: 0,
             audio,
+            damage: None,
         })
     }
 
@@ -372,6 +376,9 @@ impl Decoder {
     }
 
     /// The next frame in presentation order; `None` at the end of the stream.
+    ///
+    /// A local file that is cut short or damaged ends with [`CodecError::Damaged`] once
+    /// the frames of every complete packet before the damage are out.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, CodecError> {
         let raw = match self.peeked.take() {
             Some(r) => r,
@@ -418,7 +425,14 @@ impl Decoder {
             }
             self.src.rewind()?;
             let mut packets = Vec::new();
-            while let Some(p) = self.src.read_packet()? {
+            loop {
+                let p = match self.src.read_packet() {
+                    Ok(Some(p)) => p,
+                    Ok(None) => break,
+                    // The index ends at the damage; decoding reports it when it gets there.
+                    Err(CodecError::Damaged { .. }) => break,
+                    Err(e) => return Err(e),
+                };
                 packets.push(Scanned {
                     pts: p.pts(),
                     dts: p.dts(),
@@ -742,10 +756,22 @@ impl Decoder {
         self.input_done = false;
         self.decoder_done = false;
         self.last_pts = None;
+        self.damage = None;
     }
 
-    /// The next decoded frame, with its timestamp; `None` when the stream is exhausted.
+    /// The next decoded frame, with its timestamp; `None` when the stream is exhausted, or
+    /// the input's damage once the frames before it are out.
     fn decode_raw(&mut self) -> Result<Option<RawFrame>, CodecError> {
+        match self.decode_until_end()? {
+            Some(frame) => Ok(Some(frame)),
+            None => match self.damage.take() {
+                Some(e) => Err(e),
+                None => Ok(None),
+            },
+        }
+    }
+
+    fn decode_until_end(&mut self) -> Result<Option<RawFrame>, CodecError> {
         loop {
             if self.decoder_done {
                 return Ok(None);
@@ -782,7 +808,16 @@ impl Decoder {
     /// packets read before it.
     fn feed(&mut self) -> Result<(), CodecError> {
         let packet = loop {
-            match self.src.read_media()? {
+            let read = match self.src.read_media() {
+                Ok(read) => read,
+                // A damaged input: drain the frames of the complete packets, then report it.
+                Err(e @ CodecError::Damaged { .. }) => {
+                    self.damage = Some(e);
+                    break None;
+                }
+                Err(e) => return Err(e),
+            };
+            match read {
                 Some(SourcePacket::Audio(packet)) => {
                     if let Some(a) = &mut self.audio {
                         a.push(packet);

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::convert::{check_size, unpack, Scaler};
 use crate::error::FfmpegError;
 use crate::rational::{rescale, FfRational};
+use crate::x264::X264Option;
 use crate::{CodecError, Frame, PixelLayout, Rational, VideoParams};
 
 const X264: &str = "libx264";
@@ -94,11 +95,13 @@ pub struct EncoderConfig {
     pub gop_size: u32,
     /// Maximum consecutive B-frames (0 = none; at most 16).
     pub max_b_frames: u32,
-    /// libx264 preset (`ultrafast` ... `veryslow`).
+    /// libx264 preset (`ultrafast` ... `placebo`, see [`crate::X264_PRESETS`]).
     pub preset: String,
-    /// libx264 tune (`zerolatency`, `film`, ...), if any.
+    /// libx264 tune (`zerolatency`, `film`, `fastdecode,zerolatency`, ..., see
+    /// [`crate::X264_TUNES`]), if any.
     pub tune: Option<String>,
-    /// H.264 profile (`baseline`, `main`, `high`), if any.
+    /// H.264 profile (`baseline`, `main`, `high`: the encoder makes 8-bit 4:2:0 video), if
+    /// any.
     pub profile: Option<String>,
     /// Encoder threads; 0 = libx264's automatic choice.
     pub threads: usize,
@@ -311,15 +314,16 @@ impl EncoderConfig {
                 format!("{} is more than 16", self.max_b_frames),
             ));
         }
-        for (field, value) in [
-            ("preset", Some(&self.preset)),
-            ("tune", self.tune.as_ref()),
-            ("profile", self.profile.as_ref()),
+        // Checked here rather than by libx264, which reports a wrong name only on stderr.
+        for (option, value) in [
+            (X264Option::Preset, Some(&self.preset)),
+            (X264Option::Tune, self.tune.as_ref()),
+            (X264Option::Profile, self.profile.as_ref()),
         ] {
             if let Some(v) = value {
-                if v.is_empty() || v.contains('\0') {
-                    return Err(invalid(field, format!("{v:?} is not a valid name")));
-                }
+                option
+                    .check(v)
+                    .map_err(|reason| invalid(option.name(), format!("{v:?}: {reason}")))?;
             }
         }
         for (k, v) in &self.x264_params {
@@ -384,8 +388,9 @@ impl fmt::Debug for Encoder {
 impl Encoder {
     /// Opens libx264 with `config`.
     ///
-    /// Errors: [`CodecError::InvalidConfig`], [`CodecError::EncoderNotFound`],
-    /// [`CodecError::EncoderOpen`] (e.g. an unknown preset).
+    /// Errors: [`CodecError::InvalidConfig`] (also for a preset, tune or profile libx264 does
+    /// not accept, see [`X264Option::check`]), [`CodecError::EncoderNotFound`],
+    /// [`CodecError::EncoderOpen`].
     pub fn new(config: EncoderConfig) -> Result<Encoder, CodecError> {
         crate::input::init();
         config.validate()?;

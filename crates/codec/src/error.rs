@@ -133,6 +133,23 @@ pub enum CodecError {
         /// FFmpeg's error.
         source: FfmpegError,
     },
+    /// A local input is cut short or damaged: the packet of frame `frame` could not be read
+    /// whole (the demuxer flagged it corrupt), or the file ends before frames its index
+    /// lists. Every frame before it was complete and has been returned; nothing after it is.
+    /// Network inputs are not checked this way (a lost packet there is concealed by the
+    /// decoder, as ffmpeg does).
+    #[error("{url}: input is truncated or corrupt{} ({detail})", at_frame(*frame))]
+    Damaged {
+        /// The input.
+        url: String,
+        /// The first video frame that is not complete, counted from 0 in decoding (stored)
+        /// order: the number of complete frames before it. `None` when it cannot be told
+        /// (after a seek, in an input without an index).
+        frame: Option<u64>,
+        /// What is wrong, e.g. "only 599 of its 845 bytes could be read; the file ends at
+        /// byte 60000".
+        detail: String,
+    },
     /// The decoder failed in a way it cannot recover from.
     #[error("{url}: decoding failed")]
     Decode {
@@ -295,6 +312,11 @@ pub enum CodecError {
     /// The encoder was used after [`crate::Encoder::finish`].
     #[error("the encoder has already been finished")]
     Finished,
+}
+
+/// " at frame 57", or nothing when the frame is not known.
+fn at_frame(frame: Option<u64>) -> String {
+    frame.map(|n| format!(" at frame {n}")).unwrap_or_default()
 }
 
 /// "no audio streams", "1 audio stream, number 0", "3 audio streams, numbered 0 to 2".

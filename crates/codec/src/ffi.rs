@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use ffmpeg_next::codec;
+use ffmpeg_next::format;
 use ffmpeg_next::software::scaling;
 
 /// Copies the `extradata` of a codec context: the avcC record or Annex B parameter sets of a
@@ -89,3 +90,66 @@ pub(crate) struct SendScaler(pub(crate) scaling::Context);
 // context are not concurrent.
 #[allow(unsafe_code)]
 unsafe impl Send for SendScaler {}
+
+/// Entries in the index a demuxer keeps of stream `stream` of `input` (for MP4 every sample
+/// of the `moov` box, in decoding order); 0 when it keeps none.
+#[allow(unsafe_code)]
+pub(crate) fn index_len(input: &format::context::Input, stream: usize) -> usize {
+    let Some(st) = input.stream(stream) else {
+        return 0;
+    };
+    // SAFETY: `st` borrows a valid AVStream of the open input for as long as it lives; the
+    // call only reads the stream's index count.
+    let n = unsafe {
+        let p = st.as_ptr();
+        if p.is_null() {
+            return 0;
+        }
+        ffmpeg_next::ffi::avformat_index_get_entries_count(p)
+    };
+    usize::try_from(n).unwrap_or(0)
+}
+
+/// Where index entry `i` of stream `stream` points: its byte position in the input and its
+/// size in bytes.
+#[allow(unsafe_code)]
+pub(crate) fn index_entry(
+    input: &format::context::Input,
+    stream: usize,
+    i: usize,
+) -> Option<(i64, u64)> {
+    let st = input.stream(stream)?;
+    let i = std::ffi::c_int::try_from(i).ok()?;
+    // SAFETY: `st` borrows a valid AVStream of the open input. `avformat_index_get_entry`
+    // takes a mutable pointer but only reads the index (FFmpeg's signature predates const
+    // correctness there); it returns null for an index out of range, else a pointer valid
+    // until the next call on the stream or its context, and the two fields are copied out
+    // at once, before any such call.
+    unsafe {
+        let p = st.as_ptr();
+        if p.is_null() {
+            return None;
+        }
+        let entry = ffmpeg_next::ffi::avformat_index_get_entry(p.cast_mut(), i);
+        if entry.is_null() {
+            return None;
+        }
+        Some(((*entry).pos, u64::try_from((*entry).size()).unwrap_or(0)))
+    }
+}
+
+/// The size of the input in bytes, when its I/O layer knows it (local files do).
+#[allow(unsafe_code)]
+pub(crate) fn input_size(input: &mut format::context::Input) -> Option<u64> {
+    // SAFETY: `input` owns a valid AVFormatContext; `pb` is null (no I/O layer) or a valid
+    // AVIOContext owned by it. `avio_size` asks the protocol for the size (AVSEEK_SIZE) and
+    // does not move the read position.
+    let size = unsafe {
+        let ctx = input.as_mut_ptr();
+        if ctx.is_null() || (*ctx).pb.is_null() {
+            return None;
+        }
+        ffmpeg_next::ffi::avio_size((*ctx).pb)
+    };
+    u64::try_from(size).ok().filter(|s| *s > 0)
+}

@@ -142,6 +142,11 @@ pub(crate) struct Source {
     /// Every audio stream of the input, in container order.
     audio_streams: Vec<AudioParams>,
     audio: Option<SelectedAudio>,
+    /// A local file: packets the demuxer flags corrupt, and an end before what the index
+    /// lists, are [`CodecError::Damaged`] (see [`Source::read`]).
+    local: bool,
+    /// Video packets read since the input was opened (or reopened); `None` after a seek.
+    video_read: Option<u64>,
 }
 
 fn is_network(url: &str) -> bool {
@@ -258,6 +263,8 @@ impl Source {
             start_time,
             audio_streams,
             audio,
+            local: !is_network(raw_url),
+            video_read: Some(0),
         })
     }
 
@@ -384,6 +391,7 @@ impl Source {
             .div_euclid(i128::from(self.time_base.den).max(1));
         let us = i64::try_from(us).unwrap_or(0);
         self.reset_audio();
+        self.video_read = None;
         // ffmpeg-next passes the end of a `..x` range as max_ts itself (inclusive), which makes
         // FFmpeg pick a key frame at or before `us`.
         self.input
@@ -414,6 +422,7 @@ impl Source {
             });
         }
         self.input = input;
+        self.video_read = Some(0);
         Ok(())
     }
 
@@ -444,15 +453,27 @@ impl Source {
             let mut packet = ff::Packet::empty();
             match packet.read(&mut self.input) {
                 Ok(()) if packet.stream() == self.stream_index => {
-                    return Ok(Some(SourcePacket::Video(packet)))
+                    if self.local && packet.is_corrupt() {
+                        return Err(self.damaged(&packet, true));
+                    }
+                    self.video_read = self.video_read.map(|n| n + 1);
+                    return Ok(Some(SourcePacket::Video(packet)));
                 }
                 Ok(()) if Some(packet.stream()) == audio_index => {
+                    if self.local && packet.is_corrupt() {
+                        return Err(self.damaged(&packet, false));
+                    }
                     if let Some(a) = &mut self.audio {
                         return Ok(Some(SourcePacket::Audio(a.stamper.stamp(&packet))));
                     }
                 }
                 Ok(()) => {}
-                Err(ff::Error::Eof) => return Ok(None),
+                Err(ff::Error::Eof) => {
+                    return match self.truncated_at_end() {
+                        Some(e) => Err(e),
+                        None => Ok(None),
+                    }
+                }
                 // A demuxer can resync past corrupt data; give up if it keeps failing.
                 Err(ff::Error::InvalidData) if invalid < 1000 => invalid += 1,
                 Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => {
@@ -466,6 +487,88 @@ impl Source {
                 }
             }
         }
+    }
+}
+
+impl Source {
+    /// The error for a packet of a local file that the demuxer flagged corrupt: libavformat
+    /// sets `AV_PKT_FLAG_CORRUPT` when it read fewer bytes than the packet has (the file is
+    /// cut inside it), and for damage it detects in the container (MPEG-TS continuity
+    /// errors, ...). The frame is found by the packet's position in the demuxer's index
+    /// (MP4: the `moov` box's sample table), else by counting.
+    fn damaged(&mut self, packet: &ff::Packet, video: bool) -> CodecError {
+        let got = packet.size();
+        let pos = i64::try_from(packet.position()).unwrap_or(-1);
+        let entry = (pos >= 0)
+            .then(|| {
+                let stream = packet.stream();
+                (0..crate::ffi::index_len(&self.input, stream)).find_map(|i| {
+                    let (p, size) = crate::ffi::index_entry(&self.input, stream, i)?;
+                    (p == pos).then_some((i as u64, size))
+                })
+            })
+            .flatten();
+        let frame = if video {
+            entry.map(|(i, _)| i).or(self.video_read)
+        } else {
+            self.video_read
+        };
+        let whose = if video { "its" } else { "an audio packet's" };
+        let mut detail = match entry {
+            Some((_, expected)) if expected > got as u64 => {
+                format!("only {got} of {whose} {expected} bytes could be read")
+            }
+            _ if video => format!("the demuxer flagged its {got}-byte packet as damaged"),
+            _ => format!("the demuxer flagged an audio packet of {got} bytes as damaged"),
+        };
+        if let Some(size) = crate::ffi::input_size(&mut self.input) {
+            let end = entry.map_or(got as u64, |(_, e)| e.max(got as u64));
+            if pos >= 0 && (pos as u64).saturating_add(end) > size {
+                detail.push_str(&format!("; the file ends at byte {size}"));
+            }
+        }
+        CodecError::Damaged {
+            url: self.url.clone(),
+            frame,
+            detail,
+        }
+    }
+
+    /// At the end of a local MP4/MOV or Matroska file: whether its index lists video frames
+    /// that lie beyond the end of the file (it was cut at a packet boundary, so no packet
+    /// came out short). Other containers keep no index read from the file itself.
+    fn truncated_at_end(&mut self) -> Option<CodecError> {
+        let format = self.input.format();
+        let name = format.name();
+        if !self.local || !(name.starts_with("mov,") || name.starts_with("matroska")) {
+            return None;
+        }
+        let size = crate::ffi::input_size(&mut self.input)?;
+        let mut first = None;
+        let mut beyond = 0u64;
+        for i in 0..crate::ffi::index_len(&self.input, self.stream_index) {
+            let Some((pos, len)) = crate::ffi::index_entry(&self.input, self.stream_index, i)
+            else {
+                break;
+            };
+            let Ok(start) = u64::try_from(pos) else {
+                continue;
+            };
+            if len > 0 && start.saturating_add(len) > size {
+                first.get_or_insert(i as u64);
+                beyond += 1;
+            }
+        }
+        let first = first?;
+        Some(CodecError::Damaged {
+            url: self.url.clone(),
+            frame: Some(first),
+            detail: format!(
+                "the file ends at byte {size}, but its index places {beyond} more frame{} \
+                 beyond that",
+                if beyond == 1 { "" } else { "s" }
+            ),
+        })
     }
 }
 
@@ -532,6 +635,8 @@ pub struct Demuxer {
     held: std::collections::VecDeque<Held>,
     /// Packets whose timestamps are settled, in container order.
     ready: std::collections::VecDeque<DemuxedPacket>,
+    /// An error of reading, returned once the packets read before it are handed out.
+    pending: Option<CodecError>,
 }
 
 /// A packet read ahead (see [`Demuxer::held`]).
@@ -580,6 +685,7 @@ impl Demuxer {
             dts_seen: false,
             held: std::collections::VecDeque::new(),
             ready: std::collections::VecDeque::new(),
+            pending: None,
             failed: false,
         })
     }
@@ -650,16 +756,25 @@ impl Demuxer {
     /// stored pts (else the dts, else the previous packet's pts + duration) and dts (else
     /// the pts), their stored duration (else one frame of [`AudioParams::frame_size`]
     /// samples, else 0), `key` true, and the audio stream's time base.
+    ///
+    /// A local file that is cut short or damaged ends with [`CodecError::Damaged`] after
+    /// the last complete packet: the damaged packet itself is not returned.
     pub fn next_media(&mut self) -> Result<Option<DemuxedPacket>, CodecError> {
         loop {
             if let Some(p) = self.ready.pop_front() {
                 return Ok(Some(p));
             }
+            if let Some(e) = self.pending.take() {
+                self.failed = true;
+                return Err(e);
+            }
             let read = match self.src.read_media() {
                 Ok(r) => r,
                 Err(e) => {
-                    self.failed = true;
-                    return Err(e);
+                    // What was read before the error (held for its timestamps) goes first.
+                    self.settle_held(None);
+                    self.pending = Some(e);
+                    continue;
                 }
             };
             match read {
@@ -762,6 +877,7 @@ impl Demuxer {
         self.dts_seen = false;
         self.held.clear();
         self.ready.clear();
+        self.pending = None;
         Ok(())
     }
 }

@@ -13,6 +13,10 @@
 //!   decoding the video ([`Decoder::take_audio_packets`]).
 //! - [`Encoder`]: libx264 from decoder frames or RGB24 buffers; Annex B access units with SPS/PPS
 //!   before the first frame and before every IDR. Configured by a plain [`EncoderConfig`].
+//!   The preset, tune and profile are checked against libx264's names before it opens
+//!   ([`X264Option`]).
+//! - A local file that is cut short or damaged ends with [`CodecError::Damaged`] after its
+//!   last complete frame, from the [`Decoder`] and the [`Demuxer`] alike, naming the frame.
 //! - [`PacketDecoder`]: H.264 access units from the network back into frames.
 //! - [`frame_md5`]: the per-frame MD5 that `ffmpeg -f framemd5` prints, to prove what arrived.
 //!
@@ -56,6 +60,7 @@ mod input;
 mod packet_decoder;
 mod params;
 mod rational;
+mod x264;
 
 pub use audio::{AudioParams, AudioSelection};
 pub use decoder::{Decoder, DecoderOptions, Frames, Position};
@@ -67,6 +72,7 @@ pub use input::{DemuxedPacket, Demuxer, OpenOptions, PacketFormat};
 pub use packet_decoder::{PacketDecoder, PacketDecoderOptions};
 pub use params::{FrameCountSource, VideoParams};
 pub use rational::{rescale, ParseRationalError, Rational};
+pub use x264::{X264Option, X264_PRESETS, X264_PROFILES, X264_TUNES};
 
 /// How much FFmpeg itself writes to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

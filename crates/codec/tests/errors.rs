@@ -100,12 +100,8 @@ fn truncated_mp4_fails_cleanly() {
         }
     };
     assert!(n < 60, "decoded {n} frames of a half file");
-    if let Err(e) = result {
-        assert!(
-            matches!(e, CodecError::Read { .. } | CodecError::Decode { .. }),
-            "{e:?}"
-        );
-    }
+    let e = result.expect_err("a cut file is damaged, not just shorter");
+    assert!(matches!(e, CodecError::Damaged { .. }), "{e:?}");
     // Seeking past the real data fails with an error, not a panic.
     let _ = d.extract_frame(59, 1);
     let _ = std::fs::remove_file(&path);
@@ -237,8 +233,37 @@ fn encoder_rejects_bad_configs() {
             "{what}: {e:?}"
         );
     }
-    let e = Encoder::new(base.clone().with_preset("warp-speed")).expect_err("bad preset");
-    assert!(matches!(e, CodecError::EncoderOpen { .. }), "{e:?}");
+    // libx264's names are checked before it opens: which option, the value, what is accepted.
+    for (c, needles) in [
+        (
+            base.clone().with_preset("warp-speed"),
+            ["preset", "\"warp-speed\"", "ultrafast, superfast"],
+        ),
+        (
+            base.clone().with_tune("speed"),
+            ["tune", "\"speed\"", "film, animation"],
+        ),
+        (
+            base.clone().with_tune("film,grain"),
+            ["tune", "film and grain", "at most one"],
+        ),
+        (
+            base.clone().with_profile("high10"),
+            ["profile", "\"high10\"", "baseline, main, high"],
+        ),
+    ] {
+        let e = Encoder::new(c).expect_err("bad name");
+        assert!(matches!(e, CodecError::InvalidConfig { .. }), "{e:?}");
+        for n in needles {
+            assert!(e.to_string().contains(n), "{n:?} missing in: {e}");
+        }
+    }
+    let ok = base
+        .clone()
+        .with_preset("Fast")
+        .with_tune("fastdecode,zerolatency")
+        .with_profile("main");
+    Encoder::new(ok).expect("names libx264 accepts");
     // The config is plain serde data.
     let json = serde_json::to_string(&base).expect("json");
     let back: EncoderConfig = serde_json::from_str(&json).expect("back");
@@ -309,9 +334,11 @@ fn ffmpeg_causes_are_sources_said_once() {
         format!("cannot open {}: {cause}", path.display())
     );
 
-    let e =
-        Encoder::new(EncoderConfig::new(64, 48, Rational::new(30, 1)).with_preset("warp-speed"))
-            .expect_err("bad preset");
+    // Lossless coding (crf 0) is beyond the Main profile: libx264 itself refuses to open.
+    let lossless_main = EncoderConfig::new(64, 48, Rational::new(30, 1))
+        .with_crf(0.0)
+        .with_profile("main");
+    let e = Encoder::new(lossless_main).expect_err("main profile cannot be lossless");
     assert!(matches!(e, CodecError::EncoderOpen { .. }), "{e:?}");
     let source = e.source().expect("FFmpeg's error is the source");
     assert!(source.downcast_ref::<FfmpegError>().is_some(), "{source:?}");
@@ -324,4 +351,97 @@ fn ffmpeg_causes_are_sources_said_once() {
     let e = Decoder::open("", DecoderOptions::default()).expect_err("empty url");
     assert!(e.source().is_none(), "{e:?}");
     assert_eq!(one_line(&e), e.to_string());
+}
+
+/// Byte positions of the video packets of `path`, in stored order (ffprobe).
+fn packet_positions(path: &std::path::Path) -> Vec<u64> {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pos",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn damaged_files_end_after_the_last_complete_frame() {
+    if !have_ffmpeg("damaged_files_end_after_the_last_complete_frame") {
+        return;
+    }
+    // No B-frames: the frames of the first k packets are the first k frames.
+    let src = h264_clip("2", 12, 0, "mp4");
+    let s = src.to_str().expect("utf-8").to_owned();
+    let fast = clip(&["-i", &s, "-c", "copy", "-movflags", "+faststart"], "mp4");
+    let full = std::fs::read(&fast).expect("read");
+    let all: Vec<_> = Demuxer::open(&fast, &OpenOptions::default())
+        .expect("open")
+        .collect::<Result<_, _>>()
+        .expect("the whole file reads without damage");
+    assert_eq!(all.len(), 60);
+    let hashes = framemd5(&fast);
+    let pos = packet_positions(&fast);
+    assert_eq!(pos.len(), 60);
+    let k = 37usize;
+    let start = usize::try_from(pos[k]).expect("position");
+    // Cut inside packet k (the demuxer reads it short), and exactly before it (no packet is
+    // short, but the index lists frames past the end).
+    for (cut, detail) in [
+        (start + 10, "bytes could be read"),
+        (start, "the file ends at byte"),
+    ] {
+        let path = scratch(&format!("cut-{cut}.mp4"), &full[..cut]);
+        let mut demuxer = Demuxer::open(&path, &OpenOptions::default()).expect("header intact");
+        let mut got = Vec::new();
+        let e = loop {
+            match demuxer.next_packet() {
+                Ok(Some(p)) => got.push(p),
+                Ok(None) => panic!("cut at {cut}: ended without an error"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(got, all[..k], "cut at {cut}: the complete packets");
+        assert!(
+            matches!(e, CodecError::Damaged { frame: Some(f), .. } if f == k as u64),
+            "cut at {cut}: {e:?}"
+        );
+        let line = e.to_string();
+        assert!(
+            line.contains("input is truncated or corrupt at frame 37"),
+            "{line}"
+        );
+        assert!(line.contains(detail), "{line}");
+        assert!(line.contains(&format!("cut-{cut}.mp4")), "{line}");
+
+        let yuv = DecoderOptions::default().with_output(PixelLayout::Yuv420p);
+        let mut decoder = Decoder::open(&path, yuv).expect("open");
+        let mut frames = Vec::new();
+        let e = loop {
+            match decoder.next_frame() {
+                Ok(Some(f)) => frames.push(f.md5_hex().expect("md5")),
+                Ok(None) => panic!("cut at {cut}: decoding ended without an error"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(
+            frames,
+            hashes[..k],
+            "cut at {cut}: the frames before the damage"
+        );
+        assert!(matches!(e, CodecError::Damaged { .. }), "{e:?}");
+        // Indexing stops at the damage too: the frame count is what can be decoded.
+        let mut decoder = Decoder::open(&path, DecoderOptions::default()).expect("open");
+        assert_eq!(decoder.build_index().expect("index").len(), k);
+        let _ = std::fs::remove_file(&path);
+    }
 }

@@ -28,6 +28,13 @@
 //! no drift (integer ticks, each track's offset derived from one exact total). A jump of the
 //! input's own clock (a step back of over a second, or forward of over ten) is taken out of
 //! both tracks alike ([`crate::continuity`]), so the stream goes on instead of being refused.
+//!
+//! A local input that turns out truncated or corrupt part way ([`CodecError::Damaged`]) is
+//! pushed up to its last complete frame and the session is ended as at the end of the input
+//! (TEARDOWN, unpublish), so what the server recorded is valid; then [`push`] fails with
+//! [`PushError::InputDamaged`], which carries the summary. The caller's stop flag is also
+//! watched while the session connects ([`Server::open_stoppable`]): a stop then returns an
+//! interrupted summary with nothing sent.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -39,7 +46,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{
     rescale, AudioParams, AudioSelection, CodecError, Decoder, DecoderOptions, DemuxedPacket,
     Demuxer, EncodedPacket, Encoder, EncoderConfig, Frame, OpenOptions, PacketFormat, PixelLayout,
-    Rational, VideoParams,
+    Rational, VideoParams, X264Option,
 };
 use crate::continuity::Continuity;
 pub use crate::live::SourceStats;
@@ -354,6 +361,17 @@ impl PushOptions {
     }
 
     fn validate(&self) -> Result<(), PushError> {
+        for (option, value) in [
+            (X264Option::Preset, &self.preset),
+            (X264Option::Tune, &self.tune),
+            (X264Option::Profile, &self.profile),
+        ] {
+            if let Some(v) = value {
+                option
+                    .check(v)
+                    .map_err(|why| PushError::Config(format!("invalid {option} {v:?}: {why}")))?;
+            }
+        }
         if self.loops == 0 || self.loops < -1 {
             return Err(PushError::Config(format!(
                 "loop count must be a positive number or -1 (forever), got {}",
@@ -416,6 +434,12 @@ impl PushOptions {
         if let Some((w, h)) = self.size {
             enc.width = w;
             enc.height = h;
+        } else {
+            // 4:2:0 halves both dimensions of the chroma planes: libx264 needs them even
+            // (H.264 §6.2, SubWidthC = SubHeightC = 2). An odd input is scaled to the even
+            // size below it ([`PushOptions::size_change`] says so).
+            enc.width = (enc.width & !1).max(2);
+            enc.height = (enc.height & !1).max(2);
         }
         if let Some(fr) = self.frame_rate {
             enc.frame_rate = fr;
@@ -427,6 +451,21 @@ impl PushOptions {
             }
         }
         enc
+    }
+
+    /// The warning due when re-encoding changes the size of the input's video without being
+    /// asked to (`size` unset): an odd width or height is scaled to the even size below it.
+    pub fn size_change(&self, params: &VideoParams, enc: &EncoderConfig) -> Option<String> {
+        let (w, h) = (params.width, params.height);
+        (self.size.is_none() && (enc.width, enc.height) != (w, h)).then(|| {
+            format!(
+                "{}: the video is {w}x{h}, but libx264 encodes 4:2:0 video in even sizes only: \
+                 sending it scaled to {}x{} (--size WxH picks another size)",
+                redact_url(&self.input),
+                enc.width,
+                enc.height
+            )
+        })
     }
 
     /// The server configuration for packets described by `stream`, with `audio` passed
@@ -491,6 +530,19 @@ pub enum PushError {
         #[source]
         source: PullError,
     },
+    /// The input turned out truncated or corrupt ([`CodecError::Damaged`]) part way: every
+    /// complete frame before the damage was sent, and the session was ended as at the end
+    /// of the input (RTSP TEARDOWN, RTMP unpublish), so what the server holds is valid.
+    #[error(
+        "{error}; the {} frames before it were sent and the stream was ended cleanly",
+        summary.stats.frames_sent
+    )]
+    InputDamaged {
+        /// What is wrong with the input.
+        error: CodecError,
+        /// What was pushed.
+        summary: Box<PushSummary>,
+    },
     /// Some destinations did not receive the stream to the end; the others did (see the
     /// summary's per-destination statistics).
     #[error("{}", failures.iter().map(|(url, why)| crate::server::destination_line(url, why)).collect::<Vec<_>>().join("\n"))]
@@ -500,6 +552,20 @@ pub enum PushError {
         /// What was pushed.
         summary: Box<PushSummary>,
     },
+}
+
+impl PushError {
+    /// What was pushed before the error, when something was: a damaged input
+    /// ([`PushError::InputDamaged`]) or destinations that failed ([`PushError::Destinations`]).
+    #[must_use]
+    pub fn summary(&self) -> Option<&PushSummary> {
+        match self {
+            PushError::InputDamaged { summary, .. } | PushError::Destinations { summary, .. } => {
+                Some(summary)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The outcome of a [`push`].
@@ -691,18 +757,35 @@ fn push_copy(
             }
         }
     }
+    if let Some(warning) = uncommon_profile(&extradata, &params) {
+        tracing::warn!("{input}: {warning}");
+    }
     let stream = PacketStream::new(extradata, reader.time_base)
         .with_frame_rate(Some(params.best_frame_rate()))
         .with_bit_rate(params.bit_rate);
     let audio_codec = audio.as_ref().map(|a| a.codec.clone());
-    let mut server = Server::open(options.server_config(stream, audio))?;
+    let size = (params.width, params.height, params.best_frame_rate());
+    let config = options.server_config(stream, audio);
+    let Some(mut server) = open_server(config, KeyFrameRequest::new(), stop)? else {
+        return Ok(stopped_while_connecting(options, input, size, audio_codec));
+    };
     let mut pusher = Pusher::new(progress);
+    pusher.report(&server);
     let mut merge = Merge::new(reader.audio_time_base.is_some());
     let mut reads = first.into_iter();
+    let mut damage = None;
     loop {
         let read = match reads.next() {
             Some(r) => Some(r),
-            None => reader.next(stop)?,
+            None => match reader.next(stop) {
+                Ok(read) => read,
+                // Send what came before it, end the stream as at the end, then report it.
+                Err(PushError::Input(e @ CodecError::Damaged { .. })) => {
+                    damage = Some(e);
+                    None
+                }
+                Err(e) => return Err(e),
+            },
         };
         match read {
             Some(Read::Packet(p)) => merge.push_video(p, reader.time_base),
@@ -718,18 +801,99 @@ fn push_copy(
     while let Some(unit) = merge.pop() {
         pusher.serve(&mut server, &unit)?;
     }
-    pusher.finish(
+    let finished = pusher.finish(
         options,
         stop,
         server,
         input,
-        (params.width, params.height, params.best_frame_rate()),
+        size,
         Tally {
             frames_encoded: 0,
             audio_codec,
             timestamp_jumps: reader.continuity.jumps(),
         },
-    )
+    );
+    with_damage(finished, damage)
+}
+
+/// The outcome of a push whose input may have turned out damaged: the damage is the error
+/// (with what was sent), unless the push failed on its own account.
+fn with_damage(
+    finished: Result<PushSummary, PushError>,
+    damage: Option<CodecError>,
+) -> Result<PushSummary, PushError> {
+    match (finished, damage) {
+        (finished, None) => finished,
+        (Ok(summary), Some(error)) => Err(PushError::InputDamaged {
+            error,
+            summary: Box::new(summary),
+        }),
+        // Damaged before its first frame: nothing was sent.
+        (Err(PushError::EmptyInput { .. }), Some(error)) => Err(PushError::Input(error)),
+        (Err(e), Some(_)) => Err(e),
+    }
+}
+
+/// Opens the session unless `stop` is raised while it connects (`None` then).
+fn open_server(
+    config: ServerConfig,
+    keys: KeyFrameRequest,
+    stop: &AtomicBool,
+) -> Result<Option<Server>, PushError> {
+    match Server::open_stoppable(config, keys, stop) {
+        Ok(server) => Ok(Some(server)),
+        Err(ServerError::Interrupted) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The summary of a push stopped before its session was up: nothing was sent.
+fn stopped_while_connecting(
+    options: &PushOptions,
+    input: String,
+    (width, height, frame_rate): (u32, u32, Rational),
+    audio_codec: Option<String>,
+) -> PushSummary {
+    PushSummary {
+        input,
+        url: redact_url(&options.address),
+        codec: options.codec,
+        width,
+        height,
+        frame_rate: frame_rate.to_string(),
+        audio_codec,
+        loops_completed: 0,
+        interrupted: true,
+        timestamp_jumps: 0,
+        source: None,
+        stats: ServerStats::default(),
+    }
+}
+
+/// Why a copy push of this H.264 stream may not play: profiles beyond High, whose video is
+/// more than 8 bits per sample or not 4:2:0, which most players, browsers and servers
+/// cannot decode. `profile_idc` is the SPS's first byte (H.264 §7.3.2.1.1); Annex A.2
+/// defines 110 High 10, 122 High 4:2:2, 244 High 4:4:4 Predictive and 44 CAVLC 4:4:4 Intra.
+/// The decoder's pixel format (from FFmpeg's reading of chroma_format_idc and
+/// bit_depth_luma_minus8 in the same SPS) names what the samples are.
+fn uncommon_profile(extradata: &Bytes, params: &VideoParams) -> Option<String> {
+    let profile_idc = VideoTrack::from_extradata(extradata).ok()?.info.profile_idc;
+    let profile = match profile_idc {
+        110 => "High 10",
+        122 => "High 4:2:2",
+        244 => "High 4:4:4 Predictive",
+        44 => "CAVLC 4:4:4 Intra",
+        _ => return None,
+    };
+    let format = match params.pixel_format.as_str() {
+        "" => String::new(),
+        f => format!(", {f}"),
+    };
+    Some(format!(
+        "the H.264 video is {profile} profile (profile_idc {profile_idc}{format}), which most \
+         players and servers cannot decode; --codec libx264 sends it as 8-bit 4:2:0 High \
+         profile"
+    ))
 }
 
 /// libx264 mode: decode and encode on a reader thread, pace and send on this one.
@@ -771,17 +935,31 @@ fn run_encoded(
         }) => (params, stream, audio),
         Ok(Item::Error(e)) => return Err(e),
         Ok(_) => return Err(reader_error("stream information came late")),
+        // Stopped while opening the input: the reader left without a word.
+        Err(_) if stop.load(Ordering::Relaxed) => {
+            return Ok(stopped_while_connecting(
+                options,
+                input,
+                (0, 0, Rational::new(0, 1)),
+                None,
+            ))
+        }
         Err(_) => return Err(reader_error("no stream information")),
     };
     let enc = options.encoder_config(&params);
     let video_tb = stream.time_base;
     let audio_codec = audio.as_ref().map(|a| a.codec.clone());
     let mut merge = Merge::new(audio.is_some());
-    let mut server =
-        Server::open_with_key_frame_request(options.server_config(stream, audio), keys.clone())?;
+    let size = (enc.width, enc.height, enc.frame_rate);
+    let config = options.server_config(stream, audio);
+    let Some(mut server) = open_server(config, keys.clone(), stop)? else {
+        return Ok(stopped_while_connecting(options, input, size, audio_codec));
+    };
     let mut pusher = Pusher::new(progress);
+    pusher.report(&server);
     let mut frames_encoded = 0u64;
     let mut jumps = 0u64;
+    let mut damage = None;
     // After a stop the reader stops reading and flushes the encoder: what it still sends
     // (libx264's delayed frames) goes out paced, until it hangs up.
     while let Ok(item) = rx.recv() {
@@ -793,6 +971,8 @@ fn run_encoded(
                 frames_encoded = n;
                 jumps = j;
             }
+            // The reader flushed the encoder before it said so: what it sent goes out first.
+            Item::Error(PushError::Input(e @ CodecError::Damaged { .. })) => damage = Some(e),
             Item::Error(e) => return Err(e),
             Item::Start { .. } => {}
         }
@@ -804,18 +984,19 @@ fn run_encoded(
     while let Some(unit) = merge.pop() {
         pusher.serve(&mut server, &unit)?;
     }
-    pusher.finish(
+    let finished = pusher.finish(
         options,
         stop,
         server,
         input,
-        (enc.width, enc.height, enc.frame_rate),
+        size,
         Tally {
             frames_encoded,
             audio_codec,
             timestamp_jumps: jumps,
         },
-    )
+    );
+    with_damage(finished, damage)
 }
 
 /// What the reading side counted, for the summary.
@@ -912,6 +1093,12 @@ impl<'a, P: FnMut(&ServerStats)> Pusher<'a, P> {
             (self.progress)(&server.stats());
         }
         Ok(())
+    }
+
+    /// Reports the server's statistics now: the first report says the session is up.
+    pub(crate) fn report(&mut self, server: &Server) {
+        self.last_report = Instant::now();
+        (self.progress)(&server.stats());
     }
 
     /// Reports the server's statistics when the last report is a quarter second old.
@@ -1043,6 +1230,13 @@ fn read_frames(
     let frame_duration = rescale(1, params.best_frame_rate().invert(), time_base).max(1);
     let config = options.encoder_config(&params);
     let mut encoder = Encoder::new(config.clone()).map_err(ServerError::from)?;
+    if stop.load(Ordering::Relaxed) {
+        // Stopped while opening: the pusher sees the queue close before `Start`.
+        return Ok(());
+    }
+    if let Some(warning) = options.size_change(&params, &config) {
+        tracing::warn!("{warning}");
+    }
     let stream = PacketStream::libx264(encoder.extradata().clone(), encoder.time_base(), &config);
     let start = Item::Start {
         params: Box::new(params.clone()),
@@ -1060,7 +1254,18 @@ fn read_frames(
     let mut continuity = Continuity::default();
     let mut pass = 0i64;
     loop {
-        while let Some(mut frame) = decoder.next_frame()? {
+        let mut damage = None;
+        loop {
+            let mut frame = match decoder.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                // The frames before the damage are out: end as at the end of the input.
+                Err(e @ CodecError::Damaged { .. }) => {
+                    damage = Some(e);
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            };
             if stop.load(Ordering::Relaxed) {
                 return finish_encoding(&mut encoder, continuity.jumps(), tx);
             }
@@ -1093,6 +1298,18 @@ fn read_frames(
         // The end of the pass: the audio read after the last frame.
         if !send_audio(&mut decoder, &mut clock, &mut continuity, audio_shift, tx) {
             return Ok(());
+        }
+        if let Some(damage) = damage {
+            if let Some(conv) = fps.as_mut() {
+                let end = clock.video_end().unwrap_or(0) + clock.video_offset();
+                for f in conv.finish(end, time_base) {
+                    if !encode_and_send(&mut encoder, &f, tx, keys)? {
+                        return Ok(());
+                    }
+                }
+            }
+            finish_encoding(&mut encoder, continuity.jumps(), tx)?;
+            return Err(damage.into());
         }
         if !clock.has_video() {
             return Err(PushError::EmptyInput {
@@ -1492,5 +1709,63 @@ mod tests {
         let err = o.validate().expect_err("bit rate with copy");
         assert!(err.to_string().contains("bit rate"), "{err}");
         assert!(PushOptions::new("in.mp4", "rtsp://h/x").validate().is_ok());
+        // libx264's names: an error naming the option, the value and what is accepted.
+        let o = PushOptions::new("in.mp4", "rtsp://h/x").with_preset(Some("bogus".into()));
+        let err = o.validate().expect_err("bad preset").to_string();
+        assert!(err.starts_with("invalid preset \"bogus\""), "{err}");
+        assert!(
+            err.contains("ultrafast") && err.contains("placebo"),
+            "{err}"
+        );
+        let o = PushOptions::new("in.mp4", "rtsp://h/x").with_profile(Some("high444".into()));
+        let err = o.validate().expect_err("bad profile").to_string();
+        assert!(err.contains("baseline, main, high"), "{err}");
+        let o = PushOptions::new("in.mp4", "rtsp://h/x")
+            .with_tune(Some("fastdecode,zerolatency".into()))
+            .with_profile(Some("main".into()));
+        assert!(o.validate().is_ok());
+    }
+
+    fn params(width: u32, height: u32) -> VideoParams {
+        VideoParams {
+            width,
+            height,
+            frame_rate: Rational::new(30, 1),
+            avg_frame_rate: Rational::new(30, 1),
+            time_base: Rational::new(1, 15360),
+            start_time: 0,
+            duration_s: Some(2.0),
+            frame_count: 60,
+            frame_count_source: crate::codec::FrameCountSource::Container,
+            codec: "ffv1".into(),
+            bit_rate: None,
+            pixel_format: "bgr0".into(),
+            gop_size: None,
+            max_b_frames: Some(0),
+        }
+    }
+
+    #[test]
+    fn odd_sizes_are_encoded_one_pixel_smaller_with_a_warning() {
+        let o = PushOptions::new("odd.mkv", "rtsp://h/x");
+        let p = params(321, 241);
+        let enc = o.encoder_config(&p);
+        assert_eq!((enc.width, enc.height), (320, 240));
+        assert_eq!((enc.source_width, enc.source_height), (321, 241));
+        let warning = o.size_change(&p, &enc).expect("a warning");
+        assert!(
+            warning.contains("odd.mkv")
+                && warning.contains("321x241,")
+                && warning.contains("320x240"),
+            "{warning}"
+        );
+        // Even, or a size the user asked for: nothing to say.
+        let p = params(320, 240);
+        assert_eq!(o.size_change(&p, &o.encoder_config(&p)), None);
+        let o = o.with_size(Some((160, 120)));
+        let p = params(321, 241);
+        let enc = o.encoder_config(&p);
+        assert_eq!((enc.width, enc.height), (160, 120));
+        assert_eq!(o.size_change(&p, &enc), None);
     }
 }

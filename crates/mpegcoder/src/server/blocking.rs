@@ -3,12 +3,14 @@
 use std::fmt;
 
 use crate::pacer::Clock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::codec::{EncodedPacket, Encoder, EncoderConfig, PixelLayout};
 use crate::runtime;
-use crate::transport::{AccessUnit, Media, Track};
+use crate::transport::{AccessUnit, Media, PublishError, Publisher, Track};
 
 use super::core::{encoded_to_au, Core, Outlet, Wait};
 use super::{
@@ -83,6 +85,44 @@ pub(super) fn open_encoder_in_background(config: &EncoderConfig) -> Result<Encod
     })
 }
 
+/// Connects every destination on the runtime while this thread watches `stop`.
+fn connect_unless_stopped(
+    handle: &tokio::runtime::Handle,
+    config: &ServerConfig,
+    tracks: &Arc<[Track]>,
+    stop: &AtomicBool,
+) -> Result<Vec<Result<Publisher, PublishError>>, ServerError> {
+    let (tx, rx) = sync_channel(1);
+    let connecting = Outlet::connect_all(config, tracks);
+    let task = handle.spawn(async move {
+        let _ = tx.send(connecting.await);
+    });
+    loop {
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(connected) => return Ok(connected),
+            Err(RecvTimeoutError::Timeout) => {
+                if stop.load(Ordering::Relaxed) {
+                    task.abort();
+                    return Err(ServerError::Interrupted);
+                }
+            }
+            // The task ended without an answer: it panicked (passed on, as `runtime::run`
+            // does), or the runtime is going away.
+            Err(RecvTimeoutError::Disconnected) => {
+                return match runtime::wait(task) {
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    _ => Err(ServerError::Runtime {
+                        what: "network runtime",
+                        source: Arc::new(std::io::Error::other(
+                            "the network runtime is shutting down",
+                        )),
+                    }),
+                };
+            }
+        }
+    }
+}
+
 impl Server {
     /// Opens the server: starts the encoder when it encodes (its SPS/PPS describe the stream),
     /// connects, announces or publishes, and marks the start time (mpegCoder's
@@ -98,6 +138,27 @@ impl Server {
     pub fn open_with_key_frame_request(
         config: ServerConfig,
         key_frames: KeyFrameRequest,
+    ) -> Result<Server, ServerError> {
+        Server::open_inner(config, key_frames, None)
+    }
+
+    /// [`Server::open_with_key_frame_request`] that gives up when `stop` becomes true while
+    /// it connects (checked every 20 ms): the connection attempts are dropped (their sockets
+    /// closed; nothing was sent but the handshake) and it returns
+    /// [`ServerError::Interrupted`]. Without it, a silent server holds the caller for the
+    /// whole network timeout.
+    pub fn open_stoppable(
+        config: ServerConfig,
+        key_frames: KeyFrameRequest,
+        stop: &AtomicBool,
+    ) -> Result<Server, ServerError> {
+        Server::open_inner(config, key_frames, Some(stop))
+    }
+
+    fn open_inner(
+        config: ServerConfig,
+        key_frames: KeyFrameRequest,
+        stop: Option<&AtomicBool>,
     ) -> Result<Server, ServerError> {
         let (encoder, stream) = match &config.video {
             VideoSource::Encode(e) => {
@@ -120,8 +181,10 @@ impl Server {
         };
         let handle = runtime::handle().map_err(runtime_error)?.clone();
         let tracks: Arc<[Track]> = tracks.into();
-        let connected =
-            runtime::run(Outlet::connect_all(&config, &tracks)).map_err(runtime_error)?;
+        let connected = match stop {
+            Some(stop) => connect_unless_stopped(&handle, &config, &tracks, stop)?,
+            None => runtime::run(Outlet::connect_all(&config, &tracks)).map_err(runtime_error)?,
+        };
         let now = core.clock.now();
         let fanout = Outlet::fanout(&config, connected, tracks, &key_frames, handle, now)?;
         Ok(Server {

@@ -349,6 +349,10 @@ pub enum ServerError {
         /// The URL (credentials removed) and why, per failed destination.
         failures: Vec<(String, String)>,
     },
+    /// The caller's stop flag was raised while the server connected
+    /// ([`crate::Server::open_stoppable`]); nothing was published.
+    #[error("stopped while connecting")]
+    Interrupted,
     /// A thread or the network runtime could not start.
     #[error("cannot start the server's {what}")]
     Runtime {
@@ -636,6 +640,33 @@ mod tests {
         let debug = format!("{config:?}");
         assert!(!debug.contains("secret"), "{debug}");
         assert!(debug.contains("rtsp://host/cam"), "{debug}");
+    }
+
+    #[test]
+    fn a_stop_while_connecting_ends_the_open_at_once() {
+        // A server that accepts (the kernel does) and never answers: without the stop the
+        // open would wait for the network timeout.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = silent.local_addr().expect("address").port();
+        let config = ServerConfig::from_params(&params(), format!("rtsp://127.0.0.1:{port}/x"));
+        let stop = AtomicBool::new(false);
+        let started = std::time::Instant::now();
+        let result = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                stop.store(true, Ordering::SeqCst);
+            });
+            crate::Server::open_stoppable(config, KeyFrameRequest::new(), &stop)
+        });
+        assert!(
+            matches!(result, Err(ServerError::Interrupted)),
+            "{result:?}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "took {:?}",
+            started.elapsed()
+        );
     }
 
     #[test]
