@@ -30,6 +30,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod cli;
+pub mod fake_server;
 mod servers;
 pub mod tls;
 pub use servers::{
