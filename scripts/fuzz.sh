@@ -5,10 +5,10 @@
 #
 # Seeds come from fuzz/corpus/<target>/ (committed, never written to); new inputs libFuzzer
 # finds go to fuzz/target/fuzz-corpus/<target>/ and crashes to fuzz/artifacts/<target>/.
-# Needs a nightly toolchain (cargo-fuzz's default AddressSanitizer build); cargo-fuzz is
-# installed when missing. Extra cargo-fuzz options can be given in FUZZ_FLAGS (e.g.
-# FUZZ_FLAGS="-s none"). Prints the number of executions per target and fails if any target
-# crashed.
+# Needs a nightly toolchain (cargo-fuzz's default AddressSanitizer build); it and cargo-fuzz
+# are installed when missing (.ci/install-fuzz). Extra cargo-fuzz options can be given in
+# FUZZ_FLAGS (e.g. FUZZ_FLAGS="-s none"). Prints the number of executions per target and fails
+# if any target crashed.
 set -euo pipefail
 
 seconds="${1:-60}"
@@ -19,10 +19,7 @@ esac
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root/fuzz"
 
-if ! cargo fuzz --version >/dev/null 2>&1; then
-    echo "cargo-fuzz not found; installing it" >&2
-    cargo install cargo-fuzz --locked
-fi
+bash "$root/.ci/install-fuzz"
 
 read -r -a flags <<<"${FUZZ_FLAGS:-}"
 mapfile -t targets < <(cargo +nightly fuzz list)

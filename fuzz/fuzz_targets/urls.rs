@@ -29,8 +29,14 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!shown.contains(&c.password), "password in Display");
                 assert!(!debug.contains(&c.password), "password in Debug");
                 // Redacting the text as given hides the password too, when it is written only
-                // once (in the userinfo) and needs no percent-decoding.
-                if text.matches(c.password.as_str()).count() == 1 {
+                // once (in the userinfo) and needs no percent-decoding. Counted in the text as
+                // both read it, tabs and line breaks removed: removing them can join the
+                // password's characters again in the path, where it is not a secret.
+                let read: String = text
+                    .chars()
+                    .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
+                    .collect();
+                if read.matches(c.password.as_str()).count() == 1 {
                     assert!(
                         !redact_url(text).contains(&c.password),
                         "password in redact_url"
