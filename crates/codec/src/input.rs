@@ -454,14 +454,18 @@ impl Source {
             match packet.read(&mut self.input) {
                 Ok(()) if packet.stream() == self.stream_index => {
                     if self.local && packet.is_corrupt() {
-                        return Err(self.damaged(&packet, true));
+                        if let Some(e) = self.damaged(&packet, true) {
+                            return Err(e);
+                        }
                     }
                     self.video_read = self.video_read.map(|n| n + 1);
                     return Ok(Some(SourcePacket::Video(packet)));
                 }
                 Ok(()) if Some(packet.stream()) == audio_index => {
                     if self.local && packet.is_corrupt() {
-                        return Err(self.damaged(&packet, false));
+                        if let Some(e) = self.damaged(&packet, false) {
+                            return Err(e);
+                        }
                     }
                     if let Some(a) = &mut self.audio {
                         return Ok(Some(SourcePacket::Audio(a.stamper.stamp(&packet))));
@@ -493,10 +497,13 @@ impl Source {
 impl Source {
     /// The error for a packet of a local file that the demuxer flagged corrupt: libavformat
     /// sets `AV_PKT_FLAG_CORRUPT` when it read fewer bytes than the packet has (the file is
-    /// cut inside it), and for damage it detects in the container (MPEG-TS continuity
-    /// errors, ...). The frame is found by the packet's position in the demuxer's index
-    /// (MP4: the `moov` box's sample table), else by counting.
-    fn damaged(&mut self, packet: &ff::Packet, video: bool) -> CodecError {
+    /// cut inside it), and for damage it detects in the container. Only the first is an end:
+    /// a packet shorter than its index entry, one the end of the file cuts, or any flagged
+    /// packet of MP4/MOV or Matroska (their demuxers flag short reads only). A flag without a
+    /// cut (an MPEG-TS continuity error, common where files were joined or recorded from a
+    /// broadcast) is passed on as ffmpeg does: `None`. The frame is found by the packet's
+    /// position in the demuxer's index (MP4: the `moov` box's sample table), else by counting.
+    fn damaged(&mut self, packet: &ff::Packet, video: bool) -> Option<CodecError> {
         let got = packet.size();
         let pos = i64::try_from(packet.position()).unwrap_or(-1);
         let entry = (pos >= 0)
@@ -521,26 +528,37 @@ impl Source {
             _ if video => format!("the demuxer flagged its {got}-byte packet as damaged"),
             _ => format!("the demuxer flagged an audio packet of {got} bytes as damaged"),
         };
+        let short = matches!(entry, Some((_, expected)) if expected > got as u64);
+        let mut cut = false;
         if let Some(size) = crate::ffi::input_size(&mut self.input) {
             let end = entry.map_or(got as u64, |(_, e)| e.max(got as u64));
             if pos >= 0 && (pos as u64).saturating_add(end) > size {
                 detail.push_str(&format!("; the file ends at byte {size}"));
+                cut = true;
             }
         }
-        CodecError::Damaged {
+        if !(short || cut || self.indexed_container()) {
+            return None;
+        }
+        Some(CodecError::Damaged {
             url: self.url.clone(),
             frame,
             detail,
-        }
+        })
+    }
+
+    /// MP4/MOV or Matroska: containers whose index is read from the file itself.
+    fn indexed_container(&self) -> bool {
+        let format = self.input.format();
+        let name = format.name();
+        name.starts_with("mov,") || name.starts_with("matroska")
     }
 
     /// At the end of a local MP4/MOV or Matroska file: whether its index lists video frames
     /// that lie beyond the end of the file (it was cut at a packet boundary, so no packet
     /// came out short). Other containers keep no index read from the file itself.
     fn truncated_at_end(&mut self) -> Option<CodecError> {
-        let format = self.input.format();
-        let name = format.name();
-        if !self.local || !(name.starts_with("mov,") || name.starts_with("matroska")) {
+        if !self.local || !self.indexed_container() {
             return None;
         }
         let size = crate::ffi::input_size(&mut self.input)?;
