@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mpegcoder_transport::rtmp::{RtmpError, RtmpOptions, RtmpPublisher};
 use mpegcoder_transport::rtsp::message::{Incoming, MessageDecoder};
-use mpegcoder_transport::rtsp::{Method, RtspError, RtspOptions, RtspPublisher, Step};
+use mpegcoder_transport::rtsp::{RtspError, RtspOptions, RtspPublisher, Step};
 use mpegcoder_transport::{AccessUnit, MediaError, TimeBase, Track, VideoTrack};
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
@@ -472,28 +472,23 @@ async fn rtmp_refuses_a_unit_it_cannot_carry_at_once_and_goes_on() {
 // ---- close that the server does not confirm -----------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rtsp_close_without_a_teardown_reply_is_an_error_naming_the_url() {
+async fn rtsp_close_without_a_teardown_reply_ends_cleanly_after_the_teardown_timeout() {
     let (port, server, _release) = rtsp_server(RtspBehaviour::NoTeardownReply).await;
-    let shown = format!("rtsp://127.0.0.1:{port}/live");
+    let mut options = rtsp_short();
+    options.teardown_timeout = SHORT;
     let mut p = rtsp_connect(
         &format!("rtsp://user:secret-pw@127.0.0.1:{port}/live"),
-        rtsp_short(),
+        options,
     )
     .await;
     within("send", BOUND, p.send(frame(0, 500))).await.unwrap();
     let started = Instant::now();
-    let e = within("close", SHORT + SLACK, p.close()).await.unwrap_err();
+    // Every frame was written and nothing failed: an unanswered TEARDOWN is no error.
+    let stats = within("close", SHORT + SLACK, p.close()).await.unwrap();
     let elapsed = started.elapsed();
-    assert!(
-        matches!(&e, RtspError::Timeout { step: Step::Request(Method::Teardown), after, .. }
-            if *after == SHORT),
-        "{e:?}"
-    );
+    assert!(stats.rtsp().unwrap().teardown_unanswered, "{stats:?}");
+    assert_eq!(stats.frames, 1);
     assert!(elapsed >= SHORT - Duration::from_millis(50), "{elapsed:?}");
-    let text = e.to_string();
-    assert!(text.contains(&shown), "{text}");
-    assert!(text.contains("TEARDOWN"), "{text}");
-    assert!(!format!("{text} {e:?}").contains("secret-pw"), "{text}");
     let seen = within("server", BOUND, server).await.unwrap();
     assert!(seen.teardown, "TEARDOWN was sent");
     assert_eq!(seen.access_units.len(), 1);
