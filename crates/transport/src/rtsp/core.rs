@@ -37,6 +37,15 @@ use super::message::{response_bytes, Incoming, MessageDecoder, Request, Response
 use super::sdp::{self, SdpMedia, SdpParams};
 use super::url::RtspUrl;
 
+/// Fills in the length of an interleaved frame (RFC 2326 §10.12: `$`, channel, 16-bit
+/// length, data) whose header was written with a zero length.
+fn set_interleaved_length(buf: &mut BytesMut) {
+    let len = u16::try_from(buf.len().saturating_sub(4)).unwrap_or(u16::MAX);
+    if let Some(b) = buf.get_mut(2..4) {
+        b.copy_from_slice(&len.to_be_bytes());
+    }
+}
+
 /// How many abandoned requests' CSeqs are remembered (one at a time is outstanding, so a
 /// handful covers every late reply a session can see).
 const ABANDONED_KEPT: usize = 8;
@@ -1454,10 +1463,7 @@ impl RtspPublisherCore {
         if rtcp::write_empty_rr_compound(t.ssrc(), &self.cname, &mut buf).is_err() {
             return;
         }
-        let len = u16::try_from(buf.len().saturating_sub(4)).unwrap_or(u16::MAX);
-        if let Some(b) = buf.get_mut(2..4) {
-            b.copy_from_slice(&len.to_be_bytes());
-        }
+        set_interleaved_length(&mut buf);
         self.push_transmit(now, Transmit::Stream(Chunks::bytes(buf.freeze())));
     }
 
@@ -1781,10 +1787,7 @@ impl RtspPublisherCore {
         }
         let transmit = match transport {
             Some(NegotiatedTransport::Tcp { .. }) => {
-                let len = u16::try_from(buf.len().saturating_sub(4)).unwrap_or(u16::MAX);
-                if let Some(b) = buf.get_mut(2..4) {
-                    b.copy_from_slice(&len.to_be_bytes());
-                }
+                set_interleaved_length(&mut buf);
                 Transmit::Stream(Chunks::bytes(buf.freeze()))
             }
             Some(NegotiatedTransport::Udp { server_rtcp, .. }) => {

@@ -2,8 +2,6 @@
 //! that made rml_rtmp 0.8.0 panic (found by the `rtmp_publish` fuzz target).
 #![allow(clippy::unwrap_used)]
 
-use std::time::Instant;
-
 use bytes::Bytes;
 use rml_rtmp::chunk_io::{ChunkDeserializer, ChunkSerializer};
 use rml_rtmp::messages::MessagePayload;
@@ -292,7 +290,7 @@ fn publish_like_the_fuzz_target(input: &[u8]) -> Result<(), RtmpError> {
     let video = VideoTrack::new(Bytes::from_static(SPS), Bytes::from_static(PPS)).unwrap();
     let audio = AudioTrack::aac(Bytes::from_static(&[0x12, 0x10])).unwrap();
     let url = RtmpUrl::parse("rtmp://user:pw@127.0.0.1/live/cam?x=1").unwrap();
-    let now = Instant::now();
+    let now = crate::clock::test_origin();
     let tracks = [Track::from(video), Track::from(audio)];
     let mut core = RtmpPublisherCore::new(url, &tracks, &RtmpOptions::default(), now).unwrap();
     let mut bytes = handshake_reply();
