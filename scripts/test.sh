@@ -17,6 +17,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== python package"
+bash scripts/python-test.sh
 if [ -f fuzz/Cargo.toml ]; then
   # A smoke run of every fuzz target from its seed corpus (FUZZ_SECONDS each, default 15);
   # scripts/fuzz.sh with a longer time is the real campaign. The lock file must be current.
