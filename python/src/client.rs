@@ -37,13 +37,7 @@ pub struct PyClient {
 
 impl std::fmt::Debug for PyClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The address may carry credentials: only its redacted form is shown.
-        f.debug_struct("PyClient")
-            .field(
-                "address",
-                &self.address.as_deref().map(mpegcoder::types::redact_url),
-            )
-            .finish_non_exhaustive()
+        crate::convert::debug_redacted(f, "PyClient", "address", self.address.as_deref())
     }
 }
 

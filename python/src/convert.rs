@@ -286,3 +286,15 @@ impl<T> Exclusive<T> {
         }
     }
 }
+
+/// `Debug` of a class whose address may carry credentials: only its redacted form is shown.
+pub fn debug_redacted(
+    f: &mut std::fmt::Formatter<'_>,
+    name: &str,
+    field: &str,
+    address: Option<&str>,
+) -> std::fmt::Result {
+    f.debug_struct(name)
+        .field(field, &address.map(mpegcoder::types::redact_url))
+        .finish_non_exhaustive()
+}

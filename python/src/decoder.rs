@@ -30,13 +30,7 @@ pub struct PyDecoder {
 
 impl std::fmt::Debug for PyDecoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The address may carry credentials: only its redacted form is shown.
-        f.debug_struct("PyDecoder")
-            .field(
-                "path",
-                &self.path.as_deref().map(mpegcoder::types::redact_url),
-            )
-            .finish_non_exhaustive()
+        crate::convert::debug_redacted(f, "PyDecoder", "path", self.path.as_deref())
     }
 }
 

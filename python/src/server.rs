@@ -147,13 +147,7 @@ pub struct PyServer {
 
 impl std::fmt::Debug for PyServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The address may carry credentials: only its redacted form is shown.
-        f.debug_struct("PyServer")
-            .field(
-                "address",
-                &self.address.as_deref().map(mpegcoder::types::redact_url),
-            )
-            .finish_non_exhaustive()
+        crate::convert::debug_redacted(f, "PyServer", "address", self.address.as_deref())
     }
 }
 
