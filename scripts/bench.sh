@@ -13,6 +13,14 @@
 #   bash scripts/bench.sh --repeat 3 --modes copy,libx264,copy-av
 #                                          # also the audio+video copy push (about 6 more
 #                                          # minutes with --repeat 3; not in the defaults)
+#   bash scripts/bench.sh --python --repeat 3
+#                                          # only mpegCoder's two example scripts, run with
+#                                          # the Python package, against `mpegcoder push`
+#                                          # (about 10 minutes): makes a virtual environment in
+#                                          # target/bench-python-venv (BENCH_PYTHON_VENV), the
+#                                          # package built in release mode; further arguments
+#                                          # go to `mpegcoder-bench python`; report in
+#                                          # $BENCH_OUT/python/
 #   BENCH_OUT=/tmp/b bash scripts/bench.sh # output directory (default target/bench)
 #   BENCH_CRITERION=0 bash scripts/bench.sh  # skip the criterion benches
 #   BENCH_ROUND2=0 bash scripts/bench.sh     # skip reconnect, fan-out, relay and RTMPS
@@ -26,9 +34,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 QUICK=0
+PYTHON_ONLY=0
 ARGS=()
 for a in "$@"; do
-  if [ "$a" = "--quick" ]; then QUICK=1; else ARGS+=("$a"); fi
+  case "$a" in
+    --quick) QUICK=1 ;;
+    --python) PYTHON_ONLY=1 ;;
+    *) ARGS+=("$a") ;;
+  esac
 done
 
 if ! command -v cargo >/dev/null 2>&1; then
@@ -53,6 +66,24 @@ fi
 start=$(date +%s)
 echo "== building release binaries" >&2
 cargo build --release --locked -p mpegcoder-cli -p mpegcoder-bench
+
+if [ "$PYTHON_ONLY" = 1 ]; then
+  VENV="${BENCH_PYTHON_VENV:-$TARGET/bench-python-venv}"
+  if [ ! -x "$VENV/bin/python" ]; then
+    "${PYTHON:-python3}" -m venv "$VENV"
+  fi
+  VENV="$(cd "$VENV" && pwd)"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check maturin==1.9.6 numpy==2.3.5
+  echo "== pip install ./python into $VENV (release build)" >&2
+  # pip's build of the package is a release build unless MATURIN_PEP517_ARGS says otherwise.
+  env -u MATURIN_PEP517_ARGS PATH="$VENV/bin:$PATH" "$VENV/bin/pip" install -q \
+    --disable-pip-version-check --force-reinstall --no-deps --no-build-isolation ./python
+  echo "== mpegcoder-bench python (output in $OUT/python)" >&2
+  "$TARGET/release/mpegcoder-bench" python --out "$OUT" --python "$VENV/bin/python" \
+    --mpegcoder "$TARGET/release/mpegcoder" ${ARGS[@]+"${ARGS[@]}"}
+  echo "report: $OUT/python/report.md, $OUT/python/report.json ($(( $(date +%s) - start )) s)" >&2
+  exit 0
+fi
 
 echo "== mpegcoder-bench run (output in $OUT)" >&2
 "$TARGET/release/mpegcoder-bench" run --out "$OUT" --mpegcoder "$TARGET/release/mpegcoder" \

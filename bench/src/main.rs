@@ -11,7 +11,9 @@
 //! ([`fanout`]), the latency a live relay adds ([`relay`]), and a copy push over RTMPS
 //! against RTMP ([`tls`]). It prints markdown tables and
 //! writes `report.json` and `report.md` into the output directory. `mpegcoder-bench
-//! criterion` summarizes the criterion benches' results.
+//! criterion` summarizes the criterion benches' results. `mpegcoder-bench python` runs
+//! mpegCoder's two example scripts with the `mpegcoder` Python package against `mpegcoder
+//! push` publishing the same clip ([`python`]).
 #![forbid(unsafe_code)]
 
 mod clip;
@@ -21,6 +23,7 @@ mod flv;
 mod many;
 mod nginx;
 mod process;
+mod python;
 mod reconnect;
 mod relay;
 mod report;
@@ -61,6 +64,46 @@ enum Cmd {
     PushMany(PushManyArgs),
     /// Summarize the criterion benches' results as a markdown table.
     Criterion(CriterionArgs),
+    /// mpegCoder's two example scripts (the Python package) against `mpegcoder push`.
+    Python(Box<PythonArgs>),
+}
+
+#[derive(Debug, Args)]
+struct PythonArgs {
+    /// Output directory: the clip is cached in OUT/clips; scripts, logs, report.md and
+    /// report.json go to OUT/python.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+    /// The Python with the `mpegcoder` package installed (a release build; `bash
+    /// scripts/bench.sh --python` makes this one).
+    #[arg(long, default_value = "target/bench-python-venv/bin/python")]
+    python: PathBuf,
+    /// The mpegcoder binary (a release build).
+    #[arg(long, default_value = "target/release/mpegcoder")]
+    mpegcoder: PathBuf,
+    /// ffmpeg (makes the clip).
+    #[arg(long, default_value = "ffmpeg")]
+    ffmpeg: PathBuf,
+    /// ffprobe.
+    #[arg(long, default_value = "ffprobe")]
+    ffprobe: PathBuf,
+    /// GNU time.
+    #[arg(long, default_value = "/usr/bin/time")]
+    time: PathBuf,
+    /// Runs of each configuration; figures are medians.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// Length of the clip, seconds.
+    #[arg(long, default_value_t = 20)]
+    seconds: u32,
+    /// Protocols (rtsp-tcp, rtsp-udp, rtmp).
+    #[arg(long, value_delimiter = ',', default_values = ["rtsp-tcp", "rtmp"])]
+    protos: Vec<String>,
+    /// Publishers: non-blocking (the non-blocking script), dual-process (the dual-process
+    /// script), cli (`mpegcoder push` with the clip's B-frames), cli16 (`mpegcoder push
+    /// --bframes 16`).
+    #[arg(long, value_delimiter = ',', default_values = ["non-blocking", "dual-process", "cli", "cli16"])]
+    publishers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -212,6 +255,7 @@ fn main() -> ExitCode {
         Cmd::Run(args) => run(&args),
         Cmd::PushMany(args) => push_many(&args),
         Cmd::Criterion(args) => criterion::summarize(&args.dir, args.append.as_deref()),
+        Cmd::Python(args) => python_bench(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -236,6 +280,155 @@ fn push_many(args: &PushManyArgs) -> Result<()> {
             .with_context(|| format!("cannot write {}", p.display()))?,
         None => println!("{json}"),
     }
+    Ok(())
+}
+
+/// Everything `python` measured.
+#[derive(Debug, Serialize)]
+struct PythonReport {
+    machine: Machine,
+    clip: ClipSpec,
+    python: python::PythonInfo,
+    repetitions: usize,
+    runs: Vec<python::PythonRun>,
+    /// The bench's own commit (`git rev-parse HEAD` where it ran).
+    bench_commit: String,
+}
+
+fn python_bench(args: &PythonArgs) -> Result<()> {
+    let ffmpeg = require(&args.ffmpeg, "ffmpeg")?;
+    let ffprobe = require(&args.ffprobe, "ffprobe")?;
+    let time = require(&args.time, "GNU time")?;
+    let mpegcoder = require(
+        &args.mpegcoder,
+        "the mpegcoder binary (cargo build --release)",
+    )?;
+    let python = which(&args.python).with_context(|| {
+        format!(
+            "no Python at {}: `bash scripts/bench.sh --python` makes a virtual environment \
+             there with the package built in release mode, or pass --python",
+            args.python.display()
+        )
+    })?;
+    let protos = parse_protos(&args.protos)?;
+    let publishers = args
+        .publishers
+        .iter()
+        .map(|p| {
+            python::Publisher::parse(p).with_context(|| {
+                format!("unknown publisher {p:?} (non-blocking, dual-process, cli, cli16)")
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let work = args.out.join("python");
+    std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+    let spec = ClipSpec::hd(args.seconds);
+    let clip = clip::ensure(&ffmpeg, &ffprobe, &args.out.join("clips"), spec)?;
+    let info = python::probe(&python, &clip)?;
+    eprintln!(
+        "python {} with mpegcoder {} ({}); the decoder says bitRate {} kb/s, GOPSize {}, \
+         maxBframe {}",
+        info.python_version,
+        info.package_version,
+        info.native_module,
+        info.inherited.bit_rate_kbps,
+        info.inherited.gop_size,
+        info.inherited.max_bframe
+    );
+    let machine = machine_with(&ffmpeg, &mpegcoder);
+    eprintln!(
+        "machine: {} × {}, kernel {}, load {:.2}",
+        machine.nproc,
+        machine.cpu_model,
+        machine.kernel,
+        machine.load_at_start.unwrap_or(f64::NAN)
+    );
+    if machine.load_at_start.is_some_and(|l| l > 0.5) {
+        eprintln!("warning: the load average is above 0.5; timing figures may suffer");
+    }
+    let setup = python::PythonSetup {
+        python,
+        mpegcoder,
+        time,
+        clip,
+        frames: spec.frames() as usize,
+        fps: f64::from(spec.fps),
+        inherited: info.inherited.clone(),
+        work: work.clone(),
+    };
+    let mut report = PythonReport {
+        machine,
+        clip: spec,
+        python: info,
+        repetitions: args.repeat.max(1),
+        runs: Vec::new(),
+        bench_commit: git_commit(),
+    };
+    for rep in 0..args.repeat.max(1) {
+        for &proto in &protos {
+            // Rotate the order from one repetition to the next, so that no publisher always
+            // runs first.
+            let mut order = publishers.clone();
+            let n = order.len().max(1);
+            order.rotate_left(rep % n);
+            for publisher in order {
+                let r = python::run(&setup, publisher, proto, rep)?;
+                eprintln!(
+                    "{:<12} {:<8} run {rep}: {}/{} frames, p99 {:.2} ms, max {:.2} ms, CPU {:.2} \
+                     s (sampled {:.2} s over {} processes), RSS {:.1} MiB (tree {:.1}, PSS \
+                     {:.1}), load {:.2}{}",
+                    publisher.key(),
+                    proto.name(),
+                    r.frames_received,
+                    r.frames_expected,
+                    python::figure(&r, "steady_p99_ms").unwrap_or(f64::NAN),
+                    python::figure(&r, "steady_max_ms").unwrap_or(f64::NAN),
+                    r.usage.cpu_s(),
+                    r.tree.cpu_s,
+                    r.tree.processes,
+                    r.usage.max_rss_kib as f64 / 1024.0,
+                    r.tree.peak_rss_kib as f64 / 1024.0,
+                    r.tree.peak_pss_kib as f64 / 1024.0,
+                    r.load_before.unwrap_or(f64::NAN),
+                    match (&r.sink_error, r.usage.exit_code) {
+                        (Some(e), _) => format!(" (sink: {e})"),
+                        (None, Some(0)) => String::new(),
+                        (None, code) => format!(" (exit {code:?})"),
+                    }
+                );
+                report.runs.push(r);
+            }
+        }
+    }
+    report.machine.load_at_end = process::load_average();
+    let mut md = render_machine(&report.machine);
+    md.push_str(&format!(
+        "\n## mpegCoder's example scripts against `mpegcoder push`\n\nClip: {}x{} at {} fps, \
+         {} s ({} frames), a key frame every {} frames, {} B-frames; bench at `{}`.\n",
+        spec.width,
+        spec.height,
+        spec.fps,
+        spec.seconds,
+        spec.frames(),
+        spec.gop,
+        spec.bframes,
+        report.bench_commit
+    ));
+    md.push_str(&python::settings(&report.python));
+    md.push_str(&python::markdown(
+        &report.runs,
+        &report.python,
+        spec.frames() as usize,
+    ));
+    println!("{md}");
+    std::fs::write(work.join("report.md"), &md)?;
+    let json = serde_json::to_string_pretty(&report)?;
+    std::fs::write(work.join("report.json"), json + "\n")?;
+    eprintln!(
+        "wrote {} and {}",
+        work.join("report.md").display(),
+        work.join("report.json").display()
+    );
     Ok(())
 }
 
@@ -270,6 +463,10 @@ fn first_line(program: &Path, args: &[&str]) -> String {
 }
 
 fn machine(args: &RunArgs) -> Machine {
+    machine_with(&args.ffmpeg, &args.mpegcoder)
+}
+
+fn machine_with(ffmpeg: &Path, mpegcoder: &Path) -> Machine {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let field = |text: &str, key: &str| {
         text.lines()
@@ -291,9 +488,9 @@ fn machine(args: &RunArgs) -> Machine {
             .trim()
             .parse::<u64>()
             .map_or(0, |k| k / 1024),
-        ffmpeg: first_line(&args.ffmpeg, &["-version"]),
+        ffmpeg: first_line(ffmpeg, &["-version"]),
         rustc: first_line(Path::new("rustc"), &["--version"]),
-        mpegcoder: first_line(&args.mpegcoder, &["--version"]),
+        mpegcoder: first_line(mpegcoder, &["--version"]),
         load_at_start: process::load_average(),
         load_at_end: None,
     }
@@ -822,9 +1019,8 @@ fn run(args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
-fn render(report: &Report) -> String {
-    let m = &report.machine;
-    let mut md = format!(
+fn render_machine(m: &Machine) -> String {
+    format!(
         "## Machine\n\n{} × {}, {} MiB, Linux {}; load average {} at the start, {} at the end.\n\
          {}; {}; {}.\n",
         m.nproc,
@@ -836,7 +1032,11 @@ fn render(report: &Report) -> String {
         m.ffmpeg,
         m.rustc,
         m.mpegcoder,
-    );
+    )
+}
+
+fn render(report: &Report) -> String {
+    let mut md = render_machine(&report.machine);
     if let Some(spec) = report.clip {
         let incomplete: Vec<String> = report
             .runs

@@ -122,6 +122,11 @@ impl Timed {
         Ok(usage)
     }
 
+    /// GNU time's PID (the measured process is its child).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// True once the process (GNU time, hence the measured process too) has exited.
     pub fn finished(&mut self) -> bool {
         !matches!(self.child.try_wait(), Ok(None))
