@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use mpegcoder::codec::{Decoder, DecoderOptions, Frame, Position};
+use mpegcoder::codec::{CodecError, Decoder, DecoderOptions, Frame, Position};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -71,11 +71,15 @@ impl PyDecoder {
     fn extract<'py>(
         &mut self,
         py: Python<'py>,
-        extract: impl FnOnce(&mut Decoder) -> Result<Option<Vec<Frame>>, mpegcoder::codec::CodecError>
-            + Send,
+        extract: impl FnOnce(&mut Decoder) -> Result<Option<Vec<Frame>>, CodecError> + Send,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let decoder = self.decoder()?;
-        let frames = py.detach(|| extract(decoder)).map_err(|e| mpeg_error(&e))?;
+        let frames = match py.detach(|| extract(decoder)) {
+            Ok(frames) => frames,
+            // A position past the end gives no frames (mpegCoder's None), not an error.
+            Err(CodecError::FrameOutOfRange { .. } | CodecError::TimeOutOfRange { .. }) => None,
+            Err(e) => return Err(mpeg_error(&e)),
+        };
         let frames = frames.unwrap_or_default();
         self.frame_count = frames.len();
         frames_to_array(py, &frames)
@@ -211,7 +215,7 @@ impl PyDecoder {
     }
 
     /// Up to frameNum frames from frame framePos on (exact: as a sequential decode gives
-    /// them); None when framePos is past the end.
+    /// them); None when framePos is past the end (so are the other Extract calls).
     #[pyo3(signature = (framePos=0, frameNum=1))]
     fn ExtractFrame<'py>(
         &mut self,
