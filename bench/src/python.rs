@@ -4,11 +4,11 @@
 //!
 //! The publishers, each publishing the bench's clip to one of its sinks (RTSP/TCP, RTMP),
 //! which records when every frame arrives:
-//! - **non-blocking script** ([`NON_BLOCKING_SCRIPT`]): one process; `MpegDecoder.ExtractGOP`
+//! - **non-blocking script** ([`non_blocking_script`]): one process; `MpegDecoder.ExtractGOP`
 //!   decodes a GOP at a time, `MpegServer.ServeFrame` encodes and sends each frame at once,
 //!   and every 10 frames the script sleeps `getParameter('waitRef')` (half of how far the
 //!   stream is ahead of the playing time);
-//! - **dual-process script** ([`DUAL_PROCESS_SCRIPT`]): a decoder process and an encoder
+//! - **dual-process script** ([`dual_process_script`]): a decoder process and an encoder
 //!   process (`multiprocessing`), the frames pickled through a `multiprocessing.Queue` of 20,
 //!   `ServeFrameBlock` (the server's own pacer), `maxBframe=16`;
 //! - **`mpegcoder push`** with what the scripts' servers inherit from the decoder made
@@ -57,98 +57,22 @@ use crate::single::{serde_plain, Proto};
 use crate::sink::{seconds_between, Sink};
 use crate::stats::{median, Timing};
 
-/// mpegCoder's non-blocking example (`server-non-blocking.py`), as its documentation gives
-/// it, indentation restored.
-pub const NON_BLOCKING_SCRIPT: &str = r#"import time
-import mpegCoder
+/// mpegCoder's non-blocking example (`server-non-blocking.py`) as its documentation gives it:
+/// the copy in `python/tests/` (which the package's tests run) with its import line back to
+/// the documentation's.
+pub fn non_blocking_script() -> String {
+    as_documented(include_str!("../../python/tests/server_non_blocking.py"))
+}
 
-d = mpegCoder.MpegDecoder()
-opened = d.FFmpegSetup('test-video.mp4')
-e = mpegCoder.MpegServer()
-e.setParameter(configDict=d.getParameter(), codecName='libx264', videoAddress='rtsp://localhost:8554/video')  # inherit most of parameters from the decoder.
-opened = opened and e.FFmpegSetup()  # Load the pusher.
-if opened:  # If the decoder and the pusher are not loaded successfully, do not continue.
-    gop = True
-    s = 0
-    while gop is not None:
-        gop = d.ExtractGOP()  # Extract current GOP.
-        if gop is not None:
-            for i in gop:  # Select every frame.
-                e.ServeFrame(i)  # Serve current frame.
-                s += 1
-                if s == 10:  # Wait for synchronization for each 10 frames.
-                    wait = e.getParameter('waitRef')
-                    time.sleep(wait)
-                    s = 0
-    e.FFmpegClose()  # End encoding and pushing, and flush all frames in cache.
-else:
-    print(e)
-e.clear()  # Close the pusher.
-d.clear()  # Close the decoder.
-"#;
+/// mpegCoder's dual-process example (`server-dual-procs.py`), the same way.
+pub fn dual_process_script() -> String {
+    as_documented(include_str!("../../python/tests/server_dual_procs.py"))
+}
 
-/// mpegCoder's dual-process example (`server-dual-procs.py`), as its documentation gives it,
-/// indentation restored.
-pub const DUAL_PROCESS_SCRIPT: &str = r#"import mpegCoder
-import multiprocessing
-
-
-class Decoder(multiprocessing.Process):
-    def __init__(self, video_name='test-video.mp4', q_o=None, name=None, daemon=None):
-        super().__init__(name=name, daemon=daemon)
-        self.video_name = video_name
-        self.q_o = q_o
-
-    def run(self):
-        d = mpegCoder.MpegDecoder()
-        opened = d.FFmpegSetup(self.video_name)
-        self.q_o.put(d.getParameter())
-        if opened:
-            gop = True
-            while gop is not None:
-                gop = d.ExtractGOP()  # Extract current GOP.
-                if gop is not None:
-                    for i in gop:  # Select every frame.
-                        self.q_o.put(i)
-                else:
-                    self.q_o.put(None)
-        else:
-            print(d)
-        d.clear()
-
-
-class Encoder(multiprocessing.Process):
-    def __init__(self, video_addr='rtsp://localhost:8554/video', q_i=None, name=None, daemon=None):
-        super().__init__(name=name, daemon=daemon)
-        self.video_addr = video_addr
-        self.q_i = q_i
-
-    def run(self):
-        e = mpegCoder.MpegServer()
-        config_dict = self.q_i.get()  # Get decoder configurations.
-        e.setParameter(configDict=config_dict, codecName='libx264', maxBframe=16, videoAddress=self.video_addr)
-        opened = e.FFmpegSetup()
-        if opened:  # If pusher is not loaded successfully, do not continue.
-            frame = True
-            while frame is not None:
-                frame = self.q_i.get()  # Get one frame.
-                if frame is not None:
-                    e.ServeFrameBlock(frame)  # Encode and serve the current frame.
-            e.FFmpegClose()  # End encoding, and flush all frames in cache.
-        else:
-            print(e)
-        e.clear()
-
-
-if __name__ == '__main__':
-    queue_data = multiprocessing.Queue(maxsize=20)
-    proc_dec = Decoder(video_name='test-video.mp4', q_o=queue_data, daemon=True)
-    proc_enc = Encoder(video_addr='rtsp://localhost:8554/video', q_i=queue_data, daemon=True)
-    proc_dec.start()
-    proc_enc.start()
-    proc_enc.join()
-    proc_dec.join()
-"#;
+/// A script of `python/tests/` with the documentation's `import mpegCoder`.
+fn as_documented(ours: &str) -> String {
+    ours.replacen("import mpegcoder as mpegCoder\n", "import mpegCoder\n", 1)
+}
 
 /// The dual-process script's `maxBframe`.
 pub const DUAL_PROCESS_BFRAMES: u32 = 16;
@@ -182,9 +106,9 @@ pub fn script(script: &str, clip: &Path, url: &str) -> Result<String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Publisher {
-    /// [`NON_BLOCKING_SCRIPT`].
+    /// [`non_blocking_script`].
     NonBlocking,
-    /// [`DUAL_PROCESS_SCRIPT`].
+    /// [`dual_process_script`].
     DualProcess,
     /// `mpegcoder push` with the decoder's B-frames (the non-blocking script's settings).
     Cli,
@@ -343,8 +267,8 @@ impl PythonSetup {
         tag: &str,
     ) -> Result<(PathBuf, Vec<String>)> {
         let source = match publisher {
-            Publisher::NonBlocking => NON_BLOCKING_SCRIPT,
-            Publisher::DualProcess => DUAL_PROCESS_SCRIPT,
+            Publisher::NonBlocking => non_blocking_script(),
+            Publisher::DualProcess => dual_process_script(),
             Publisher::Cli | Publisher::Cli16 => {
                 return Ok((
                     self.mpegcoder.clone(),
@@ -355,7 +279,7 @@ impl PythonSetup {
         let dir = self.work.join("scripts");
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{tag}.py"));
-        std::fs::write(&path, script(source, &self.clip, url)?)
+        std::fs::write(&path, script(&source, &self.clip, url)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
         Ok((self.python.clone(), vec![path.display().to_string()]))
     }
@@ -869,8 +793,8 @@ mod tests {
     fn the_scripts_change_only_in_the_import_the_video_and_the_address() {
         let url = "rtsp://127.0.0.1:4242/bench";
         let clip = Path::new("/clips/it's.mp4");
-        for doc in [NON_BLOCKING_SCRIPT, DUAL_PROCESS_SCRIPT] {
-            let ours = script(doc, clip, url).expect("script");
+        for doc in [non_blocking_script(), dual_process_script()] {
+            let ours = script(&doc, clip, url).expect("script");
             let (a, b): (Vec<&str>, Vec<&str>) = (doc.lines().collect(), ours.lines().collect());
             assert_eq!(a.len(), b.len());
             for (before, after) in a.iter().zip(&b) {
@@ -883,7 +807,7 @@ mod tests {
             assert!(ours.contains("import mpegcoder as mpegCoder\n"), "{ours}");
             assert!(!ours.contains("test-video") && !ours.contains("localhost"));
         }
-        let dual = script(DUAL_PROCESS_SCRIPT, clip, url).expect("script");
+        let dual = script(&dual_process_script(), clip, url).expect("script");
         assert_eq!(dual.matches(r"'/clips/it\'s.mp4'").count(), 2);
         assert!(dual.contains("maxBframe=16"));
         assert!(py_str("a\nb").is_err());
