@@ -17,7 +17,9 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
-echo "== python package"
+# The Python package: `pip install ./python` into a venv under target/, then
+# `pytest python/tests` (scripts/python-test.sh does both).
+echo "== python package: pip install ./python, pytest python/tests"
 bash scripts/python-test.sh
 if [ -f fuzz/Cargo.toml ]; then
   # A smoke run of every fuzz target from its seed corpus (FUZZ_SECONDS each, default 15);
