@@ -511,6 +511,7 @@ fn chaos(proto: Proto) {
     // The pusher's outages lie within the test's (loss seen after the kill, reconnected
     // before the server logged the session).
     let down: f64 = outages.iter().map(Outage::down).sum();
+    eprintln!("{ctx}: outage_s {outage_s:.3}, kills to sessions {down:.3} s");
     assert!(
         outage_s > 0.0 && outage_s <= down + 0.05,
         "{ctx}: outage_s {outage_s:.3}, the test measured {down:.3} s from kills to sessions"

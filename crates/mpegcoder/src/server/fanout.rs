@@ -72,11 +72,18 @@ impl std::fmt::Display for Failure {
     }
 }
 
+/// A connection the reconnection task made, and when it was made: the outage ends there,
+/// not at the later moment the stream loop takes it over (up to a frame interval after).
+struct Connected {
+    publisher: Publisher,
+    at: Instant,
+}
+
 /// The connection of a destination.
 enum Link {
     Up(Box<Publisher>),
     Down {
-        task: JoinHandle<Result<Publisher, Failure>>,
+        task: JoinHandle<Result<Connected, Failure>>,
         since: Instant,
         attempts: Arc<Attempts>,
     },
@@ -336,15 +343,19 @@ impl Fanout {
             if !task.is_finished() {
                 continue;
             }
-            let outage = now.duration_since(*since).as_secs_f64();
             let result = match task.now_or_never() {
                 Some(Ok(r)) => r,
                 Some(Err(e)) => Err(Failure::Task(e.to_string())),
                 None => continue,
             };
+            let ended = match &result {
+                Ok(c) => c.at.clamp(*since, now.max(*since)),
+                Err(_) => now,
+            };
+            let outage = ended.duration_since(*since).as_secs_f64();
             d.stats.outage_s += outage;
             match result {
-                Ok(publisher) => {
+                Ok(Connected { publisher, .. }) => {
                     if d.ever_up {
                         d.stats.reconnects += 1;
                         tracing::info!(
@@ -611,7 +622,7 @@ async fn reconnect(
     cause: PublishError,
     mut jitter: Jitter,
     attempts: Arc<Attempts>,
-) -> Result<Publisher, Failure> {
+) -> Result<Connected, Failure> {
     let url = redact_url(&target.address);
     let mut last = cause;
     let mut attempt = 0u32;
@@ -623,7 +634,12 @@ async fn reconnect(
         tokio::time::sleep(policy.delay(attempt, jitter.next())).await;
         attempts.current.store(attempt, Ordering::Relaxed);
         match Publisher::connect(&target.address, &target.tracks, target.options.clone()).await {
-            Ok(p) => return Ok(p),
+            Ok(publisher) => {
+                return Ok(Connected {
+                    publisher,
+                    at: Instant::now(),
+                })
+            }
             Err(e) if e.heals() => {
                 tracing::debug!(%url, attempt, "reconnect failed: {e}");
                 if let Ok(mut slot) = attempts.last_error.lock() {
