@@ -4,11 +4,13 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use push::PushExit;
 
 mod logging;
 mod probe;
 mod pull;
 mod push;
+mod push_many;
 mod signals;
 mod tls;
 
@@ -30,6 +32,9 @@ enum Command {
     Probe(probe::ProbeArgs),
     /// Publish a video to an RTSP or RTMP server, paced at real time.
     Push(push::PushArgs),
+    /// Publish every stream of a list (one INPUT URL per line) from one process, each paced
+    /// at real time with the push options given.
+    PushMany(push_many::PushManyArgs),
     /// Receive a live stream over RTSP or RTMP; optionally hash every frame, save the video
     /// (Annex B) or its AAC audio (ADTS).
     Pull(pull::PullArgs),
@@ -39,20 +44,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let logging = logging::init(cli.verbose);
     let result = match &cli.command {
-        Command::Probe(args) => probe::run(args),
-        Command::Pull(args) => pull::run(args, logging),
-        Command::Push(args) => match push::run(args, logging) {
-            // Interrupted by SIGINT or SIGTERM after a clean teardown: the conventional
-            // 128 + the signal's number.
-            Ok(push::PushExit::Interrupted(code)) => return ExitCode::from(code),
-            Ok(push::PushExit::Done) => Ok(()),
-            // Its error lines are printed, one per destination.
-            Ok(push::PushExit::Failed) => return ExitCode::FAILURE,
-            Err(e) => Err(e),
-        },
+        Command::Probe(args) => probe::run(args).map(|()| PushExit::Done),
+        Command::Pull(args) => pull::run(args, logging).map(|()| PushExit::Done),
+        Command::Push(args) => push::run(args, logging),
+        Command::PushMany(args) => push_many::run(args, logging),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(PushExit::Done) => ExitCode::SUCCESS,
+        // Interrupted by SIGINT or SIGTERM after a clean teardown: the conventional
+        // 128 + the signal's number.
+        Ok(PushExit::Interrupted(code)) => ExitCode::from(code),
+        // Its error lines are printed, one per destination (or stream of the list).
+        Ok(PushExit::Failed) => ExitCode::FAILURE,
         // A closed pipe (`mpegcoder probe ... | head`) is not an error worth a message.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {

@@ -28,6 +28,13 @@ pub struct PushArgs {
     /// connection, queue and reconnect state.
     #[arg(required = true, num_args = 1..)]
     pub urls: Vec<String>,
+    #[command(flatten)]
+    pub flags: PushFlags,
+}
+
+/// The options of `mpegcoder push` after its INPUT and URLs, shared with `push-many`.
+#[derive(Debug, Args)]
+pub struct PushFlags {
     /// Reconnect a lost destination (and a live source) forever, with capped exponential
     /// backoff (0.5 s up to 10 s, with jitter). 401/403, 404, bad URLs and TLS certificate
     /// errors are never retried.
@@ -179,7 +186,7 @@ pub fn parse_fps(s: &str) -> Result<Rational, String> {
 /// Checks before connecting that the `--stats-json` file can be written (it is written only
 /// after the push): its directory exists and the file can be created or opened for writing.
 /// A file made by the check is removed again, so a failed push leaves nothing behind.
-fn check_stats_path(path: &Path) -> Result<()> {
+pub fn check_stats_path(path: &Path) -> Result<()> {
     let shown = path.display();
     if path.is_dir() {
         bail!("cannot write --stats-json {shown}: it is a directory");
@@ -211,47 +218,68 @@ fn check_stats_path(path: &Path) -> Result<()> {
     Ok(())
 }
 
+impl PushFlags {
+    /// The push options for `input` to `urls`, checked (TLS files and flags, libx264's
+    /// names, the rate) before anything opens or connects.
+    pub fn options(&self, input: &str, urls: &[String]) -> Result<PushOptions> {
+        let mut all: Vec<&str> = urls.iter().map(String::as_str).collect();
+        all.push(input);
+        let tls = self.tls.options(&all, self.transport)?;
+        self.options_with_tls(input, urls, tls)
+    }
+
+    /// Like [`PushFlags::options`] with the TLS options already made (checked once for many
+    /// streams).
+    pub fn options_with_tls(
+        &self,
+        input: &str,
+        urls: &[String],
+        tls: mpegcoder::TlsOptions,
+    ) -> Result<PushOptions> {
+        if !(self.rate.is_finite() && self.rate > 0.0) {
+            bail!("--rate must be a positive number, got {}", self.rate);
+        }
+        let reconnect = match (self.reconnect_max, self.reconnect) {
+            (Some(n), _) => Some(ReconnectPolicy::attempts(n)),
+            (None, true) => Some(ReconnectPolicy::forever()),
+            (None, false) => None,
+        };
+        let options = PushOptions::new(input.to_string(), String::new())
+            .with_addresses(urls.iter().cloned())
+            .with_tls(tls)
+            .with_reconnect(reconnect)
+            .with_codec(self.codec)
+            .with_transport(self.transport)
+            .with_bit_rate(self.bitrate)
+            .with_gop_size(self.gop)
+            .with_max_b_frames(self.bframes)
+            .with_preset(self.preset.clone())
+            .with_tune(self.tune.clone())
+            .with_profile(self.profile.clone())
+            .with_size(self.size)
+            .with_frame_rate(self.fps)
+            .with_loops(self.loops)
+            .with_rate(self.rate)
+            .with_pace(!self.no_pace)
+            .with_max_lead(Duration::from_millis(self.max_lead_ms))
+            .with_audio(if self.no_audio {
+                AudioMode::None
+            } else {
+                self.audio
+            })
+            .with_audio_stream(self.audio_stream);
+        Ok(options)
+    }
+}
+
 /// Runs the subcommand. Returns how it ended (Ctrl-C, or destinations that failed). `logging`: log
 /// lines beyond warnings may appear on stderr (no progress bar then, so they stay readable).
-pub fn run(args: &PushArgs, logging: bool) -> Result<PushExit> {
+pub fn run(push_args: &PushArgs, logging: bool) -> Result<PushExit> {
+    let args = &push_args.flags;
     if let Some(path) = &args.stats_json {
         check_stats_path(path)?;
     }
-    let reconnect = match (args.reconnect_max, args.reconnect) {
-        (Some(n), _) => Some(ReconnectPolicy::attempts(n)),
-        (None, true) => Some(ReconnectPolicy::forever()),
-        (None, false) => None,
-    };
-    let mut urls: Vec<&str> = args.urls.iter().map(String::as_str).collect();
-    urls.push(&args.input);
-    let tls = args.tls.options(&urls, args.transport)?;
-    let options = PushOptions::new(args.input.clone(), String::new())
-        .with_addresses(args.urls.iter().cloned())
-        .with_tls(tls)
-        .with_reconnect(reconnect)
-        .with_codec(args.codec)
-        .with_transport(args.transport)
-        .with_bit_rate(args.bitrate)
-        .with_gop_size(args.gop)
-        .with_max_b_frames(args.bframes)
-        .with_preset(args.preset.clone())
-        .with_tune(args.tune.clone())
-        .with_profile(args.profile.clone())
-        .with_size(args.size)
-        .with_frame_rate(args.fps)
-        .with_loops(args.loops)
-        .with_rate(args.rate)
-        .with_pace(!args.no_pace)
-        .with_max_lead(Duration::from_millis(args.max_lead_ms))
-        .with_audio(if args.no_audio {
-            AudioMode::None
-        } else {
-            args.audio
-        })
-        .with_audio_stream(args.audio_stream);
-    if !(args.rate.is_finite() && args.rate > 0.0) {
-        bail!("--rate must be a positive number, got {}", args.rate);
-    }
+    let options = args.options(&push_args.input, &push_args.urls)?;
 
     // SIGINT or SIGTERM while opening or connecting: stop within a second. Once the session
     // is up (its first progress report): stop reading, flush the encoder (paced) and tear
@@ -405,14 +433,14 @@ fn destination_line(d: &DestinationStats) -> String {
 
 /// A progress bar on a terminal, a line every few seconds otherwise (also while log lines
 /// beyond warnings are shown, which would tear a bar).
-struct Progress {
+pub(crate) struct Progress {
     bar: Option<ProgressBar>,
     quiet: bool,
     last_line: Instant,
 }
 
 impl Progress {
-    fn new(quiet: bool, logging: bool) -> Progress {
+    pub(crate) fn new(quiet: bool, logging: bool) -> Progress {
         let bar = (!quiet && !logging && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new_spinner();
             bar.set_style(
@@ -492,21 +520,27 @@ impl Progress {
     }
 
     fn update(&mut self, s: &ServerStats) {
+        self.show(s.elapsed_s, || Progress::line(s));
+    }
+
+    /// Shows `line()` at `elapsed_s` seconds: in the bar, or as a line when five seconds
+    /// passed since the last one.
+    pub(crate) fn show(&mut self, elapsed_s: f64, line: impl FnOnce() -> String) {
         if self.quiet {
             return;
         }
         match &self.bar {
-            Some(bar) => bar.set_message(Progress::line(s)),
+            Some(bar) => bar.set_message(line()),
             None => {
                 if self.last_line.elapsed() >= Duration::from_secs(5) {
                     self.last_line = Instant::now();
-                    eprintln!("{:.1}s {}", s.elapsed_s, Progress::line(s));
+                    eprintln!("{elapsed_s:.1}s {}", line());
                 }
             }
         }
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

@@ -360,7 +360,10 @@ impl PushOptions {
         OpenOptions::default().with_audio(audio)
     }
 
-    fn validate(&self) -> Result<(), PushError> {
+    /// Checks the options that need no input or server (libx264's names, the loop count,
+    /// encoder options in copy mode, …); [`push`] does the same first. Useful to refuse a
+    /// batch of pushes before any of them starts.
+    pub fn validate(&self) -> Result<(), PushError> {
         for (option, value) in [
             (X264Option::Preset, &self.preset),
             (X264Option::Tune, &self.tune),
