@@ -13,7 +13,9 @@
 //! writes `report.json` and `report.md` into the output directory. `mpegcoder-bench
 //! criterion` summarizes the criterion benches' results. `mpegcoder-bench python` runs
 //! mpegCoder's two example scripts with the `mpegcoder` Python package against `mpegcoder
-//! push` publishing the same clip ([`python`]).
+//! push` publishing the same clip ([`python`]). `mpegcoder-bench scale` (also part of `run`)
+//! pushes N copy streams with audio into one receiver from one `mpegcoder push-many` against N
+//! `ffmpeg -re -c copy` processes, for growing N ([`scale`]).
 #![forbid(unsafe_code)]
 
 mod clip;
@@ -27,6 +29,7 @@ mod python;
 mod reconnect;
 mod relay;
 mod report;
+mod scale;
 mod single;
 mod sink;
 mod source;
@@ -66,7 +69,50 @@ enum Cmd {
     Criterion(CriterionArgs),
     /// mpegCoder's two example scripts (the Python package) against `mpegcoder push`.
     Python(Box<PythonArgs>),
+    /// N copy streams (H.264 + AAC) into one receiver: one `mpegcoder push-many` against N
+    /// `ffmpeg -re -c copy` processes, for growing N, each side until it fails.
+    Scale(Box<ScaleArgs>),
 }
+
+#[derive(Debug, Args)]
+struct ScaleArgs {
+    /// Output directory: lists, logs, scale.md and scale.json.
+    #[arg(long, default_value = "target/bench/scale")]
+    out: PathBuf,
+    /// Where the clips are cached.
+    #[arg(long, default_value = "target/bench/clips")]
+    clips: PathBuf,
+    /// Stream counts, run in increasing order; a side that fails is not run at larger N.
+    #[arg(long, value_delimiter = ',', default_values_t = SCALE_STEPS)]
+    steps: Vec<usize>,
+    /// Sides to run.
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["mpegcoder", "ffmpeg"])]
+    sides: Vec<scale::Side>,
+    /// Length of the clip, seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u32,
+    /// Skip nginx (the sink's wire timing only).
+    #[arg(long)]
+    no_nginx: bool,
+    /// The mpegcoder binary (a release build; needed for the mpegcoder side).
+    #[arg(long, default_value = "target/release/mpegcoder")]
+    mpegcoder: PathBuf,
+    /// ffmpeg.
+    #[arg(long, default_value = "ffmpeg")]
+    ffmpeg: PathBuf,
+    /// ffprobe.
+    #[arg(long, default_value = "ffprobe")]
+    ffprobe: PathBuf,
+    /// GNU time.
+    #[arg(long, default_value = "/usr/bin/time")]
+    time: PathBuf,
+    /// nginx (with the RTMP module at /usr/lib/nginx/modules/ngx_rtmp_module.so).
+    #[arg(long, default_value = "nginx")]
+    nginx: PathBuf,
+}
+
+/// The scale comparison's default stream counts.
+const SCALE_STEPS: [usize; 9] = [25, 50, 100, 200, 400, 600, 800, 1000, 1200];
 
 #[derive(Debug, Args)]
 struct PythonArgs {
@@ -222,9 +268,19 @@ struct RunArgs {
     /// same instant (every stream's frames due together: the worst case).
     #[arg(long)]
     no_aligned_check: bool,
-    /// Skip nginx in the concurrency sweep (wire timing only).
+    /// Skip nginx in the concurrency sweep and the scale comparison (wire timing only).
     #[arg(long)]
     no_nginx: bool,
+    /// Skip the scale comparison (N copy streams with audio: one `mpegcoder push-many`
+    /// against N ffmpeg processes).
+    #[arg(long)]
+    skip_scale: bool,
+    /// Stream counts of the scale comparison, run in increasing order.
+    #[arg(long, value_delimiter = ',', default_values_t = SCALE_STEPS)]
+    scale_steps: Vec<usize>,
+    /// Sides of the scale comparison.
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["mpegcoder", "ffmpeg"])]
+    scale_sides: Vec<scale::Side>,
 }
 
 #[derive(Debug, Args)]
@@ -256,6 +312,7 @@ fn main() -> ExitCode {
         Cmd::PushMany(args) => push_many(&args),
         Cmd::Criterion(args) => criterion::summarize(&args.dir, args.append.as_deref()),
         Cmd::Python(args) => python_bench(&args),
+        Cmd::Scale(args) => scale_bench(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -509,6 +566,16 @@ struct Report {
     concurrency_clip: Option<ClipSpec>,
     concurrency: Vec<sweep::Step>,
     largest_passing: Vec<(Design, Option<usize>)>,
+    /// The scale comparison's clip.
+    scale_clip: Option<ClipSpec>,
+    /// Its audio+video file.
+    scale_av_clip: Option<AvClip>,
+    /// The scale comparison's sides, in the order asked for.
+    scale_sides: Vec<scale::Side>,
+    /// Its steps.
+    scale: Vec<scale::ScaleStep>,
+    /// The largest passing N of each side.
+    scale_largest_passing: Vec<(scale::Side, Option<usize>)>,
     /// The round-2 measurements' clip.
     round2_clip: Option<ClipSpec>,
     reconnect: Vec<reconnect::ReconnectRun>,
@@ -687,6 +754,11 @@ fn run(args: &RunArgs) -> Result<()> {
         concurrency_clip: None,
         concurrency: Vec::new(),
         largest_passing: Vec::new(),
+        scale_clip: None,
+        scale_av_clip: None,
+        scale_sides: Vec::new(),
+        scale: Vec::new(),
+        scale_largest_passing: Vec::new(),
         round2_clip: None,
         reconnect: Vec::new(),
         ffmpeg_restart: Vec::new(),
@@ -968,20 +1040,7 @@ fn run(args: &RunArgs) -> Result<()> {
         let spec = ClipSpec::hd(args.many_seconds);
         let clip = clip::ensure(&ffmpeg, &ffprobe, &clips, spec)?;
         report.concurrency_clip = Some(spec);
-        let nginx = if args.no_nginx {
-            None
-        } else {
-            match (which(&args.nginx), Path::new(nginx::RTMP_MODULE).exists()) {
-                (Some(n), true) => Some(n),
-                _ => {
-                    eprintln!(
-                        "warning: nginx or its RTMP module is missing: the sweep checks the \
-                         sink only"
-                    );
-                    None
-                }
-            }
-        };
+        let nginx = nginx_unless(&args.nginx, args.no_nginx, "the sweep");
         let setup = sweep::SweepSetup {
             bench: std::env::current_exe()?,
             time: time.clone(),
@@ -1005,6 +1064,29 @@ fn run(args: &RunArgs) -> Result<()> {
         }
     }
 
+    if !args.skip_scale {
+        let (spec, av) = scale_clip(&ffmpeg, &ffprobe, &clips, args.many_seconds)?;
+        let setup = scale::ScaleSetup {
+            mpegcoder: Some(mpegcoder.clone()),
+            ffmpeg: ffmpeg.clone(),
+            time: time.clone(),
+            nginx: nginx_unless(&args.nginx, args.no_nginx, "the scale comparison"),
+            clip: av.clone(),
+            frames: spec.frames() as usize,
+            fps: f64::from(spec.fps),
+            work: args.out.join("scale"),
+        };
+        report.scale = scale::scale(&setup, &args.scale_steps, &args.scale_sides)?;
+        report.scale_largest_passing = args
+            .scale_sides
+            .iter()
+            .map(|&side| (side, scale::largest_passing(&report.scale, side)))
+            .collect();
+        report.scale_sides = args.scale_sides.clone();
+        report.scale_clip = Some(spec);
+        report.scale_av_clip = Some(av);
+    }
+
     report.machine.load_at_end = process::load_average();
     let md = render(&report);
     println!("{md}");
@@ -1016,6 +1098,131 @@ fn run(args: &RunArgs) -> Result<()> {
         args.out.join("report.md").display(),
         args.out.join("report.json").display()
     );
+    Ok(())
+}
+
+/// nginx with its RTMP module, unless `skip`; `None`, with a warning that `what` checks the
+/// sink only, when either is missing.
+fn nginx_unless(nginx: &Path, skip: bool, what: &str) -> Option<PathBuf> {
+    if skip {
+        return None;
+    }
+    match (which(nginx), Path::new(nginx::RTMP_MODULE).exists()) {
+        (Some(n), true) => Some(n),
+        _ => {
+            eprintln!("warning: nginx or its RTMP module is missing: {what} checks the sink only");
+            None
+        }
+    }
+}
+
+/// The 720p30 clip of `seconds` and its audio+video variant (AAC), made once and cached.
+fn scale_clip(
+    ffmpeg: &Path,
+    ffprobe: &Path,
+    clips: &Path,
+    seconds: u32,
+) -> Result<(ClipSpec, AvClip)> {
+    let spec = ClipSpec::hd(seconds);
+    let video = clip::ensure(ffmpeg, ffprobe, clips, spec)?;
+    let av = clip::ensure_av(
+        ffmpeg,
+        ffprobe,
+        clips,
+        &video,
+        spec,
+        AudioSpec::AAC_48K_STEREO,
+    )?;
+    Ok((spec, av))
+}
+
+/// Everything `scale` measured.
+#[derive(Debug, Serialize)]
+struct ScaleReport {
+    machine: Machine,
+    clip: ClipSpec,
+    av_clip: AvClip,
+    sides: Vec<scale::Side>,
+    /// nginx ran as the second receiver.
+    nginx: bool,
+    steps: Vec<scale::ScaleStep>,
+    largest_passing: Vec<(scale::Side, Option<usize>)>,
+    /// The bench's own commit (`git rev-parse HEAD` where it ran).
+    bench_commit: String,
+}
+
+fn scale_bench(args: &ScaleArgs) -> Result<()> {
+    let ffmpeg = require(&args.ffmpeg, "ffmpeg")?;
+    let ffprobe = require(&args.ffprobe, "ffprobe")?;
+    let time = require(&args.time, "GNU time")?;
+    if args.sides.is_empty() {
+        bail!("--sides is empty (mpegcoder, ffmpeg)");
+    }
+    let mpegcoder = if args.sides.contains(&scale::Side::Mpegcoder) {
+        Some(require(
+            &args.mpegcoder,
+            "the mpegcoder binary (cargo build --release)",
+        )?)
+    } else {
+        None
+    };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let machine = machine_with(&ffmpeg, mpegcoder.as_deref().unwrap_or(&args.mpegcoder));
+    eprintln!(
+        "machine: {} × {}, kernel {}, load {:.2}",
+        machine.nproc,
+        machine.cpu_model,
+        machine.kernel,
+        machine.load_at_start.unwrap_or(f64::NAN)
+    );
+    if machine.load_at_start.is_some_and(|l| l > 0.5) {
+        eprintln!("warning: the load average is above 0.5; timing figures may suffer");
+    }
+    let (spec, av) = scale_clip(&ffmpeg, &ffprobe, &args.clips, args.seconds)?;
+    let setup = scale::ScaleSetup {
+        mpegcoder,
+        ffmpeg: ffmpeg.clone(),
+        time,
+        nginx: nginx_unless(&args.nginx, args.no_nginx, "the scale comparison"),
+        clip: av.clone(),
+        frames: spec.frames() as usize,
+        fps: f64::from(spec.fps),
+        work: args.out.clone(),
+    };
+    let steps = scale::scale(&setup, &args.steps, &args.sides)?;
+    let mut report = ScaleReport {
+        machine,
+        clip: spec,
+        nginx: setup.nginx.is_some(),
+        largest_passing: args
+            .sides
+            .iter()
+            .map(|&side| (side, scale::largest_passing(&steps, side)))
+            .collect(),
+        sides: args.sides.clone(),
+        steps,
+        av_clip: av,
+        bench_commit: git_commit(),
+    };
+    report.machine.load_at_end = process::load_average();
+    let mut md = render_machine(&report.machine);
+    md.push_str(&scale::markdown(
+        &report.steps,
+        &report.clip,
+        &report.av_clip,
+        &report.sides,
+    ));
+    if !report.nginx {
+        md.push_str("\nnginx did not run: the steps checked the sink only.\n");
+    }
+    println!("{md}");
+    let (md_path, json_path) = (args.out.join("scale.md"), args.out.join("scale.json"));
+    std::fs::write(&md_path, &md).with_context(|| format!("cannot write {}", md_path.display()))?;
+    let json = serde_json::to_string_pretty(&report)?;
+    std::fs::write(&json_path, json + "\n")
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    eprintln!("wrote {} and {}", md_path.display(), json_path.display());
     Ok(())
 }
 
@@ -1100,6 +1307,14 @@ fn render(report: &Report) -> String {
                 best.map_or("none".into(), |n| n.to_string())
             ));
         }
+    }
+    if let (Some(spec), Some(av)) = (&report.scale_clip, &report.scale_av_clip) {
+        md.push_str(&scale::markdown(
+            &report.scale,
+            spec,
+            av,
+            &report.scale_sides,
+        ));
     }
     if let Some(spec) = report.round2_clip {
         md.push_str(&format!(
