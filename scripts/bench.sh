@@ -8,6 +8,7 @@
 #   bash scripts/bench.sh --quick          # a short pass of every kind of figure (under 5
 #                                          # minutes once built): 10 s clips, one run each,
 #                                          # copy mode, 3 restarts per protocol, no sweep,
+#                                          # the scale comparison at 1 and 25 streams only,
 #                                          # no criterion
 #   bash scripts/bench.sh --repeat 3       # extra arguments go to `mpegcoder-bench run`
 #   bash scripts/bench.sh --repeat 3 --modes copy,libx264,copy-av
@@ -59,7 +60,7 @@ if [ "$QUICK" = 1 ]; then
   RUN=(--seconds 10 --repeat 1 --skip-concurrency --protos rtsp-tcp,rtmp
        --modes copy,reconnect,fanout,relay
        --reconnect-protos rtsp-tcp,rtsp-udp,rtmp --reconnect-codecs copy --reconnect-cycles 3
-       --fanout-protos rtmp --relay-protos rtmp)
+       --fanout-protos rtmp --relay-protos rtmp --scale-steps 1,25)
 elif [ "${BENCH_ROUND2:-1}" != 0 ]; then
   RUN=(--round2)
 fi

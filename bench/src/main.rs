@@ -112,7 +112,7 @@ struct ScaleArgs {
 }
 
 /// The scale comparison's default stream counts.
-const SCALE_STEPS: [usize; 9] = [25, 50, 100, 200, 400, 600, 800, 1000, 1200];
+const SCALE_STEPS: [usize; 10] = [1, 25, 50, 100, 150, 200, 300, 400, 600, 800];
 
 #[derive(Debug, Args)]
 struct PythonArgs {
