@@ -74,6 +74,26 @@ enum Cmd {
     Scale(Box<ScaleArgs>),
 }
 
+/// The programs a measurement runs.
+#[derive(Debug, Args)]
+struct Tools {
+    /// The mpegcoder binary (a release build).
+    #[arg(long, default_value = "target/release/mpegcoder")]
+    mpegcoder: PathBuf,
+    /// ffmpeg (the other publisher; also makes the clips).
+    #[arg(long, default_value = "ffmpeg")]
+    ffmpeg: PathBuf,
+    /// ffprobe.
+    #[arg(long, default_value = "ffprobe")]
+    ffprobe: PathBuf,
+    /// GNU time.
+    #[arg(long, default_value = "/usr/bin/time")]
+    time: PathBuf,
+    /// nginx (with the RTMP module at /usr/lib/nginx/modules/ngx_rtmp_module.so).
+    #[arg(long, default_value = "nginx")]
+    nginx: PathBuf,
+}
+
 #[derive(Debug, Args)]
 struct ScaleArgs {
     /// Output directory: lists, logs, scale.md and scale.json.
@@ -94,21 +114,8 @@ struct ScaleArgs {
     /// Skip nginx (the sink's wire timing only).
     #[arg(long)]
     no_nginx: bool,
-    /// The mpegcoder binary (a release build; needed for the mpegcoder side).
-    #[arg(long, default_value = "target/release/mpegcoder")]
-    mpegcoder: PathBuf,
-    /// ffmpeg.
-    #[arg(long, default_value = "ffmpeg")]
-    ffmpeg: PathBuf,
-    /// ffprobe.
-    #[arg(long, default_value = "ffprobe")]
-    ffprobe: PathBuf,
-    /// GNU time.
-    #[arg(long, default_value = "/usr/bin/time")]
-    time: PathBuf,
-    /// nginx (with the RTMP module at /usr/lib/nginx/modules/ngx_rtmp_module.so).
-    #[arg(long, default_value = "nginx")]
-    nginx: PathBuf,
+    #[command(flatten)]
+    tools: Tools,
 }
 
 /// The scale comparison's default stream counts.
@@ -124,18 +131,8 @@ struct PythonArgs {
     /// scripts/bench.sh --python` makes this one).
     #[arg(long, default_value = "target/bench-python-venv/bin/python")]
     python: PathBuf,
-    /// The mpegcoder binary (a release build).
-    #[arg(long, default_value = "target/release/mpegcoder")]
-    mpegcoder: PathBuf,
-    /// ffmpeg (makes the clip).
-    #[arg(long, default_value = "ffmpeg")]
-    ffmpeg: PathBuf,
-    /// ffprobe.
-    #[arg(long, default_value = "ffprobe")]
-    ffprobe: PathBuf,
-    /// GNU time.
-    #[arg(long, default_value = "/usr/bin/time")]
-    time: PathBuf,
+    #[command(flatten)]
+    tools: Tools,
     /// Runs of each configuration; figures are medians.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
@@ -167,21 +164,8 @@ struct RunArgs {
     /// Output directory (clips, logs, report.json, report.md).
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
-    /// The mpegcoder binary (a release build).
-    #[arg(long, default_value = "target/release/mpegcoder")]
-    mpegcoder: PathBuf,
-    /// ffmpeg.
-    #[arg(long, default_value = "ffmpeg")]
-    ffmpeg: PathBuf,
-    /// ffprobe.
-    #[arg(long, default_value = "ffprobe")]
-    ffprobe: PathBuf,
-    /// GNU time.
-    #[arg(long, default_value = "/usr/bin/time")]
-    time: PathBuf,
-    /// nginx (with the RTMP module at /usr/lib/nginx/modules/ngx_rtmp_module.so).
-    #[arg(long, default_value = "nginx")]
-    nginx: PathBuf,
+    #[command(flatten)]
+    tools: Tools,
     /// Runs of each side-by-side configuration; figures are medians.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
@@ -353,11 +337,11 @@ struct PythonReport {
 }
 
 fn python_bench(args: &PythonArgs) -> Result<()> {
-    let ffmpeg = require(&args.ffmpeg, "ffmpeg")?;
-    let ffprobe = require(&args.ffprobe, "ffprobe")?;
-    let time = require(&args.time, "GNU time")?;
+    let ffmpeg = require(&args.tools.ffmpeg, "ffmpeg")?;
+    let ffprobe = require(&args.tools.ffprobe, "ffprobe")?;
+    let time = require(&args.tools.time, "GNU time")?;
     let mpegcoder = require(
-        &args.mpegcoder,
+        &args.tools.mpegcoder,
         "the mpegcoder binary (cargo build --release)",
     )?;
     let python = which(&args.python).with_context(|| {
@@ -520,7 +504,7 @@ fn first_line(program: &Path, args: &[&str]) -> String {
 }
 
 fn machine(args: &RunArgs) -> Machine {
-    machine_with(&args.ffmpeg, &args.mpegcoder)
+    machine_with(&args.tools.ffmpeg, &args.tools.mpegcoder)
 }
 
 fn machine_with(ffmpeg: &Path, mpegcoder: &Path) -> Machine {
@@ -684,11 +668,11 @@ fn require(program: &Path, what: &str) -> Result<PathBuf> {
 }
 
 fn run(args: &RunArgs) -> Result<()> {
-    let ffmpeg = require(&args.ffmpeg, "ffmpeg")?;
-    let ffprobe = require(&args.ffprobe, "ffprobe")?;
-    let time = require(&args.time, "GNU time")?;
+    let ffmpeg = require(&args.tools.ffmpeg, "ffmpeg")?;
+    let ffprobe = require(&args.tools.ffprobe, "ffprobe")?;
+    let time = require(&args.tools.time, "GNU time")?;
     let mpegcoder = require(
-        &args.mpegcoder,
+        &args.tools.mpegcoder,
         "the mpegcoder binary (cargo build --release)",
     )?;
     let (modes, mut round2) = parse_modes(&args.modes)?;
@@ -719,7 +703,7 @@ fn run(args: &RunArgs) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     let reconnect_codecs = parse_codecs(&args.reconnect_codecs)?;
-    let nginx_bin = which(&args.nginx).filter(|_| Path::new(nginx::RTMP_MODULE).exists());
+    let nginx_bin = which(&args.tools.nginx).filter(|_| Path::new(nginx::RTMP_MODULE).exists());
     if round2.relay && relay_sources.contains(&RelaySource::Nginx) && nginx_bin.is_none() {
         bail!(
             "the relay measurement needs nginx with its RTMP module ({}); install it with `bash \
@@ -925,7 +909,9 @@ fn run(args: &RunArgs) -> Result<()> {
                 ffmpeg: ffmpeg.clone(),
                 ffprobe: ffprobe.clone(),
                 time: time.clone(),
-                nginx: nginx_bin.clone().unwrap_or_else(|| args.nginx.clone()),
+                nginx: nginx_bin
+                    .clone()
+                    .unwrap_or_else(|| args.tools.nginx.clone()),
                 clip: clip.clone(),
                 frames,
                 seconds: frames as f64 / fps,
@@ -994,7 +980,9 @@ fn run(args: &RunArgs) -> Result<()> {
                 mpegcoder: relay_bin,
                 ffmpeg: ffmpeg.clone(),
                 time: time.clone(),
-                nginx: nginx_bin.clone().unwrap_or_else(|| args.nginx.clone()),
+                nginx: nginx_bin
+                    .clone()
+                    .unwrap_or_else(|| args.tools.nginx.clone()),
                 clip: clip.clone(),
                 frames,
                 fps,
@@ -1040,7 +1028,7 @@ fn run(args: &RunArgs) -> Result<()> {
         let spec = ClipSpec::hd(args.many_seconds);
         let clip = clip::ensure(&ffmpeg, &ffprobe, &clips, spec)?;
         report.concurrency_clip = Some(spec);
-        let nginx = nginx_unless(&args.nginx, args.no_nginx, "the sweep");
+        let nginx = nginx_unless(&args.tools.nginx, args.no_nginx, "the sweep");
         let setup = sweep::SweepSetup {
             bench: std::env::current_exe()?,
             time: time.clone(),
@@ -1070,7 +1058,7 @@ fn run(args: &RunArgs) -> Result<()> {
             mpegcoder: Some(mpegcoder.clone()),
             ffmpeg: ffmpeg.clone(),
             time: time.clone(),
-            nginx: nginx_unless(&args.nginx, args.no_nginx, "the scale comparison"),
+            nginx: nginx_unless(&args.tools.nginx, args.no_nginx, "the scale comparison"),
             clip: av.clone(),
             frames: spec.frames() as usize,
             fps: f64::from(spec.fps),
@@ -1152,15 +1140,15 @@ struct ScaleReport {
 }
 
 fn scale_bench(args: &ScaleArgs) -> Result<()> {
-    let ffmpeg = require(&args.ffmpeg, "ffmpeg")?;
-    let ffprobe = require(&args.ffprobe, "ffprobe")?;
-    let time = require(&args.time, "GNU time")?;
+    let ffmpeg = require(&args.tools.ffmpeg, "ffmpeg")?;
+    let ffprobe = require(&args.tools.ffprobe, "ffprobe")?;
+    let time = require(&args.tools.time, "GNU time")?;
     if args.sides.is_empty() {
         bail!("--sides is empty (mpegcoder, ffmpeg)");
     }
     let mpegcoder = if args.sides.contains(&scale::Side::Mpegcoder) {
         Some(require(
-            &args.mpegcoder,
+            &args.tools.mpegcoder,
             "the mpegcoder binary (cargo build --release)",
         )?)
     } else {
@@ -1168,7 +1156,10 @@ fn scale_bench(args: &ScaleArgs) -> Result<()> {
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let machine = machine_with(&ffmpeg, mpegcoder.as_deref().unwrap_or(&args.mpegcoder));
+    let machine = machine_with(
+        &ffmpeg,
+        mpegcoder.as_deref().unwrap_or(&args.tools.mpegcoder),
+    );
     eprintln!(
         "machine: {} × {}, kernel {}, load {:.2}",
         machine.nproc,
@@ -1184,7 +1175,7 @@ fn scale_bench(args: &ScaleArgs) -> Result<()> {
         mpegcoder,
         ffmpeg: ffmpeg.clone(),
         time,
-        nginx: nginx_unless(&args.nginx, args.no_nginx, "the scale comparison"),
+        nginx: nginx_unless(&args.tools.nginx, args.no_nginx, "the scale comparison"),
         clip: av.clone(),
         frames: spec.frames() as usize,
         fps: f64::from(spec.fps),

@@ -450,25 +450,22 @@ impl ScaleStep {
     /// Every stream complete at both receivers and the pooled p99 within
     /// [`DELIVERY_P99_LIMIT_MS`].
     pub fn delivered(&self) -> bool {
-        self.sink.streams_complete == self.streams
-            && self
-                .nginx
-                .as_ref()
-                .is_none_or(|d| d.streams_complete == self.streams)
-            && self
-                .pooled
-                .is_some_and(|p| p.p99_ms <= DELIVERY_P99_LIMIT_MS)
+        self.complete_within(DELIVERY_P99_LIMIT_MS)
     }
 
     /// Every stream complete at the sink and at nginx (when it ran), and the pooled p99
     /// within [`P99_LIMIT_MS`].
     pub fn passed(&self) -> bool {
+        self.complete_within(P99_LIMIT_MS)
+    }
+
+    fn complete_within(&self, p99_ms: f64) -> bool {
         self.sink.streams_complete == self.streams
             && self
                 .nginx
                 .as_ref()
                 .is_none_or(|d| d.streams_complete == self.streams)
-            && self.pooled.is_some_and(|p| p.p99_ms <= P99_LIMIT_MS)
+            && self.pooled.is_some_and(|p| p.p99_ms <= p99_ms)
     }
 }
 
